@@ -1,0 +1,338 @@
+"""The ``simstudy`` command: the one place that composes config, executor, engine and store.
+
+Exit codes: 0 success; 1 the run finished but some condition was stopped early; 2 bad input
+(config, paths, data), reported in one paragraph before any work starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import shutil
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from simstudy.errors import InputError
+
+EXIT_OK, EXIT_STOPPED, EXIT_INPUT = 0, 1, 2
+
+
+def _say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def config_dir() -> Path:
+    """Where the Hydra config tree lives.
+
+    ``$SIMSTUDY_CONFIG_DIR``, else ``./conf`` when it has a ``config.yaml``, else the ``conf/``
+    beside the installed package (the repository's).
+    """
+    if os.environ.get("SIMSTUDY_CONFIG_DIR"):
+        return Path(os.environ["SIMSTUDY_CONFIG_DIR"]).resolve()
+    local = Path.cwd() / "conf"
+    if (local / "config.yaml").exists():
+        return local.resolve()
+    return Path(__file__).resolve().parents[1] / "conf"
+
+
+def _check_group_choices(conf: Path, overrides: Sequence[str]) -> None:
+    """Name an unknown config-group option (``executor=foo``) before Hydra does, plainly."""
+    for item in overrides:
+        if "=" not in item:
+            raise InputError(
+                "override", item, "KEY=VALUE (e.g. study.reps=100 or executor=synchronous)"
+            )
+        key, value = item.split("=", 1)
+        group = key.lstrip("+~")
+        if (conf / group).is_dir() and "." not in group and value:
+            options = sorted(p.stem for p in (conf / group).glob("*.yaml"))
+            if value not in options:
+                raise InputError(group, value, "one of " + ", ".join(options))
+
+
+def compose(overrides: Sequence[str]) -> Any:
+    """Compose ``conf/config.yaml`` with command-line overrides (Hydra's compose API).
+
+    The working directory is never changed and nothing is written by Hydra.
+    """
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    conf = config_dir()
+    if not (conf / "config.yaml").exists():
+        raise InputError("SIMSTUDY_CONFIG_DIR", str(conf), "a directory with config.yaml")
+    _check_group_choices(conf, overrides)
+    try:
+        with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
+            return hydra_compose("config", overrides=list(overrides))
+    except (HydraException, OmegaConfBaseException) as exc:
+        text = " ".join(str(exc).split())
+        raise InputError(
+            "overrides", " ".join(overrides), f"a valid Hydra override list ({text})"
+        ) from None
+
+
+def load_plan(overrides: Sequence[str]) -> Any:
+    """Compose and validate a study from overrides."""
+    from simstudy.config import plan_from_config
+    from simstudy.models import model_infos
+
+    return plan_from_config(compose(overrides), model_infos())
+
+
+def _differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    out = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += _differences(a, b, f"{prefix}{key}.")
+        elif a != b:
+            out.append(f"{prefix}{key}: {a!r} -> {b!r}")
+    return out
+
+
+def cmd_run(overrides: Sequence[str]) -> int:
+    """Run (or resume) the study the overrides describe."""
+    from simstudy.aggregate import summarise
+    from simstudy.aggregate.tables import print_summary
+    from simstudy.config import config_hash
+    from simstudy.design import expand_grid
+    from simstudy.engine import replicate
+    from simstudy.execute.pools import open_pool
+    from simstudy.execute.progress import RunProgress
+    from simstudy.execute.runner import StopRule, plan_tasks, run_tasks
+    from simstudy.store import (
+        Manifest,
+        RunLock,
+        read_manifest,
+        read_replications,
+        replication_schema,
+        write_manifest,
+    )
+
+    plan = load_plan(overrides)
+    conditions = expand_grid(plan.factors, plan.exclude)
+    if not conditions:
+        raise InputError(
+            "study.exclude",
+            [dict(e) for e in plan.exclude],
+            "rules that leave at least one condition",
+        )
+    study_dir = plan.study_dir
+    numbers = plan.numbers_config()
+    digest = config_hash(numbers)
+    existing = read_manifest(study_dir)
+    if existing and existing.config_hash != digest and not plan.fresh:
+        changes = "; ".join(_differences(existing.numbers, numbers)[:5])
+        raise InputError(
+            "study.name",
+            plan.name,
+            f"a study whose config matches the results already in {study_dir} "
+            f"(changed: {changes}). Use a new study.name, or fresh=true to delete those "
+            "results and start over",
+        )
+    with RunLock(study_dir):
+        if plan.fresh:
+            for name in ("replications", "summary.parquet", "manifest.json"):
+                target = study_dir / name
+                if target.is_dir():
+                    shutil.rmtree(target)
+                elif target.exists():
+                    target.unlink()
+            existing = None
+        batch_size = existing.batch_size if existing else plan.executor.batch_size
+        if batch_size != plan.executor.batch_size:
+            _say(
+                f"[simstudy] resuming with batch_size={batch_size} from the manifest "
+                f"(executor.batch_size={plan.executor.batch_size} applies to fresh runs)"
+            )
+        write_manifest(
+            study_dir, Manifest(plan.name, digest, batch_size, numbers, plan.to_config())
+        )
+        tasks, skipped = plan_tasks(study_dir, conditions, plan.reps, batch_size)
+        _say(
+            f"[simstudy] study {plan.name}: {len(conditions)} conditions × {plan.reps} reps × "
+            f"{len(plan.estimators)} estimators; {len(tasks)} batches to run, "
+            f"{skipped} finished earlier"
+        )
+        started = time.monotonic()
+        report = None
+        if tasks:
+            with open_pool(plan.executor) as pool:
+                if pool.dashboard_link:
+                    _say(f"[simstudy] Dask dashboard: {pool.dashboard_link}")
+                progress = RunProgress(len(tasks), skipped)
+                try:
+                    report = run_tasks(
+                        pool,
+                        tasks,
+                        study_dir=study_dir,
+                        schema=replication_schema(plan.factor_kinds),
+                        run_fn=functools.partial(replicate.run_batch, plan),
+                        fail_fn=functools.partial(replicate.failed_batch, plan),
+                        stop_rule=StopRule(plan.max_failure_rate, plan.min_reps_for_stop),
+                        n_estimators=len(plan.estimators),
+                        window=plan.executor.window,
+                        progress=progress,
+                    )
+                finally:
+                    progress.close()
+        records = read_replications(study_dir)
+        summary = summarise(records)
+        summary.to_parquet(study_dir / "summary.parquet", index=False)
+    elapsed = time.monotonic() - started
+    print_summary(summary, list(plan.factors), title=f"{plan.name}: performance (MCSE)")
+    n_failed = int((records["status"] != "ok").sum()) if len(records) else 0
+    print(
+        f"replications: {study_dir / 'replications'}  ({len(records)} records, {n_failed} failed)"
+    )
+    print(f"summary:      {study_dir / 'summary.parquet'}")
+    if report is not None:
+        print(
+            f"this run: {report.batches_written} batches written, {skipped} skipped as finished, "
+            f"{report.fits} fits ({report.failed_fits} failed) in {elapsed:.1f}s"
+        )
+        if report.stopped:
+            for cid, why in report.stopped.items():
+                print(f"condition {cid} stopped early: {why}")
+            print(
+                f"{report.batches_not_run} batches were not run; "
+                "fix the cause and run again to resume."
+            )
+            return EXIT_STOPPED
+    else:
+        print("nothing to run: every batch was finished earlier")
+    return EXIT_OK
+
+
+def read_input(path: Path) -> pd.DataFrame:
+    """Replication records from a results directory, a Parquet file or a CSV file."""
+    from simstudy.store import read_replications
+
+    if not path.exists():
+        raise InputError("INPUT", str(path), "an existing results directory, .parquet or .csv file")
+    if path.is_dir():
+        records = read_replications(path)
+        if records.empty:
+            raise InputError(
+                "INPUT",
+                str(path),
+                "a results directory with replications/condition=*/batch-*.parquet",
+            )
+        return records
+    if path.suffix == ".parquet":
+        return pd.read_parquet(path)
+    if path.suffix == ".csv":
+        return pd.read_csv(path)
+    raise InputError("INPUT", str(path), "a results directory, .parquet or .csv file")
+
+
+REQUIRED = ("estimator", "parameter", "truth", "estimate", "se", "lower", "upper")
+
+
+def cmd_aggregate(args: argparse.Namespace) -> int:
+    """Summarise replication records into summary.parquet and a table."""
+    from simstudy.aggregate import factor_columns, summarise
+    from simstudy.aggregate.tables import print_summary
+    from simstudy.design import condition_id
+
+    path = Path(args.input)
+    records = read_input(path)
+    missing = [c for c in REQUIRED if c not in records.columns]
+    if missing:
+        raise InputError(
+            "INPUT columns",
+            ", ".join(missing),
+            "the replication schema: " + ", ".join(REQUIRED) + " are required",
+        )
+    if "status" not in records.columns:
+        records["status"] = "ok"
+    if "condition_id" not in records.columns:
+        factors = factor_columns(records)
+        records["condition_id"] = [
+            condition_id(dict(zip(factors, row, strict=True)))
+            for row in records[factors].itertuples(index=False)
+        ]
+    for col in ("ess_bulk", "ess_tail"):
+        if col not in records.columns:
+            records[col] = float("nan")
+    summary = summarise(records)
+    out = (
+        Path(args.out)
+        if args.out
+        else (
+            path / "summary.parquet"
+            if path.is_dir()
+            else path.with_name(path.stem + "-summary.parquet")
+        )
+    )
+    summary.to_parquet(out, index=False)
+    print_summary(summary, factor_columns(records))
+    print(f"summary: {out}")
+    return EXIT_OK
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """Say how far a study directory has got."""
+    from simstudy.config import plan_from_dict
+    from simstudy.design import expand_grid
+    from simstudy.execute.runner import plan_tasks
+    from simstudy.models import model_infos
+    from simstudy.store import read_manifest
+
+    study_dir = Path(args.results_dir)
+    manifest = read_manifest(study_dir)
+    if manifest is None:
+        raise InputError("RESULTS_DIR", str(study_dir), "a study directory with a manifest.json")
+    plan = plan_from_dict(manifest.config, model_infos())
+    conditions = expand_grid(plan.factors, plan.exclude)
+    todo, done = plan_tasks(study_dir, conditions, plan.reps, manifest.batch_size)
+    total = len(todo) + done
+    print(
+        f"study {manifest.study} ({study_dir}): {done}/{total} batches finished, {len(todo)} to run"
+    )
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``simstudy`` command."""
+    parser = argparse.ArgumentParser(prog="simstudy", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run or resume a study: simstudy run [HYDRA_OVERRIDES ...]")
+    run.add_argument(
+        "overrides", nargs="*", help="Hydra overrides, e.g. study.reps=100 executor=synchronous"
+    )
+    agg = sub.add_parser(
+        "aggregate", help="summarise replication records (results dir, .parquet or .csv)"
+    )
+    agg.add_argument("input")
+    agg.add_argument("--out", default=None, help="where to write the summary Parquet")
+    status = sub.add_parser("status", help="how far a study directory has got")
+    status.add_argument("results_dir")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``simstudy`` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "run":
+            return cmd_run(args.overrides)
+        if args.command == "aggregate":
+            return cmd_aggregate(args)
+        return cmd_status(args)
+    except InputError as exc:
+        _say(f"simstudy: error: {exc}")
+        return EXIT_INPUT
+
+
+if __name__ == "__main__":
+    sys.exit(main())

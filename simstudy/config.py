@@ -1,0 +1,432 @@
+"""Study configuration: typed settings, validation, and conversion of a Hydra config to a plan.
+
+Everything a run needs is checked here, before any work starts. Each problem raises
+:class:`~simstudy.errors.InputError` naming the field, the bad value and what is allowed; the
+command line turns it into exit code 2.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from simstudy.errors import InputError
+
+EXECUTORS = ("local", "synchronous")
+SAMPLERS = ("nuts",)
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+@dataclass(frozen=True)
+class FactorSpec:
+    """What values a design factor (or model parameter) may take.
+
+    Parameters
+    ----------
+    kind
+        ``"int"``, ``"float"`` or ``"str"``.
+    low, high
+        Inclusive lower bound and upper bound (exclusive when ``high_open``); ``None`` for none.
+    choices
+        The allowed values of a ``"str"`` factor.
+    """
+
+    kind: str
+    low: float | None = None
+    high: float | None = None
+    high_open: bool = False
+    choices: tuple[str, ...] | None = None
+
+    def describe(self) -> str:
+        """Say in words what is allowed."""
+        if self.kind == "str":
+            return "one of " + ", ".join(repr(c) for c in self.choices or ())
+        noun = "an integer" if self.kind == "int" else "a number"
+        if self.low is not None and self.high is not None:
+            right = ")" if self.high_open else "]"
+            return f"{noun} in [{self.low:g}, {self.high:g}{right}"
+        if self.low is not None:
+            return f"{noun} >= {self.low:g}"
+        return noun
+
+    def check(self, name: str, value: Any) -> int | float | str:
+        """Return ``value`` normalised to this kind, or raise :class:`InputError`."""
+        if self.kind == "str":
+            if not isinstance(value, str) or (self.choices and value not in self.choices):
+                raise InputError(name, value, self.describe())
+            return value
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise InputError(name, value, self.describe())
+        if self.kind == "int":
+            if isinstance(value, float) and not value.is_integer():
+                raise InputError(name, value, self.describe())
+            value = int(value)
+        else:
+            value = float(value)
+        too_low = self.low is not None and value < self.low
+        too_high = self.high is not None and (
+            value >= self.high if self.high_open else value > self.high
+        )
+        if too_low or too_high or value != value:  # value != value catches NaN
+            raise InputError(name, value, self.describe())
+        return value
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a model family declares, so that a study can be validated without running it.
+
+    Parameters
+    ----------
+    name
+        The model's name, as in ``conf/model/<name>.yaml``.
+    factors
+        Design factors the DGM understands besides its parameters (``N``, ``missing_rate`` ...).
+    params
+        The DGM's parameters; each may also be varied as a design factor.
+    priors
+        Names of the prior settings the estimators read.
+    estimators
+        Estimator names, in the order they are documented.
+    """
+
+    name: str
+    factors: Mapping[str, FactorSpec]
+    params: Mapping[str, FactorSpec]
+    priors: Mapping[str, FactorSpec]
+    estimators: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class SamplerSettings:
+    """MCMC settings shared by every sampled estimator of a study."""
+
+    name: str = "nuts"
+    chains: int = 2
+    warmup: int = 500
+    draws: int = 500
+    target_accept: float = 0.8
+    max_tree_depth: int = 10
+
+
+@dataclass(frozen=True)
+class ExecutorSettings:
+    """Where and how batches run; none of this changes a replication's numbers."""
+
+    name: str = "local"
+    n_workers: int | None = None
+    batch_size: int = 10
+    window: int | None = None
+    retries: int = 1
+    dashboard: bool = True
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """The model of a study: its name, default parameter values and prior settings."""
+
+    name: str
+    params: dict[str, float]
+    priors: dict[str, float]
+
+
+@dataclass(frozen=True)
+class StudyPlan:
+    """A validated study: everything the executor and the replications need, as plain values."""
+
+    name: str
+    aims: str
+    reps: int
+    seed: int
+    level: float
+    estimators: tuple[str, ...]
+    factors: dict[str, tuple[Any, ...]]
+    exclude: tuple[dict[str, Any], ...]
+    max_failure_rate: float
+    min_reps_for_stop: int
+    model: ModelSettings
+    sampler: SamplerSettings
+    executor: ExecutorSettings
+    results_dir: Path = Path("results")
+    fresh: bool = False
+    factor_kinds: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def study_dir(self) -> Path:
+        """Directory holding this study's outputs."""
+        return Path(self.results_dir) / self.name
+
+    def numbers_config(self) -> dict[str, Any]:
+        """The settings that replication numbers depend on (design grid and reps excluded).
+
+        Adding factor levels or replications keeps every finished batch valid; changing anything
+        here does not, so the manifest stores its hash.
+        """
+        return {
+            "seed": self.seed,
+            "level": self.level,
+            "estimators": list(self.estimators),
+            "model": asdict(self.model),
+            "sampler": asdict(self.sampler),
+        }
+
+    def to_config(self) -> dict[str, Any]:
+        """The validated config in the shape :func:`plan_from_dict` reads (JSON-ready).
+
+        The manifest stores it, so a study directory can be replayed or inspected later.
+        """
+        return {
+            "study": {
+                "name": self.name,
+                "aims": self.aims,
+                "reps": self.reps,
+                "seed": self.seed,
+                "level": self.level,
+                "estimators": list(self.estimators),
+                "factors": {k: list(v) for k, v in self.factors.items()},
+                "exclude": [dict(e) for e in self.exclude],
+                "max_failure_rate": self.max_failure_rate,
+                "min_reps_for_stop": self.min_reps_for_stop,
+            },
+            "model": asdict(self.model),
+            "sampler": asdict(self.sampler),
+            "executor": asdict(self.executor),
+            "results_dir": str(self.results_dir),
+            "fresh": self.fresh,
+        }
+
+
+def config_hash(numbers: Mapping[str, Any]) -> str:
+    """Stable short hash of a JSON-able mapping."""
+    blob = json.dumps(numbers, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _section(raw: Any, name: str, allowed: Sequence[str]) -> dict[str, Any]:
+    if not isinstance(raw, Mapping):
+        raise InputError(name, raw, "a mapping of settings")
+    unknown = sorted(set(raw) - set(allowed))
+    if unknown:
+        raise InputError(
+            f"{name}.{unknown[0]}", raw[unknown[0]], "known keys are " + ", ".join(allowed)
+        )
+    return dict(raw)
+
+
+def _int(name: str, value: Any, low: int, *, none_ok: bool = False) -> int | None:
+    if value is None and none_ok:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        extra = " or null" if none_ok else ""
+        raise InputError(name, value, f"an integer >= {low}{extra}")
+    return value
+
+
+def _unit(name: str, value: Any, *, closed: bool) -> float:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if ok:
+        ok = 0 <= value <= 1 if closed else 0 < value < 1
+    if not ok:
+        raise InputError(name, value, "a number in [0, 1]" if closed else "a number in (0, 1)")
+    return float(value)
+
+
+def _sampler(raw: Any) -> SamplerSettings:
+    d = _section(raw, "sampler", [f.name for f in SamplerSettings.__dataclass_fields__.values()])
+    name = d.get("name", "nuts")
+    if name not in SAMPLERS:
+        raise InputError("sampler.name", name, "one of " + ", ".join(SAMPLERS))
+    target = d.get("target_accept", 0.8)
+    return SamplerSettings(
+        name=name,
+        chains=_int("sampler.chains", d.get("chains", 2), 1),
+        warmup=_int("sampler.warmup", d.get("warmup", 500), 1),
+        draws=_int("sampler.draws", d.get("draws", 500), 4),
+        target_accept=_unit("sampler.target_accept", target, closed=False),
+        max_tree_depth=_int("sampler.max_tree_depth", d.get("max_tree_depth", 10), 1),
+    )
+
+
+def _executor(raw: Any) -> ExecutorSettings:
+    d = _section(raw, "executor", list(ExecutorSettings.__dataclass_fields__))
+    name = d.get("name", "local")
+    if name not in EXECUTORS:
+        raise InputError("executor.name", name, "one of " + ", ".join(EXECUTORS))
+    dashboard = d.get("dashboard", True)
+    if not isinstance(dashboard, bool):
+        raise InputError("executor.dashboard", dashboard, "true or false")
+    return ExecutorSettings(
+        name=name,
+        n_workers=_int("executor.n_workers", d.get("n_workers"), 1, none_ok=True),
+        batch_size=_int("executor.batch_size", d.get("batch_size", 10), 1),
+        window=_int("executor.window", d.get("window"), 1, none_ok=True),
+        retries=_int("executor.retries", d.get("retries", 1), 0),
+        dashboard=dashboard,
+    )
+
+
+def _model(raw: Any, models: Mapping[str, ModelInfo]) -> tuple[ModelSettings, ModelInfo]:
+    d = _section(raw, "model", ["name", "params", "priors"])
+    name = d.get("name")
+    if name not in models:
+        raise InputError("model.name", name, "one of " + ", ".join(sorted(models)))
+    info = models[name]
+    params = _section(d.get("params", {}), "model.params", list(info.params))
+    missing = [p for p in info.params if p not in params]
+    if missing:
+        raise InputError(
+            f"model.params.{missing[0]}", None, f"a value for {missing[0]} is required"
+        )
+    params = {k: info.params[k].check(f"model.params.{k}", v) for k, v in params.items()}
+    priors = _section(d.get("priors", {}), "model.priors", list(info.priors))
+    missing = [p for p in info.priors if p not in priors]
+    if missing:
+        raise InputError(
+            f"model.priors.{missing[0]}", None, f"a value for {missing[0]} is required"
+        )
+    priors = {k: info.priors[k].check(f"model.priors.{k}", v) for k, v in priors.items()}
+    return ModelSettings(name=name, params=params, priors=priors), info
+
+
+_STUDY_KEYS = (
+    "name",
+    "aims",
+    "reps",
+    "seed",
+    "level",
+    "estimators",
+    "factors",
+    "exclude",
+    "max_failure_rate",
+    "min_reps_for_stop",
+)
+
+
+def _factors(raw: Any, info: ModelInfo) -> tuple[dict[str, tuple[Any, ...]], dict[str, str]]:
+    specs = {**info.factors, **info.params}
+    if not isinstance(raw, Mapping) or not raw:
+        raise InputError(
+            "study.factors", raw, "a non-empty mapping of factor name to list of levels"
+        )
+    factors: dict[str, tuple[Any, ...]] = {}
+    for name, levels in raw.items():
+        where = f"study.factors.{name}"
+        if name not in specs:
+            allowed = ", ".join(specs)
+            raise InputError(where, levels, f"a factor of model {info.name}: one of {allowed}")
+        if isinstance(levels, (str, bytes)) or not isinstance(levels, Sequence) or not levels:
+            raise InputError(where, levels, "a non-empty list of levels")
+        checked = tuple(specs[name].check(f"{where}[{i}]", v) for i, v in enumerate(levels))
+        if len(set(checked)) != len(checked):
+            raise InputError(where, list(levels), "a list of distinct levels")
+        factors[name] = checked
+    required = [f for f in info.factors if f not in factors]
+    if required:
+        raise InputError(
+            f"study.factors.{required[0]}", None, f"model {info.name} needs levels for it"
+        )
+    kinds = {name: specs[name].kind for name in factors}
+    return factors, kinds
+
+
+def _exclude(raw: Any, factors: Mapping[str, tuple[Any, ...]]) -> tuple[dict[str, Any], ...]:
+    if raw is None:
+        return ()
+    if isinstance(raw, (str, bytes, Mapping)) or not isinstance(raw, Sequence):
+        raise InputError("study.exclude", raw, "a list of {factor: level} mappings")
+    out = []
+    for i, entry in enumerate(raw):
+        where = f"study.exclude[{i}]"
+        if not isinstance(entry, Mapping) or not entry:
+            raise InputError(where, entry, "a non-empty {factor: level} mapping")
+        for key, value in entry.items():
+            if key not in factors:
+                raise InputError(
+                    f"{where}.{key}", value, "a factor of the study: " + ", ".join(factors)
+                )
+            if value not in factors[key]:
+                raise InputError(f"{where}.{key}", value, f"one of its levels {list(factors[key])}")
+        out.append(dict(entry))
+    return tuple(out)
+
+
+def plan_from_dict(raw: Mapping[str, Any], models: Mapping[str, ModelInfo]) -> StudyPlan:
+    """Validate a plain config mapping (``study``, ``model``, ``sampler``, ``executor``).
+
+    Parameters
+    ----------
+    raw
+        The composed config as plain Python containers.
+    models
+        Known model families, by name.
+
+    Returns
+    -------
+    StudyPlan
+
+    Raises
+    ------
+    InputError
+        On the first invalid setting.
+    """
+    top = _section(raw, "config", ["study", "model", "sampler", "executor", "results_dir", "fresh"])
+    model, info = _model(top.get("model"), models)
+    study = _section(top.get("study"), "study", _STUDY_KEYS)
+    name = study.get("name")
+    if not isinstance(name, str) or not _NAME_RE.match(name):
+        raise InputError("study.name", name, "letters, digits, '_', '.', '-' (a directory name)")
+    aims = study.get("aims", "")
+    if not isinstance(aims, str):
+        raise InputError("study.aims", aims, "a paragraph of text")
+    estimators = study.get("estimators")
+    if isinstance(estimators, str) or not isinstance(estimators, Sequence) or not estimators:
+        raise InputError("study.estimators", estimators, "a non-empty list of estimator names")
+    for i, est in enumerate(estimators):
+        if est not in info.estimators:
+            allowed = "an estimator of model " + info.name + ": " + ", ".join(info.estimators)
+            raise InputError(f"study.estimators[{i}]", est, allowed)
+    if len(set(estimators)) != len(estimators):
+        raise InputError("study.estimators", list(estimators), "distinct estimator names")
+    seed = study.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
+        raise InputError("study.seed", seed, "an integer in [0, 2^63)")
+    factors, kinds = _factors(study.get("factors"), info)
+    results_dir = top.get("results_dir", "results")
+    if not isinstance(results_dir, str) or not results_dir:
+        raise InputError("results_dir", results_dir, "a directory path")
+    fresh = top.get("fresh", False)
+    if not isinstance(fresh, bool):
+        raise InputError("fresh", fresh, "true or false")
+    return StudyPlan(
+        name=name,
+        aims=aims.strip(),
+        reps=_int("study.reps", study.get("reps"), 1),
+        seed=seed,
+        level=_unit("study.level", study.get("level", 0.95), closed=False),
+        estimators=tuple(estimators),
+        factors=factors,
+        exclude=_exclude(study.get("exclude"), factors),
+        max_failure_rate=_unit(
+            "study.max_failure_rate", study.get("max_failure_rate", 0.5), closed=True
+        ),
+        min_reps_for_stop=_int("study.min_reps_for_stop", study.get("min_reps_for_stop", 10), 1),
+        model=model,
+        sampler=_sampler(top.get("sampler", {})),
+        executor=_executor(top.get("executor", {})),
+        results_dir=Path(results_dir),
+        fresh=fresh,
+        factor_kinds=kinds,
+    )
+
+
+def plan_from_config(cfg: DictConfig, models: Mapping[str, ModelInfo]) -> StudyPlan:
+    """Validate a composed Hydra config into a :class:`StudyPlan`."""
+    raw = OmegaConf.to_container(cfg, resolve=True)
+    return plan_from_dict(raw, models)

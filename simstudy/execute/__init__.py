@@ -1,0 +1,1 @@
+"""Execution: clusters from config, batches through a sliding window, resume, progress."""

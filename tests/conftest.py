@@ -1,0 +1,49 @@
+"""Shared fixtures: run the real command line in-process, on a temporary results root."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from simstudy.cli import main
+from simstudy.store import read_replications
+
+#: A small, quick study for pipeline tests: closed-form and one MCMC estimator, tiny sampler.
+TINY = [
+    "study.name=tiny",
+    "study.reps=6",
+    "study.factors.N=[40]",
+    "study.factors.missing_rate=[0.2]",
+    "study.factors.mechanism=[MCAR,MAR]",
+    "study.estimators=[ols_cc,bayes_cc]",
+    "sampler.warmup=60",
+    "sampler.draws=60",
+    "executor.dashboard=false",
+]
+
+
+@pytest.fixture
+def run_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str]]:
+    """Run ``simstudy run`` in this process with ``results_dir`` under ``tmp_path``."""
+
+    def run(*overrides: str, results: Path | None = None) -> tuple[int, str]:
+        root = results or tmp_path / "results"
+        rc = main(["run", f"results_dir={root}", *overrides])
+        captured = capsys.readouterr()
+        return rc, captured.out + captured.err
+
+    return run
+
+
+def records_of(study_dir: Path) -> pd.DataFrame:
+    """Replication records of a study, sorted so that two runs compare row by row."""
+    df = read_replications(study_dir)
+    return df.sort_values(["condition_id", "rep", "estimator", "parameter"]).reset_index(drop=True)
+
+
+def numbers(df: pd.DataFrame, columns: Sequence[str] = ("estimate", "se", "lower", "upper")):
+    """The numeric results of records, for exact comparison."""
+    return df[["condition_id", "rep", "seed", "estimator", "parameter", *columns]]

@@ -1,0 +1,97 @@
+"""Every bad config exits 2 with a message naming the field, before any work starts."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from simstudy.cli import load_plan
+from simstudy.config import plan_from_dict
+from simstudy.models import model_infos
+
+BAD = [
+    # (overrides, text the message must contain)
+    (["model=nonexistent"], "model = 'nonexistent'"),
+    (["model.name=nonexistent"], "model.name = 'nonexistent'"),
+    (["study.estimators=[bayes_fiml,magic]"], "study.estimators[1] = 'magic'"),
+    (["+study.factors.K=[1,2]"], "study.factors.K = [1, 2]"),
+    (["study.factors.N=[0]"], "study.factors.N[0] = 0"),
+    (["study.factors.N=[-50,100]"], "study.factors.N[0] = -50"),
+    (["study.factors.N=[100,abc]"], "study.factors.N[1] = 'abc'"),
+    (["study.factors.N=[100.5]"], "study.factors.N[0] = 100.5"),
+    (["study.reps=0"], "study.reps = 0"),
+    (["study.reps=-3"], "study.reps = -3"),
+    (["study.factors.missing_rate=[1.0]"], "study.factors.missing_rate[0] = 1.0"),
+    (["study.factors.missing_rate=[-0.1]"], "study.factors.missing_rate[0] = -0.1"),
+    (["study.factors.mechanism=[MNAR]"], "study.factors.mechanism[0] = 'MNAR'"),
+    (["executor=slurmish"], "executor = 'slurmish'"),
+    (["executor.name=slurmish"], "executor.name = 'slurmish'"),
+    (["executor.batch_size=0"], "executor.batch_size = 0"),
+    (["study.level=1.5"], "study.level = 1.5"),
+    (["+study.rep=5"], "study.rep = 5"),
+    (["sampler.chains=0"], "sampler.chains = 0"),
+    (["study.exclude=[{mechanism:MAR},{mechanism:MCAR}]"], "study.exclude"),
+    (["study.name=../escape"], "study.name = '../escape'"),
+    (["study.reps"], "override = 'study.reps'"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "expected"), BAD, ids=[" ".join(o) for o, _ in BAD])
+def test_bad_config_exits_2_naming_field(run_cli, tmp_path, overrides, expected):
+    results = tmp_path / "results"
+    (results / "missing_x").mkdir(parents=True)
+    sentinel = results / "missing_x" / "keep.txt"
+    sentinel.write_text("existing results")
+    rc, output = run_cli(*overrides, results=results)
+    assert rc == 2
+    assert expected in output
+    assert "Traceback" not in output
+    assert "allowed" in output
+    # nothing was started or touched
+    assert sorted(p.name for p in (results / "missing_x").iterdir()) == ["keep.txt"]
+    assert sentinel.read_text() == "existing results"
+
+
+def test_messages_say_what_is_allowed(run_cli):
+    _, out = run_cli("study.factors.missing_rate=[1.0]")
+    assert "a number in [0, 1)" in out
+    _, out = run_cli("executor=slurmish")
+    assert "local" in out and "synchronous" in out
+    _, out = run_cli("study.estimators=[magic]")
+    assert "bayes_fiml, bayes_cc, ols_cc" in out
+
+
+def test_console_script_exit_code_2(tmp_path):
+    exe = Path(sys.executable).with_name("simstudy")
+    proc = subprocess.run(
+        [str(exe), "run", "study.reps=0", f"results_dir={tmp_path}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert "study.reps = 0" in proc.stderr
+    assert not any(tmp_path.iterdir())
+
+
+def test_default_config_validates_and_round_trips():
+    plan = load_plan([])
+    assert plan.name == "missing_x"
+    assert plan.estimators == ("bayes_fiml", "bayes_cc", "ols_cc")
+    assert plan.factors["mechanism"] == ("MCAR", "MAR")
+    assert plan_from_dict(plan.to_config(), model_infos()) == plan
+
+
+def test_smoke_experiment_is_smaller():
+    smoke = load_plan(["+experiment=smoke"])
+    full = load_plan([])
+    assert smoke.name != full.name
+    assert smoke.reps < full.reps
+    assert smoke.sampler.draws < full.sampler.draws
+
+
+def test_factor_may_vary_a_model_parameter():
+    plan = load_plan(["+study.factors.b1=[0.0,0.5]"])
+    assert plan.factors["b1"] == (0.0, 0.5)
+    assert plan.factor_kinds["b1"] == "float"

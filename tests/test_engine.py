@@ -1,0 +1,149 @@
+import jax
+import numpy as np
+import pytest
+from jax import monitoring
+
+from simstudy.config import SamplerSettings, plan_from_dict
+from simstudy.design import condition_id, rep_seed
+from simstudy.engine import nuts
+from simstudy.engine.replicate import run_replication
+from simstudy.engine.summary import summarise_draws
+from simstudy.models import model_infos
+from simstudy.models import regression_missing as rm
+
+SETTING = {
+    "b0": 1.0,
+    "b1": 0.5,
+    "b2": 0.3,
+    "sigma": 1.0,
+    "rho": 0.4,
+    "mar_strength": 0.8,
+    "missing_rate": 0.3,
+    "mechanism": "MAR",
+}
+PRIORS = {"coef_sd": 10.0, "sigma_scale": 5.0}
+FAST = SamplerSettings(chains=2, warmup=200, draws=200)
+
+
+def test_summarise_draws_matches_numpy():
+    rng = np.random.default_rng(0)
+    draws = {"a": rng.normal(2.0, 3.0, size=(4, 1000))}
+    s = summarise_draws(draws, 0.9)["a"]
+    flat = draws["a"].ravel()
+    assert s.estimate == pytest.approx(flat.mean())
+    assert s.se == pytest.approx(flat.std(ddof=1))
+    assert s.lower == pytest.approx(np.quantile(flat, 0.05))
+    assert s.upper == pytest.approx(np.quantile(flat, 0.95))
+    assert 2500 < s.ess_bulk < 5500  # independent draws: ESS near 4000
+    assert abs(s.rhat - 1) < 0.01
+
+
+def test_summary_flags_disagreeing_chains_and_rejects_nan():
+    rng = np.random.default_rng(1)
+    stuck = rng.normal(size=(2, 500)) + np.array([[0.0], [5.0]])
+    assert summarise_draws({"a": stuck}, 0.95)["a"].rhat > 1.5
+    with pytest.raises(FloatingPointError):
+        summarise_draws({"a": np.full((2, 10), np.nan)}, 0.95)
+
+
+@pytest.mark.parametrize("name", ["bayes_fiml", "bayes_cc"])
+def test_nuts_recovers_parameters_at_large_n(name):
+    setting = {**SETTING, "N": 3000, "mechanism": "MCAR"}
+    data = rm.simulate(jax.random.key(0), setting)
+    estimator = rm.ESTIMATORS[name]
+    model_data = estimator.data(data, PRIORS)
+    draws = nuts.prepare(estimator, model_data, FAST)(jax.random.key(1), model_data)
+    summary = summarise_draws(draws.draws, 0.95)
+    for parameter, true in rm.truth(setting).items():
+        s = summary[parameter]
+        assert abs(s.estimate - true) < 4 * s.se + 0.01, (parameter, s)
+        assert s.rhat < 1.05
+    assert draws.draws["y~x"].shape == (2, 200)
+
+
+def test_fiml_is_unbiased_where_complete_cases_are_not():
+    setting = {**SETTING, "N": 3000}
+    data = rm.simulate(jax.random.key(2), setting)
+    fits = {}
+    for name in ("bayes_fiml", "bayes_cc"):
+        est = rm.ESTIMATORS[name]
+        d = est.data(data, PRIORS)
+        fits[name] = summarise_draws(nuts.prepare(est, d, FAST)(jax.random.key(3), d).draws, 0.95)
+    assert abs(fits["bayes_fiml"]["y~x"].estimate - 0.5) < 4 * fits["bayes_fiml"]["y~x"].se
+    assert fits["bayes_cc"]["y~x"].estimate < 0.5 - 4 * fits["bayes_cc"]["y~x"].se
+
+
+def test_second_replication_of_a_condition_does_not_recompile():
+    events = []
+
+    def listener(event, duration, **kwargs):
+        if event in (
+            "/jax/core/compile/backend_compile_duration",
+            "/jax/core/compile/jaxpr_trace_duration",
+        ):
+            events.append(event)
+
+    monitoring.register_event_duration_secs_listener(listener)
+    try:
+        setting = {**SETTING, "N": 123}
+        estimator = rm.ESTIMATORS["bayes_fiml"]
+        first = estimator.data(rm.simulate(jax.random.key(10), setting), PRIORS)
+        run = nuts.prepare(estimator, first, FAST)
+        run(jax.random.key(0), first)
+        before = len(events)
+        second = estimator.data(rm.simulate(jax.random.key(11), setting), PRIORS)
+        nuts.prepare(estimator, second, FAST)(jax.random.key(1), second)
+        assert len(events) == before, events[before:]
+        # a different shape is a different program
+        third = estimator.data(rm.simulate(jax.random.key(12), {**setting, "N": 124}), PRIORS)
+        nuts.prepare(estimator, third, FAST)(jax.random.key(2), third)
+        assert len(events) > before
+    finally:
+        monitoring.unregister_event_duration_listener(listener)
+
+
+def _plan(**study):
+    raw = {
+        "study": {
+            "name": "t",
+            "reps": 2,
+            "seed": 7,
+            "estimators": ["ols_cc", "bayes_cc"],
+            "factors": {"N": [60], "missing_rate": [0.3], "mechanism": ["MCAR"]},
+            **study,
+        },
+        "model": {
+            "name": "regression_missing",
+            "params": {k: SETTING[k] for k in ("b0", "b1", "b2", "sigma", "rho", "mar_strength")},
+            "priors": PRIORS,
+        },
+        "sampler": {"warmup": 60, "draws": 60},
+        "executor": {"name": "synchronous"},
+    }
+    return plan_from_dict(raw, model_infos())
+
+
+def test_replication_records_and_seed():
+    plan = _plan()
+    cond = {"N": 60, "missing_rate": 0.3, "mechanism": "MCAR"}
+    rows = run_replication(plan, cond, 1)
+    assert len(rows) == 2 * 4
+    assert {r["status"] for r in rows} == {"ok"}
+    assert {r["seed"] for r in rows} == {rep_seed(7, condition_id(cond), 1)}
+    ols = {r["parameter"]: r for r in rows if r["estimator"] == "ols_cc"}
+    assert np.isnan(ols["y~x"]["ess_bulk"]) and ols["y~x"]["n_divergent"] == 0
+    bayes = {r["parameter"]: r for r in rows if r["estimator"] == "bayes_cc"}
+    assert bayes["y~x"]["ess_bulk"] > 10 and bayes["y~x"]["seconds"] > 0
+    again = run_replication(plan, cond, 1)
+    assert [r["estimate"] for r in again] == [r["estimate"] for r in rows]
+
+
+def test_failing_fit_becomes_failed_rows_and_others_go_on():
+    plan = _plan(factors={"N": [3], "missing_rate": [0.3], "mechanism": ["MCAR"]})
+    rows = run_replication(plan, {"N": 3, "missing_rate": 0.3, "mechanism": "MCAR"}, 0)
+    ols = [r for r in rows if r["estimator"] == "ols_cc"]
+    assert {r["status"] for r in ols} == {"failed"}
+    assert all("complete cases" in r["error"] and np.isnan(r["estimate"]) for r in ols)
+    assert {r["parameter"] for r in ols} == set(rm.PARAMETERS)
+    assert all(r["truth"] == rm.truth(SETTING)[r["parameter"]] for r in ols)
+    assert {r["estimator"] for r in rows} == {"ols_cc", "bayes_cc"}

@@ -1,0 +1,84 @@
+import jax
+import numpy as np
+import pytest
+
+from simstudy.models import MODELS
+from simstudy.models import regression_missing as rm
+
+SETTING = {
+    "b0": 1.0,
+    "b1": 0.5,
+    "b2": 0.3,
+    "sigma": 1.0,
+    "rho": 0.4,
+    "mar_strength": 0.8,
+    "N": 20_000,
+    "missing_rate": 0.3,
+    "mechanism": "MAR",
+}
+
+
+def test_registered_with_its_estimators():
+    family = MODELS["regression_missing"]
+    assert set(family.estimators) == {"bayes_fiml", "bayes_cc", "ols_cc"}
+    assert all(e.parameters == rm.PARAMETERS for e in family.estimators.values())
+
+
+def test_shapes_and_masks():
+    data = rm.simulate(jax.random.key(0), {**SETTING, "N": 37})
+    assert {k: v.shape for k, v in data.items()} == {
+        k: (37,) for k in ("y", "z", "x", "x_observed")
+    }
+    assert data["x_observed"].dtype == bool
+    assert np.all(np.asarray(data["x"])[~np.asarray(data["x_observed"])] == 0.0)
+
+
+def test_truth():
+    assert rm.truth(SETTING) == {"y~1": 1.0, "y~x": 0.5, "y~z": 0.3, "y~~y": 1.0}
+    assert rm.truth({**SETTING, "sigma": 2.0})["y~~y"] == 4.0
+
+
+def test_same_key_same_data_other_key_other_data():
+    a = rm.simulate(jax.random.key(5), {**SETTING, "N": 50})
+    b = rm.simulate(jax.random.key(5), {**SETTING, "N": 50})
+    c = rm.simulate(jax.random.key(6), {**SETTING, "N": 50})
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    assert not np.array_equal(a["y"], c["y"])
+
+
+@pytest.mark.parametrize("mechanism", ["MCAR", "MAR"])
+@pytest.mark.parametrize("rate", [0.1, 0.3, 0.6])
+def test_missing_rate_is_as_declared(mechanism, rate):
+    data = rm.simulate(jax.random.key(1), {**SETTING, "mechanism": mechanism, "missing_rate": rate})
+    observed = np.asarray(data["x_observed"])
+    assert abs((1 - observed.mean()) - rate) < 0.015
+
+
+def test_mar_depends_on_y_and_mcar_does_not():
+    mar = rm.simulate(jax.random.key(2), SETTING)
+    mcar = rm.simulate(jax.random.key(2), {**SETTING, "mechanism": "MCAR"})
+
+    def gap(d):
+        y, obs = np.asarray(d["y"]), np.asarray(d["x_observed"])
+        return y[~obs].mean() - y[obs].mean()
+
+    assert gap(mar) > 0.8  # missing where y is high
+    assert abs(gap(mcar)) < 0.06
+
+
+def test_ols_cc_recovers_parameters_under_mcar_and_is_biased_under_mar():
+    mcar = rm.ols_complete_cases(
+        rm.simulate(jax.random.key(3), {**SETTING, "mechanism": "MCAR"}), 0.95
+    )
+    truth = rm.truth(SETTING)
+    for name, est in mcar.items():
+        assert abs(est.estimate - truth[name]) < 4 * est.se, name
+        assert est.lower < est.estimate < est.upper
+    mar = rm.ols_complete_cases(rm.simulate(jax.random.key(3), SETTING), 0.95)
+    assert mar["y~x"].estimate < truth["y~x"] - 5 * mar["y~x"].se
+
+
+def test_ols_cc_raises_with_too_few_complete_cases():
+    data = rm.simulate(jax.random.key(4), {**SETTING, "N": 3})
+    with pytest.raises(ValueError, match="complete cases"):
+        rm.ols_complete_cases(data, 0.95)
