@@ -282,17 +282,11 @@ def cmd_aggregate(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     """Say how far a study directory has got."""
-    from simstudy.config import plan_from_dict
     from simstudy.design import expand_grid
     from simstudy.execute.runner import plan_tasks
-    from simstudy.models import model_infos
-    from simstudy.store import read_manifest
 
     study_dir = Path(args.results_dir)
-    manifest = read_manifest(study_dir)
-    if manifest is None:
-        raise InputError("RESULTS_DIR", str(study_dir), "a study directory with a manifest.json")
-    plan = plan_from_dict(manifest.config, model_infos())
+    manifest, plan = _study_plan(study_dir)
     conditions = expand_grid(plan.factors, plan.exclude)
     todo, done = plan_tasks(study_dir, conditions, plan.reps, manifest.batch_size)
     total = len(todo) + done
@@ -300,6 +294,49 @@ def cmd_status(args: argparse.Namespace) -> int:
         f"study {manifest.study} ({study_dir}): {done}/{total} batches finished, {len(todo)} to run"
     )
     return EXIT_OK
+
+
+def _study_plan(study_dir: Path) -> tuple[Any, Any]:
+    from simstudy.config import plan_from_dict
+    from simstudy.models import model_infos
+    from simstudy.store import read_manifest
+
+    manifest = read_manifest(study_dir)
+    if manifest is None:
+        raise InputError("RESULTS_DIR", str(study_dir), "a study directory with a manifest.json")
+    return manifest, plan_from_dict(manifest.config, model_infos())
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    """Recompute one replication from a study's manifest and compare it with the stored rows."""
+    from simstudy.design import condition_id, expand_grid
+    from simstudy.engine.replicate import run_replication
+    from simstudy.store import read_replications
+
+    study_dir = Path(args.results_dir)
+    _, plan = _study_plan(study_dir)
+    conditions = {condition_id(c): c for c in expand_grid(plan.factors, plan.exclude)}
+    if args.condition not in conditions:
+        raise InputError("--condition", args.condition, "one of " + ", ".join(conditions))
+    if not 0 <= args.rep < plan.reps:
+        raise InputError("--rep", args.rep, f"an integer in [0, {plan.reps})")
+    fresh = pd.DataFrame(run_replication(plan, conditions[args.condition], args.rep))
+    stored = read_replications(study_dir)
+    if not stored.empty:
+        stored = stored[(stored["condition_id"] == args.condition) & (stored["rep"] == args.rep)]
+    cols = ["estimator", "parameter", "estimate", "se", "lower", "upper", "status"]
+    print(fresh[cols].to_string(index=False))
+    if stored.empty:
+        print("(this replication is not stored yet)")
+        return EXIT_OK
+    key = ["estimator", "parameter"]
+    both = fresh.merge(stored, on=key, suffixes=("", "_stored"))
+    same = all(
+        ((both[c] == both[f"{c}_stored"]) | (both[c].isna() & both[f"{c}_stored"].isna())).all()
+        for c in ("estimate", "se", "lower", "upper")
+    )
+    print("identical to the stored replication" if same else "DIFFERS from the stored replication")
+    return EXIT_OK if same else EXIT_STOPPED
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -317,6 +354,10 @@ def build_parser() -> argparse.ArgumentParser:
     agg.add_argument("--out", default=None, help="where to write the summary Parquet")
     status = sub.add_parser("status", help="how far a study directory has got")
     status.add_argument("results_dir")
+    replay = sub.add_parser("replay", help="recompute one replication and compare with the stored")
+    replay.add_argument("results_dir")
+    replay.add_argument("--condition", required=True, help="condition_id")
+    replay.add_argument("--rep", required=True, type=int)
     return parser
 
 
@@ -328,6 +369,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_run(args.overrides)
         if args.command == "aggregate":
             return cmd_aggregate(args)
+        if args.command == "replay":
+            return cmd_replay(args)
         return cmd_status(args)
     except InputError as exc:
         _say(f"simstudy: error: {exc}")

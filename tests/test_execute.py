@@ -184,3 +184,18 @@ def test_killed_run_resumes_without_recomputing(tmp_path):
     df = records_of(results / "tiny")
     assert sorted(df["rep"].unique()) == list(range(40))
     assert not (results / "tiny" / "run.lock").exists()
+
+
+def test_status_and_replay_reproduce_a_stored_replication(run_cli, tmp_path, capsys):
+    from simstudy.cli import main
+
+    args = [*TINY, "executor=synchronous", "study.factors.mechanism=[MAR]"]
+    assert run_cli(*args)[0] == 0
+    study = tmp_path / "results" / "tiny"
+    assert main(["status", str(study)]) == 0
+    assert "1/1 batches finished, 0 to run" in capsys.readouterr().out
+    cid = records_of(study)["condition_id"].iloc[0]
+    assert main(["replay", str(study), "--condition", cid, "--rep", "4"]) == 0
+    assert "identical to the stored replication" in capsys.readouterr().out
+    assert main(["replay", str(study), "--condition", "nope", "--rep", "4"]) == 2
+    assert "--condition = 'nope'" in capsys.readouterr().err
