@@ -101,8 +101,8 @@ def _differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> 
 
 def cmd_run(overrides: Sequence[str]) -> int:
     """Run (or resume) the study the overrides describe."""
-    from simstudy.aggregate import summarise
-    from simstudy.aggregate.tables import print_summary
+    from simstudy.aggregate import ConvergencePolicy, summarise_path
+    from simstudy.aggregate.tables import print_summary, write_tables
     from simstudy.config import config_hash
     from simstudy.design import expand_grid
     from simstudy.engine import replicate
@@ -112,8 +112,8 @@ def cmd_run(overrides: Sequence[str]) -> int:
     from simstudy.store import (
         Manifest,
         RunLock,
+        count_records,
         read_manifest,
-        read_replications,
         replication_schema,
         write_manifest,
     )
@@ -185,16 +185,17 @@ def cmd_run(overrides: Sequence[str]) -> int:
                     )
                 finally:
                     progress.close()
-        records = read_replications(study_dir)
-        summary = summarise(records)
+        agg = plan.aggregate
+        policy = ConvergencePolicy(agg.policy, agg.rhat_max, agg.ess_min, agg.allow_divergent)
+        summary = summarise_path(study_dir, reference=plan.reference, policy=policy)
         summary.to_parquet(study_dir / "summary.parquet", index=False)
+        write_tables(summary, list(plan.factors), study_dir / "tables")
     elapsed = time.monotonic() - started
     print_summary(summary, list(plan.factors), title=f"{plan.name}: performance (MCSE)")
-    n_failed = int((records["status"] != "ok").sum()) if len(records) else 0
-    print(
-        f"replications: {study_dir / 'replications'}  ({len(records)} records, {n_failed} failed)"
-    )
+    n_records, n_failed = count_records(study_dir)
+    print(f"replications: {study_dir / 'replications'}  ({n_records} records, {n_failed} failed)")
     print(f"summary:      {study_dir / 'summary.parquet'}")
+    print(f"tables:       {study_dir / 'tables'}/*.md, *.tex")
     if report is not None:
         print(
             f"this run: {report.batches_written} batches written, {skipped} skipped as finished, "
@@ -213,70 +214,45 @@ def cmd_run(overrides: Sequence[str]) -> int:
     return EXIT_OK
 
 
-def read_input(path: Path) -> pd.DataFrame:
-    """Replication records from a results directory, a Parquet file or a CSV file."""
-    from simstudy.store import read_replications
-
-    if not path.exists():
-        raise InputError("INPUT", str(path), "an existing results directory, .parquet or .csv file")
-    if path.is_dir():
-        records = read_replications(path)
-        if records.empty:
-            raise InputError(
-                "INPUT",
-                str(path),
-                "a results directory with replications/condition=*/batch-*.parquet",
-            )
-        return records
-    if path.suffix == ".parquet":
-        return pd.read_parquet(path)
-    if path.suffix == ".csv":
-        return pd.read_csv(path)
-    raise InputError("INPUT", str(path), "a results directory, .parquet or .csv file")
-
-
-REQUIRED = ("estimator", "parameter", "truth", "estimate", "se", "lower", "upper")
-
-
 def cmd_aggregate(args: argparse.Namespace) -> int:
-    """Summarise replication records into summary.parquet and a table."""
-    from simstudy.aggregate import factor_columns, summarise
-    from simstudy.aggregate.tables import print_summary
-    from simstudy.design import condition_id
+    """Summarise replication records into summary.parquet, tables and a printout."""
+    from simstudy.aggregate import ConvergencePolicy, summarise_path, summary_factors
+    from simstudy.aggregate.tables import print_tables, write_tables
+    from simstudy.store import read_manifest
 
     path = Path(args.input)
-    records = read_input(path)
-    missing = [c for c in REQUIRED if c not in records.columns]
-    if missing:
-        raise InputError(
-            "INPUT columns",
-            ", ".join(missing),
-            "the replication schema: " + ", ".join(REQUIRED) + " are required",
-        )
-    if "status" not in records.columns:
-        records["status"] = "ok"
-    if "condition_id" not in records.columns:
-        factors = factor_columns(records)
-        records["condition_id"] = [
-            condition_id(dict(zip(factors, row, strict=True)))
-            for row in records[factors].itertuples(index=False)
-        ]
-    for col in ("ess_bulk", "ess_tail"):
-        if col not in records.columns:
-            records[col] = float("nan")
-    summary = summarise(records)
-    out = (
-        Path(args.out)
-        if args.out
-        else (
-            path / "summary.parquet"
-            if path.is_dir()
-            else path.with_name(path.stem + "-summary.parquet")
-        )
+    if not path.exists():
+        raise InputError("INPUT", str(path), "an existing results directory, .parquet or .csv file")
+    if not 0 < args.level < 1:
+        raise InputError("--level", args.level, "a number in (0, 1)")
+    reference = args.reference
+    manifest = read_manifest(path) if path.is_dir() else None
+    if manifest is not None and reference is None:
+        study = manifest.config["study"]
+        reference = manifest.config.get("aggregate", {}).get("reference") or study["estimators"][0]
+    policy = ConvergencePolicy(args.policy, args.rhat_max, args.ess_min, args.allow_divergent)
+    started = time.monotonic()
+    summary = summarise_path(
+        path, reference=reference, policy=policy, truth=args.truth, level=args.level
     )
+    if args.reference is not None and args.reference not in set(summary["estimator"]):
+        known = ", ".join(sorted(set(summary["estimator"])))
+        raise InputError("--reference", args.reference, f"an estimator in the records: {known}")
+    if path.is_dir():
+        out = Path(args.out) if args.out else path / "summary.parquet"
+    else:
+        out = Path(args.out) if args.out else path.with_name(path.stem + "-summary.parquet")
+    tables = (
+        Path(args.tables)
+        if args.tables
+        else out.with_name(out.stem.replace("summary", "tables") or "tables")
+    )
+    factors = summary_factors(summary)
     summary.to_parquet(out, index=False)
-    print_summary(summary, factor_columns(records))
-    print(f"summary: {out}")
+    written = write_tables(summary, factors, tables)
+    print_tables(summary, factors)
+    print(f"summary: {out}  ({len(summary)} rows, {time.monotonic() - started:.1f}s)")
+    print(f"tables:  {tables}/ ({len(written)} files: markdown and LaTeX)")
     return EXIT_OK
 
 
@@ -350,8 +326,24 @@ def build_parser() -> argparse.ArgumentParser:
     agg = sub.add_parser(
         "aggregate", help="summarise replication records (results dir, .parquet or .csv)"
     )
-    agg.add_argument("input")
-    agg.add_argument("--out", default=None, help="where to write the summary Parquet")
+    agg.add_argument(
+        "input", help="results directory, or a .parquet/.csv in the replication schema"
+    )
+    agg.add_argument("--reference", default=None, help="estimator to compare with (default: first)")
+    agg.add_argument("--policy", default="all", help="all | converged (default all)")
+    agg.add_argument("--rhat-max", type=float, default=1.01, help="converged: R-hat at most this")
+    agg.add_argument(
+        "--ess-min", type=float, default=400.0, help="converged: bulk ESS at least this"
+    )
+    agg.add_argument(
+        "--allow-divergent", action="store_true", help="converged: keep divergent fits"
+    )
+    agg.add_argument("--truth", type=float, default=None, help="true value, if the input has none")
+    agg.add_argument(
+        "--level", type=float, default=0.95, help="interval level if lower/upper absent"
+    )
+    agg.add_argument("--out", default=None, help="summary Parquet (default beside the input)")
+    agg.add_argument("--tables", default=None, help="directory for markdown/LaTeX tables")
     status = sub.add_parser("status", help="how far a study directory has got")
     status.add_argument("results_dir")
     replay = sub.add_parser("replay", help="recompute one replication and compare with the stored")

@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from simstudy.errors import InputError
 
 EXECUTORS = ("local", "synchronous")
-SAMPLERS = ("nuts",)
+SAMPLERS = ("nuts", "gibbs")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -129,6 +129,17 @@ class ExecutorSettings:
 
 
 @dataclass(frozen=True)
+class AggregateSettings:
+    """How replications are summarised; changing it needs no rerun (``simstudy aggregate``)."""
+
+    reference: str | None = None
+    policy: str = "all"
+    rhat_max: float = 1.01
+    ess_min: float = 400.0
+    allow_divergent: bool = False
+
+
+@dataclass(frozen=True)
 class ModelSettings:
     """The model of a study: its name, default parameter values and prior settings."""
 
@@ -157,6 +168,12 @@ class StudyPlan:
     results_dir: Path = Path("results")
     fresh: bool = False
     factor_kinds: dict[str, str] = field(default_factory=dict)
+    aggregate: AggregateSettings = field(default_factory=AggregateSettings)
+
+    @property
+    def reference(self) -> str:
+        """The estimator others are compared with: configured, or the study's first."""
+        return self.aggregate.reference or self.estimators[0]
 
     @property
     def study_dir(self) -> Path:
@@ -198,6 +215,7 @@ class StudyPlan:
             "model": asdict(self.model),
             "sampler": asdict(self.sampler),
             "executor": asdict(self.executor),
+            "aggregate": asdict(self.aggregate),
             "results_dir": str(self.results_dir),
             "fresh": self.fresh,
         }
@@ -270,6 +288,30 @@ def _executor(raw: Any) -> ExecutorSettings:
         retries=_int("executor.retries", d.get("retries", 1), 0),
         dashboard=dashboard,
     )
+
+
+def _aggregate(raw: Any, estimators: Sequence[str]) -> AggregateSettings:
+    d = _section(raw or {}, "aggregate", list(AggregateSettings.__dataclass_fields__))
+    reference = d.get("reference")
+    if reference is not None and reference not in estimators:
+        raise InputError(
+            "aggregate.reference",
+            reference,
+            "one of the study's estimators: " + ", ".join(estimators),
+        )
+    policy = d.get("policy", "all")
+    if policy not in ("all", "converged"):
+        raise InputError("aggregate.policy", policy, "'all' or 'converged'")
+    rhat_max = d.get("rhat_max", 1.01)
+    if isinstance(rhat_max, bool) or not isinstance(rhat_max, (int, float)) or rhat_max < 1:
+        raise InputError("aggregate.rhat_max", rhat_max, "a number >= 1")
+    ess_min = d.get("ess_min", 400.0)
+    if isinstance(ess_min, bool) or not isinstance(ess_min, (int, float)) or ess_min < 0:
+        raise InputError("aggregate.ess_min", ess_min, "a number >= 0")
+    allow = d.get("allow_divergent", False)
+    if not isinstance(allow, bool):
+        raise InputError("aggregate.allow_divergent", allow, "true or false")
+    return AggregateSettings(reference, policy, float(rhat_max), float(ess_min), allow)
 
 
 def _model(raw: Any, models: Mapping[str, ModelInfo]) -> tuple[ModelSettings, ModelInfo]:
@@ -376,7 +418,11 @@ def plan_from_dict(raw: Mapping[str, Any], models: Mapping[str, ModelInfo]) -> S
     InputError
         On the first invalid setting.
     """
-    top = _section(raw, "config", ["study", "model", "sampler", "executor", "results_dir", "fresh"])
+    top = _section(
+        raw,
+        "config",
+        ["study", "model", "sampler", "executor", "aggregate", "results_dir", "fresh"],
+    )
     model, info = _model(top.get("model"), models)
     study = _section(top.get("study"), "study", _STUDY_KEYS)
     name = study.get("name")
@@ -423,6 +469,7 @@ def plan_from_dict(raw: Mapping[str, Any], models: Mapping[str, ModelInfo]) -> S
         results_dir=Path(results_dir),
         fresh=fresh,
         factor_kinds=kinds,
+        aggregate=_aggregate(top.get("aggregate"), estimators),
     )
 
 

@@ -107,6 +107,16 @@ def read_replications(path: Path) -> pd.DataFrame:
     return dataset.to_table().to_pandas()
 
 
+def count_records(path: Path) -> tuple[int, int]:
+    """(records, failed records) under a study directory, reading only the status column."""
+    files = sorted(Path(path).glob("replications/condition=*/batch-*.parquet"))
+    if not files:
+        return 0, 0
+    status = pads.dataset([str(f) for f in files], format="parquet").to_table(columns=["status"])
+    column = status.column("status").to_pandas()
+    return len(column), int((column != "ok").sum())
+
+
 # --- manifest -----------------------------------------------------------------------------
 
 

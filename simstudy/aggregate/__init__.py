@@ -1,5 +1,94 @@
-"""Performance measures with Monte Carlo standard errors, from replication records."""
+"""Performance measures with Monte Carlo standard errors, from replication records.
 
-from simstudy.aggregate.measures import RECORD_COLUMNS, factor_columns, summarise
+Pure NumPy/pandas (and pyarrow for reading): results produced by any program in the
+replication schema can be summarised.
+"""
 
-__all__ = ["RECORD_COLUMNS", "factor_columns", "summarise"]
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from simstudy.aggregate.compare import comparisons
+from simstudy.aggregate.mcmc import mcmc_measures
+from simstudy.aggregate.measures import KEYS, SUMMARY_COLUMNS, performance, usable
+from simstudy.aggregate.policy import ConvergencePolicy
+from simstudy.aggregate.prepare import RECORD_COLUMNS, factor_columns, prepare_records
+from simstudy.aggregate.stream import conditions
+
+__all__ = [
+    "RECORD_COLUMNS",
+    "ConvergencePolicy",
+    "factor_columns",
+    "summarise",
+    "summarise_path",
+    "summary_factors",
+]
+
+
+def summary_factors(summary: pd.DataFrame) -> list[str]:
+    """The design-factor columns of a summary."""
+    return [c for c in summary.columns if c not in (*KEYS, *SUMMARY_COLUMNS)]
+
+
+def summarise(
+    records: pd.DataFrame,
+    reference: str | None = None,
+    policy: ConvergencePolicy | None = None,
+    truth: float | None = None,
+    level: float = 0.95,
+) -> pd.DataFrame:
+    """Every measure with its MCSE, in the long summary schema.
+
+    Parameters
+    ----------
+    records
+        Replication records (one row per condition × rep × estimator × parameter); extra
+        columns are design factors.
+    reference
+        Estimator the others are compared with; default the first estimator in the records.
+    policy
+        Convergence policy (default: use all successful fits).
+    truth, level
+        Filled in where the records lack ``truth`` / ``lower`` and ``upper``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Design factors, ``condition_id``, ``estimator``, ``parameter``, then ``measure``,
+        ``value``, ``mcse``, ``n_reps``, ``n_excluded``, ``reference`` and ``note``.
+    """
+    policy = policy or ConvergencePolicy()
+    df = prepare_records(records, truth=truth, level=level)
+    reference = reference or str(df["estimator"].iloc[0])
+    # Undefined measures (no or one usable replication, zero variance) are NaN, not warnings.
+    with np.errstate(all="ignore"):
+        out, keys = performance(df, policy)
+        mcmc_measures(df, keys, out, policy.rhat_max)
+        used, _ = usable(df, policy)
+        comparisons(df, used, keys, out, reference)
+    frame = out.frame()
+    frame = frame[[*keys, *SUMMARY_COLUMNS]]
+    return frame.sort_values([*keys, "measure"], kind="stable").reset_index(drop=True)
+
+
+def summarise_path(
+    path: Path,
+    reference: str | None = None,
+    policy: ConvergencePolicy | None = None,
+    truth: float | None = None,
+    level: float = 0.95,
+) -> pd.DataFrame:
+    """:func:`summarise` over a results directory, Parquet or CSV file, a condition at a time.
+
+    Memory is bounded by the largest condition, not by the number of records.
+    """
+    frames = []
+    with conditions(Path(path), truth) as parts:
+        for part in parts:
+            # One reference for every condition: the first estimator of the first condition.
+            reference = reference or str(part["estimator"].iloc[0])
+            frames.append(summarise(part, reference, policy, truth, level))
+    return pd.concat(frames, ignore_index=True)

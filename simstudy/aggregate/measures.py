@@ -1,8 +1,8 @@
 """Performance measures per condition × estimator × parameter, each with its MCSE.
 
-Formulas follow Morris, White & Crowther (2019, Stat Med 38:2074, Table 6). Measures use the
-replications whose fit succeeded (``status == 'ok'``); ``failure_rate`` counts the others.
-Pure NumPy/pandas: results produced by any program in the replication schema can be summarised.
+Formulas follow Morris, White & Crowther (2019, Stat Med 38:2074, Table 6) and Stata's
+``simsum``; ``n`` is the number of replications used (successful and not excluded by the
+convergence policy). MCSEs need ``n >= 2``; otherwise they are NaN with a note.
 """
 
 from __future__ import annotations
@@ -10,77 +10,96 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-#: Columns of the replication schema that are not design factors.
-RECORD_COLUMNS = (
-    "study",
-    "condition_id",
-    "rep",
-    "seed",
-    "estimator",
-    "parameter",
-    "truth",
-    "estimate",
-    "se",
-    "lower",
-    "upper",
-    "ess_bulk",
-    "ess_tail",
-    "rhat",
-    "n_divergent",
-    "status",
-    "error",
-    "seconds",
-)
+from simstudy.aggregate.policy import ConvergencePolicy
+from simstudy.aggregate.prepare import factor_columns
+
 KEYS = ["condition_id", "estimator", "parameter"]
-SUMMARY_COLUMNS = ["measure", "value", "mcse", "n_reps"]
+SUMMARY_COLUMNS = ["measure", "value", "mcse", "n_reps", "n_excluded", "reference", "note"]
+NOTE_ONE_REP = "one replication: MCSE undefined"
+NOTE_NO_REPS = "no usable replications"
+NOTE_TRUTH_ZERO = "truth is 0: relative bias undefined"
 
 
-def factor_columns(records: pd.DataFrame) -> list[str]:
-    """Design-factor columns: everything that is not a known record column."""
-    return [c for c in records.columns if c not in RECORD_COLUMNS]
+class Measures:
+    """Collects measures of groups into the long summary format."""
+
+    def __init__(self, index: pd.Index, n: pd.Series, n_excluded: pd.Series) -> None:
+        self.index, self.n, self.n_excluded = index, n, n_excluded
+        self.parts: list[pd.DataFrame] = []
+
+    def add(
+        self,
+        measure: str,
+        value: pd.Series,
+        mcse: pd.Series | float,
+        *,
+        n: pd.Series | None = None,
+        note: pd.Series | str = "",
+        reference: str = "",
+        only: pd.Index | None = None,
+    ) -> None:
+        """Add one measure for every group (or for the groups in ``only``)."""
+        n = self.n if n is None else n
+        index = self.index if only is None else only
+        frame = pd.DataFrame(index=index)
+        frame["measure"] = measure
+        frame["value"] = pd.Series(value, dtype=float).reindex(index)
+        mcse = pd.Series(mcse, index=index, dtype=float) if np.isscalar(mcse) else mcse
+        frame["mcse"] = pd.Series(mcse, dtype=float).reindex(index)
+        frame["n_reps"] = n.reindex(index).fillna(0).astype("int64")
+        frame["n_excluded"] = self.n_excluded.reindex(index).fillna(0).astype("int64")
+        frame["reference"] = reference
+        default = np.where(frame["n_reps"] == 0, NOTE_NO_REPS, "")
+        default = np.where(frame["n_reps"] == 1, NOTE_ONE_REP, default)
+        if isinstance(note, pd.Series):
+            note = note.reindex(index).fillna("")
+            frame["note"] = np.where(note != "", note, default)
+        else:
+            frame["note"] = note or default
+        self.parts.append(frame)
+
+    def frame(self) -> pd.DataFrame:
+        """All measures so far, long, with the group keys as columns."""
+        if not self.parts:
+            return pd.DataFrame()
+        return pd.concat(self.parts).reset_index()
 
 
-def _long(groups: pd.DataFrame, measure: str, value: pd.Series, mcse: pd.Series) -> pd.DataFrame:
-    out = groups[["n_reps"]].copy()
-    out["measure"] = measure
-    out["value"] = value.astype(float)
-    out["mcse"] = mcse.astype(float)
-    return out
+def usable(records: pd.DataFrame, policy: ConvergencePolicy) -> tuple[pd.Series, pd.Series]:
+    """Masks of rows used by the measures and rows excluded by the convergence policy."""
+    excluded = policy.excluded(records)
+    return (records["status"] == "ok") & ~excluded, excluded
 
 
-def summarise(records: pd.DataFrame) -> pd.DataFrame:
-    """Performance measures with MCSEs, in the long summary schema.
+def performance(
+    records: pd.DataFrame, policy: ConvergencePolicy | None = None
+) -> tuple[Measures, list[str]]:
+    """Bias, precision, coverage and failure measures for every group.
 
     Parameters
     ----------
     records
-        Replication records (one row per condition × rep × estimator × parameter).
+        Prepared replication records (see :func:`~simstudy.aggregate.prepare.prepare_records`).
+    policy
+        Convergence policy; default uses every successful fit.
 
     Returns
     -------
-    pandas.DataFrame
-        Design-factor columns, ``condition_id``, ``estimator``, ``parameter``, ``measure``,
-        ``value``, ``mcse`` and ``n_reps`` (replications used). Measures: ``bias``,
-        ``rel_bias`` (NaN when the truth is 0), ``empse``, ``modelse``, ``mse``, ``rmse``,
-        ``coverage``, ``ess_bulk``, ``ess_tail``, ``failure_rate`` (its ``n_reps`` counts all
-        replications). MCSEs need at least two replications and are NaN otherwise.
+    Measures, list of str
+        The measures, and the group key columns (design factors, then ``KEYS``).
     """
-    factors = factor_columns(records)
-    keys = [*factors, *KEYS]
-    ok = records["status"] == "ok"
-    # Failure rate over all replications, whatever their status.
-    all_groups = records.assign(failed=(~ok).astype(float)).groupby(keys, dropna=False, sort=True)
-    fail = all_groups["failed"].agg(["mean", "count"])
-    fail_long = pd.DataFrame({"n_reps": fail["count"]})
-    fail_long = _long(
-        fail_long,
-        "failure_rate",
-        fail["mean"],
-        np.sqrt(fail["mean"] * (1 - fail["mean"]) / fail["count"]),
-    )
+    policy = policy or ConvergencePolicy()
+    keys = [*factor_columns(records), *KEYS]
+    used, excluded = usable(records, policy)
+    everything = records.assign(
+        failed=(records["status"] != "ok").astype(float), excluded=excluded.astype(float)
+    ).groupby(keys, dropna=False, sort=True)
+    index = everything.size().index
+    n_all = everything.size()
 
-    good = records.loc[ok].copy()
+    good = records.loc[used]
     err = good["estimate"] - good["truth"]
+    theta_bar = good.groupby(keys, dropna=False)["estimate"].transform("mean")
     with np.errstate(divide="ignore", invalid="ignore"):
         rel = np.where(good["truth"] != 0, err / good["truth"], np.nan)
     good = good.assign(
@@ -88,43 +107,46 @@ def summarise(records: pd.DataFrame) -> pd.DataFrame:
         sq=err**2,
         rel=rel,
         se2=good["se"] ** 2,
+        width=good["upper"] - good["lower"],
         covered=((good["lower"] <= good["truth"]) & (good["truth"] <= good["upper"])).astype(float),
+        be_covered=((good["lower"] <= theta_bar) & (theta_bar <= good["upper"])).astype(float),
+        power=((good["lower"] > 0) | (good["upper"] < 0)).astype(float),
+        truth_zero=(good["truth"] == 0).astype(float),
     )
     g = good.groupby(keys, dropna=False, sort=True)
-    n = g.size().rename("n_reps")
-    mean = g[["err", "sq", "rel", "se2", "covered", "estimate", "ess_bulk", "ess_tail"]].mean()
-    var = g[["err", "sq", "rel", "se2", "estimate", "ess_bulk", "ess_tail"]].var(ddof=1)
-    base = n.to_frame()
+    cols = ["err", "sq", "rel", "se2", "width", "covered", "be_covered", "power", "estimate"]
+    mean = g[cols].mean().reindex(index)
+    var = g[cols].var(ddof=1).reindex(index)
+    n = g.size().reindex(index).fillna(0)
+    out = Measures(index, n, everything["excluded"].sum())
     sqrt_n = np.sqrt(n)
 
-    empse = np.sqrt(var["estimate"])
-    modelse = np.sqrt(mean["se2"])
-    rmse = np.sqrt(mean["sq"])
-    mcse_mse = np.sqrt(var["sq"] / n)
-    cover = mean["covered"]
-    rel_ok = g["rel"].count() == n  # truth 0 gives NaN relative errors: the measure is NaN
-    parts = [
-        _long(base, "bias", mean["err"], np.sqrt(var["err"]) / sqrt_n),
-        _long(
-            base,
-            "rel_bias",
-            mean["rel"].where(rel_ok),
-            (np.sqrt(var["rel"]) / sqrt_n).where(rel_ok),
-        ),
-        _long(base, "empse", empse, empse / np.sqrt(2 * (n - 1))),
-        _long(base, "modelse", modelse, np.sqrt(var["se2"] / (4 * n * mean["se2"]))),
-        _long(base, "mse", mean["sq"], mcse_mse),
-        _long(base, "rmse", rmse, mcse_mse / (2 * rmse)),
-        _long(base, "coverage", cover, np.sqrt(cover * (1 - cover) / n)),
-        _long(base, "ess_bulk", mean["ess_bulk"], np.sqrt(var["ess_bulk"]) / sqrt_n),
-        _long(base, "ess_tail", mean["ess_tail"], np.sqrt(var["ess_tail"]) / sqrt_n),
-        fail_long,
-    ]
-    out = pd.concat(parts).reset_index()
-    out["n_reps"] = out["n_reps"].astype("int64")
-    # n = 1 leaves variances undefined: MCSEs are NaN (pandas var with ddof=1), never an error.
-    return (
-        out[[*keys, *SUMMARY_COLUMNS]]
-        .sort_values([*keys, "measure"], kind="stable")
-        .reset_index(drop=True)
+    out.add("bias", mean["err"], np.sqrt(var["err"]) / sqrt_n)
+    zero = g["truth_zero"].max().reindex(index) > 0
+    out.add(
+        "rel_bias",
+        mean["rel"].where(~zero),
+        (np.sqrt(var["rel"]) / sqrt_n).where(~zero),
+        note=pd.Series(np.where(zero, NOTE_TRUTH_ZERO, ""), index=index),
     )
+    empse = np.sqrt(var["estimate"])
+    out.add("empse", empse, empse / np.sqrt(2 * (n - 1)))
+    modelse = np.sqrt(mean["se2"])
+    out.add("modelse", modelse, np.sqrt(var["se2"] / (4 * n * mean["se2"])))
+    ratio = modelse / empse
+    out.add(
+        "rel_error_modelse",
+        100 * (ratio - 1),
+        100 * ratio * np.sqrt(var["se2"] / (4 * n * mean["se2"] ** 2) + 1 / (2 * (n - 1))),
+    )
+    mcse_mse = np.sqrt(var["sq"] / n)
+    out.add("mse", mean["sq"], mcse_mse)
+    rmse = np.sqrt(mean["sq"])
+    out.add("rmse", rmse, mcse_mse / (2 * rmse))
+    for name, col in (("coverage", "covered"), ("be_coverage", "be_covered"), ("power", "power")):
+        p = mean[col]
+        out.add(name, p, np.sqrt(p * (1 - p) / n))
+    out.add("width", mean["width"], np.sqrt(var["width"] / n))
+    fail = everything["failed"].mean()
+    out.add("failure_rate", fail, np.sqrt(fail * (1 - fail) / n_all), n=n_all, note="")
+    return out, keys

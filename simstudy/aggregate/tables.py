@@ -1,14 +1,293 @@
-"""Readable tables of a summary, for the terminal."""
+"""Tables people paste into papers: markdown, LaTeX and the terminal (rich).
+
+One table per measure group; conditions (design factors × parameter) as rows, estimators as
+column groups, each cell ``value (MCSE)``. Proportional bias comes with its 95% limits
+(``value ± 1.96·MCSE``), as in the Blimp/Mplus comparison tables.
+"""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-#: Measures shown in the terminal table, in order, with their column titles.
+Z95 = 1.959963984540054
+
+
+@dataclass(frozen=True)
+class Column:
+    """How one measure is shown."""
+
+    measure: str
+    title: str
+    scale: float = 1.0
+    digits: int = 3
+    mcse: bool = True
+
+
+GROUPS: dict[str, tuple[str, tuple[Column, ...]]] = {
+    "bias": (
+        "Bias and proportional bias (%, with 95% limits)",
+        (
+            Column("bias", "Bias"),
+            Column("rel_bias", "Prop. bias %", 100, 1),
+            Column("rel_bias:lcl", "LCL", 100, 1, False),
+            Column("rel_bias:ucl", "UCL", 100, 1, False),
+        ),
+    ),
+    "precision": (
+        "Empirical and model SE, RMSE",
+        (
+            Column("empse", "EmpSE"),
+            Column("modelse", "ModSE"),
+            Column("rel_error_modelse", "ModSE err %", 1, 1),
+            Column("rmse", "RMSE"),
+        ),
+    ),
+    "coverage": (
+        "Coverage, bias-eliminated coverage, power and interval width",
+        (
+            Column("coverage", "Coverage"),
+            Column("be_coverage", "BE cov."),
+            Column("power", "Power"),
+            Column("width", "Width"),
+        ),
+    ),
+    "comparison": (
+        "Compared with the reference estimator (paired by replication)",
+        (
+            Column("rmse_ratio", "RMSE ratio"),
+            Column("rel_precision", "Precision +%", 1, 1),
+            Column("ess_ratio", "ESS ratio", 1, 2),
+        ),
+    ),
+    "mcmc": (
+        "MCMC efficiency and convergence",
+        (
+            Column("ess_bulk", "ESS bulk", 1, 0),
+            Column("ess_bulk_min", "min", 1, 0, False),
+            Column("ess_tail", "ESS tail", 1, 0),
+            Column("ess_per_second", "ESS/s", 1, 1),
+            Column("rhat_fail_rate", "R̂>1.01", 1, 3),
+            Column("divergent_rate", "Div.", 1, 3),
+            Column("seconds", "Seconds", 1, 3),
+        ),
+    ),
+    "failures": (
+        "Replications used, excluded by the convergence policy, and failure rate",
+        (
+            Column("n_reps", "n used", 1, 0, False),
+            Column("n_excluded", "n excl.", 1, 0, False),
+            Column("failure_rate", "Failed", 1, 3),
+        ),
+    ),
+}
+
+
+def _cell(value: float, mcse: float, col: Column) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    text = f"{value * col.scale:.{col.digits}f}"
+    if col.mcse and mcse is not None and not math.isnan(mcse):
+        text += f" ({mcse * col.scale:.{col.digits}f})"
+    return text
+
+
+@dataclass(frozen=True)
+class WideTable:
+    """A measure group laid out for printing."""
+
+    title: str
+    row_names: list[str]
+    rows: list[list[str]]
+    estimators: list[str]
+    columns: list[Column]
+    cells: list[list[str]]
+
+
+def wide_table(summary: pd.DataFrame, factors: Sequence[str], group: str) -> WideTable | None:
+    """Lay out one measure group; None when the summary has none of its measures."""
+    title, columns = GROUPS[group]
+    measures = {c.measure.split(":")[0] for c in columns} - {"n_reps", "n_excluded"}
+    if group == "failures":
+        measures = {"failure_rate", "bias"}
+    part = summary[summary["measure"].isin(measures)]
+    if part.empty or part["value"].notna().sum() == 0:
+        return None
+    keys = [*factors, "parameter"]
+    # The reference estimator first, then the others in the summary's order.
+    refs = [r for r in summary["reference"].dropna().unique() if r]
+    estimators = list(
+        dict.fromkeys([*(r for r in refs if r in set(summary["estimator"])), *part["estimator"]])
+    )
+    estimators = [e for e in estimators if e in set(part["estimator"])]
+    # One wide frame: rows are conditions × parameter, columns (field, estimator, measure).
+    wide = (
+        part.drop_duplicates([*keys, "estimator", "measure"])
+        .set_index([*keys, "estimator", "measure"])[["value", "mcse", "n_reps", "n_excluded"]]
+        .unstack(["estimator", "measure"])
+    )
+    order = list(dict.fromkeys(tuple(r) for r in part[keys].itertuples(index=False, name=None)))
+    wide = wide.reindex(
+        pd.MultiIndex.from_tuples(order, names=keys) if len(keys) > 1 else [o[0] for o in order]
+    )
+    available = set(wide.columns)
+    cells = []
+    for _, row in wide.iterrows():
+        line = []
+        for est in estimators:
+            for col in columns:
+                line.append(_wide_cell(row, available, est, col))
+        cells.append(line)
+    row_keys = [idx if isinstance(idx, tuple) else (idx,) for idx in wide.index]
+    if all(c == "–" for line in cells for c in line):
+        return None
+    if group == "comparison":
+        refs = sorted({r for r in part["reference"] if r})
+        title += f" ({', '.join(refs)})" if refs else ""
+    return WideTable(
+        title,
+        list(keys),
+        [[str(v) for v in rk] for rk in row_keys],
+        estimators,
+        list(columns),
+        cells,
+    )
+
+
+def _wide_cell(row: pd.Series, available: set, estimator: str, col: Column) -> str:
+    name, _, limit = col.measure.partition(":")
+    if name in ("n_reps", "n_excluded"):
+        key = (name, estimator, "bias")
+        return "–" if key not in available or pd.isna(row[key]) else str(int(row[key]))
+    if ("value", estimator, name) not in available:
+        return "–"
+    value, mcse = row[("value", estimator, name)], row[("mcse", estimator, name)]
+    if limit:
+        value = value + (Z95 if limit == "ucl" else -Z95) * mcse
+    return _cell(value, mcse, col)
+
+
+def to_markdown(t: WideTable) -> str:
+    """A GitHub-flavoured markdown table (estimator groups spelled out in the header)."""
+    header = t.row_names + [f"{e}: {c.title}" for e in t.estimators for c in t.columns]
+    align = ["---"] * len(t.row_names) + ["---:"] * (len(header) - len(t.row_names))
+    lines = [
+        f"**{t.title}**",
+        "",
+        "| " + " | ".join(header) + " |",
+        "| " + " | ".join(align) + " |",
+    ]
+    for names, cells in zip(t.rows, t.cells, strict=True):
+        lines.append("| " + " | ".join([*names, *cells]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _tex(text: str) -> str:
+    for a, b in (
+        ("\\", r"\textbackslash{}"),
+        ("_", r"\_"),
+        ("%", r"\%"),
+        ("&", r"\&"),
+        ("#", r"\#"),
+        ("~", r"\textasciitilde{}"),
+        ("R̂", r"$\hat{R}$"),
+    ):
+        text = text.replace(a, b)
+    return text
+
+
+def to_latex(t: WideTable) -> str:
+    """A booktabs LaTeX table with one column group per estimator."""
+    k, m = len(t.row_names), len(t.columns)
+    spec = "l" * k + "".join("r" * m for _ in t.estimators)
+    lines = [
+        "% produced by simstudy aggregate",
+        r"\begin{table}[ht]",
+        r"\centering",
+        rf"\caption{{{_tex(t.title)}}}",
+        rf"\begin{{tabular}}{{{spec}}}",
+        r"\toprule",
+        " & " * k
+        + " & ".join(rf"\multicolumn{{{m}}}{{c}}{{{_tex(e)}}}" for e in t.estimators)
+        + r" \\",
+        "".join(
+            rf"\cmidrule(lr){{{k + 1 + i * m}-{k + (i + 1) * m}}}" for i in range(len(t.estimators))
+        ),
+        " & ".join(
+            [_tex(n) for n in t.row_names]
+            + [_tex(c.title) for _ in t.estimators for c in t.columns]
+        )
+        + r" \\",
+        r"\midrule",
+    ]
+    for names, cells in zip(t.rows, t.cells, strict=True):
+        lines.append(" & ".join([_tex(n) for n in names] + [_tex(c) for c in cells]) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+    return "\n".join(lines) + "\n"
+
+
+def to_rich(t: WideTable) -> Table:
+    """A rich table for the terminal."""
+    table = Table(title=t.title, title_justify="left")
+    for name in t.row_names:
+        table.add_column(name, style="cyan", no_wrap=True)
+    for e in t.estimators:
+        for i, c in enumerate(t.columns):
+            table.add_column(
+                f"{e}\n{c.title}" if i == 0 else f"\n{c.title}", justify="right", no_wrap=True
+            )
+    for names, cells in zip(t.rows, t.cells, strict=True):
+        table.add_row(*names, *cells)
+    return table
+
+
+def write_tables(summary: pd.DataFrame, factors: Sequence[str], directory: Path) -> list[Path]:
+    """Write ``<group>.md`` and ``<group>.tex`` for every measure group present."""
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for group in GROUPS:
+        t = wide_table(summary, factors, group)
+        if t is None:
+            continue
+        for suffix, render in ((".md", to_markdown), (".tex", to_latex)):
+            path = directory / f"{group}{suffix}"
+            path.write_text(render(t))
+            written.append(path)
+    return written
+
+
+def _console() -> Console:
+    console = Console()
+    return console if console.is_terminal else Console(width=250)  # a pipe: never fold
+
+
+def print_tables(
+    summary: pd.DataFrame,
+    factors: Sequence[str],
+    groups: Sequence[str] = tuple(GROUPS),
+    max_rows: int = 40,
+) -> None:
+    """Print the measure groups to standard output (at most ``max_rows`` rows each)."""
+    console = _console()
+    for group in groups:
+        t = wide_table(summary, factors, group)
+        if t is None:
+            continue
+        shown = WideTable(
+            t.title, t.row_names, t.rows[:max_rows], t.estimators, t.columns, t.cells[:max_rows]
+        )
+        console.print(to_rich(shown))
+        if len(t.rows) > max_rows:
+            console.print(f"... {len(t.rows) - max_rows} more rows in the markdown/LaTeX tables")
+
+
+#: Measures of the compact run table, in order, with their column titles.
 SHOWN = {
     "bias": "bias (MCSE)",
     "rel_bias": "rel. bias",
@@ -19,22 +298,14 @@ SHOWN = {
 }
 
 
-def _fmt(value: float, mcse: float | None = None, digits: int = 3) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    text = f"{value:.{digits}f}"
-    if mcse is not None and not math.isnan(mcse):
-        text += f" ({mcse:.{digits}f})"
-    return text
-
-
-def summary_table(summary: pd.DataFrame, factors: list[str], title: str = "") -> Table:
+def summary_table(summary: pd.DataFrame, factors: Sequence[str], title: str = "") -> Table:
     """One row per condition × parameter × estimator with the main measures and MCSEs."""
     keys = [*factors, "parameter", "estimator"]
-    wide = summary.pivot_table(
+    part = summary[summary["measure"].isin(SHOWN)]
+    wide = part.pivot_table(
         index=keys, columns="measure", values=["value", "mcse"], aggfunc="first", dropna=False
     )
-    table = Table(title=title or None, show_lines=False)
+    table = Table(title=title or None)
     for i, col in enumerate(keys):
         width = max([len(col), *(len(str(idx[i])) for idx in wide.index)])
         table.add_column(col, style="cyan" if col in factors else None, min_width=width)
@@ -49,16 +320,12 @@ def summary_table(summary: pd.DataFrame, factors: list[str], title: str = "") ->
         previous = group
         cells = [str(v) for v in index]
         for m in measures:
-            with_mcse = m in ("bias", "coverage")
-            digits = 0 if m == "ess_bulk" else 3
-            cells.append(_fmt(row[("value", m)], row[("mcse", m)] if with_mcse else None, digits))
+            col = Column(m, SHOWN[m], 1, 0 if m == "ess_bulk" else 3, m in ("bias", "coverage"))
+            cells.append(_cell(row[("value", m)], row[("mcse", m)], col))
         table.add_row(*cells)
     return table
 
 
-def print_summary(summary: pd.DataFrame, factors: list[str], title: str = "") -> None:
+def print_summary(summary: pd.DataFrame, factors: Sequence[str], title: str = "") -> None:
     """Print :func:`summary_table` to standard output."""
-    console = Console()
-    if not console.is_terminal:
-        console = Console(width=200)  # a file or pipe: never fold the table
-    console.print(summary_table(summary, factors, title))
+    _console().print(summary_table(summary, factors, title))
