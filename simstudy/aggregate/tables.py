@@ -302,8 +302,11 @@ def summary_table(summary: pd.DataFrame, factors: Sequence[str], title: str = ""
     """One row per condition × parameter × estimator with the main measures and MCSEs."""
     keys = [*factors, "parameter", "estimator"]
     part = summary[summary["measure"].isin(SHOWN)]
-    wide = part.pivot_table(
-        index=keys, columns="measure", values=["value", "mcse"], aggfunc="first", dropna=False
+    wide = (
+        part.drop_duplicates([*keys, "measure"])
+        .set_index([*keys, "measure"])[["value", "mcse"]]
+        .unstack("measure")
+        .sort_index()
     )
     table = Table(title=title or None)
     for i, col in enumerate(keys):

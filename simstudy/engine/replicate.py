@@ -19,10 +19,17 @@ import jax.numpy as jnp
 
 from simstudy.config import StudyPlan
 from simstudy.design import condition_id, rep_seed, seed_words
-from simstudy.engine import nuts
+from simstudy.engine import gibbs, nuts
 from simstudy.engine.summary import Summary, summarise_draws
 from simstudy.models import MODELS, ModelFamily
-from simstudy.models.base import ClosedFormEstimator, Dataset, Estimator
+from simstudy.models.base import (
+    ClosedFormEstimator,
+    Dataset,
+    Estimate,
+    Estimator,
+    GibbsEstimator,
+    ImputationEstimator,
+)
 
 Record = dict[str, Any]
 _NAN = float("nan")
@@ -59,21 +66,40 @@ def fit_estimator(
         Per-estimand summaries, divergent transitions (0 when not MCMC) and the wall time of
         the fit itself (compilation, done once per shape, is excluded).
     """
-    if isinstance(estimator, ClosedFormEstimator):
+    if isinstance(estimator, ClosedFormEstimator | ImputationEstimator):
+        if isinstance(estimator, ImputationEstimator):  # compile outside the timing
+            gibbs.imputation_program(estimator, plan.sampler, plan.model.priors, dataset)
         start = time.perf_counter()
-        estimates = estimator.fit(dataset, plan.level)
+        estimates = _closed_form(estimator, dataset, rng_key, plan)
         seconds = time.perf_counter() - start
         summaries = {
             name: Summary(e.estimate, e.se, e.lower, e.upper, _NAN, _NAN, _NAN)
             for name, e in estimates.items()
         }
         return summaries, 0, seconds
-    data = estimator.data(dataset, plan.model.priors)
-    run = nuts.prepare(estimator, data, plan.sampler)
+    if isinstance(estimator, GibbsEstimator):
+        data = dataset
+        run = gibbs.prepare(estimator, data, plan.sampler, plan.model.priors)
+    else:
+        data = estimator.data(dataset, plan.model.priors)
+        run = nuts.prepare(estimator, data, plan.sampler)
     start = time.perf_counter()
     draws = run(rng_key, data)
     summaries = summarise_draws(draws.draws, plan.level)
     return summaries, draws.n_divergent, time.perf_counter() - start
+
+
+def _closed_form(
+    estimator: ClosedFormEstimator | ImputationEstimator,
+    dataset: Dataset,
+    rng_key: jax.Array,
+    plan: StudyPlan,
+) -> dict[str, Estimate]:
+    if isinstance(estimator, ImputationEstimator):
+        return gibbs.impute_and_pool(
+            estimator, dataset, rng_key, plan.sampler, plan.model.priors, plan.level
+        )
+    return estimator.fit(dataset, plan.level)
 
 
 def _error_text(exc: BaseException) -> str:

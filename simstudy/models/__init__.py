@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from types import ModuleType
 
 from simstudy.config import ModelInfo
-from simstudy.models import regression_missing
+from simstudy.models import latent_interaction, regression_missing
 from simstudy.models.base import Estimator
 
 
@@ -24,7 +24,7 @@ class ModelFamily:
 
 
 MODELS: dict[str, ModelFamily] = {
-    m.INFO.name: ModelFamily(m.INFO, m) for m in (regression_missing,)
+    m.INFO.name: ModelFamily(m.INFO, m) for m in (regression_missing, latent_interaction)
 }
 
 

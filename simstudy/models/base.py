@@ -67,7 +67,61 @@ class ClosedFormEstimator:
     parameters: tuple[str, ...]
 
 
-Estimator = SampledEstimator | ClosedFormEstimator
+@dataclass(frozen=True)
+class GibbsEstimator:
+    """An estimator fitted by a conditional-update (Gibbs-type) sampler written in JAX.
+
+    Each function is pure and traceable, so the engine compiles warm-up and sampling for all
+    chains into one program per data shape.
+
+    Parameters
+    ----------
+    name
+        Estimator name used in configs and results.
+    init
+        ``(rng_key, data, priors) -> state``: a (dispersed) starting state of one chain.
+    step
+        ``(rng_key, state, data, priors) -> state``: one sweep of conditional updates.
+    collect
+        ``(state, data) -> dict``: the estimands (scalars) recorded after each sweep.
+    parameters
+        The estimand names :attr:`collect` returns.
+    """
+
+    name: str
+    init: Callable[..., Any]
+    step: Callable[..., Any]
+    collect: Callable[..., dict[str, Any]]
+    parameters: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ImputationEstimator:
+    """Draws from a Gibbs sampler's posterior, analysed by a complete-data method and pooled.
+
+    Parameters
+    ----------
+    name
+        Estimator name.
+    sampler
+        The Gibbs estimator whose states are drawn.
+    imputations
+        M, the number of states (spread over the chains and the run) analysed.
+    analyse
+        ``(state, data) -> (estimates, variances)``: the complete-data analysis of one state,
+        two dicts keyed by parameter name (traceable).
+    parameters
+        Estimand names.
+    """
+
+    name: str
+    sampler: GibbsEstimator
+    imputations: int
+    analyse: Callable[..., Any]
+    parameters: tuple[str, ...]
+
+
+Estimator = SampledEstimator | ClosedFormEstimator | GibbsEstimator | ImputationEstimator
 
 
 def to_numpy(dataset: Dataset) -> dict[str, np.ndarray]:

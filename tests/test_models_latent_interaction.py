@@ -1,0 +1,116 @@
+import jax
+import numpy as np
+import pytest
+from scipy import stats
+
+from simstudy.config import SamplerSettings
+from simstudy.engine import gibbs
+from simstudy.engine.summary import summarise_draws
+from simstudy.models import MODELS
+from simstudy.models import latent_interaction as li
+
+SETTING = {
+    "N": 300,
+    "missing_rate": 0.0,
+    "mechanism": "MCAR",
+    "a1": 0.3,
+    "b1": 0.3,
+    "b2": 0.3,
+    "b3": 0.2,
+    "lambda2": 0.8,
+    "lambda3": 0.7,
+    "reliability": 0.7,
+    "mar_strength": 0.7,
+}
+PRIORS = {"coef_sd": 10.0, "var_shape": 2.0, "var_scale": 0.5}
+
+
+def test_registered_with_three_estimators():
+    family = MODELS["latent_interaction"]
+    assert list(family.estimators) == ["bayes", "fs_imputation", "sum_score_ols"]
+    assert set(li.REGRESSION_PARAMETERS) <= set(li.BAYES_PARAMETERS)
+
+
+def test_shapes_masks_and_same_seed_same_data():
+    a = li.simulate(jax.random.key(0), {**SETTING, "missing_rate": 0.2})
+    b = li.simulate(jax.random.key(0), {**SETTING, "missing_rate": 0.2})
+    assert a["y"].shape == (300, 9) and a["observed"].dtype == bool
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    obs = np.asarray(a["observed"])
+    assert obs[:, :3].all()  # x indicators always observed
+    assert abs((1 - obs[:, 3:].mean()) - 0.2) < 0.03
+    assert (np.asarray(a["y"])[~obs] == 0).all()
+
+
+def test_truths_follow_the_dgm():
+    t = li.truth(SETTING)
+    assert t["eta_y~eta_x:eta_m"] == 0.2 and t["eta_x=~x2"] == 0.8 and t["eta_y=~y3"] == 0.7
+    assert t["eta_y~eta_x@eta_m=+1SD"] == pytest.approx(0.5)
+    assert t["eta_m~~eta_m"] == pytest.approx(0.91)
+    assert t["eta_y~~eta_y"] == pytest.approx(1 - (0.09 + 0.09 + 2 * 0.09 * 0.3 + 0.04 * 1.09))
+    assert t["x1~~x1"] == pytest.approx(0.3 / 0.7)
+    with pytest.raises(ValueError, match="explain"):
+        li.truth({**SETTING, "b1": 0.9, "b2": 0.9})
+
+
+def test_dgm_moments_at_large_n():
+    data = li.simulate(jax.random.key(1), {**SETTING, "N": 200_000})
+    y = np.asarray(data["y"])
+    r = SETTING["reliability"]
+    assert np.var(y[:, 0]) == pytest.approx(1 / r, rel=0.02)  # Var(x1) = 1 + theta_1
+    assert np.var(y[:, 6]) == pytest.approx(1 / r, rel=0.02)  # eta_y has unit variance too
+    assert np.corrcoef(y[:, 0], y[:, 3])[0, 1] == pytest.approx(0.3 * r, abs=0.01)
+
+
+def test_mar_missingness_depends_on_x1():
+    data = li.simulate(
+        jax.random.key(2), {**SETTING, "N": 20_000, "missing_rate": 0.3, "mechanism": "MAR"}
+    )
+    y, obs = np.asarray(data["y"]), np.asarray(data["observed"])
+    assert y[~obs[:, 6], 0].mean() - y[obs[:, 6], 0].mean() > 0.5
+
+
+def test_sum_scores_are_attenuated():
+    data = li.simulate(jax.random.key(3), {**SETTING, "N": 50_000})
+    est = li.sum_score_ols(data, 0.95)
+    assert est["eta_y~eta_x"].estimate < 0.3 - 5 * est["eta_y~eta_x"].se
+    assert est["eta_y~eta_x"].lower < est["eta_y~eta_x"].estimate < est["eta_y~eta_x"].upper
+
+
+def test_gibbs_recovers_parameters_with_missing_indicators():
+    setting = {**SETTING, "N": 4000, "missing_rate": 0.2, "mechanism": "MAR"}
+    data = li.simulate(jax.random.key(4), setting)
+    settings = SamplerSettings(name="gibbs", chains=2, warmup=200, draws=600)
+    draws = gibbs.prepare(li.BAYES, data, settings, PRIORS)(jax.random.key(5), data)
+    summary = summarise_draws(draws.draws, 0.95)
+    truth = li.truth(setting)
+    z = {k: (summary[k].estimate - truth[k]) / summary[k].se for k in li.BAYES_PARAMETERS}
+    assert max(abs(v) for v in z.values()) < 4.5, z
+    assert all(summary[k].rhat < 1.05 for k in li.STRUCTURAL)
+    assert draws.draws["eta_y~eta_x:eta_m"].shape == (2, 600)
+
+
+def test_rubin_pooling_by_hand():
+    q = np.array([0.30, 0.34, 0.28, 0.31, 0.33])
+    u = np.array([0.010, 0.012, 0.011, 0.009, 0.010]) ** 2
+    pooled = gibbs.rubin(q, u, 0.95)
+    m, w, b = 5, u.mean(), q.var(ddof=1)
+    t = w + (1 + 1 / m) * b
+    dof = (m - 1) * (1 + w / ((1 + 1 / m) * b)) ** 2
+    assert pooled.estimate == pytest.approx(q.mean())
+    assert pooled.se == pytest.approx(np.sqrt(t))
+    half = stats.t.ppf(0.975, dof) * np.sqrt(t)
+    assert pooled.upper - pooled.estimate == pytest.approx(half)
+
+
+def test_fs_imputation_pools_m_draws():
+    setting = {**SETTING, "N": 3000}
+    data = li.simulate(jax.random.key(6), setting)
+    settings = SamplerSettings(name="gibbs", chains=2, warmup=200, draws=400)
+    est = gibbs.impute_and_pool(
+        li.ESTIMATORS["fs_imputation"], data, jax.random.key(7), settings, PRIORS, 0.95
+    )
+    assert set(est) == set(li.REGRESSION_PARAMETERS)
+    for name in li.STRUCTURAL:
+        assert abs(est[name].estimate - li.truth(setting)[name]) < 4 * est[name].se, name
+        assert est[name].lower < est[name].estimate < est[name].upper
