@@ -95,6 +95,9 @@ class ModelInfo:
         Names of the prior settings the estimators read.
     estimators
         Estimator names, in the order they are documented.
+    samplers
+        The sampler (``sampler.name``) each MCMC-based estimator runs on; estimators not listed
+        need none.
     """
 
     name: str
@@ -102,6 +105,18 @@ class ModelInfo:
     params: Mapping[str, FactorSpec]
     priors: Mapping[str, FactorSpec]
     estimators: tuple[str, ...]
+    samplers: Mapping[str, str] = field(default_factory=dict)
+
+
+def _check_sampler(info: ModelInfo, estimators: Sequence[str], sampler: SamplerSettings) -> None:
+    for est in estimators:
+        needed = info.samplers.get(est)
+        if needed is not None and needed != sampler.name:
+            raise InputError(
+                "sampler.name",
+                sampler.name,
+                f"'{needed}' for estimator {est} of model {info.name} (e.g. sampler={needed})",
+            )
 
 
 @dataclass(frozen=True)
@@ -450,6 +465,8 @@ def plan_from_dict(raw: Mapping[str, Any], models: Mapping[str, ModelInfo]) -> S
     fresh = top.get("fresh", False)
     if not isinstance(fresh, bool):
         raise InputError("fresh", fresh, "true or false")
+    sampler = _sampler(top.get("sampler", {}))
+    _check_sampler(info, estimators, sampler)
     return StudyPlan(
         name=name,
         aims=aims.strip(),
@@ -464,7 +481,7 @@ def plan_from_dict(raw: Mapping[str, Any], models: Mapping[str, ModelInfo]) -> S
         ),
         min_reps_for_stop=_int("study.min_reps_for_stop", study.get("min_reps_for_stop", 10), 1),
         model=model,
-        sampler=_sampler(top.get("sampler", {})),
+        sampler=sampler,
         executor=_executor(top.get("executor", {})),
         results_dir=Path(results_dir),
         fresh=fresh,
@@ -477,3 +494,39 @@ def plan_from_config(cfg: DictConfig, models: Mapping[str, ModelInfo]) -> StudyP
     """Validate a composed Hydra config into a :class:`StudyPlan`."""
     raw = OmegaConf.to_container(cfg, resolve=True)
     return plan_from_dict(raw, models)
+
+
+@dataclass(frozen=True)
+class FitPlan:
+    """A validated ``simstudy fit``: one model's estimator on a user's data set."""
+
+    model: ModelSettings
+    sampler: SamplerSettings
+    estimator: str
+    level: float
+    seed: int
+
+
+def fit_plan_from_dict(
+    raw: Mapping[str, Any],
+    models: Mapping[str, ModelInfo],
+    estimator: str | None,
+    level: float = 0.95,
+    seed: int = 0,
+) -> FitPlan:
+    """Validate the model and sampler sections of a config for fitting one data set."""
+    model, info = _model(raw.get("model"), models)
+    name = estimator or info.estimators[0]
+    if name not in info.estimators:
+        raise InputError(
+            "estimator", name, f"an estimator of model {info.name}: " + ", ".join(info.estimators)
+        )
+    sampler = _sampler(raw.get("sampler", {}))
+    _check_sampler(info, [name], sampler)
+    return FitPlan(
+        model=model,
+        sampler=sampler,
+        estimator=name,
+        level=_unit("level", level, closed=False),
+        seed=_int("seed", seed, 0),
+    )

@@ -34,6 +34,9 @@ BAD = [
     (["study.exclude=[{mechanism:MAR},{mechanism:MCAR}]"], "study.exclude"),
     (["study.name=../escape"], "study.name = '../escape'"),
     (["study.reps"], "override = 'study.reps'"),
+    (["study=latent_interaction", "sampler=nuts"], "sampler.name = 'nuts'"),
+    (["aggregate.reference=magic"], "aggregate.reference = 'magic'"),
+    (["aggregate.policy=strict"], "aggregate.policy = 'strict'"),
 ]
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from simstudy.config import StudyPlan
+from simstudy.config import SamplerSettings, StudyPlan
 from simstudy.design import condition_id, rep_seed, seed_words
 from simstudy.engine import gibbs, nuts
 from simstudy.engine.summary import Summary, summarise_draws
@@ -25,7 +25,6 @@ from simstudy.models import MODELS, ModelFamily
 from simstudy.models.base import (
     ClosedFormEstimator,
     Dataset,
-    Estimate,
     Estimator,
     GibbsEstimator,
     ImputationEstimator,
@@ -56,9 +55,14 @@ def setting_of(plan: StudyPlan, condition: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def fit_estimator(
-    estimator: Estimator, dataset: Dataset, rng_key: jax.Array, plan: StudyPlan
+    estimator: Estimator,
+    dataset: Dataset,
+    rng_key: jax.Array,
+    sampler: SamplerSettings,
+    priors: Mapping[str, float],
+    level: float,
 ) -> tuple[dict[str, Summary], int, float]:
-    """Fit one estimator to one data set.
+    """Fit one estimator to one data set (a replication, or a user's data).
 
     Returns
     -------
@@ -68,9 +72,12 @@ def fit_estimator(
     """
     if isinstance(estimator, ClosedFormEstimator | ImputationEstimator):
         if isinstance(estimator, ImputationEstimator):  # compile outside the timing
-            gibbs.imputation_program(estimator, plan.sampler, plan.model.priors, dataset)
+            gibbs.imputation_program(estimator, sampler, priors, dataset)
         start = time.perf_counter()
-        estimates = _closed_form(estimator, dataset, rng_key, plan)
+        if isinstance(estimator, ImputationEstimator):
+            estimates = gibbs.impute_and_pool(estimator, dataset, rng_key, sampler, priors, level)
+        else:
+            estimates = estimator.fit(dataset, level)
         seconds = time.perf_counter() - start
         summaries = {
             name: Summary(e.estimate, e.se, e.lower, e.upper, _NAN, _NAN, _NAN)
@@ -79,27 +86,14 @@ def fit_estimator(
         return summaries, 0, seconds
     if isinstance(estimator, GibbsEstimator):
         data = dataset
-        run = gibbs.prepare(estimator, data, plan.sampler, plan.model.priors)
+        run = gibbs.prepare(estimator, data, sampler, priors)
     else:
-        data = estimator.data(dataset, plan.model.priors)
-        run = nuts.prepare(estimator, data, plan.sampler)
+        data = estimator.data(dataset, priors)
+        run = nuts.prepare(estimator, data, sampler)
     start = time.perf_counter()
     draws = run(rng_key, data)
-    summaries = summarise_draws(draws.draws, plan.level)
+    summaries = summarise_draws(draws.draws, level)
     return summaries, draws.n_divergent, time.perf_counter() - start
-
-
-def _closed_form(
-    estimator: ClosedFormEstimator | ImputationEstimator,
-    dataset: Dataset,
-    rng_key: jax.Array,
-    plan: StudyPlan,
-) -> dict[str, Estimate]:
-    if isinstance(estimator, ImputationEstimator):
-        return gibbs.impute_and_pool(
-            estimator, dataset, rng_key, plan.sampler, plan.model.priors, plan.level
-        )
-    return estimator.fit(dataset, plan.level)
 
 
 def _error_text(exc: BaseException) -> str:
@@ -171,7 +165,12 @@ def run_replication(plan: StudyPlan, condition: Mapping[str, Any], rep: int) -> 
         start = time.perf_counter()
         try:
             summaries, n_div, seconds = fit_estimator(
-                estimator, dataset, estimator_key(key, name), plan
+                estimator,
+                dataset,
+                estimator_key(key, name),
+                plan.sampler,
+                plan.model.priors,
+                plan.level,
             )
         except Exception as exc:
             rows += failed_records(

@@ -44,6 +44,7 @@ import numpy as np
 from scipy import stats
 
 from simstudy.config import FactorSpec, ModelInfo
+from simstudy.errors import InputError
 from simstudy.models.base import (
     ClosedFormEstimator,
     Dataset,
@@ -88,6 +89,7 @@ INFO = ModelInfo(
         "var_scale": FactorSpec("float", low=1e-6),
     },
     estimators=("bayes", "fs_imputation", "sum_score_ols"),
+    samplers={"bayes": "gibbs", "fs_imputation": "gibbs"},
 )
 
 
@@ -151,6 +153,24 @@ def simulate(rng_key: jax.Array, setting: Mapping[str, Any]) -> dict[str, jax.Ar
     missing = missing & (jnp.arange(9) >= 3)  # x indicators always observed
     observed = ~missing
     return {"y": jnp.where(observed, y, 0.0), "observed": observed}
+
+
+def from_frame(frame: Any) -> dict[str, jax.Array]:
+    """A data set from a user's table with columns x1-x3, m1-m3, y1-y3 (NaN where missing).
+
+    Raises
+    ------
+    InputError
+        Naming the indicator columns that are absent.
+    """
+    absent = [c for c in INDICATORS if c not in frame.columns]
+    if absent:
+        raise InputError(
+            "data columns", ", ".join(absent), "indicator columns " + ", ".join(INDICATORS)
+        )
+    y = np.asarray(frame[list(INDICATORS)], dtype=float)
+    observed = ~np.isnan(y)
+    return {"y": jnp.asarray(np.where(observed, y, 0.0)), "observed": jnp.asarray(observed)}
 
 
 # --- the Gibbs sampler -----------------------------------------------------------------------

@@ -29,6 +29,7 @@ import numpyro.distributions as dist
 from scipy import stats
 
 from simstudy.config import FactorSpec, ModelInfo
+from simstudy.errors import InputError
 from simstudy.models.base import ClosedFormEstimator, Dataset, Estimate, SampledEstimator
 
 PARAMETERS = ("y~1", "y~x", "y~z", "y~~y")
@@ -50,6 +51,7 @@ INFO = ModelInfo(
     },
     priors={"coef_sd": FactorSpec("float", low=1e-6), "sigma_scale": FactorSpec("float", low=1e-6)},
     estimators=("bayes_fiml", "bayes_cc", "ols_cc"),
+    samplers={"bayes_fiml": "nuts", "bayes_cc": "nuts"},
 )
 
 
@@ -95,6 +97,36 @@ def simulate(rng_key: jax.Array, setting: Mapping[str, Any]) -> dict[str, jax.Ar
         missing = jax.random.uniform(kr, (n,)) < rate
     observed = ~missing
     return {"y": y, "z": z, "x": jnp.where(observed, x, 0.0), "x_observed": observed}
+
+
+COLUMNS = ("y", "x", "z")
+
+
+def from_frame(frame: Any) -> dict[str, jax.Array]:
+    """A data set from a user's table: columns ``y``, ``x`` (may be missing, NaN) and ``z``.
+
+    Raises
+    ------
+    InputError
+        Naming missing columns, or missing values where the model allows none (``y``, ``z``).
+    """
+    absent = [c for c in COLUMNS if c not in frame.columns]
+    if absent:
+        raise InputError("data columns", ", ".join(absent), "columns y, x and z (x may have NaN)")
+    for col in ("y", "z"):
+        n_missing = int(frame[col].isna().sum())
+        if n_missing:
+            raise InputError(
+                f"data column {col}", f"{n_missing} missing values", "complete y and z"
+            )
+    x = np.asarray(frame["x"], dtype=float)
+    observed = ~np.isnan(x)
+    return {
+        "y": jnp.asarray(frame["y"], dtype=float),
+        "z": jnp.asarray(frame["z"], dtype=float),
+        "x": jnp.asarray(np.where(observed, x, 0.0)),
+        "x_observed": jnp.asarray(observed),
+    }
 
 
 def _regression_priors(coef_sd: float, sigma_scale: float) -> tuple[Any, ...]:
