@@ -11,6 +11,19 @@ import pytest
 from simstudy.cli import main
 from simstudy.store import read_replications
 
+#: Parameters of the two models as in conf/model/*.yaml, for tests that call models directly.
+REGRESSION_PARAMS = {"b0": 1.0, "b1": 0.5, "b2": 0.3, "sigma": 1.0, "rho": 0.4, "mar_strength": 0.8}
+LATENT_PARAMS = {
+    "a1": 0.3,
+    "b1": 0.3,
+    "b2": 0.3,
+    "b3": 0.2,
+    "lambda2": 0.8,
+    "lambda3": 0.7,
+    "reliability": 0.7,
+    "mar_strength": 0.7,
+}
+
 #: A small, quick study for pipeline tests: closed-form and one MCMC estimator, tiny sampler.
 TINY = [
     "study.name=tiny",

@@ -4,6 +4,7 @@ import jax
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import LATENT_PARAMS, REGRESSION_PARAMS
 
 from simstudy.cli import main
 from simstudy.models import latent_interaction as li
@@ -12,17 +13,7 @@ from simstudy.models import regression_missing as rm
 
 @pytest.fixture
 def regression_csv(tmp_path):
-    setting = {
-        "N": 2000,
-        "missing_rate": 0.3,
-        "mechanism": "MAR",
-        "b0": 1.0,
-        "b1": 0.5,
-        "b2": 0.3,
-        "sigma": 1.0,
-        "rho": 0.4,
-        "mar_strength": 0.8,
-    }
+    setting = {**REGRESSION_PARAMS, "N": 2000, "missing_rate": 0.3, "mechanism": "MAR"}
     d = rm.simulate(jax.random.key(0), setting)
     x = np.where(np.asarray(d["x_observed"]), np.asarray(d["x"]), np.nan)
     path = tmp_path / "survey.csv"
@@ -54,19 +45,7 @@ def test_fit_regression_with_missing_x(regression_csv, tmp_path, capsys):
 
 
 def test_fit_latent_interaction_picks_its_sampler(tmp_path, capsys):
-    setting = {
-        "N": 600,
-        "missing_rate": 0.1,
-        "mechanism": "MCAR",
-        "a1": 0.3,
-        "b1": 0.3,
-        "b2": 0.3,
-        "b3": 0.2,
-        "lambda2": 0.8,
-        "lambda3": 0.7,
-        "reliability": 0.7,
-        "mar_strength": 0.7,
-    }
+    setting = {**LATENT_PARAMS, "N": 600, "missing_rate": 0.1, "mechanism": "MCAR"}
     d = li.simulate(jax.random.key(1), setting)
     y = np.where(np.asarray(d["observed"]), np.asarray(d["y"]), np.nan)
     path = tmp_path / "items.parquet"

@@ -1,6 +1,7 @@
 import jax
 import numpy as np
 import pytest
+from conftest import REGRESSION_PARAMS
 from jax import monitoring
 
 from simstudy.config import SamplerSettings, plan_from_dict
@@ -11,16 +12,7 @@ from simstudy.engine.summary import summarise_draws
 from simstudy.models import model_infos
 from simstudy.models import regression_missing as rm
 
-SETTING = {
-    "b0": 1.0,
-    "b1": 0.5,
-    "b2": 0.3,
-    "sigma": 1.0,
-    "rho": 0.4,
-    "mar_strength": 0.8,
-    "missing_rate": 0.3,
-    "mechanism": "MAR",
-}
+SETTING = {**REGRESSION_PARAMS, "missing_rate": 0.3, "mechanism": "MAR"}
 PRIORS = {"coef_sd": 10.0, "sigma_scale": 5.0}
 FAST = SamplerSettings(chains=2, warmup=200, draws=200)
 
@@ -114,7 +106,7 @@ def _plan(**study):
         },
         "model": {
             "name": "regression_missing",
-            "params": {k: SETTING[k] for k in ("b0", "b1", "b2", "sigma", "rho", "mar_strength")},
+            "params": REGRESSION_PARAMS,
             "priors": PRIORS,
         },
         "sampler": {"warmup": 60, "draws": 60},

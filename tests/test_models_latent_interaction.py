@@ -1,6 +1,7 @@
 import jax
 import numpy as np
 import pytest
+from conftest import LATENT_PARAMS
 from scipy import stats
 
 from simstudy.config import SamplerSettings
@@ -9,19 +10,7 @@ from simstudy.engine.summary import summarise_draws
 from simstudy.models import MODELS
 from simstudy.models import latent_interaction as li
 
-SETTING = {
-    "N": 300,
-    "missing_rate": 0.0,
-    "mechanism": "MCAR",
-    "a1": 0.3,
-    "b1": 0.3,
-    "b2": 0.3,
-    "b3": 0.2,
-    "lambda2": 0.8,
-    "lambda3": 0.7,
-    "reliability": 0.7,
-    "mar_strength": 0.7,
-}
+SETTING = {**LATENT_PARAMS, "N": 300, "missing_rate": 0.0, "mechanism": "MCAR"}
 PRIORS = {"coef_sd": 10.0, "var_shape": 2.0, "var_scale": 0.5}
 
 

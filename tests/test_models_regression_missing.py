@@ -1,21 +1,12 @@
 import jax
 import numpy as np
 import pytest
+from conftest import REGRESSION_PARAMS
 
 from simstudy.models import MODELS
 from simstudy.models import regression_missing as rm
 
-SETTING = {
-    "b0": 1.0,
-    "b1": 0.5,
-    "b2": 0.3,
-    "sigma": 1.0,
-    "rho": 0.4,
-    "mar_strength": 0.8,
-    "N": 20_000,
-    "missing_rate": 0.3,
-    "mechanism": "MAR",
-}
+SETTING = {**REGRESSION_PARAMS, "N": 20_000, "missing_rate": 0.3, "mechanism": "MAR"}
 
 
 def test_registered_with_its_estimators():
