@@ -80,12 +80,40 @@ def compose(overrides: Sequence[str]) -> Any:
         ) from None
 
 
-def load_plan(overrides: Sequence[str]) -> Any:
-    """Compose and validate a study from overrides."""
-    from simstudy.config import plan_from_config
+def compose_raw(overrides: Sequence[str], estimators: Sequence[str] | None = None) -> dict:
+    """Compose to plain containers, picking the sampler the estimators need if none is chosen.
+
+    A model's MCMC estimators run on one sampler (``nuts`` or ``gibbs``); when the user names
+    no ``sampler=`` and the composed default does not fit, the needed one is composed instead,
+    so that ``simstudy run study=sbc model=latent_interaction`` just works.
+    """
+    from omegaconf import OmegaConf
+
     from simstudy.models import model_infos
 
-    return plan_from_config(compose(overrides), model_infos())
+    raw = OmegaConf.to_container(compose(overrides), resolve=True)
+    if any(o.lstrip("+").startswith("sampler=") for o in overrides):
+        return raw
+    info = model_infos().get((raw.get("model") or {}).get("name"))
+    if info is None:
+        return raw
+    study = raw.get("study") or {}
+    if estimators is None:
+        estimators = study.get("estimators")
+        if estimators is None and study.get("type") == "sbc":
+            estimators = info.posteriors
+    needed = {info.samplers.get(e) for e in estimators or []} - {None}
+    if len(needed) == 1 and needed != {raw.get("sampler", {}).get("name")}:
+        raw = OmegaConf.to_container(compose([*overrides, f"sampler={needed.pop()}"]), resolve=True)
+    return raw
+
+
+def load_plan(overrides: Sequence[str]) -> Any:
+    """Compose and validate a study from overrides."""
+    from simstudy.config import plan_from_dict
+    from simstudy.models import model_infos
+
+    return plan_from_dict(compose_raw(overrides), model_infos())
 
 
 def _differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
@@ -175,7 +203,7 @@ def cmd_run(overrides: Sequence[str]) -> int:
                         pool,
                         tasks,
                         study_dir=study_dir,
-                        schema=replication_schema(plan.factor_kinds),
+                        schema=replication_schema(plan.factor_kinds, sbc=plan.kind == "sbc"),
                         run_fn=functools.partial(replicate.run_batch, plan),
                         fail_fn=functools.partial(replicate.failed_batch, plan),
                         stop_rule=StopRule(plan.max_failure_rate, plan.min_reps_for_stop),
@@ -342,15 +370,10 @@ def cmd_fit(arguments: Sequence[str]) -> int:
         seed, level = int(options.get("seed", 0)), float(options.get("level", 0.95))
     except ValueError:
         raise InputError("seed/level", options, "an integer seed and a level in (0, 1)") from None
-    from omegaconf import OmegaConf
-
-    raw = OmegaConf.to_container(compose(overrides), resolve=True)
+    raw = compose_raw(overrides)
     info = model_infos().get(raw["model"]["name"])
-    if info is not None and not any(o.startswith(("sampler=", "+sampler=")) for o in overrides):
-        # No sampler chosen: take the one the estimator runs on (e.g. gibbs).
-        needed = info.samplers.get(options.get("estimator") or info.estimators[0])
-        if needed and needed != raw["sampler"]["name"]:
-            raw = OmegaConf.to_container(compose([*overrides, f"sampler={needed}"]), resolve=True)
+    if info is not None:
+        raw = compose_raw(overrides, [options.get("estimator") or info.estimators[0]])
     plan = fit_plan_from_dict(raw, model_infos(), options.get("estimator"), level, seed)
     family = MODELS[plan.model.name]
     frame = pd.read_csv(path) if path.suffix == ".csv" else pd.read_parquet(path)

@@ -98,6 +98,9 @@ class ModelInfo:
     samplers
         The sampler (``sampler.name``) each MCMC-based estimator runs on; estimators not listed
         need none.
+    posteriors
+        Estimators whose result is a posterior (draws): the ones simulation-based calibration
+        can check.
     """
 
     name: str
@@ -106,6 +109,10 @@ class ModelInfo:
     priors: Mapping[str, FactorSpec]
     estimators: tuple[str, ...]
     samplers: Mapping[str, str] = field(default_factory=dict)
+    posteriors: tuple[str, ...] = ()
+
+
+STUDY_TYPES = ("simulation", "sbc")
 
 
 def _check_sampler(info: ModelInfo, estimators: Sequence[str], sampler: SamplerSettings) -> None:
@@ -184,6 +191,7 @@ class StudyPlan:
     fresh: bool = False
     factor_kinds: dict[str, str] = field(default_factory=dict)
     aggregate: AggregateSettings = field(default_factory=AggregateSettings)
+    kind: str = "simulation"
 
     @property
     def reference(self) -> str:
@@ -199,15 +207,19 @@ class StudyPlan:
         """The settings that replication numbers depend on (design grid and reps excluded).
 
         Adding factor levels or replications keeps every finished batch valid; changing anything
-        here does not, so the manifest stores its hash.
+        here does not, so the manifest stores its hash. (The study type enters only when it is
+        not the default, so that manifests of plain simulation studies keep their hash.)
         """
-        return {
+        numbers = {
             "seed": self.seed,
             "level": self.level,
             "estimators": list(self.estimators),
             "model": asdict(self.model),
             "sampler": asdict(self.sampler),
         }
+        if self.kind != "simulation":
+            numbers["type"] = self.kind
+        return numbers
 
     def to_config(self) -> dict[str, Any]:
         """The validated config in the shape :func:`plan_from_dict` reads (JSON-ready).
@@ -217,6 +229,7 @@ class StudyPlan:
         return {
             "study": {
                 "name": self.name,
+                "type": self.kind,
                 "aims": self.aims,
                 "reps": self.reps,
                 "seed": self.seed,
@@ -354,6 +367,7 @@ def _model(raw: Any, models: Mapping[str, ModelInfo]) -> tuple[ModelSettings, Mo
 
 _STUDY_KEYS = (
     "name",
+    "type",
     "aims",
     "reps",
     "seed",
@@ -446,7 +460,19 @@ def plan_from_dict(raw: Mapping[str, Any], models: Mapping[str, ModelInfo]) -> S
     aims = study.get("aims", "")
     if not isinstance(aims, str):
         raise InputError("study.aims", aims, "a paragraph of text")
+    kind = study.get("type", "simulation")
+    if kind not in STUDY_TYPES:
+        raise InputError("study.type", kind, "one of " + ", ".join(STUDY_TYPES))
     estimators = study.get("estimators")
+    if kind == "sbc":
+        if estimators is None:
+            estimators = list(info.posteriors)
+        for i, est in enumerate(estimators or []):
+            if est not in info.posteriors:
+                allowed = f"an estimator of model {info.name} with a posterior: " + ", ".join(
+                    info.posteriors
+                )
+                raise InputError(f"study.estimators[{i}]", est, allowed)
     if isinstance(estimators, str) or not isinstance(estimators, Sequence) or not estimators:
         raise InputError("study.estimators", estimators, "a non-empty list of estimator names")
     for i, est in enumerate(estimators):
@@ -487,6 +513,7 @@ def plan_from_dict(raw: Mapping[str, Any], models: Mapping[str, ModelInfo]) -> S
         fresh=fresh,
         factor_kinds=kinds,
         aggregate=_aggregate(top.get("aggregate"), estimators),
+        kind=kind,
     )
 
 

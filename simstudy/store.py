@@ -52,11 +52,18 @@ MANIFEST = "manifest.json"
 LOCK = "run.lock"
 
 
-def replication_schema(factor_kinds: Mapping[str, str]) -> pa.Schema:
+#: Extra columns of simulation-based-calibration studies.
+SBC_FIELDS: tuple[tuple[str, pa.DataType], ...] = (
+    ("sbc_rank", pa.int64()),
+    ("sbc_draws", pa.int64()),
+)
+
+
+def replication_schema(factor_kinds: Mapping[str, str], sbc: bool = False) -> pa.Schema:
     """Arrow schema of replication records for a study with these design factors."""
     fields = [("study", pa.string()), ("condition_id", pa.string())]
     fields += [(name, _ARROW_KINDS[kind]) for name, kind in factor_kinds.items()]
-    return pa.schema(fields + list(RECORD_FIELDS))
+    return pa.schema(fields + list(RECORD_FIELDS) + (list(SBC_FIELDS) if sbc else []))
 
 
 def condition_dir(study_dir: Path, cond_id: str) -> Path:

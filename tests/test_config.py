@@ -37,6 +37,11 @@ BAD = [
     (["study=latent_interaction", "sampler=nuts"], "sampler.name = 'nuts'"),
     (["aggregate.reference=magic"], "aggregate.reference = 'magic'"),
     (["aggregate.policy=strict"], "aggregate.policy = 'strict'"),
+    (["+study.type=bootstrap"], "study.type = 'bootstrap'"),
+    (
+        ["study=sbc", "model=latent_interaction", "study.estimators=[fs_imputation]"],
+        "study.estimators[0] = 'fs_imputation'",
+    ),
 ]
 
 

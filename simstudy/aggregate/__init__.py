@@ -16,6 +16,7 @@ from simstudy.aggregate.mcmc import mcmc_measures
 from simstudy.aggregate.measures import KEYS, SUMMARY_COLUMNS, performance, usable
 from simstudy.aggregate.policy import ConvergencePolicy
 from simstudy.aggregate.prepare import RECORD_COLUMNS, factor_columns, prepare_records
+from simstudy.aggregate.sbc import sbc_measures
 from simstudy.aggregate.stream import conditions
 
 __all__ = [
@@ -69,6 +70,8 @@ def summarise(
         mcmc_measures(df, keys, out, policy.rhat_max)
         used, _ = usable(df, policy)
         comparisons(df, used, keys, out, reference)
+        if "sbc_rank" in df.columns:
+            sbc_measures(df, keys, out)
     frame = out.frame()
     frame = frame[[*keys, *SUMMARY_COLUMNS]]
     return frame.sort_values([*keys, "measure"], kind="stable").reset_index(drop=True)

@@ -31,6 +31,8 @@ RECORD_COLUMNS = (
     "status",
     "error",
     "seconds",
+    "sbc_rank",
+    "sbc_draws",
 )
 REQUIRED = ("rep", "estimator", "parameter", "estimate")
 _OPTIONAL_FLOATS = ("se", "lower", "upper", "ess_bulk", "ess_tail", "rhat", "seconds")

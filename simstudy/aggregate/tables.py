@@ -78,6 +78,14 @@ GROUPS: dict[str, tuple[str, tuple[Column, ...]]] = {
             Column("seconds", "Seconds", 1, 3),
         ),
     ),
+    "sbc": (
+        "Simulation-based calibration: uniformity of the ranks of prior draws",
+        (
+            Column("sbc_p_value", "p (uniform)", 1, 3, False),
+            Column("sbc_rank_mean", "rank/L"),
+            Column("sbc_hist", "rank histogram", 1, 0, False),
+        ),
+    ),
     "failures": (
         "Replications used, excluded by the convergence policy, and failure rate",
         (
@@ -116,6 +124,8 @@ def wide_table(summary: pd.DataFrame, factors: Sequence[str], group: str) -> Wid
     measures = {c.measure.split(":")[0] for c in columns} - {"n_reps", "n_excluded"}
     if group == "failures":
         measures = {"failure_rate", "bias"}
+    if group == "sbc":
+        measures = {m for m in summary["measure"].unique() if m.startswith("sbc_")}
     part = summary[summary["measure"].isin(measures)]
     if part.empty or part["value"].notna().sum() == 0:
         return None
@@ -160,8 +170,26 @@ def wide_table(summary: pd.DataFrame, factors: Sequence[str], group: str) -> Wid
     )
 
 
+_BARS = " ▁▂▃▄▅▆▇█"
+
+
+def _sparkline(counts: list[float]) -> str:
+    top = max(counts) if counts else 0
+    if not top:
+        return "–"
+    return "".join(_BARS[round(8 * c / top)] for c in counts)
+
+
 def _wide_cell(row: pd.Series, available: set, estimator: str, col: Column) -> str:
     name, _, limit = col.measure.partition(":")
+    if name == "sbc_hist":
+        bins = sorted(
+            m
+            for f, e, m in available
+            if f == "value" and e == estimator and m.startswith("sbc_bin_")
+        )
+        counts = [row[("value", estimator, m)] for m in bins]
+        return _sparkline([0.0 if pd.isna(c) else float(c) for c in counts])
     if name in ("n_reps", "n_excluded"):
         key = (name, estimator, "bias")
         return "–" if key not in available or pd.isna(row[key]) else str(int(row[key]))

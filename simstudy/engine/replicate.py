@@ -20,7 +20,8 @@ import jax.numpy as jnp
 from simstudy.config import SamplerSettings, StudyPlan
 from simstudy.design import condition_id, rep_seed, seed_words
 from simstudy.engine import gibbs, nuts
-from simstudy.engine.summary import Summary, summarise_draws
+from simstudy.engine.nuts import Draws
+from simstudy.engine.summary import Summary, sbc_ranks, summarise_draws
 from simstudy.models import MODELS, ModelFamily
 from simstudy.models.base import (
     ClosedFormEstimator,
@@ -28,6 +29,7 @@ from simstudy.models.base import (
     Estimator,
     GibbsEstimator,
     ImputationEstimator,
+    SampledEstimator,
 )
 
 Record = dict[str, Any]
@@ -84,6 +86,20 @@ def fit_estimator(
             for name, e in estimates.items()
         }
         return summaries, 0, seconds
+    draws, seconds = posterior_draws(estimator, dataset, rng_key, sampler, priors)
+    start = time.perf_counter()
+    summaries = summarise_draws(draws.draws, level)
+    return summaries, draws.n_divergent, seconds + time.perf_counter() - start
+
+
+def posterior_draws(
+    estimator: SampledEstimator | GibbsEstimator,
+    dataset: Dataset,
+    rng_key: jax.Array,
+    sampler: SamplerSettings,
+    priors: Mapping[str, float],
+) -> tuple[Draws, float]:
+    """Draws of a sampled estimator, and the seconds of sampling (compilation excluded)."""
     if isinstance(estimator, GibbsEstimator):
         data = dataset
         run = gibbs.prepare(estimator, data, sampler, priors)
@@ -92,8 +108,7 @@ def fit_estimator(
         run = nuts.prepare(estimator, data, sampler)
     start = time.perf_counter()
     draws = run(rng_key, data)
-    summaries = summarise_draws(draws.draws, level)
-    return summaries, draws.n_divergent, time.perf_counter() - start
+    return draws, time.perf_counter() - start
 
 
 def _error_text(exc: BaseException) -> str:
@@ -151,18 +166,35 @@ def run_replication(plan: StudyPlan, condition: Mapping[str, Any], rep: int) -> 
     family = MODELS[plan.model.name]
     cid = condition_id(condition)
     setting = setting_of(plan, condition)
-    truth = family.module.truth(setting)
     seed = rep_seed(plan.seed, cid, rep)
     base = {"study": plan.name, "condition_id": cid, **condition, "rep": rep, "seed": seed}
     key = key_from_seed(seed)
+    sbc = plan.kind == "sbc"
+    truth: dict[str, float] = {} if sbc else family.module.truth(setting)
     try:
-        dataset = jax.block_until_ready(family.module.simulate(simulate_key(key), setting))
+        if sbc:  # parameters drawn from the prior, data from them
+            dataset, truth = family.module.simulate_prior(
+                simulate_key(key), setting, plan.model.priors
+            )
+        else:
+            dataset = family.module.simulate(simulate_key(key), setting)
+        dataset = jax.block_until_ready(dataset)
     except Exception as exc:  # the DGM failing is data too
         return failed_records(base, family, plan.estimators, truth, "simulate: " + _error_text(exc))
     rows: list[Record] = []
     for name in plan.estimators:
         estimator = family.estimators[name]
         start = time.perf_counter()
+        if sbc:
+            try:
+                rows += _sbc_records(
+                    base, estimator, dataset, truth, estimator_key(key, name), plan
+                )
+            except Exception as exc:
+                rows += failed_records(
+                    base, family, [name], truth, _error_text(exc), time.perf_counter() - start
+                )
+            continue
         try:
             summaries, n_div, seconds = fit_estimator(
                 estimator,
@@ -193,6 +225,36 @@ def run_replication(plan: StudyPlan, condition: Mapping[str, Any], rep: int) -> 
                 }
             )
     return rows
+
+
+def _sbc_records(
+    base: Record,
+    estimator: SampledEstimator | GibbsEstimator,
+    dataset: Dataset,
+    truth: Mapping[str, float],
+    rng_key: jax.Array,
+    plan: StudyPlan,
+) -> list[Record]:
+    """Records of one SBC fit: the usual summary plus the rank of the prior draw."""
+    draws, seconds = posterior_draws(estimator, dataset, rng_key, plan.sampler, plan.model.priors)
+    summaries = summarise_draws(draws.draws, plan.level)
+    ranks, n_kept = sbc_ranks(draws.draws, truth)
+    return [
+        {
+            **base,
+            "estimator": estimator.name,
+            "parameter": parameter,
+            "truth": truth[parameter],
+            **summaries[parameter]._asdict(),
+            "n_divergent": draws.n_divergent,
+            "status": "ok",
+            "error": "",
+            "seconds": seconds,
+            "sbc_rank": ranks[parameter],
+            "sbc_draws": n_kept,
+        }
+        for parameter in estimator.parameters
+    ]
 
 
 def run_batch(plan: StudyPlan, condition: Mapping[str, Any], reps: Sequence[int]) -> list[Record]:

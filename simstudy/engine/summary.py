@@ -72,3 +72,32 @@ def summarise_draws(draws: Mapping[str, np.ndarray], level: float) -> dict[str, 
             rhat=float(rhat[name]) if rhat is not None else float("nan"),
         )
     return out
+
+
+#: Posterior draws kept (equally spaced) for a simulation-based-calibration rank.
+SBC_DRAWS = 99
+
+
+def sbc_ranks(
+    draws: Mapping[str, np.ndarray], truth: Mapping[str, float], n_draws: int = SBC_DRAWS
+) -> tuple[dict[str, int], int]:
+    """Rank of each true value among ``n_draws`` thinned posterior draws (Talts et al. 2018).
+
+    Draws are thinned evenly within each chain, which keeps them close to independent when
+    each chain has many more draws than ``n_draws / chains``. Under a calibrated posterior the
+    rank is uniform on ``0 .. L`` (``L`` the number of draws kept).
+
+    Returns
+    -------
+    ranks, L
+    """
+    first = next(iter(draws.values()))
+    chains, per_chain = first.shape[:2]
+    keep = max(1, min(per_chain, n_draws // chains))
+    index = np.linspace(0, per_chain - 1, keep).round().astype(int)
+    ranks = {
+        name: int((np.asarray(values)[:, index].reshape(-1) < truth[name]).sum())
+        for name, values in draws.items()
+        if name in truth
+    }
+    return ranks, chains * keep

@@ -90,6 +90,7 @@ INFO = ModelInfo(
     },
     estimators=("bayes", "fs_imputation", "sum_score_ols"),
     samplers={"bayes": "gibbs", "fs_imputation": "gibbs"},
+    posteriors=("bayes",),
 )
 
 
@@ -332,6 +333,49 @@ def gibbs_collect(s: State, data: Mapping[str, Any]) -> dict[str, jax.Array]:
             out[f"{FACTORS[FACTOR_OF[j]]}=~{name}"] = s.lam[j]
         out[f"{name}~~{name}"] = s.theta[j]
     return out
+
+
+def simulate_prior(
+    rng_key: jax.Array, setting: Mapping[str, Any], priors: Mapping[str, float]
+) -> tuple[dict[str, jax.Array], dict[str, float]]:
+    """Draw every parameter from the Gibbs sampler's priors, then a data set (for SBC).
+
+    The data follow the estimation model exactly (free latent variances, loadings and
+    intercepts; markers fixed at 1; structural intercepts 0), with missingness as in
+    :func:`simulate` (ignorable given the always-observed x indicators).
+
+    Returns
+    -------
+    dataset, truth
+    """
+    c = float(priors["coef_sd"])
+    a0, b0 = float(priors["var_shape"]), float(priors["var_scale"])
+    keys = jax.random.split(rng_key, 10)
+    nu = c * jax.random.normal(keys[0], (9,))
+    lam = jnp.where(MARKER, 1.0, c * jax.random.normal(keys[1], (9,)))
+    theta = _inv_gamma(keys[2], a0, jnp.full((9,), b0))
+    phi_x, psi_m, psi_y = _inv_gamma(keys[3], a0, jnp.full((3,), b0))
+    a1 = c * jax.random.normal(keys[4], ())
+    b = c * jax.random.normal(keys[5], (3,))
+    n = int(setting["N"])
+    noise = jax.random.normal(keys[6], (n, 3))
+    ex = jnp.sqrt(phi_x) * noise[:, 0]
+    em = a1 * ex + jnp.sqrt(psi_m) * noise[:, 1]
+    ey = b[0] * ex + b[1] * em + b[2] * ex * em + jnp.sqrt(psi_y) * noise[:, 2]
+    eta = jnp.stack([ex, em, ey], axis=1)
+    y = nu + lam * eta[:, FACTOR_OF] + jnp.sqrt(theta) * jax.random.normal(keys[7], (n, 9))
+    rate = float(setting["missing_rate"])
+    if setting["mechanism"] == "MAR":
+        s = float(setting["mar_strength"])
+        x1 = (y[:, 0] - y[:, 0].mean()) / y[:, 0].std()
+        score = s * x1[:, None] + math.sqrt(1 - s**2) * jax.random.normal(keys[8], (n, 9))
+        missing = score > jax.scipy.stats.norm.ppf(1 - rate)
+    else:
+        missing = jax.random.uniform(keys[8], (n, 9)) < rate
+    observed = ~(missing & (jnp.arange(9) >= 3))
+    state = State(eta, nu, lam, theta, phi_x, a1, psi_m, b, psi_y)
+    truth = {k: float(v) for k, v in gibbs_collect(state, {}).items()}
+    return {"y": jnp.where(observed, y, 0.0), "observed": observed}, truth
 
 
 # --- complete-data analyses: of imputed latent scores, and of sum scores ---------------------

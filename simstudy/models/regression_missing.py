@@ -52,6 +52,7 @@ INFO = ModelInfo(
     priors={"coef_sd": FactorSpec("float", low=1e-6), "sigma_scale": FactorSpec("float", low=1e-6)},
     estimators=("bayes_fiml", "bayes_cc", "ols_cc"),
     samplers={"bayes_fiml": "nuts", "bayes_cc": "nuts"},
+    posteriors=("bayes_fiml", "bayes_cc"),
 )
 
 
@@ -97,6 +98,42 @@ def simulate(rng_key: jax.Array, setting: Mapping[str, Any]) -> dict[str, jax.Ar
         missing = jax.random.uniform(kr, (n,)) < rate
     observed = ~missing
     return {"y": y, "z": z, "x": jnp.where(observed, x, 0.0), "x_observed": observed}
+
+
+def simulate_prior(
+    rng_key: jax.Array, setting: Mapping[str, Any], priors: Mapping[str, float]
+) -> tuple[dict[str, jax.Array], dict[str, float]]:
+    """Draw parameters from the estimators' priors, then a data set (for SBC).
+
+    The data follow the model that ``bayes_fiml`` fits: ``x | z ~ N(g0 + g1 z, tau)`` and
+    ``y | x, z ~ N(b0 + b1 x + b2 z, sigma)``, with coefficients ~ N(0, coef_sd) and scales
+    ~ HalfNormal(sigma_scale); ``z ~ N(0, 1)`` is conditioned on, missingness as in
+    :func:`simulate` (ignorable: MCAR, or MAR given the always-observed ``y``).
+
+    Returns
+    -------
+    dataset, truth
+    """
+    k_par, k_z, k_x, k_y, k_r = jax.random.split(rng_key, 5)
+    c, scale = float(priors["coef_sd"]), float(priors["sigma_scale"])
+    coef = c * np.asarray(jax.random.normal(k_par, (7,)))
+    b0, b1, b2, g0, g1 = (float(v) for v in coef[:5])
+    sigma, tau = (abs(float(v)) * scale / c for v in coef[5:])
+    n = int(setting["N"])
+    z = jax.random.normal(k_z, (n,))
+    x = g0 + g1 * z + tau * jax.random.normal(k_x, (n,))
+    y = b0 + b1 * x + b2 * z + sigma * jax.random.normal(k_y, (n,))
+    rate = float(setting["missing_rate"])
+    if setting["mechanism"] == "MAR":
+        s = float(setting["mar_strength"])
+        y_std = (y - y.mean()) / y.std()
+        r = s * y_std + jnp.sqrt(1.0 - s**2) * jax.random.normal(k_r, (n,))
+        missing = r > jax.scipy.stats.norm.ppf(1.0 - rate)
+    else:
+        missing = jax.random.uniform(k_r, (n,)) < rate
+    observed = ~missing
+    dataset = {"y": y, "z": z, "x": jnp.where(observed, x, 0.0), "x_observed": observed}
+    return dataset, {"y~1": b0, "y~x": b1, "y~z": b2, "y~~y": sigma**2}
 
 
 COLUMNS = ("y", "x", "z")

@@ -1,0 +1,66 @@
+"""Simulation-based calibration: ranks, the uniformity test, and the study type end to end."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from simstudy.aggregate.sbc import bins_for, rank_histogram, uniformity_p_value
+from simstudy.cli import load_plan
+from simstudy.engine.summary import sbc_ranks
+
+
+def test_ranks_count_draws_below_truth_after_even_thinning():
+    draws = {"a": np.arange(2000, dtype=float).reshape(2, 1000)}
+    ranks, kept = sbc_ranks(draws, {"a": -1.0})
+    assert kept == 98 and ranks["a"] == 0  # 49 draws kept per chain
+    ranks, _ = sbc_ranks(draws, {"a": 1e9})
+    assert ranks["a"] == 98
+    ranks, _ = sbc_ranks(draws, {"a": 500.0})
+    assert 20 < ranks["a"] < 30  # about half of chain 1's kept draws
+
+
+def test_uniform_ranks_pass_and_skewed_ranks_fail():
+    rng = np.random.default_rng(0)
+    uniform = rng.integers(0, 100, size=1000)
+    counts, share = rank_histogram(uniform, 99, 10)
+    assert counts.sum() == 1000 and share.sum() == pytest.approx(1.0)
+    assert uniformity_p_value(counts, share) > 0.01
+    # an overconfident posterior puts the truth in the tails
+    tails = np.concatenate([rng.integers(0, 10, 500), rng.integers(90, 100, 500)])
+    counts, share = rank_histogram(tails, 99, 10)
+    assert uniformity_p_value(counts, share) < 1e-10
+    # a biased posterior shifts ranks to one side
+    biased = rng.integers(0, 60, size=1000)
+    assert uniformity_p_value(*rank_histogram(biased, 99, 10)) < 1e-10
+    assert bins_for(20) == 4 and bins_for(1000) == 10 and bins_for(3) == 2
+
+
+def test_sbc_plan_defaults_to_posterior_estimators_and_their_sampler():
+    plan = load_plan(["study=sbc", "model=latent_interaction"])
+    assert plan.kind == "sbc" and plan.estimators == ("bayes",) and plan.sampler.name == "gibbs"
+    assert load_plan(["study=sbc"]).estimators == ("bayes_fiml", "bayes_cc")
+
+
+def test_sbc_study_end_to_end(run_cli, tmp_path):
+    rc, out = run_cli(
+        "study=sbc",
+        "study.reps=12",
+        "study.factors.N=[60]",
+        "model.priors.coef_sd=1",
+        "sampler.warmup=150",
+        "sampler.draws=200",
+        "executor=synchronous",
+    )
+    assert rc == 0, out
+    study = tmp_path / "results" / "sbc"
+    records = pd.read_parquet(study / "replications")
+    assert records["sbc_draws"].unique().tolist() == [98]
+    assert records["sbc_rank"].between(0, 98).all()
+    assert records.groupby("rep")["truth"].nunique().max() == 4  # each rep its own prior draw
+    assert records.groupby("parameter")["truth"].nunique().min() == 12
+    summary = pd.read_parquet(study / "summary.parquet")
+    p = summary[summary["measure"] == "sbc_p_value"]
+    assert len(p) == 2 * 4 and p["value"].between(0, 1).all()
+    bins = summary[summary["measure"].str.startswith("sbc_bin_")]
+    assert bins.groupby(["estimator", "parameter"])["value"].sum().eq(12).all()
+    assert "rank histogram" in (study / "tables" / "sbc.md").read_text()
