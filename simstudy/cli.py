@@ -44,6 +44,8 @@ def config_dir() -> Path:
 def _check_group_choices(conf: Path, overrides: Sequence[str]) -> None:
     """Name an unknown config-group option (``executor=foo``) before Hydra does, plainly."""
     for item in overrides:
+        if item.startswith("~"):  # a deletion, e.g. ~model.structure.factors
+            continue
         if "=" not in item:
             raise InputError(
                 "override", item, "KEY=VALUE (e.g. study.reps=100 or executor=synchronous)"
@@ -377,8 +379,8 @@ def cmd_fit(arguments: Sequence[str]) -> int:
     plan = fit_plan_from_dict(raw, model_infos(), options.get("estimator"), level, seed)
     family = MODELS[plan.model.name]
     frame = pd.read_csv(path) if path.suffix == ".csv" else pd.read_parquet(path)
-    dataset = family.module.from_frame(frame)
-    estimator = family.estimators[plan.estimator]
+    dataset = family.module.from_frame(frame, plan.model.structure)
+    estimator = family.estimators_for(plan.model.structure)[plan.estimator]
     key = estimator_key(key_from_seed(plan.seed), plan.estimator)
     summaries, n_div, seconds = fit_estimator(
         estimator, jax.block_until_ready(dataset), key, plan.sampler, plan.model.priors, plan.level

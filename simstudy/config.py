@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -101,6 +101,9 @@ class ModelInfo:
     posteriors
         Estimators whose result is a posterior (draws): the ones simulation-based calibration
         can check.
+    check_structure
+        Validates ``model.structure`` (e.g. which indicators measure which factor) and returns
+        it normalised; None for models without one.
     """
 
     name: str
@@ -110,6 +113,7 @@ class ModelInfo:
     estimators: tuple[str, ...]
     samplers: Mapping[str, str] = field(default_factory=dict)
     posteriors: tuple[str, ...] = ()
+    check_structure: Callable[[Any], dict[str, Any]] | None = None
 
 
 STUDY_TYPES = ("simulation", "sbc")
@@ -168,6 +172,7 @@ class ModelSettings:
     name: str
     params: dict[str, float]
     priors: dict[str, float]
+    structure: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -210,11 +215,14 @@ class StudyPlan:
         here does not, so the manifest stores its hash. (The study type enters only when it is
         not the default, so that manifests of plain simulation studies keep their hash.)
         """
+        model = asdict(self.model)
+        if not model["structure"]:
+            del model["structure"]  # models without one keep the hash they had before it
         numbers = {
             "seed": self.seed,
             "level": self.level,
             "estimators": list(self.estimators),
-            "model": asdict(self.model),
+            "model": model,
             "sampler": asdict(self.sampler),
         }
         if self.kind != "simulation":
@@ -343,11 +351,17 @@ def _aggregate(raw: Any, estimators: Sequence[str]) -> AggregateSettings:
 
 
 def _model(raw: Any, models: Mapping[str, ModelInfo]) -> tuple[ModelSettings, ModelInfo]:
-    d = _section(raw, "model", ["name", "params", "priors"])
+    d = _section(raw, "model", ["name", "params", "priors", "structure"])
     name = d.get("name")
     if name not in models:
         raise InputError("model.name", name, "one of " + ", ".join(sorted(models)))
     info = models[name]
+    if info.check_structure is not None:
+        structure = info.check_structure(d.get("structure"))
+    elif d.get("structure"):
+        raise InputError("model.structure", d.get("structure"), f"nothing: model {name} has none")
+    else:
+        structure = {}
     params = _section(d.get("params", {}), "model.params", list(info.params))
     missing = [p for p in info.params if p not in params]
     if missing:
@@ -362,7 +376,7 @@ def _model(raw: Any, models: Mapping[str, ModelInfo]) -> tuple[ModelSettings, Mo
             f"model.priors.{missing[0]}", None, f"a value for {missing[0]} is required"
         )
     priors = {k: info.priors[k].check(f"model.priors.{k}", v) for k, v in priors.items()}
-    return ModelSettings(name=name, params=params, priors=priors), info
+    return ModelSettings(name=name, params=params, priors=priors, structure=structure), info
 
 
 _STUDY_KEYS = (

@@ -15,6 +15,7 @@ ALPHA = 0.0005
     [
         ("regression_missing", 200, []),
         ("latent_interaction", 200, ["study.factors.N=[200]", "sampler.draws=2000"]),
+        ("cfa", 200, ["study.factors.N=[200]", "sampler.draws=2000"]),
     ],
 )
 def test_sbc_ranks_are_uniform(run_cli, tmp_path, model, reps, extra):

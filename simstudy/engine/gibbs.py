@@ -66,7 +66,8 @@ def compile_fit(
     """
     arrays = {k: jnp.asarray(v) for k, v in data.items()}
     key = (
-        estimator.name,
+        estimator,  # its functions, not just its name: one name can serve several structures
+        record,
         tag,
         settings,
         tuple(sorted(priors.items())),

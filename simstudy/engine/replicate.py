@@ -22,7 +22,7 @@ from simstudy.design import condition_id, rep_seed, seed_words
 from simstudy.engine import gibbs, nuts
 from simstudy.engine.nuts import Draws
 from simstudy.engine.summary import Summary, sbc_ranks, summarise_draws
-from simstudy.models import MODELS, ModelFamily
+from simstudy.models import MODELS
 from simstudy.models.base import (
     ClosedFormEstimator,
     Dataset,
@@ -53,7 +53,10 @@ def simulate_key(rep_key: jax.Array) -> jax.Array:
 
 def setting_of(plan: StudyPlan, condition: Mapping[str, Any]) -> dict[str, Any]:
     """Model parameters with the condition's levels on top (a factor may vary a parameter)."""
-    return {**plan.model.params, **condition}
+    setting = {**plan.model.params, **condition}
+    if plan.model.structure:
+        setting["structure"] = plan.model.structure
+    return setting
 
 
 def fit_estimator(
@@ -119,7 +122,7 @@ def _error_text(exc: BaseException) -> str:
 
 def failed_records(
     base: Record,
-    family: ModelFamily,
+    available: Mapping[str, Estimator],
     estimators: Sequence[str],
     truth: Mapping[str, float],
     error: str,
@@ -128,7 +131,7 @@ def failed_records(
     """Rows for fits that did not happen or did not finish: every estimand, status failed."""
     rows = []
     for name in estimators:
-        for parameter in family.estimators[name].parameters:
+        for parameter in available[name].parameters:
             rows.append(
                 {
                     **base,
@@ -164,6 +167,7 @@ def run_replication(plan: StudyPlan, condition: Mapping[str, Any], rep: int) -> 
         Replication index within the condition.
     """
     family = MODELS[plan.model.name]
+    available = family.estimators_for(plan.model.structure)
     cid = condition_id(condition)
     setting = setting_of(plan, condition)
     seed = rep_seed(plan.seed, cid, rep)
@@ -180,10 +184,12 @@ def run_replication(plan: StudyPlan, condition: Mapping[str, Any], rep: int) -> 
             dataset = family.module.simulate(simulate_key(key), setting)
         dataset = jax.block_until_ready(dataset)
     except Exception as exc:  # the DGM failing is data too
-        return failed_records(base, family, plan.estimators, truth, "simulate: " + _error_text(exc))
+        return failed_records(
+            base, available, plan.estimators, truth, "simulate: " + _error_text(exc)
+        )
     rows: list[Record] = []
     for name in plan.estimators:
-        estimator = family.estimators[name]
+        estimator = available[name]
         start = time.perf_counter()
         if sbc:
             try:
@@ -192,7 +198,7 @@ def run_replication(plan: StudyPlan, condition: Mapping[str, Any], rep: int) -> 
                 )
             except Exception as exc:
                 rows += failed_records(
-                    base, family, [name], truth, _error_text(exc), time.perf_counter() - start
+                    base, available, [name], truth, _error_text(exc), time.perf_counter() - start
                 )
             continue
         try:
@@ -206,7 +212,7 @@ def run_replication(plan: StudyPlan, condition: Mapping[str, Any], rep: int) -> 
             )
         except Exception as exc:
             rows += failed_records(
-                base, family, [name], truth, _error_text(exc), time.perf_counter() - start
+                base, available, [name], truth, _error_text(exc), time.perf_counter() - start
             )
             continue
         for parameter in estimator.parameters:
@@ -270,6 +276,7 @@ def failed_batch(
 ) -> list[Record]:
     """Rows for a batch whose task itself died (e.g. its worker was killed), rep by rep."""
     family = MODELS[plan.model.name]
+    available = family.estimators_for(plan.model.structure)
     cid = condition_id(condition)
     truth = family.module.truth(setting_of(plan, condition))
     rows: list[Record] = []
@@ -281,5 +288,5 @@ def failed_batch(
             "rep": rep,
             "seed": rep_seed(plan.seed, cid, rep),
         }
-        rows += failed_records(base, family, plan.estimators, truth, "task: " + error)
+        rows += failed_records(base, available, plan.estimators, truth, "task: " + error)
     return rows

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from types import ModuleType
+from typing import Any
 
 from simstudy.config import ModelInfo
-from simstudy.models import latent_interaction, regression_missing
+from simstudy.models import cfa, latent_interaction, regression_missing
 from simstudy.models.base import Estimator
 
 
@@ -19,12 +22,24 @@ class ModelFamily:
 
     @property
     def estimators(self) -> dict[str, Estimator]:
-        """Estimators by name."""
+        """Estimators by name (for a model with a structure: of its default structure)."""
         return self.module.ESTIMATORS
+
+    def estimators_for(self, structure: Mapping[str, Any]) -> dict[str, Estimator]:
+        """Estimators for a model structure, built once per distinct structure."""
+        if not structure or not hasattr(self.module, "make_estimators"):
+            return self.module.ESTIMATORS
+        key = (self.info.name, json.dumps(structure, sort_keys=True))
+        if key not in _BY_STRUCTURE:
+            _BY_STRUCTURE[key] = self.module.make_estimators(structure)
+        return _BY_STRUCTURE[key]
+
+
+_BY_STRUCTURE: dict[tuple[str, str], dict[str, Estimator]] = {}
 
 
 MODELS: dict[str, ModelFamily] = {
-    m.INFO.name: ModelFamily(m.INFO, m) for m in (regression_missing, latent_interaction)
+    m.INFO.name: ModelFamily(m.INFO, m) for m in (regression_missing, latent_interaction, cfa)
 }
 
 

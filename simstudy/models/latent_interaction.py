@@ -52,6 +52,7 @@ from simstudy.models.base import (
     GibbsEstimator,
     ImputationEstimator,
 )
+from simstudy.models.conjugate import inv_gamma, normal_from_precision
 
 FACTORS = ("eta_x", "eta_m", "eta_y")
 INDICATORS = ("x1", "x2", "x3", "m1", "m2", "m3", "y1", "y2", "y3")
@@ -156,7 +157,7 @@ def simulate(rng_key: jax.Array, setting: Mapping[str, Any]) -> dict[str, jax.Ar
     return {"y": jnp.where(observed, y, 0.0), "observed": observed}
 
 
-def from_frame(frame: Any) -> dict[str, jax.Array]:
+def from_frame(frame: Any, structure: Mapping[str, Any] | None = None) -> dict[str, jax.Array]:
     """A data set from a user's table with columns x1-x3, m1-m3, y1-y3 (NaN where missing).
 
     Raises
@@ -189,24 +190,6 @@ class State(NamedTuple):
     psi_m: jax.Array
     b: jax.Array  # (3,) slopes of eta_y on eta_x, eta_m, eta_x * eta_m
     psi_y: jax.Array
-
-
-def _inv_gamma(key, shape, scale):
-    return scale / jax.random.gamma(key, shape)
-
-
-def _normal_draw(key, precision, rhs):
-    """Draw from N(precision^-1 rhs, precision^-1) for a batch of small precision matrices."""
-    chol = jnp.linalg.cholesky(precision)
-    mean = jax.scipy.linalg.cho_solve((chol, True), rhs[..., None])[..., 0]
-    z = jax.random.normal(key, rhs.shape)
-    # x = mean + L^-T z has covariance (L L^T)^-1
-    return (
-        mean
-        + jax.scipy.linalg.solve_triangular(jnp.swapaxes(chol, -1, -2), z[..., None], lower=False)[
-            ..., 0
-        ]
-    )
 
 
 def _score_means(data: Mapping[str, Any]) -> jax.Array:
@@ -291,26 +274,26 @@ def gibbs_step(
         ],
         -2,
     )
-    coef = _normal_draw(keys[1], prec, jnp.stack([s_y / th, s_ye / th], -1))
+    coef = normal_from_precision(keys[1], prec, jnp.stack([s_y / th, s_ye / th], -1))
     # Markers: loading fixed at 1, intercept from y - eta.
     prec_nu = n_j / th + 1 / c2
     nu_marker = (s_y - s_e) / th / prec_nu + jax.random.normal(keys[2], (9,)) / jnp.sqrt(prec_nu)
     nu = jnp.where(MARKER, nu_marker, coef[:, 0])
     lam = jnp.where(MARKER, 1.0, coef[:, 1])
     ssr = (obs * (y - nu - lam * ef) ** 2).sum(0)
-    theta = _inv_gamma(keys[3], a0 + n_j / 2, b0 + ssr / 2)
+    theta = inv_gamma(keys[3], a0 + n_j / 2, b0 + ssr / 2)
 
     # Structural parameters given the latent scores.
     n = eta.shape[0]
     ex, em, ey = eta[:, 0], eta[:, 1], eta[:, 2]
-    phi_x = _inv_gamma(keys[4], a0 + n / 2, b0 + (ex**2).sum() / 2)
+    phi_x = inv_gamma(keys[4], a0 + n / 2, b0 + (ex**2).sum() / 2)
     prec_a = (ex**2).sum() / s.psi_m + 1 / c2
     a1 = (ex * em).sum() / s.psi_m / prec_a + jax.random.normal(keys[5], ()) / jnp.sqrt(prec_a)
-    psi_m = _inv_gamma(keys[6], a0 + n / 2, b0 + ((em - a1 * ex) ** 2).sum() / 2)
+    psi_m = inv_gamma(keys[6], a0 + n / 2, b0 + ((em - a1 * ex) ** 2).sum() / 2)
     z = jnp.stack([ex, em, ex * em], axis=1)
     prec_b = z.T @ z / s.psi_y + jnp.eye(3) / c2
-    b = _normal_draw(keys[7], prec_b, z.T @ ey / s.psi_y)
-    psi_y = _inv_gamma(keys[8], a0 + n / 2, b0 + ((ey - z @ b) ** 2).sum() / 2)
+    b = normal_from_precision(keys[7], prec_b, z.T @ ey / s.psi_y)
+    psi_y = inv_gamma(keys[8], a0 + n / 2, b0 + ((ey - z @ b) ** 2).sum() / 2)
     return State(eta, nu, lam, theta, phi_x, a1, psi_m, b, psi_y)
 
 
@@ -353,8 +336,8 @@ def simulate_prior(
     keys = jax.random.split(rng_key, 10)
     nu = c * jax.random.normal(keys[0], (9,))
     lam = jnp.where(MARKER, 1.0, c * jax.random.normal(keys[1], (9,)))
-    theta = _inv_gamma(keys[2], a0, jnp.full((9,), b0))
-    phi_x, psi_m, psi_y = _inv_gamma(keys[3], a0, jnp.full((3,), b0))
+    theta = inv_gamma(keys[2], a0, jnp.full((9,), b0))
+    phi_x, psi_m, psi_y = inv_gamma(keys[3], a0, jnp.full((3,), b0))
     a1 = c * jax.random.normal(keys[4], ())
     b = c * jax.random.normal(keys[5], (3,))
     n = int(setting["N"])

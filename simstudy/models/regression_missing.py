@@ -139,7 +139,7 @@ def simulate_prior(
 COLUMNS = ("y", "x", "z")
 
 
-def from_frame(frame: Any) -> dict[str, jax.Array]:
+def from_frame(frame: Any, structure: Mapping[str, Any] | None = None) -> dict[str, jax.Array]:
     """A data set from a user's table: columns ``y``, ``x`` (may be missing, NaN) and ``z``.
 
     Raises

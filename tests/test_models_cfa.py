@@ -1,0 +1,109 @@
+import jax
+import numpy as np
+import pandas as pd
+import pytest
+
+from simstudy.cli import load_plan, main
+from simstudy.config import SamplerSettings
+from simstudy.engine import gibbs
+from simstudy.engine.summary import summarise_draws
+from simstudy.errors import InputError
+from simstudy.models import MODELS, cfa
+
+PARAMS = {"loading": 0.7, "factor_corr": 0.3, "mar_strength": 0.7}
+PRIORS = {"coef_sd": 10.0, "var_shape": 2.0, "var_scale": 0.5}
+TWO = {"factors": {"f": ["a1", "a2", "a3"], "g": ["b1", "b2", "b3", "b4"]}}
+
+
+def _setting(identification="marker", **kw):
+    structure = cfa.check_structure({**TWO, "identification": identification})
+    return {
+        **PARAMS,
+        "N": 300,
+        "missing_rate": 0.0,
+        "mechanism": "MCAR",
+        "structure": structure,
+        **kw,
+    }
+
+
+def test_structure_validation_names_the_field():
+    assert cfa.check_structure(None)["identification"] == "marker"
+    with pytest.raises(InputError, match=r"model\.structure\.factors\.f"):
+        cfa.check_structure({"factors": {"f": ["a1"]}})
+    with pytest.raises(InputError, match=r"model\.structure\.identification"):
+        cfa.check_structure({"identification": "effects"})
+    with pytest.raises(InputError, match=r"model\.structure\.indicators"):
+        cfa.check_structure({"indicators": "ordinal"})
+    with pytest.raises(InputError, match="distinct"):
+        cfa.check_structure({"factors": {"f": ["a", "b"], "g": ["b", "c"]}})
+
+
+def test_config_structure_and_exit_2(run_cli):
+    plan = load_plan(
+        [
+            "model=cfa",
+            "study.estimators=[bayes]",
+            "sampler=gibbs",
+            "model.structure.identification=standardized",
+        ]
+    )
+    assert plan.model.structure["identification"] == "standardized"
+    rc, out = run_cli(
+        "model=cfa", "study.estimators=[bayes]", "model.structure.identification=oops"
+    )
+    assert rc == 2 and "model.structure.identification = 'oops'" in out
+    rc, out = run_cli("+model.structure.factors={f:[a,b]}")
+    assert rc == 2 and "model.structure" in out and "has none" in out
+
+
+def test_shapes_truth_and_parameters():
+    s = _setting()
+    data = cfa.simulate(jax.random.key(0), {**s, "missing_rate": 0.3})
+    assert data["y"].shape == (300, 7) and data["onehot"].shape == (7, 2)
+    assert np.asarray(data["observed"])[:, 0].all()
+    t = cfa.truth(s)
+    assert (
+        t["f=~a2"] == 1.0 and t["f~~f"] == pytest.approx(0.49) and t["f~~g"] == pytest.approx(0.147)
+    )
+    assert "f=~a1" not in t and t["b4~~b4"] == pytest.approx(0.51)
+    std = cfa.truth(_setting("standardized"))
+    assert std["f=~a1"] == 0.7 and std["f~~g"] == 0.3 and "f~~f" not in std
+    est = MODELS["cfa"].estimators_for(s["structure"])["bayes"]
+    assert est.parameters == tuple(t)
+
+
+@pytest.mark.parametrize("identification", ["marker", "standardized"])
+def test_gibbs_recovers_cfa_with_mar_missing_items(identification):
+    s = _setting(identification, N=3000, missing_rate=0.2, mechanism="MAR")
+    data = cfa.simulate(jax.random.key(1), s)
+    est = MODELS["cfa"].estimators_for(s["structure"])["bayes"]
+    settings = SamplerSettings(name="gibbs", chains=2, warmup=300, draws=800)
+    draws = gibbs.prepare(est, data, settings, PRIORS)(jax.random.key(2), data)
+    summary = summarise_draws(draws.draws, 0.95)
+    truth = cfa.truth(s)
+    z = {k: (summary[k].estimate - truth[k]) / summary[k].se for k in est.parameters}
+    assert max(abs(v) for v in z.values()) < 4, z
+    assert max(summary[k].rhat for k in est.parameters) < 1.05
+
+
+def test_fit_cfa_from_a_csv(tmp_path, capsys):
+    s = _setting("standardized", N=800)
+    data = cfa.simulate(jax.random.key(3), s)
+    items = ["a1", "a2", "a3", "b1", "b2", "b3", "b4"]
+    pd.DataFrame(np.asarray(data["y"]), columns=items).to_csv(tmp_path / "d.csv", index=False)
+    rc = main(
+        [
+            "fit",
+            "model=cfa",
+            f"data={tmp_path / 'd.csv'}",
+            "~model.structure.factors",
+            "+model.structure.factors={f:[a1,a2,a3],g:[b1,b2,b3,b4]}",
+            "model.structure.identification=standardized",
+            "sampler.draws=1000",
+        ]
+    )
+    assert rc == 0
+    table = pd.read_parquet(tmp_path / "d-bayes-fit.parquet").set_index("parameter")
+    assert abs(table.loc["f~~g", "mean"] - 0.3) < 4 * table.loc["f~~g", "sd"]
+    capsys.readouterr()
