@@ -14,7 +14,17 @@ ALPHA = 0.0005
     ("model", "reps", "extra"),
     [
         ("regression_missing", 200, []),
-        ("latent_interaction", 200, ["study.factors.N=[200]", "sampler.draws=2000"]),
+        pytest.param(
+            "latent_interaction",
+            200,
+            ["study.factors.N=[200]", "sampler.draws=2000"],
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="measured 2026-11-22: under coef_sd=1 priors (loadings near 0 are "
+                "common) only 50 of 200 fits mixed (R-hat <= 1.05, ESS >= 100); ranks are "
+                "U-shaped over all fits but near-uniform over the mixed ones (p 0.05-0.93)",
+            ),
+        ),
         ("cfa", 200, ["study.factors.N=[200]", "sampler.draws=2000"]),
     ],
 )
