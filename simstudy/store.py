@@ -16,7 +16,7 @@ import os
 import socket
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -136,6 +136,7 @@ class Manifest:
     batch_size: int
     numbers: dict[str, Any]
     config: dict[str, Any]
+    software: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> str:
         """Serialise, pretty-printed."""
@@ -149,7 +150,12 @@ def read_manifest(study_dir: Path) -> Manifest | None:
         return None
     raw = json.loads(path.read_text())
     return Manifest(
-        raw["study"], raw["config_hash"], int(raw["batch_size"]), raw["numbers"], raw["config"]
+        raw["study"],
+        raw["config_hash"],
+        int(raw["batch_size"]),
+        raw["numbers"],
+        raw["config"],
+        raw.get("software", {}),
     )
 
 

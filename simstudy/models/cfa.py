@@ -36,7 +36,12 @@ import numpy as np
 from simstudy.config import FactorSpec, ModelInfo
 from simstudy.errors import InputError
 from simstudy.models.base import GibbsEstimator
-from simstudy.models.conjugate import inv_gamma, inverse_wishart, normal_from_precision
+from simstudy.models.conjugate import (
+    inv_gamma,
+    inverse_wishart,
+    measurement_draw,
+    normal_from_precision,
+)
 
 DEFAULT_STRUCTURE: dict[str, Any] = {
     "factors": {
@@ -238,28 +243,18 @@ def gibbs_step(rng_key, s: State, data, priors) -> State:
     r = (obs * s.lam * (y - s.nu) / s.theta) @ onehot
     prec = jnp.linalg.inv(s.phi)[None] + jax.vmap(jnp.diag)(a)
     eta = normal_from_precision(keys[0], prec, r)
-    # Measurement: (nu, lambda) | theta per indicator; markers keep lambda = 1.
-    ef = eta @ onehot.T  # (N, p): each indicator's factor score
-    n_j = obs.sum(0)
-    s_e, s_ee = (obs * ef).sum(0), (obs * ef**2).sum(0)
-    s_y, s_ye = (obs * y).sum(0), (obs * y * ef).sum(0)
-    th = s.theta
-    prec_c = jnp.stack(
-        [
-            jnp.stack([n_j / th + 1 / c2, s_e / th], -1),
-            jnp.stack([s_e / th, s_ee / th + 1 / c2], -1),
-        ],
-        -2,
+    # Measurement: (nu, lambda) | theta per indicator (markers keep lambda = 1), then theta.
+    nu, lam, theta = measurement_draw(
+        (keys[1], keys[2], keys[3]),
+        y,
+        data["observed"],
+        eta @ onehot.T,
+        marker,
+        s.theta,
+        c2,
+        a0,
+        b0,
     )
-    coef = normal_from_precision(keys[1], prec_c, jnp.stack([s_y / th, s_ye / th], -1))
-    prec_nu = n_j / th + 1 / c2
-    nu_marker = (s_y - s_e) / th / prec_nu + jax.random.normal(keys[2], n_j.shape) / jnp.sqrt(
-        prec_nu
-    )
-    nu = jnp.where(marker, nu_marker, coef[:, 0])
-    lam = jnp.where(marker, 1.0, coef[:, 1])
-    ssr = (obs * (y - nu - lam * ef) ** 2).sum(0)
-    theta = inv_gamma(keys[3], a0 + n_j / 2, b0 + ssr / 2)
     # Factor covariance: inverse-Wishart(k + 2 + N, var_scale * I + eta' eta).
     phi = inverse_wishart(keys[4], k + 2 + eta.shape[0], b0 * jnp.eye(k) + eta.T @ eta)
     return State(eta, nu, lam, theta, phi)

@@ -35,3 +35,61 @@ def inverse_wishart(key: jax.Array, df: jax.Array | float, scale: jax.Array) -> 
     chol_inv = jnp.linalg.cholesky(jnp.linalg.inv(scale))
     factor = chol_inv @ bartlett
     return jnp.linalg.inv(factor @ factor.T)
+
+
+def measurement_draw(
+    keys: tuple[jax.Array, jax.Array, jax.Array],
+    y: jax.Array,
+    observed: jax.Array,
+    scores: jax.Array,
+    marker: jax.Array,
+    theta: jax.Array,
+    coef_var: float,
+    var_shape: float,
+    var_scale: float,
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Intercepts, loadings and residual variances of indicators that each load on one factor.
+
+    Per indicator ``j``: ``(nu_j, lambda_j) | theta_j`` from the regression of the observed
+    ``y_j`` on its factor's scores (priors N(0, coef_var)); marker indicators keep
+    ``lambda_j = 1`` and draw only the intercept; then ``theta_j | nu_j, lambda_j`` from
+    InverseGamma(var_shape + n_j / 2, var_scale + SSR_j / 2).
+
+    Parameters
+    ----------
+    keys
+        Three keys: loadings and intercepts, marker intercepts, residual variances.
+    y, observed
+        Indicators (N × p, any value where missing) and their mask.
+    scores
+        Each indicator's factor score per person (N × p).
+    marker
+        Boolean (p,): loading fixed at 1.
+    theta
+        Current residual variances (p,).
+
+    Returns
+    -------
+    nu, lam, theta
+    """
+    k_coef, k_nu, k_theta = keys
+    obs = observed.astype(float)
+    n_j = obs.sum(0)
+    s_e, s_ee = (obs * scores).sum(0), (obs * scores**2).sum(0)
+    s_y, s_ye = (obs * y).sum(0), (obs * y * scores).sum(0)
+    prec = jnp.stack(
+        [
+            jnp.stack([n_j / theta + 1 / coef_var, s_e / theta], -1),
+            jnp.stack([s_e / theta, s_ee / theta + 1 / coef_var], -1),
+        ],
+        -2,
+    )
+    coef = normal_from_precision(k_coef, prec, jnp.stack([s_y / theta, s_ye / theta], -1))
+    prec_nu = n_j / theta + 1 / coef_var  # markers: intercept of y - score
+    nu_marker = (s_y - s_e) / theta / prec_nu + jax.random.normal(k_nu, n_j.shape) / jnp.sqrt(
+        prec_nu
+    )
+    nu = jnp.where(marker, nu_marker, coef[:, 0])
+    lam = jnp.where(marker, 1.0, coef[:, 1])
+    ssr = (obs * (y - nu - lam * scores) ** 2).sum(0)
+    return nu, lam, inv_gamma(k_theta, var_shape + n_j / 2, var_scale + ssr / 2)

@@ -52,7 +52,7 @@ from simstudy.models.base import (
     GibbsEstimator,
     ImputationEstimator,
 )
-from simstudy.models.conjugate import inv_gamma, normal_from_precision
+from simstudy.models.conjugate import inv_gamma, measurement_draw, normal_from_precision
 
 FACTORS = ("eta_x", "eta_m", "eta_y")
 INDICATORS = ("x1", "x2", "x3", "m1", "m2", "m3", "y1", "y2", "y3")
@@ -261,27 +261,18 @@ def gibbs_step(
     y = data["y"]
     eta = _update_eta(keys[0], s, data, obs)
 
-    # Measurement: per indicator, (nu, lambda) | theta, then theta | (nu, lambda).
-    ef = eta[:, FACTOR_OF]  # (N, 9)
-    n_j = obs.sum(axis=0)
-    s_e, s_ee = (obs * ef).sum(0), (obs * ef**2).sum(0)
-    s_y, s_ye = (obs * y).sum(0), (obs * y * ef).sum(0)
-    th = s.theta
-    prec = jnp.stack(
-        [
-            jnp.stack([n_j / th + 1 / c2, s_e / th], -1),
-            jnp.stack([s_e / th, s_ee / th + 1 / c2], -1),
-        ],
-        -2,
+    # Measurement: (nu, lambda) | theta per indicator (markers keep lambda = 1), then theta.
+    nu, lam, theta = measurement_draw(
+        (keys[1], keys[2], keys[3]),
+        y,
+        data["observed"],
+        eta[:, FACTOR_OF],
+        jnp.asarray(MARKER),
+        s.theta,
+        c2,
+        a0,
+        b0,
     )
-    coef = normal_from_precision(keys[1], prec, jnp.stack([s_y / th, s_ye / th], -1))
-    # Markers: loading fixed at 1, intercept from y - eta.
-    prec_nu = n_j / th + 1 / c2
-    nu_marker = (s_y - s_e) / th / prec_nu + jax.random.normal(keys[2], (9,)) / jnp.sqrt(prec_nu)
-    nu = jnp.where(MARKER, nu_marker, coef[:, 0])
-    lam = jnp.where(MARKER, 1.0, coef[:, 1])
-    ssr = (obs * (y - nu - lam * ef) ** 2).sum(0)
-    theta = inv_gamma(keys[3], a0 + n_j / 2, b0 + ssr / 2)
 
     # Structural parameters given the latent scores.
     n = eta.shape[0]
