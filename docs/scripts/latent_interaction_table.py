@@ -70,7 +70,7 @@ def main(study_dir: Path) -> str:
     reps = manifest.config["study"]["reps"] if manifest else records["rep"].nunique()
     sampler = manifest.config["sampler"] if manifest else {}
     lines = [
-        "# Latent interaction: the seeds' Monte Carlo table, reproduced",
+        "# Latent interaction: the seeds' Monte Carlo design",
         "",
         "Produced by `.venv/bin/simstudy run study=latent_interaction` followed by",
         "`.venv/bin/python docs/scripts/latent_interaction_table.py`; every number below is read from",
