@@ -129,38 +129,6 @@ def _differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> 
     return out
 
 
-def software_versions() -> dict[str, str]:
-    """Versions of simstudy (and its git commit in a checkout) and of the key libraries.
-
-    Recorded in the manifest: a code change can change a replication's numbers, so results
-    say what produced them.
-    """
-    import subprocess
-    from importlib.metadata import PackageNotFoundError, version
-
-    import simstudy
-
-    out = {"simstudy": simstudy.__version__}
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=Path(simstudy.__file__).parent,
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        ).stdout.strip()
-        out["simstudy_commit"] = commit
-    except (OSError, subprocess.SubprocessError):
-        pass
-    for lib in ("jax", "numpyro", "blackjax", "arviz", "dask", "distributed"):
-        try:
-            out[lib] = version(lib)
-        except PackageNotFoundError:
-            pass
-    return out
-
-
 def cmd_run(overrides: Sequence[str]) -> int:
     """Run (or resume) the study the overrides describe."""
     from simstudy.aggregate import ConvergencePolicy, summarise_path
@@ -177,6 +145,7 @@ def cmd_run(overrides: Sequence[str]) -> int:
         count_records,
         read_manifest,
         replication_schema,
+        software_versions,
         write_manifest,
     )
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,102 +18,11 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from simstudy.errors import InputError
+from simstudy.spec import ModelInfo
 
 EXECUTORS = ("local", "synchronous")
 SAMPLERS = ("nuts", "gibbs")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-
-
-@dataclass(frozen=True)
-class FactorSpec:
-    """What values a design factor (or model parameter) may take.
-
-    Parameters
-    ----------
-    kind
-        ``"int"``, ``"float"`` or ``"str"``.
-    low, high
-        Inclusive lower bound and upper bound (exclusive when ``high_open``); ``None`` for none.
-    choices
-        The allowed values of a ``"str"`` factor.
-    """
-
-    kind: str
-    low: float | None = None
-    high: float | None = None
-    high_open: bool = False
-    choices: tuple[str, ...] | None = None
-
-    def describe(self) -> str:
-        """Say in words what is allowed."""
-        if self.kind == "str":
-            return "one of " + ", ".join(repr(c) for c in self.choices or ())
-        noun = "an integer" if self.kind == "int" else "a number"
-        if self.low is not None and self.high is not None:
-            right = ")" if self.high_open else "]"
-            return f"{noun} in [{self.low:g}, {self.high:g}{right}"
-        if self.low is not None:
-            return f"{noun} >= {self.low:g}"
-        return noun
-
-    def check(self, name: str, value: Any) -> int | float | str:
-        """Return ``value`` normalised to this kind, or raise :class:`InputError`."""
-        if self.kind == "str":
-            if not isinstance(value, str) or (self.choices and value not in self.choices):
-                raise InputError(name, value, self.describe())
-            return value
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise InputError(name, value, self.describe())
-        if self.kind == "int":
-            if isinstance(value, float) and not value.is_integer():
-                raise InputError(name, value, self.describe())
-            value = int(value)
-        else:
-            value = float(value)
-        too_low = self.low is not None and value < self.low
-        too_high = self.high is not None and (
-            value >= self.high if self.high_open else value > self.high
-        )
-        if too_low or too_high or value != value:  # value != value catches NaN
-            raise InputError(name, value, self.describe())
-        return value
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    """What a model family declares, so that a study can be validated without running it.
-
-    Parameters
-    ----------
-    name
-        The model's name, as in ``conf/model/<name>.yaml``.
-    factors
-        Design factors the DGM understands besides its parameters (``N``, ``missing_rate`` ...).
-    params
-        The DGM's parameters; each may also be varied as a design factor.
-    priors
-        Names of the prior settings the estimators read.
-    estimators
-        Estimator names, in the order they are documented.
-    samplers
-        The sampler (``sampler.name``) each MCMC-based estimator runs on; estimators not listed
-        need none.
-    posteriors
-        Estimators whose result is a posterior (draws): the ones simulation-based calibration
-        can check.
-    check_structure
-        Validates ``model.structure`` (e.g. which indicators measure which factor) and returns
-        it normalised; None for models without one.
-    """
-
-    name: str
-    factors: Mapping[str, FactorSpec]
-    params: Mapping[str, FactorSpec]
-    priors: Mapping[str, FactorSpec]
-    estimators: tuple[str, ...]
-    samplers: Mapping[str, str] = field(default_factory=dict)
-    posteriors: tuple[str, ...] = ()
-    check_structure: Callable[[Any], dict[str, Any]] | None = None
 
 
 STUDY_TYPES = ("simulation", "sbc")

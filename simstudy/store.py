@@ -14,9 +14,11 @@ from __future__ import annotations
 import json
 import os
 import socket
+import subprocess
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -141,6 +143,35 @@ class Manifest:
     def to_json(self) -> str:
         """Serialise, pretty-printed."""
         return json.dumps(self.__dict__, indent=2, sort_keys=True, default=str)
+
+
+def software_versions() -> dict[str, str]:
+    """Versions of simstudy (and its git commit in a checkout) and of the key libraries.
+
+    Recorded in the manifest: a code change can change a replication's numbers, so results
+    say what produced them.
+    """
+    import simstudy
+
+    out = {"simstudy": simstudy.__version__}
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(simstudy.__file__).parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+        out["simstudy_commit"] = commit
+    except (OSError, subprocess.SubprocessError):
+        pass
+    for lib in ("jax", "numpyro", "blackjax", "arviz", "dask", "distributed"):
+        try:
+            out[lib] = version(lib)
+        except PackageNotFoundError:
+            pass
+    return out
 
 
 def read_manifest(study_dir: Path) -> Manifest | None:

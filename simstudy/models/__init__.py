@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-from simstudy.config import ModelInfo
 from simstudy.models import cfa, latent_interaction, regression_missing
 from simstudy.models.base import Estimator
+from simstudy.spec import ModelInfo
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from simstudy.config import FactorSpec, ModelInfo
 from simstudy.errors import InputError
 from simstudy.models.base import GibbsEstimator
 from simstudy.models.conjugate import (
@@ -42,6 +41,7 @@ from simstudy.models.conjugate import (
     measurement_draw,
     normal_from_precision,
 )
+from simstudy.spec import MISSINGNESS_FACTORS, FactorSpec, ModelInfo
 
 DEFAULT_STRUCTURE: dict[str, Any] = {
     "factors": {
@@ -88,8 +88,7 @@ INFO = ModelInfo(
     name="cfa",
     factors={
         "N": FactorSpec("int", low=10),
-        "missing_rate": FactorSpec("float", low=0.0, high=1.0, high_open=True),
-        "mechanism": FactorSpec("str", choices=("MCAR", "MAR")),
+        **MISSINGNESS_FACTORS,
     },
     params={
         "loading": FactorSpec("float", low=0.05, high=0.95),

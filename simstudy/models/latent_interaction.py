@@ -43,7 +43,6 @@ import jax.numpy as jnp
 import numpy as np
 from scipy import stats
 
-from simstudy.config import FactorSpec, ModelInfo
 from simstudy.errors import InputError
 from simstudy.models.base import (
     ClosedFormEstimator,
@@ -53,6 +52,7 @@ from simstudy.models.base import (
     ImputationEstimator,
 )
 from simstudy.models.conjugate import inv_gamma, measurement_draw, normal_from_precision
+from simstudy.spec import MISSINGNESS_FACTORS, FactorSpec, ModelInfo
 
 FACTORS = ("eta_x", "eta_m", "eta_y")
 INDICATORS = ("x1", "x2", "x3", "m1", "m2", "m3", "y1", "y2", "y3")
@@ -71,8 +71,7 @@ INFO = ModelInfo(
     name="latent_interaction",
     factors={
         "N": FactorSpec("int", low=10),
-        "missing_rate": FactorSpec("float", low=0.0, high=1.0, high_open=True),
-        "mechanism": FactorSpec("str", choices=("MCAR", "MAR")),
+        **MISSINGNESS_FACTORS,
     },
     params={
         "a1": FactorSpec("float", low=-0.9, high=0.9),

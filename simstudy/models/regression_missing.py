@@ -28,9 +28,9 @@ import numpyro
 import numpyro.distributions as dist
 from scipy import stats
 
-from simstudy.config import FactorSpec, ModelInfo
 from simstudy.errors import InputError
 from simstudy.models.base import ClosedFormEstimator, Dataset, Estimate, SampledEstimator
+from simstudy.spec import MISSINGNESS_FACTORS, FactorSpec, ModelInfo
 
 PARAMETERS = ("y~1", "y~x", "y~z", "y~~y")
 
@@ -38,8 +38,7 @@ INFO = ModelInfo(
     name="regression_missing",
     factors={
         "N": FactorSpec("int", low=1),
-        "missing_rate": FactorSpec("float", low=0.0, high=1.0, high_open=True),
-        "mechanism": FactorSpec("str", choices=("MCAR", "MAR")),
+        **MISSINGNESS_FACTORS,
     },
     params={
         "b0": FactorSpec("float"),
