@@ -107,3 +107,75 @@ def test_fit_cfa_from_a_csv(tmp_path, capsys):
     table = pd.read_parquet(tmp_path / "d-bayes-fit.parquet").set_index("parameter")
     assert abs(table.loc["f~~g", "mean"] - 0.3) < 4 * table.loc["f~~g", "sd"]
     capsys.readouterr()
+
+
+# --- ordinal and binary indicators -------------------------------------------------------
+
+ORD = {
+    "factors": {"f": ["a1", "a2", "a3", "a4"], "g": ["b1", "b2", "b3", "b4"]},
+    "ordinal": "all",
+}
+
+
+def _ordinal_setting(link="probit", identification="marker", categories=4, **kw):
+    structure = cfa.check_structure(
+        {**ORD, "link": link, "identification": identification, "categories": categories}
+    )
+    return {**_setting(), "structure": structure, **kw}
+
+
+def test_ordinal_structure_validation():
+    s = cfa.check_structure({**ORD, "ordinal": ["b2", "a1"]})
+    assert s["ordinal"] == ["a1", "b2"] and s["link"] == "probit" and s["categories"] == 5
+    assert cfa.check_structure(ORD)["ordinal"] == [*ORD["factors"]["f"], *ORD["factors"]["g"]]
+    with pytest.raises(InputError, match=r"model\.structure\.ordinal = 'zz'"):
+        cfa.check_structure({**ORD, "ordinal": ["a1", "zz"]})
+    with pytest.raises(InputError, match=r"model\.structure\.categories = 1.*2\.\.10"):
+        cfa.check_structure({**ORD, "categories": 1})
+    with pytest.raises(InputError, match=r"model\.structure\.link = 'cloglog'.*probit or logit"):
+        cfa.check_structure({**ORD, "link": "cloglog"})
+
+
+def test_ordinal_truth_names_and_categories():
+    s = _ordinal_setting("logit", categories=3, N=20000)
+    t = cfa.truth(s)
+    scale = np.sqrt(np.pi**2 / 3 / (1 - 0.7**2))
+    assert t["f=~a2"] == pytest.approx(1.0) and "a1~~a1" not in t
+    assert t["f~~f"] == pytest.approx(0.49 * scale**2)
+    assert t["a1|t2"] == pytest.approx(scale * 0.4307, rel=1e-3)
+    std = cfa.truth(_ordinal_setting(identification="standardized", categories=2))
+    assert std["f=~a1"] == 0.7 and std["a1|t1"] == pytest.approx(0.0, abs=1e-12)
+    data = cfa.simulate(jax.random.key(0), s)
+    y = np.asarray(data["y"])
+    assert set(np.unique(y)) == {0.0, 1.0, 2.0}
+    # the DGM cuts the latent responses into equiprobable categories
+    assert np.allclose(np.bincount(y[:, 3].astype(int)) / len(y), 1 / 3, atol=0.02)
+
+
+@pytest.mark.parametrize(
+    ("link", "identification", "categories"),
+    [("probit", "marker", 4), ("logit", "standardized", 3), ("probit", "standardized", 2)],
+)
+def test_gibbs_recovers_ordinal_cfa(link, identification, categories):
+    s = _ordinal_setting(
+        link, identification, categories, N=2000, missing_rate=0.2, mechanism="MAR"
+    )
+    data = cfa.simulate(jax.random.key(4), s)
+    est = MODELS["cfa"].estimators_for(s["structure"])["bayes"]
+    settings = SamplerSettings(name="gibbs", chains=2, warmup=400, draws=800)
+    draws = gibbs.prepare(est, data, settings, PRIORS)(jax.random.key(5), data)
+    summary = summarise_draws(draws.draws, 0.95)
+    truth = cfa.truth(s)
+    z = {k: (summary[k].estimate - truth[k]) / summary[k].se for k in est.parameters}
+    assert max(abs(v) for v in z.values()) < 4, z
+    assert max(summary[k].rhat for k in est.parameters) < 1.1
+
+
+def test_ordinal_from_frame_codes():
+    structure = {"factors": {"f": ["a", "b", "c"]}, "ordinal": ["b", "c"], "categories": 3}
+    frame = pd.DataFrame({"a": [0.5, -1.0, 2.0], "b": [1, 3, np.nan], "c": [2, 2, 1]})
+    data = cfa.from_frame(frame, structure)
+    assert np.asarray(data["y"])[:, 1].tolist() == [0.0, 2.0, 0.0]  # 1..K shifted to 0..K-1
+    assert np.asarray(data["y"])[:, 0].tolist() == [0.5, -1.0, 2.0]
+    with pytest.raises(InputError, match=r"data column b = 7\.0.*0\.\.2"):
+        cfa.from_frame(frame.assign(b=[0, 7, 1]), structure)

@@ -26,6 +26,12 @@ ALPHA = 0.0005
             ),
         ),
         ("cfa", 200, ["study.factors.N=[200]", "sampler.draws=2000"]),
+        ("cfa_ordinal", 200, ["study.factors.N=[300]", "sampler.draws=2000"]),
+        (
+            "cfa_ordinal",
+            200,
+            ["study.factors.N=[300]", "sampler.draws=2000", "model.structure.link=logit"],
+        ),
     ],
 )
 def test_sbc_ranks_are_uniform(run_cli, tmp_path, model, reps, extra):

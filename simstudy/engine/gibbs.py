@@ -34,10 +34,15 @@ def _chain(
         k_init, k_warm, k_draw = jax.random.split(rng_key, 3)
         state = estimator.init(k_init, data, priors)
 
+        warm_step = estimator.warmup_step or estimator.step
+
+        def warm(state, key):
+            return warm_step(key, state, data, priors), None
+
         def sweep(state, key):
             return estimator.step(key, state, data, priors), None
 
-        state, _ = jax.lax.scan(sweep, state, jax.random.split(k_warm, settings.warmup))
+        state, _ = jax.lax.scan(warm, state, jax.random.split(k_warm, settings.warmup))
 
         def thinned(state, key):
             state, _ = jax.lax.scan(sweep, state, jax.random.split(key, thin))

@@ -86,6 +86,9 @@ class GibbsEstimator:
         ``(state, data) -> dict``: the estimands (scalars) recorded after each sweep.
     parameters
         The estimand names :attr:`collect` returns.
+    warmup_step
+        Optional sweep used during warm-up instead of :attr:`step`, e.g. one that also tunes
+        Metropolis proposal scales kept in the state (sampling then uses them frozen).
     """
 
     name: str
@@ -93,6 +96,7 @@ class GibbsEstimator:
     step: Callable[..., Any]
     collect: Callable[..., dict[str, Any]]
     parameters: tuple[str, ...]
+    warmup_step: Callable[..., Any] | None = None
 
 
 @dataclass(frozen=True)

@@ -1,26 +1,38 @@
-"""Confirmatory factor analysis: any number of correlated factors, continuous indicators.
+"""Confirmatory factor analysis: correlated factors, continuous, binary or ordinal indicators.
 
 Structure (``model.structure`` in config)::
 
     factors: {visual: [x1, x2, x3], textual: [x4, x5, x6]}   # factor -> its indicators
     identification: marker        # marker | standardized
+    ordinal: []                   # indicators that are ordinal: a list of names, or all
+    categories: 5                 # categories of every ordinal indicator (2 = binary)
+    link: probit                  # probit | logit, for the ordinal indicators
 
 DGM: standardized factors with a common correlation ``factor_corr``; every indicator has the
-standardized loading ``loading`` and unit variance (``Var(e) = 1 - loading^2``). Every
-indicator but the first is missing at ``missing_rate``: MCAR, or MAR given the first indicator
+standardized loading ``loading`` on a latent response of unit variance
+(``y* = loading * f + sqrt(1 - loading^2) * e``, ``e`` standard normal, or for ordinal items
+under the logit link a standardized logistic). Continuous indicators are ``y*``; ordinal ones
+cut ``y*`` at the standard normal quantiles of ``1/K, ..., (K-1)/K``. Every indicator but the
+first is missing at ``missing_rate``: MCAR, or MAR given the (always observed) first indicator
 (probit selection of strength ``mar_strength``).
 
-Estimator ``bayes``: a conditionally conjugate Gibbs sampler in the marker parameterisation
-(first loading of each factor 1, factor covariance matrix free): latent scores from their
-multivariate normal full conditional, intercepts and loadings per indicator from normal
-conditionals, residual variances inverse-gamma, the factor covariance inverse-Wishart.
-Missing indicators are left out of the likelihood (masks), which is exact under MAR.
-The ``standardized`` identification reports the standardized solution of the same posterior,
-draw by draw: loadings ``lambda_j * sd(f)`` and factor correlations (LKJ-free: the
-correlation prior is the one the inverse-Wishart implies).
+Estimator ``bayes``: a Gibbs-type sampler in the marker parameterisation (first loading of each
+factor 1, factor covariance matrix free): latent scores from their multivariate normal full
+conditional, intercepts and loadings per indicator from normal conditionals, residual variances
+inverse-gamma, the factor covariance inverse-Wishart. Ordinal indicators (theta
+parameterisation: intercept 0, residual variance 1 under probit, pi^2/3 under logit) are
+augmented with latent responses, their thresholds drawn by Metropolis with the latent responses
+integrated out; under the logit link the score and loading updates are Metropolis-corrected
+(see :mod:`simstudy.models.ordinal`). Missing indicators are left out of the likelihood
+(masks), which is exact under MAR.
 
-Estimands: loadings ``f=~x`` (free ones under marker, all when standardized), factor
-(co)variances ``f~~g`` (correlations when standardized), residual variances ``x~~x``.
+Estimands (lavaan names): loadings ``f=~x``, factor (co)variances ``f~~g``, residual variances
+``x~~x`` of continuous indicators, thresholds ``x|t1`` ... of ordinal ones. Under ``marker``
+they are the marker parameterisation's (free loadings only); under ``standardized`` the
+completely standardized solution of the same posterior, draw by draw (lavaan's ``std.all``:
+loadings and thresholds divided by the SD of the indicator or latent response, factor
+correlations, residual variances as proportions). The factor correlation prior is the one the
+inverse-Wishart implies (not LKJ).
 """
 
 from __future__ import annotations
@@ -32,12 +44,15 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from scipy import stats
 
 from simstudy.errors import InputError
+from simstudy.models import ordinal as ordm
 from simstudy.models.base import GibbsEstimator
 from simstudy.models.conjugate import (
     inv_gamma,
     inverse_wishart,
+    loading_draw,
     measurement_draw,
     normal_from_precision,
 )
@@ -50,7 +65,11 @@ DEFAULT_STRUCTURE: dict[str, Any] = {
         "speed": ["x7", "x8", "x9"],
     },
     "identification": "marker",
+    "ordinal": [],
+    "categories": 5,
+    "link": "probit",
 }
+MAX_CATEGORIES = 10
 
 
 def check_structure(raw: Any) -> dict[str, Any]:
@@ -58,13 +77,13 @@ def check_structure(raw: Any) -> dict[str, Any]:
     raw = dict(raw or {})
     unknown = sorted(set(raw) - set(DEFAULT_STRUCTURE))
     if unknown:
-        allowed = "known keys are factors, identification (ordinal indicators: not yet)"
+        allowed = "known keys are " + ", ".join(DEFAULT_STRUCTURE)
         raise InputError(f"model.structure.{unknown[0]}", raw[unknown[0]], allowed)
     s = {**DEFAULT_STRUCTURE, **raw}
     factors = s["factors"]
     if not isinstance(factors, Mapping) or not factors:
         raise InputError("model.structure.factors", factors, "a mapping factor -> indicators")
-    seen: set[str] = set()
+    seen: list[str] = []
     for f, items in factors.items():
         if isinstance(items, str) or not isinstance(items, (list, tuple)) or len(items) < 2:
             raise InputError(f"model.structure.factors.{f}", items, "at least 2 indicator names")
@@ -73,14 +92,30 @@ def check_structure(raw: Any) -> dict[str, Any]:
                 raise InputError(
                     f"model.structure.factors.{f}", list(items), "distinct names, one factor each"
                 )
-            seen.add(item)
+            seen.append(item)
     if s["identification"] not in ("marker", "standardized"):
         raise InputError(
             "model.structure.identification", s["identification"], "marker or standardized"
         )
+    ordinal = s["ordinal"]
+    if ordinal == "all":
+        ordinal = list(seen)
+    if isinstance(ordinal, str) or not isinstance(ordinal, (list, tuple)):
+        raise InputError("model.structure.ordinal", ordinal, "a list of indicator names, or all")
+    strange = [x for x in ordinal if x not in seen]
+    if strange:
+        raise InputError("model.structure.ordinal", strange[0], "indicator names of the factors")
+    k = s["categories"]
+    if isinstance(k, bool) or not isinstance(k, int) or not 2 <= k <= MAX_CATEGORIES:
+        raise InputError("model.structure.categories", k, f"an integer in 2..{MAX_CATEGORIES}")
+    if s["link"] not in ordm.LINKS:
+        raise InputError("model.structure.link", s["link"], " or ".join(ordm.LINKS))
     return {
         "factors": {f: list(v) for f, v in factors.items()},
         "identification": s["identification"],
+        "ordinal": [x for x in seen if x in set(ordinal)],
+        "categories": k,
+        "link": s["link"],
     }
 
 
@@ -108,7 +143,10 @@ INFO = ModelInfo(
 
 
 class Layout:
-    """Indicator order, the factor of each indicator and the markers, from a structure."""
+    """Indicator order, factors, markers and ordinal items of a structure.
+
+    All static: shapes and estimand names follow from the structure alone.
+    """
 
     def __init__(self, structure: Mapping[str, Any]) -> None:
         groups = structure["factors"]
@@ -121,8 +159,22 @@ class Layout:
                 for x, f in zip(self.items, self.factor_of, strict=True)
             ]
         )
+        self.marker_of = np.array([self.items.index(groups[f][0]) for f in self.factors])
         self.onehot = np.eye(len(self.factors))[self.factor_of]
         self.standardized = structure["identification"] == "standardized"
+        ordinal = set(structure.get("ordinal", []))
+        self.ordinal = np.array([x in ordinal for x in self.items])
+        self.categories = int(structure.get("categories", DEFAULT_STRUCTURE["categories"]))
+        self.link = structure.get("link", "probit")
+        # Residual variance of each indicator's latent response where it is fixed, else nan.
+        self.fixed_var = np.where(self.ordinal, ordm.RESIDUAL_VAR[self.link], np.nan)
+        n_cuts = max(self.categories - 1, 1)
+        self.cut_mask = self.ordinal[:, None] & (np.arange(n_cuts) < self.categories - 1)
+
+    @property
+    def any_ordinal(self) -> bool:
+        """Whether any indicator is ordinal."""
+        return bool(self.ordinal.any())
 
     def parameters(self) -> tuple[str, ...]:
         """Estimand names, in order."""
@@ -135,32 +187,62 @@ class Layout:
             for fb in self.factors[a:]:
                 if fa != fb or not self.standardized:
                     names.append(f"{fa}~~{fb}")
-        return (*names, *(f"{x}~~{x}" for x in self.items))
+        names += [f"{x}~~{x}" for x, o in zip(self.items, self.ordinal, strict=True) if not o]
+        names += [
+            f"{x}|t{k + 1}"
+            for x, o in zip(self.items, self.ordinal, strict=True)
+            if o
+            for k in range(self.categories - 1)
+        ]
+        return tuple(names)
+
+
+def standard_thresholds(categories: int) -> np.ndarray:
+    """The DGM's thresholds on the standardized latent response: equiprobable categories."""
+    return stats.norm.ppf(np.arange(1, categories) / categories)
 
 
 def truth(setting: Mapping[str, Any]) -> dict[str, float]:
     """True values on the scale the identification reports."""
     layout = Layout(setting["structure"])
     lam, rho = float(setting["loading"]), float(setting["factor_corr"])
+    # Each indicator's latent response in the estimation metric is c_j times the DGM's
+    # standardized one: 1 for continuous items, sd(e) / sqrt(1 - lam^2) for ordinal ones.
+    scale = np.where(
+        layout.ordinal, np.sqrt(np.nan_to_num(layout.fixed_var, nan=1.0) / (1 - lam**2)), 1.0
+    )
+    marker_scale = scale[layout.marker_of]
+    cuts = standard_thresholds(layout.categories)
     out = {}
     for name in layout.parameters():
+        if "|t" in name:
+            item, _, k = name.partition("|t")
+            j = layout.items.index(item)
+            out[name] = float(cuts[int(k) - 1] * (1.0 if layout.standardized else scale[j]))
+            continue
         left, op, right = name.partition("=~") if "=~" in name else name.partition("~~")
         if op == "=~":
-            out[name] = lam if layout.standardized else 1.0
+            j, f = layout.items.index(right), layout.factors.index(left)
+            out[name] = lam if layout.standardized else float(scale[j] / marker_scale[f])
         elif left in layout.factors:
-            var = 1.0 if layout.standardized else lam**2
-            out[name] = var if left == right else rho * var
+            a, b = layout.factors.index(left), layout.factors.index(right)
+            corr = 1.0 if a == b else rho
+            out[name] = (
+                corr
+                if layout.standardized
+                else corr * lam**2 * float(marker_scale[a] * marker_scale[b])
+            )
         else:
             out[name] = 1 - lam**2
     return out
 
 
-def _missing(key, ystar_first, setting, shape):
+def _missing(key, first, setting, shape):
     n, p = shape
     rate = float(setting["missing_rate"])
     if setting["mechanism"] == "MAR":
         s = float(setting["mar_strength"])
-        first = (ystar_first - ystar_first.mean()) / ystar_first.std()
+        first = (first - first.mean()) / jnp.maximum(first.std(), 1e-12)
         score = s * first[:, None] + math.sqrt(1 - s**2) * jax.random.normal(key, (n, p))
         missing = score > jax.scipy.stats.norm.ppf(1 - rate)
     else:
@@ -177,26 +259,60 @@ def _dataset(layout: Layout, y, observed) -> dict[str, jax.Array]:
     }
 
 
+def _responses(key, layout: Layout, mean, lam: float):
+    """Indicators from latent response means (N × p) in the DGM's standardized metric."""
+    n, p = mean.shape
+    k_c, k_o = jax.random.split(key)
+    y = mean + math.sqrt(1 - lam**2) * jax.random.normal(k_c, (n, p))
+    if not layout.any_ordinal:
+        return y
+    scale = math.sqrt(ordm.RESIDUAL_VAR[layout.link] / (1 - lam**2))
+    tau = jnp.where(
+        jnp.asarray(layout.cut_mask), scale * standard_thresholds(layout.categories), jnp.inf
+    )
+    cats, _ = ordm.sample_categories(k_o, layout.link, scale * mean, tau)
+    return jnp.where(jnp.asarray(layout.ordinal), cats, y)
+
+
 def simulate(rng_key: jax.Array, setting: Mapping[str, Any]) -> dict[str, jax.Array]:
-    """Simulate ``y`` (N × p, 0 where missing), ``observed`` and the layout arrays."""
+    """Simulate ``y`` (N × p, 0 where missing), ``observed`` and the layout arrays.
+
+    Ordinal items are category codes 0..K-1.
+    """
     layout = Layout(setting["structure"])
     n, k, p = int(setting["N"]), len(layout.factors), len(layout.items)
     lam, rho = float(setting["loading"]), float(setting["factor_corr"])
     corr = np.full((k, k), rho) + (1 - rho) * np.eye(k)
     k_eta, k_e, k_r = jax.random.split(rng_key, 3)
     eta = jax.random.normal(k_eta, (n, k)) @ jnp.asarray(np.linalg.cholesky(corr)).T
-    y = lam * eta[:, layout.factor_of] + math.sqrt(1 - lam**2) * jax.random.normal(k_e, (n, p))
+    y = _responses(k_e, layout, lam * eta[:, layout.factor_of], lam)
     return _dataset(layout, y, _missing(k_r, y[:, 0], setting, (n, p)))
 
 
 def from_frame(frame: Any, structure: Mapping[str, Any] | None = None) -> dict[str, jax.Array]:
-    """A data set from a user's table with the structure's indicator columns (NaN = missing)."""
+    """A data set from a user's table with the structure's indicator columns (NaN = missing).
+
+    Ordinal columns hold integer codes ``0..K-1`` or ``1..K`` (``K`` = ``categories``; codes
+    ``1..K`` in every ordinal column are shifted down by one).
+    """
     layout = Layout(check_structure(structure))
     absent = [c for c in layout.items if c not in frame.columns]
     if absent:
         raise InputError("data columns", ", ".join(absent), "the indicators of model.structure")
     y = np.asarray(frame[layout.items], dtype=float)
     observed = ~np.isnan(y)
+    if layout.any_ordinal:
+        codes = y[:, layout.ordinal]
+        seen = codes[~np.isnan(codes)]
+        k = layout.categories
+        if seen.size and seen.min() >= 1 and seen.max() <= k:
+            y[:, layout.ordinal] = codes - 1
+        for j in np.flatnonzero(layout.ordinal):
+            col = y[observed[:, j], j]
+            bad = col[(col != np.round(col)) | (col < 0) | (col > k - 1)]
+            if bad.size:
+                allowed = f"integer codes 0..{k - 1} or 1..{k} (model.structure.categories={k})"
+                raise InputError(f"data column {layout.items[j]}", float(bad[0]), allowed)
     return _dataset(layout, jnp.asarray(np.where(observed, y, 0.0)), jnp.asarray(observed))
 
 
@@ -206,84 +322,335 @@ class State(NamedTuple):
     eta: jax.Array  # (N, k)
     nu: jax.Array  # (p,)
     lam: jax.Array  # (p,)
-    theta: jax.Array  # (p,)
+    theta: jax.Array  # (p,) residual variances (fixed for ordinal items)
     phi: jax.Array  # (k, k)
+    cuts: ordm.ThresholdState  # thresholds (p, K-1), unused for continuous items
 
 
-def gibbs_init(rng_key, data, priors) -> State:
-    """Jittered indicator means as scores; parameters near their data-based values."""
-    k_eta, k_lam = jax.random.split(rng_key)
-    obs = data["observed"].astype(float)
-    onehot = data["onehot"]
-    scores = ((data["y"] * obs) @ onehot) / jnp.maximum(obs @ onehot, 1.0)
-    scores = scores - scores.mean(0)
-    eta = scores + 0.3 * scores.std(0) * jax.random.normal(k_eta, scores.shape)
-    n_obs = jnp.maximum(obs.sum(0), 1.0)
-    mean_y = (data["y"] * obs).sum(0) / n_obs
-    var_y = (((data["y"] - mean_y) * obs) ** 2).sum(0) / n_obs
-    p = mean_y.shape[0]
-    lam = jnp.where(
-        data["marker"], 1.0, 1.0 + 0.3 * jax.random.uniform(k_lam, (p,), minval=-1, maxval=1)
-    )
-    k = onehot.shape[1]
-    return State(eta, mean_y, lam, 0.5 * var_y, jnp.cov(eta.T).reshape(k, k) + 0.01 * jnp.eye(k))
-
-
-def gibbs_step(rng_key, s: State, data, priors) -> State:
-    """Scores, then intercepts and loadings, residual variances, factor covariance."""
-    c2 = priors["coef_sd"] ** 2
-    a0, b0 = priors["var_shape"], priors["var_scale"]
-    keys = jax.random.split(rng_key, 5)
-    obs = data["observed"].astype(float)
-    y, onehot, marker = data["y"], data["onehot"], data["marker"]
-    k = onehot.shape[1]
-    # Scores: precision Phi^-1 + diag(sum_j m_ij lambda_j^2 / theta_j) per person.
-    a = (obs * s.lam**2 / s.theta) @ onehot  # (N, k)
-    r = (obs * s.lam * (y - s.nu) / s.theta) @ onehot
+def _score_draw(key, y, weight, s: State, onehot):
+    """Latent scores from N(.) with precision Phi^-1 + diag(sum_j w_ij lambda_j^2) per person."""
+    a = (weight * s.lam**2) @ onehot  # (N, k)
+    r = (weight * s.lam * (y - s.nu)) @ onehot
     prec = jnp.linalg.inv(s.phi)[None] + jax.vmap(jnp.diag)(a)
-    eta = normal_from_precision(keys[0], prec, r)
-    # Measurement: (nu, lambda) | theta per indicator (markers keep lambda = 1), then theta.
-    nu, lam, theta = measurement_draw(
-        (keys[1], keys[2], keys[3]),
-        y,
-        data["observed"],
-        eta @ onehot.T,
-        marker,
-        s.theta,
-        c2,
-        a0,
-        b0,
+    return normal_from_precision(key, prec, r)
+
+
+def group_scale(
+    key: jax.Array,
+    a: jax.Array,
+    b: jax.Array,
+    c: jax.Array,
+    e: jax.Array,
+    extra: Any = None,
+) -> jax.Array:
+    """Draw a scale ``g`` for a group move, Metropolis from ``g = 1``.
+
+    The target is ``log p(g) = -a g^2 / 2 + b g - c / g^2 + e log g`` (+ ``extra(g)``, a
+    non-normal correction), elementwise, with the Jacobian and Haar measure folded into ``e``
+    (Liu & Sabatti 2000). The proposal is the normal at the mode of the quadratic and
+    logarithmic terms; it moves with the group (its mean and scale at ``T_g x`` are those at
+    ``x`` divided by ``g``), so the acceptance ratio is that of an independence sampler on
+    ``g`` started at 1. Returns the accepted ``g`` (1 where rejected).
+    """
+    k_g, k_u = jax.random.split(key)
+    disc = b**2 + 4 * a * e
+    mode = jnp.where(disc > 0, (b + jnp.sqrt(jnp.maximum(disc, 0.0))) / (2 * a), b / a)
+    mode = jnp.where(mode > 0, mode, 1.0)
+    prec = jnp.maximum(a - e / mode**2, a / 2)
+    g = mode + jax.random.normal(k_g, a.shape) / jnp.sqrt(prec)
+    safe = jnp.where(g > 0, g, 1.0)
+
+    def log_target(x):
+        return -a * x**2 / 2 + b * x - c / x**2 + e * jnp.log(x)
+
+    log_ratio = (
+        log_target(safe) - log_target(1.0) + prec * ((safe - mode) ** 2 - (1 - mode) ** 2) / 2
     )
-    # Factor covariance: inverse-Wishart(k + 2 + N, var_scale * I + eta' eta).
-    phi = inverse_wishart(keys[4], k + 2 + eta.shape[0], b0 * jnp.eye(k) + eta.T @ eta)
-    return State(eta, nu, lam, theta, phi)
+    if extra is not None:
+        log_ratio += extra(safe)
+    accept = (g > 0) & (jnp.log(jax.random.uniform(k_u, a.shape)) < log_ratio)
+    return jnp.where(accept, safe, 1.0)
+
+
+def scale_move(
+    key: jax.Array,
+    s: State,
+    y: jax.Array,
+    weight: jax.Array,
+    layout: Layout,
+    priors: Mapping[str, float],
+    correction: Any = None,
+) -> State:
+    """Rescale each factor along the direction the Gibbs updates cross slowly.
+
+    For factor ``f`` the group move ``eta_f -> g eta_f``, ``lambda_j -> lambda_j / g`` (its
+    non-marker indicators), ``Phi -> D Phi D`` (``D = diag(.., g, ..)``) changes the likelihood
+    only through the marker indicator, so ``g`` is about as well determined as the marker's
+    regression on the scores: ``a``, ``b`` from that regression, ``c`` from the loading and
+    inverse-Wishart priors, ``e = -(k + m_f + 3)`` (``m_f`` free loadings) from the Jacobian,
+    the factor prior and the Haar measure. ``correction(residual)`` adds a log density ratio
+    per marker cell where the marker's residual is not normal (logit).
+    """
+    mk = jnp.asarray(layout.marker_of)
+    k = len(layout.factors)
+    w = weight[:, mk]  # (N, k) marker weights
+    resid = y[:, mk] - s.nu[mk]
+    onehot = jnp.asarray(layout.onehot)
+    free = jnp.asarray(~layout.marker, float)
+    c = ((free * s.lam**2) @ onehot) / (2 * priors["coef_sd"] ** 2)
+    c = c + priors["var_scale"] * jnp.diag(jnp.linalg.inv(s.phi)) / 2
+    extra = None
+    if correction is not None:
+
+        def extra(g):
+            return (correction(resid - g * s.eta) - correction(resid - s.eta)).sum(0)
+
+    a, b = (w * s.eta**2).sum(0), (w * s.eta * resid).sum(0)
+    g = group_scale(key, a, b, c, -(k + free @ onehot + 3), extra)
+    g_item = g[jnp.asarray(layout.factor_of)]
+    return s._replace(
+        eta=s.eta * g,
+        lam=jnp.where(jnp.asarray(layout.marker), s.lam, s.lam / g_item),
+        phi=s.phi * g[:, None] * g[None, :],
+    )
+
+
+def item_scale_move(
+    key: jax.Array,
+    s: State,
+    y: jax.Array,
+    weight: jax.Array,
+    scores: jax.Array,
+    layout: Layout,
+    cut_mask: jax.Array,
+    coef_sd: float,
+    correction: Any = None,
+) -> tuple[State, jax.Array]:
+    """Rescale each ordinal item's latent responses, thresholds and (free) loading together.
+
+    ``y*_j -> g y*_j``, ``tau_j -> g tau_j``, ``lambda_j -> g lambda_j`` (not for markers) keeps
+    every latent response inside its category, so only the fixed residual variance and the
+    priors decide ``g``: the slow direction of Albert-Chib augmentation (the parameter
+    expansion of Liu & Wu 1999, as a group move). Returns the state and the rescaled ``y``.
+    """
+    ordinal = jnp.asarray(layout.ordinal)
+    marker = jnp.asarray(layout.marker)
+    free = jnp.where(marker, 0.0, 1.0)
+    w = weight * ordinal
+    moving = y - free * s.lam * scores  # the part of the residual that scales with g
+    fixed = jnp.where(marker, scores, 0.0)
+    tau = jnp.where(cut_mask, ordm.thresholds(s.cuts.u, cut_mask), 0.0)
+    prior = (free * s.lam**2 + (tau**2).sum(-1)) / coef_sd**2
+    a = (w * moving**2).sum(0) + prior
+    b = (w * moving * fixed).sum(0)
+    e = (w > 0).sum(0) + cut_mask.sum(-1) + free - 1.0
+    extra = None
+    if correction is not None:
+
+        def extra(g):
+            return (correction(g * moving - fixed) - correction(moving - fixed)).sum(0)
+
+    g = jnp.where(ordinal, group_scale(key, jnp.where(ordinal, a, 1.0), b, 0.0, e, extra), 1.0)
+    u = ordm.unconstrain(jnp.where(cut_mask, g[:, None] * tau, 0.0))
+    u = jnp.where(cut_mask, u, s.cuts.u)
+    lam = jnp.where(marker, s.lam, g * s.lam)
+    return s._replace(lam=lam, cuts=s.cuts._replace(u=u)), jnp.where(ordinal, g * y, y)
+
+
+def location_move(key: jax.Array, s: State, layout: Layout, cut_mask, coef_sd: float) -> State:
+    """Shift every factor's location with all that the likelihood ties to it, exactly.
+
+    The translation ``eta_f -> eta_f + delta_f``, ``tau_j -> tau_j + lambda_j delta_f``
+    (ordinal items), ``nu_j -> nu_j - lambda_j delta_f`` (continuous items) leaves the
+    likelihood of ``y`` (latent responses integrated out) unchanged, so ``delta`` given the
+    rest is normal: the factor prior N(0, Phi) and the N(0, coef_sd^2) priors on thresholds and
+    intercepts are all that depend on it (Liu & Sabatti 2000, translation group, Jacobian 1).
+    Ordinal thresholds otherwise drift only as fast as the mean of the scores.
+    """
+    onehot = jnp.asarray(layout.onehot)
+    ordinal = jnp.asarray(layout.ordinal)
+    n = s.eta.shape[0]
+    phi_inv = jnp.linalg.inv(s.phi)
+    count = jnp.where(ordinal, cut_mask.sum(-1), 1.0)  # priors on each item's shifted values
+    c2 = coef_sd**2
+    prec = n * phi_inv + jnp.diag((s.lam**2 * count / c2) @ onehot)
+    tau_sum = jnp.where(cut_mask, ordm.thresholds(s.cuts.u, cut_mask), 0.0).sum(-1)
+    item = jnp.where(ordinal, -s.lam * tau_sum, s.lam * s.nu) / c2
+    delta = normal_from_precision(key, prec, -phi_inv @ s.eta.sum(0) + item @ onehot)
+    shift = s.lam * delta[jnp.asarray(layout.factor_of)]
+    u = s.cuts.u.at[:, 0].add(jnp.where(ordinal, shift, 0.0))
+    return s._replace(
+        eta=s.eta + delta,
+        nu=jnp.where(ordinal, s.nu, s.nu - shift),
+        cuts=s.cuts._replace(u=u),
+    )
 
 
 def make_estimators(structure: Mapping[str, Any]) -> dict[str, GibbsEstimator]:
-    """The estimators for one structure (names of the estimands depend on it)."""
+    """The estimators for one structure (names and shapes of the estimands depend on it)."""
     layout = Layout(structure)
     names = layout.parameters()
+    ordinal = jnp.asarray(layout.ordinal)
+    cut_mask = jnp.asarray(layout.cut_mask)
+    fixed_var = jnp.asarray(np.nan_to_num(layout.fixed_var, nan=1.0))
+    link, logit = layout.link, layout.any_ordinal and layout.link == "logit"
+
+    def init(rng_key, data, priors) -> State:
+        """Jittered indicator means as scores; parameters near their data-based values."""
+        k_eta, k_lam = jax.random.split(rng_key)
+        obs = data["observed"].astype(float)
+        onehot, y = data["onehot"], data["y"]
+        n_obs = jnp.maximum(obs.sum(0), 1.0)
+        mean_y = (y * obs).sum(0) / n_obs
+        var_y = (((y - mean_y) * obs) ** 2).sum(0) / n_obs
+        if layout.any_ordinal:  # category codes enter the start scores standardized
+            y = jnp.where(ordinal, (y - mean_y) / jnp.sqrt(jnp.maximum(var_y, 1e-6)), y)
+        scores = ((y * obs) @ onehot) / jnp.maximum(obs @ onehot, 1.0)
+        scores = scores - scores.mean(0)
+        eta = scores + 0.3 * scores.std(0) * jax.random.normal(k_eta, scores.shape)
+        p = mean_y.shape[0]
+        lam = jnp.where(
+            data["marker"], 1.0, 1.0 + 0.3 * jax.random.uniform(k_lam, (p,), minval=-1, maxval=1)
+        )
+        k = onehot.shape[1]
+        phi = jnp.cov(eta.T).reshape(k, k) + 0.01 * jnp.eye(k)
+        cuts = ordm.threshold_start(_start_thresholds(data, obs))
+        nu = jnp.where(ordinal, 0.0, mean_y)
+        theta = jnp.where(ordinal, fixed_var, 0.5 * var_y)
+        return State(eta, nu, lam, theta, phi, cuts)
+
+    def _start_thresholds(data, obs):
+        """Link quantiles of the observed cumulative proportions, gaps at least 0.05."""
+        if not layout.any_ordinal:
+            return jnp.zeros(layout.cut_mask.shape)
+        levels = jnp.arange(layout.cut_mask.shape[1])
+        below = ((data["y"][:, :, None] <= levels) * obs[:, :, None]).sum(0)
+        prop = jnp.clip(below / jnp.maximum(obs.sum(0), 1.0)[:, None], 0.02, 0.98)
+        if link == "probit":
+            tau = jax.scipy.special.ndtri(prop) * math.sqrt(2.0)
+        else:
+            tau = jnp.log(prop) - jnp.log1p(-prop)
+        tau = jax.lax.cummax(tau, axis=1) + 0.05 * levels
+        return ordm.unconstrain(tau)
+
+    def step(rng_key, s: State, data, priors, adapt: bool = False) -> State:
+        """One sweep: scores, intercepts and loadings, residual variances, factor covariance.
+
+        With ordinal items: first a location move, thresholds and latent responses; after the
+        loadings an item scale move; last the factor scale move.
+        """
+        c2 = priors["coef_sd"] ** 2
+        a0, b0 = priors["var_shape"], priors["var_scale"]
+        keys = jax.random.split(rng_key, 5)
+        y, onehot, marker = data["y"], data["onehot"], data["marker"]
+        k = onehot.shape[1]
+        observed = data["observed"]
+        obs = observed.astype(float)
+        if not layout.any_ordinal:
+            eta = _score_draw(keys[0], y, obs / s.theta, s, onehot)
+            nu, lam, theta = measurement_draw(
+                (keys[1], keys[2], keys[3]), y, observed, eta @ onehot.T, marker, s.theta,
+                c2, a0, b0,
+            )  # fmt: skip
+            phi = inverse_wishart(keys[4], k + 2 + eta.shape[0], b0 * jnp.eye(k) + eta.T @ eta)
+            s = State(eta, nu, lam, theta, phi, s.cuts)
+            return scale_move(jax.random.fold_in(rng_key, 2), s, y, obs / theta, layout, priors)
+        extra = jax.random.split(jax.random.fold_in(rng_key, 1), 7)
+        s = location_move(extra[6], s, layout, cut_mask, priors["coef_sd"])
+        weight_ord = obs * ordinal
+        mean = s.nu + s.lam * (s.eta @ onehot.T)
+        cuts = ordm.threshold_step(
+            extra[0], s.cuts, link, y, weight_ord, mean, cut_mask, priors["coef_sd"], adapt
+        )
+        ystar = ordm.latent_responses(extra[1], link, y, ordm.thresholds(cuts.u, cut_mask), mean)
+        y = jnp.where(ordinal, ystar, y)
+        weight = obs / s.theta
+        eta = _score_draw(keys[0], y, weight, s, onehot)
+        if logit:  # independence Metropolis: the normal update as proposal, per person
+
+            def excess(e):
+                return (weight_ord * ordm.logit_correction(y - s.nu - s.lam * (e @ onehot.T))).sum(
+                    1
+                )
+
+            u = jax.random.uniform(extra[2], (eta.shape[0],))
+            eta = jnp.where((jnp.log(u) < excess(eta) - excess(s.eta))[:, None], eta, s.eta)
+        scores = eta @ onehot.T
+        nu, lam = loading_draw((keys[1], keys[2]), y, weight, scores, marker, ~ordinal, c2)
+        if logit:  # the same correction per ordinal item's loading
+
+            def excess_item(nu_, lam_):
+                return (weight_ord * ordm.logit_correction(y - nu_ - lam_ * scores)).sum(0)
+
+            u = jax.random.uniform(extra[3], lam.shape)
+            keep = jnp.log(u) < excess_item(nu, lam) - excess_item(s.nu, s.lam)
+            keep = keep | ~ordinal
+            nu, lam = jnp.where(keep, nu, s.nu), jnp.where(keep, lam, s.lam)
+        item_correction = None
+        if logit:
+
+            def item_correction(r):
+                return weight_ord * ordm.logit_correction(r)
+
+        s, y = item_scale_move(
+            extra[5], s._replace(nu=nu, lam=lam, eta=eta, cuts=cuts), y, weight, scores, layout,
+            cut_mask, priors["coef_sd"], item_correction,
+        )  # fmt: skip
+        cuts, lam = s.cuts, s.lam
+        ssr = (obs * (y - nu - lam * scores) ** 2).sum(0)
+        theta = inv_gamma(keys[3], a0 + obs.sum(0) / 2, b0 + ssr / 2)
+        theta = jnp.where(ordinal, fixed_var, theta)
+        phi = inverse_wishart(keys[4], k + 2 + eta.shape[0], b0 * jnp.eye(k) + eta.T @ eta)
+        s = State(eta, nu, lam, theta, phi, cuts)
+        mk = layout.marker_of
+        correction = None
+        if logit and layout.ordinal[mk].any():
+
+            def correction(r):
+                return weight_ord[:, mk] * ordm.logit_correction(r)
+
+        return scale_move(extra[4], s, y, obs / theta, layout, priors, correction)
+
+    def warmup_step(rng_key, s: State, data, priors) -> State:
+        return step(rng_key, s, data, priors, adapt=True)
 
     def collect(s: State, data) -> dict[str, jax.Array]:
-        sd = jnp.sqrt(jnp.diag(s.phi))
+        var_f = jnp.diag(s.phi)
+        sd_f = jnp.sqrt(var_f)
+        fo = jnp.asarray(layout.factor_of)
+        # SD of each indicator (or latent response) implied by the state, for std.all.
+        sd_y = jnp.sqrt(s.lam**2 * var_f[fo] + s.theta)
+        tau = ordm.thresholds(s.cuts.u, cut_mask)
         out = {}
         for j, (x, f) in enumerate(zip(layout.items, layout.factor_of, strict=True)):
             name = f"{layout.factors[f]}=~{x}"
             if layout.standardized:
-                out[name] = s.lam[j] * sd[f]
+                out[name] = s.lam[j] * sd_f[f] / sd_y[j]
             elif not layout.marker[j]:
                 out[name] = s.lam[j]
+            if layout.ordinal[j]:
+                for c in range(layout.categories - 1):
+                    scale = sd_y[j] if layout.standardized else 1.0
+                    out[f"{x}|t{c + 1}"] = tau[j, c] / scale
+            else:
+                out[f"{x}~~{x}"] = s.theta[j] / (sd_y[j] ** 2 if layout.standardized else 1.0)
         for a, fa in enumerate(layout.factors):
             for b in range(a, len(layout.factors)):
                 if layout.standardized and a == b:
                     continue
-                value = s.phi[a, b] / (sd[a] * sd[b]) if layout.standardized else s.phi[a, b]
+                value = s.phi[a, b] / (sd_f[a] * sd_f[b]) if layout.standardized else s.phi[a, b]
                 out[f"{fa}~~{layout.factors[b]}"] = value
-        for j, x in enumerate(layout.items):
-            out[f"{x}~~{x}"] = s.theta[j]
         return {n: out[n] for n in names}
 
-    return {"bayes": GibbsEstimator("bayes", gibbs_init, gibbs_step, collect, names)}
+    estimator = GibbsEstimator(
+        "bayes",
+        init,
+        step,
+        collect,
+        names,
+        warmup_step=warmup_step if layout.any_ordinal else None,
+    )
+    return {"bayes": estimator}
 
 
 def simulate_prior(
@@ -294,15 +661,27 @@ def simulate_prior(
     n, k, p = int(setting["N"]), len(layout.factors), len(layout.items)
     c, a0, b0 = float(priors["coef_sd"]), float(priors["var_shape"]), float(priors["var_scale"])
     keys = jax.random.split(rng_key, 7)
-    nu = c * jax.random.normal(keys[0], (p,))
+    ordinal = jnp.asarray(layout.ordinal)
+    nu = jnp.where(ordinal, 0.0, c * jax.random.normal(keys[0], (p,)))
     lam = jnp.where(jnp.asarray(layout.marker), 1.0, c * jax.random.normal(keys[1], (p,)))
     theta = inv_gamma(keys[2], a0, jnp.full((p,), b0))
     phi = inverse_wishart(keys[3], k + 2, b0 * jnp.eye(k))
     eta = jax.random.normal(keys[4], (n, k)) @ jnp.linalg.cholesky(phi).T
-    y = nu + lam * eta[:, layout.factor_of] + jnp.sqrt(theta) * jax.random.normal(keys[5], (n, p))
+    mean = nu + lam * eta[:, layout.factor_of]
+    y = mean + jnp.sqrt(theta) * jax.random.normal(keys[5], (n, p))
+    cuts = jnp.zeros(layout.cut_mask.shape)
+    if layout.any_ordinal:
+        k_tau, k_y = jax.random.split(jax.random.fold_in(keys[5], 1))
+        # Increasing thresholds: sorted iid N(0, c^2), i.e. the ordered-restricted prior.
+        cuts = jnp.sort(c * jax.random.normal(k_tau, cuts.shape), axis=1)
+        tau = jnp.where(jnp.asarray(layout.cut_mask), cuts, jnp.inf)
+        cats, _ = ordm.sample_categories(k_y, layout.link, mean, tau)
+        y = jnp.where(ordinal, cats, y)
+        theta = jnp.where(ordinal, jnp.asarray(np.nan_to_num(layout.fixed_var, nan=1.0)), theta)
     data = _dataset(layout, y, _missing(keys[6], y[:, 0], setting, (n, p)))
+    state = State(eta, nu, lam, theta, phi, ordm.threshold_start(ordm.unconstrain(cuts)))
     collect = make_estimators(setting["structure"])["bayes"].collect
-    truth = {name: float(v) for name, v in collect(State(eta, nu, lam, theta, phi), data).items()}
+    truth = {name: float(v) for name, v in collect(state, data).items()}
     return data, truth
 
 

@@ -37,6 +37,63 @@ def inverse_wishart(key: jax.Array, df: jax.Array | float, scale: jax.Array) -> 
     return jnp.linalg.inv(factor @ factor.T)
 
 
+def loading_draw(
+    keys: tuple[jax.Array, jax.Array],
+    y: jax.Array,
+    weight: jax.Array,
+    scores: jax.Array,
+    marker: jax.Array,
+    intercept: jax.Array | bool,
+    coef_var: float,
+) -> tuple[jax.Array, jax.Array]:
+    """Intercepts and loadings of indicators that each load on one factor, given their weights.
+
+    Per indicator ``j`` the regression of ``y_j`` on its factor's scores with per-cell precision
+    ``weight`` (``1 / theta_j`` where observed, 0 where missing) and N(0, coef_var) priors:
+    ``(nu_j, lambda_j)`` jointly; marker indicators keep ``lambda_j = 1`` and draw only the
+    intercept; indicators without a free ``intercept`` (ordinal ones) keep ``nu_j = 0``.
+
+    Parameters
+    ----------
+    keys
+        Two keys: loadings and intercepts, marker intercepts.
+    y
+        Indicators or latent responses (N × p, any value where the weight is 0).
+    weight
+        Precision of each cell (N × p).
+    scores
+        Each indicator's factor score per person (N × p).
+    marker
+        Boolean (p,): loading fixed at 1.
+    intercept
+        Boolean (p,) or scalar: the intercept is free (else fixed at 0).
+
+    Returns
+    -------
+    nu, lam
+    """
+    k_coef, k_nu = keys
+    free = jnp.broadcast_to(jnp.asarray(intercept, bool), marker.shape)
+    n_w = weight.sum(0)
+    s_e, s_ee = (weight * scores).sum(0), (weight * scores**2).sum(0)
+    s_y, s_ye = (weight * y).sum(0), (weight * y * scores).sum(0)
+    off = jnp.where(free, s_e, 0.0)
+    prec = jnp.stack(
+        [
+            jnp.stack([jnp.where(free, n_w, 0.0) + 1 / coef_var, off], -1),
+            jnp.stack([off, s_ee + 1 / coef_var], -1),
+        ],
+        -2,
+    )
+    rhs = jnp.stack([jnp.where(free, s_y, 0.0), s_ye], -1)
+    coef = normal_from_precision(k_coef, prec, rhs)
+    prec_nu = n_w + 1 / coef_var  # markers: intercept of y - score
+    nu_marker = (s_y - s_e) / prec_nu + jax.random.normal(k_nu, n_w.shape) / jnp.sqrt(prec_nu)
+    nu = jnp.where(free, jnp.where(marker, nu_marker, coef[:, 0]), 0.0)
+    lam = jnp.where(marker, 1.0, coef[:, 1])
+    return nu, lam
+
+
 def measurement_draw(
     keys: tuple[jax.Array, jax.Array, jax.Array],
     y: jax.Array,
@@ -48,12 +105,10 @@ def measurement_draw(
     var_shape: float,
     var_scale: float,
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """Intercepts, loadings and residual variances of indicators that each load on one factor.
+    """Intercepts, loadings and residual variances of continuous single-factor indicators.
 
-    Per indicator ``j``: ``(nu_j, lambda_j) | theta_j`` from the regression of the observed
-    ``y_j`` on its factor's scores (priors N(0, coef_var)); marker indicators keep
-    ``lambda_j = 1`` and draw only the intercept; then ``theta_j | nu_j, lambda_j`` from
-    InverseGamma(var_shape + n_j / 2, var_scale + SSR_j / 2).
+    ``(nu_j, lambda_j) | theta_j`` by :func:`loading_draw` (all intercepts free), then
+    ``theta_j | nu_j, lambda_j`` from InverseGamma(var_shape + n_j / 2, var_scale + SSR_j / 2).
 
     Parameters
     ----------
@@ -72,24 +127,7 @@ def measurement_draw(
     -------
     nu, lam, theta
     """
-    k_coef, k_nu, k_theta = keys
     obs = observed.astype(float)
-    n_j = obs.sum(0)
-    s_e, s_ee = (obs * scores).sum(0), (obs * scores**2).sum(0)
-    s_y, s_ye = (obs * y).sum(0), (obs * y * scores).sum(0)
-    prec = jnp.stack(
-        [
-            jnp.stack([n_j / theta + 1 / coef_var, s_e / theta], -1),
-            jnp.stack([s_e / theta, s_ee / theta + 1 / coef_var], -1),
-        ],
-        -2,
-    )
-    coef = normal_from_precision(k_coef, prec, jnp.stack([s_y / theta, s_ye / theta], -1))
-    prec_nu = n_j / theta + 1 / coef_var  # markers: intercept of y - score
-    nu_marker = (s_y - s_e) / theta / prec_nu + jax.random.normal(k_nu, n_j.shape) / jnp.sqrt(
-        prec_nu
-    )
-    nu = jnp.where(marker, nu_marker, coef[:, 0])
-    lam = jnp.where(marker, 1.0, coef[:, 1])
+    nu, lam = loading_draw(keys[:2], y, obs / theta, scores, marker, True, coef_var)
     ssr = (obs * (y - nu - lam * scores) ** 2).sum(0)
-    return nu, lam, inv_gamma(k_theta, var_shape + n_j / 2, var_scale + ssr / 2)
+    return nu, lam, inv_gamma(keys[2], var_shape + obs.sum(0) / 2, var_scale + ssr / 2)

@@ -1,0 +1,60 @@
+"""The ordinal-indicator building blocks against SciPy."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy import stats
+
+from simstudy.models import ordinal as ordm
+
+
+@pytest.mark.parametrize("link", ["probit", "logit"])
+def test_log_interval_matches_scipy_in_both_tails(link):
+    dist = stats.norm if link == "probit" else stats.logistic
+    lo = np.array([-np.inf, -1.0, 3.0, 9.0, -12.0])
+    hi = np.array([-8.0, 0.5, 4.0, np.inf, -11.0])
+    got = np.asarray(ordm.log_interval(link, jnp.asarray(lo), jnp.asarray(hi)))
+    want = [
+        dist.logsf(a) + np.log1p(-np.exp(dist.logsf(b) - dist.logsf(a)))
+        if a > 0
+        else dist.logcdf(b) + np.log1p(-np.exp(dist.logcdf(a) - dist.logcdf(b)))
+        for a, b in zip(lo, hi, strict=True)
+    ]
+    assert np.allclose(got, want, rtol=1e-4)
+
+
+def test_thresholds_round_trip_and_unused_slots():
+    tau = jnp.array([[-1.0, 0.2, 1.5], [0.3, 0.0, 0.0]])
+    mask = jnp.array([[True, True, True], [True, False, False]])
+    back = ordm.thresholds(ordm.unconstrain(tau), mask)
+    assert np.allclose(np.asarray(back)[0], [-1.0, 0.2, 1.5], atol=1e-6)
+    assert np.asarray(back)[1, 0] == pytest.approx(0.3) and np.isinf(np.asarray(back)[1, 1:]).all()
+
+
+@pytest.mark.parametrize("link", ["probit", "logit"])
+@pytest.mark.parametrize(("lo", "hi"), [(-np.inf, -7.0), (0.5, 1.0), (6.0, np.inf)])
+def test_latent_responses_follow_the_truncated_law(link, lo, hi):
+    n = 20000
+    dist = stats.norm if link == "probit" else stats.logistic
+    tau = jnp.array([[lo if np.isfinite(lo) else hi]])  # one threshold: categories 0 | 1
+    y = jnp.full((n, 1), 0.0 if np.isinf(lo) else 1.0)
+    if np.isfinite(lo) and np.isfinite(hi):  # interval (lo, hi]: category 1 of two cuts
+        tau = jnp.array([[lo, hi]])
+    draws = np.asarray(ordm.latent_responses(jax.random.key(0), link, y, tau, jnp.zeros((n, 1))))
+    assert np.isfinite(draws).all() and (draws >= lo).all() and (draws <= hi).all()
+    a, b = dist.cdf(lo), dist.cdf(hi)
+    if np.isfinite(lo) and lo > 0:  # upper tail: compare through the survival function
+        cdf = (dist.sf(lo) - dist.sf(np.sort(draws[:, 0]))) / (dist.sf(lo) - dist.sf(hi))
+    else:
+        cdf = (dist.cdf(np.sort(draws[:, 0])) - a) / (b - a)
+    ks = np.abs(cdf - (np.arange(n) + 0.5) / n).max()
+    assert ks < 1.63 / np.sqrt(n) + 1e-3  # KS 1% critical value
+
+
+def test_logit_correction_is_a_density_ratio():
+    r = np.linspace(-30, 30, 300001)
+    log_normal = stats.norm.logpdf(r, scale=np.sqrt(np.pi**2 / 3))
+    corrected = np.exp(log_normal + np.asarray(ordm.logit_correction(jnp.asarray(r)), float))
+    assert np.trapezoid(corrected, r) == pytest.approx(1.0, abs=1e-4)
+    assert np.allclose(corrected, stats.logistic.pdf(r), atol=1e-6)
