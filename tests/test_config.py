@@ -103,3 +103,13 @@ def test_factor_may_vary_a_model_parameter():
     plan = load_plan(["+study.factors.b1=[0.0,0.5]"])
     assert plan.factors["b1"] == (0.0, 0.5)
     assert plan.factor_kinds["b1"] == "float"
+
+
+@pytest.mark.parametrize(
+    "study",
+    sorted(p.stem for p in (Path(__file__).parents[1] / "conf" / "study").glob("*.yaml")),
+)
+def test_every_shipped_study_config_validates(study):
+    extra = ["model=cfa"] if study == "sbc" else []
+    plan = load_plan([f"study={study}", *extra])
+    assert plan.reps > 0 and plan.name
