@@ -27,6 +27,18 @@ def _setting(identification="marker", **kw):
     }
 
 
+def _fit_z_and_rhat(setting, seed, warmup, draws=800):
+    """Simulate with ``seed``, fit by Gibbs (seed + 1); z-scores against the truth, max R-hat."""
+    data = cfa.simulate(jax.random.key(seed), setting)
+    est = MODELS["cfa"].estimators_for(setting["structure"])["bayes"]
+    settings = SamplerSettings(name="gibbs", chains=2, warmup=warmup, draws=draws)
+    fit = gibbs.prepare(est, data, settings, PRIORS)(jax.random.key(seed + 1), data)
+    summary = summarise_draws(fit.draws, 0.95)
+    truth = cfa.truth(setting)
+    z = {k: (summary[k].estimate - truth[k]) / summary[k].se for k in est.parameters}
+    return z, max(summary[k].rhat for k in est.parameters)
+
+
 def test_structure_validation_names_the_field():
     assert cfa.check_structure(None)["identification"] == "marker"
     with pytest.raises(InputError, match=r"model\.structure\.factors\.f"):
@@ -76,15 +88,9 @@ def test_shapes_truth_and_parameters():
 @pytest.mark.parametrize("identification", ["marker", "standardized"])
 def test_gibbs_recovers_cfa_with_mar_missing_items(identification):
     s = _setting(identification, N=3000, missing_rate=0.2, mechanism="MAR")
-    data = cfa.simulate(jax.random.key(1), s)
-    est = MODELS["cfa"].estimators_for(s["structure"])["bayes"]
-    settings = SamplerSettings(name="gibbs", chains=2, warmup=300, draws=800)
-    draws = gibbs.prepare(est, data, settings, PRIORS)(jax.random.key(2), data)
-    summary = summarise_draws(draws.draws, 0.95)
-    truth = cfa.truth(s)
-    z = {k: (summary[k].estimate - truth[k]) / summary[k].se for k in est.parameters}
+    z, rhat = _fit_z_and_rhat(s, seed=1, warmup=300)
     assert max(abs(v) for v in z.values()) < 4, z
-    assert max(summary[k].rhat for k in est.parameters) < 1.05
+    assert rhat < 1.05
 
 
 def test_fit_cfa_from_a_csv(tmp_path, capsys):
@@ -160,15 +166,9 @@ def test_gibbs_recovers_ordinal_cfa(link, identification, categories):
     s = _ordinal_setting(
         link, identification, categories, N=2000, missing_rate=0.2, mechanism="MAR"
     )
-    data = cfa.simulate(jax.random.key(4), s)
-    est = MODELS["cfa"].estimators_for(s["structure"])["bayes"]
-    settings = SamplerSettings(name="gibbs", chains=2, warmup=400, draws=800)
-    draws = gibbs.prepare(est, data, settings, PRIORS)(jax.random.key(5), data)
-    summary = summarise_draws(draws.draws, 0.95)
-    truth = cfa.truth(s)
-    z = {k: (summary[k].estimate - truth[k]) / summary[k].se for k in est.parameters}
+    z, rhat = _fit_z_and_rhat(s, seed=4, warmup=400)
     assert max(abs(v) for v in z.values()) < 4, z
-    assert max(summary[k].rhat for k in est.parameters) < 1.1
+    assert rhat < 1.1
 
 
 def test_ordinal_from_frame_codes():
