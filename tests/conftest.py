@@ -22,6 +22,12 @@ LATENT_PARAMS = {
     "lambda3": 0.7,
     "reliability": 0.7,
     "mar_strength": 0.7,
+    "d_prob2": 0.3333,
+    "d_prob3": 0.3333,
+    "d_on_x2": 0.5,
+    "d_on_x3": -0.5,
+    "d_on_y2": 0.3,
+    "d_on_y3": -0.3,
 }
 
 #: A small, quick study for pipeline tests: closed-form and one MCMC estimator, tiny sampler.

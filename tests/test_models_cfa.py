@@ -11,7 +11,13 @@ from simstudy.errors import InputError
 from simstudy.models import MODELS, cfa
 
 PARAMS = {"loading": 0.7, "factor_corr": 0.3, "mar_strength": 0.7}
-PRIORS = {"coef_sd": 10.0, "var_shape": 2.0, "var_scale": 0.5}
+PRIORS = {
+    "coef_sd": 10.0,
+    "var_shape": 2.0,
+    "var_scale": 0.5,
+    "factor_cov": "lkj",
+    "lkj_eta": 1.0,
+}
 TWO = {"factors": {"f": ["a1", "a2", "a3"], "g": ["b1", "b2", "b3", "b4"]}}
 
 

@@ -19,7 +19,9 @@ first is missing at ``missing_rate``: MCAR, or MAR given the (always observed) f
 Estimator ``bayes``: a Gibbs-type sampler in the marker parameterisation (first loading of each
 factor 1, factor covariance matrix free): latent scores from their multivariate normal full
 conditional, intercepts and loadings per indicator from normal conditionals, residual variances
-inverse-gamma, the factor covariance inverse-Wishart. Ordinal indicators (theta
+inverse-gamma, the factor covariance under LKJ correlations and inverse-gamma variances
+(independence Metropolis from the inverse-Wishart conditional; ``factor_cov:
+inverse_wishart`` makes it conjugate). Ordinal indicators (theta
 parameterisation: intercept 0, residual variance 1 under probit, pi^2/3 under logit) are
 augmented with latent responses, their thresholds drawn by Metropolis with the latent responses
 integrated out; under the logit link the score and loading updates are Metropolis-corrected
@@ -31,8 +33,7 @@ Estimands (lavaan names): loadings ``f=~x``, factor (co)variances ``f~~g``, resi
 they are the marker parameterisation's (free loadings only); under ``standardized`` the
 completely standardized solution of the same posterior, draw by draw (lavaan's ``std.all``:
 loadings and thresholds divided by the SD of the indicator or latent response, factor
-correlations, residual variances as proportions). The factor correlation prior is the one the
-inverse-Wishart implies (not LKJ).
+correlations, residual variances as proportions).
 """
 
 from __future__ import annotations
@@ -51,8 +52,10 @@ from simstudy.models import ordinal as ordm
 from simstudy.models.base import GibbsEstimator
 from simstudy.models.cfa_moves import item_scale_move, location_move, scale_move
 from simstudy.models.conjugate import (
+    FACTOR_COV_PRIORS,
+    factor_cov_draw,
+    factor_cov_prior_draw,
     inv_gamma,
-    inverse_wishart,
     loading_draw,
     measurement_draw,
     normal_from_precision,
@@ -135,6 +138,8 @@ INFO = ModelInfo(
         "coef_sd": FactorSpec("float", low=1e-6),
         "var_shape": FactorSpec("float", low=1e-6),
         "var_scale": FactorSpec("float", low=1e-6),
+        "factor_cov": FactorSpec("str", choices=FACTOR_COV_PRIORS),
+        "lkj_eta": FactorSpec("float", low=1e-6),
     },
     estimators=("bayes",),
     samplers={"bayes": "gibbs"},
@@ -393,7 +398,6 @@ def make_estimators(structure: Mapping[str, Any]) -> dict[str, GibbsEstimator]:
         a0, b0 = priors["var_shape"], priors["var_scale"]
         keys = jax.random.split(rng_key, 5)
         y, onehot, marker = data["y"], data["onehot"], data["marker"]
-        k = onehot.shape[1]
         observed = data["observed"]
         obs = observed.astype(float)
         if not layout.any_ordinal:
@@ -402,7 +406,7 @@ def make_estimators(structure: Mapping[str, Any]) -> dict[str, GibbsEstimator]:
                 (keys[1], keys[2], keys[3]), y, observed, eta @ onehot.T, marker, s.theta,
                 c2, a0, b0,
             )  # fmt: skip
-            phi = inverse_wishart(keys[4], k + 2 + eta.shape[0], b0 * jnp.eye(k) + eta.T @ eta)
+            phi = factor_cov_draw(keys[4], s.phi, eta, priors)
             s = State(eta, nu, lam, theta, phi, s.cuts)
             return scale_move(jax.random.fold_in(rng_key, 2), s, y, obs / theta, layout, priors)
         extra = jax.random.split(jax.random.fold_in(rng_key, 1), 7)
@@ -450,7 +454,7 @@ def make_estimators(structure: Mapping[str, Any]) -> dict[str, GibbsEstimator]:
         ssr = (obs * (y - nu - lam * scores) ** 2).sum(0)
         theta = inv_gamma(keys[3], a0 + obs.sum(0) / 2, b0 + ssr / 2)
         theta = jnp.where(ordinal, fixed_var, theta)
-        phi = inverse_wishart(keys[4], k + 2 + eta.shape[0], b0 * jnp.eye(k) + eta.T @ eta)
+        phi = factor_cov_draw(keys[4], s.phi, eta, priors)
         s = State(eta, nu, lam, theta, phi, cuts)
         mk = layout.marker_of
         correction = None
@@ -515,7 +519,7 @@ def simulate_prior(
     nu = jnp.where(ordinal, 0.0, c * jax.random.normal(keys[0], (p,)))
     lam = jnp.where(jnp.asarray(layout.marker), 1.0, c * jax.random.normal(keys[1], (p,)))
     theta = inv_gamma(keys[2], a0, jnp.full((p,), b0))
-    phi = inverse_wishart(keys[3], k + 2, b0 * jnp.eye(k))
+    phi = factor_cov_prior_draw(keys[3], k, priors)
     eta = jax.random.normal(keys[4], (n, k)) @ jnp.linalg.cholesky(phi).T
     mean = nu + lam * eta[:, layout.factor_of]
     y = mean + jnp.sqrt(theta) * jax.random.normal(keys[5], (n, p))

@@ -33,29 +33,45 @@ def group_scale(
 
     The target is ``log p(g) = -a g^2 / 2 + b g - c / g^2 + e log g`` (+ ``extra(g)``, a
     non-normal correction), elementwise, with the Jacobian and Haar measure folded into ``e``
-    (Liu & Sabatti 2000). The proposal is the normal at the mode of the quadratic and
-    logarithmic terms; it moves with the group (its mean and scale at ``T_g x`` are those at
-    ``x`` divided by ``g``), so the acceptance ratio is that of an independence sampler on
-    ``g`` started at 1. Returns the accepted ``g`` (1 where rejected).
+    (Liu & Sabatti 2000). The proposal is normal in ``t = log g`` at the mode of that target
+    (safeguarded Newton steps from ``b / a``, ``a^-1/2`` or ``c^1/2``) with its curvature
+    there. Every step of that construction is equivariant: at ``T_h x`` the coefficients are
+    ``(h^2 a, h b, c / h^2, e)``, the target in ``t`` is shifted by ``-log h`` and so is the
+    proposal, so on the orbit of ``x`` the move is an independence sampler, and the acceptance
+    ratio from ``g = 1`` is the right one. (A fallback such as "start at 1 when ``b <= 0``"
+    would break this and bias the chain.) Returns the accepted ``g`` (1 where rejected).
     """
-    k_g, k_u = jax.random.split(key)
-    disc = b**2 + 4 * a * e
-    mode = jnp.where(disc > 0, (b + jnp.sqrt(jnp.maximum(disc, 0.0))) / (2 * a), b / a)
-    mode = jnp.where(mode > 0, mode, 1.0)
-    prec = jnp.maximum(a - e / mode**2, a / 2)
-    g = mode + jax.random.normal(k_g, a.shape) / jnp.sqrt(prec)
-    safe = jnp.where(g > 0, g, 1.0)
-
-    def log_target(x):
-        return -a * x**2 / 2 + b * x - c / x**2 + e * jnp.log(x)
-
-    log_ratio = (
-        log_target(safe) - log_target(1.0) + prec * ((safe - mode) ** 2 - (1 - mode) ** 2) / 2
+    k_t, k_u = jax.random.split(key)
+    positive_a = a > 0
+    safe_a = jnp.where(positive_a, a, 1.0)
+    start = jnp.where(
+        positive_a & (b > 0), b / safe_a, jnp.where(positive_a, 1 / jnp.sqrt(safe_a), jnp.sqrt(c))
     )
+    start = jnp.where(start > 0, start, 1.0)
+
+    def log_target(t):  # over t = log g, with the Jacobian g
+        g = jnp.exp(t)
+        return -a * g**2 / 2 + b * g - c / g**2 + (e + 1) * t
+
+    def slope(t):
+        g = jnp.exp(t)
+        return -a * g**2 + b * g + 2 * c / g**2 + e + 1
+
+    def curvature(t):  # minus the second derivative, floored
+        g = jnp.exp(t)
+        return jnp.maximum(2 * a * g**2 - b * g + 4 * c / g**2, 0.25)
+
+    t = jnp.log(start)
+    for _ in range(8):
+        t = t + jnp.clip(slope(t) / curvature(t), -2.0, 2.0)
+    prec = curvature(t)
+    proposal = t + jax.random.normal(k_t, jnp.shape(a)) / jnp.sqrt(prec)
+    log_ratio = log_target(proposal) - log_target(0.0) + prec * ((proposal - t) ** 2 - t**2) / 2
+    g = jnp.exp(proposal)
     if extra is not None:
-        log_ratio += extra(safe)
-    accept = (g > 0) & (jnp.log(jax.random.uniform(k_u, a.shape)) < log_ratio)
-    return jnp.where(accept, safe, 1.0)
+        log_ratio += extra(g)
+    accept = jnp.log(jax.random.uniform(k_u, jnp.shape(a))) < log_ratio
+    return jnp.where(accept & jnp.isfinite(log_ratio), g, 1.0)
 
 
 def scale_move(
@@ -73,8 +89,10 @@ def scale_move(
     non-marker indicators), ``Phi -> D Phi D`` (``D = diag(.., g, ..)``) changes the likelihood
     only through the marker indicator, so ``g`` is about as well determined as the marker's
     regression on the scores: ``a``, ``b`` from that regression, ``c`` from the loading and
-    inverse-Wishart priors, ``e = -(k + m_f + 3)`` (``m_f`` free loadings) from the Jacobian,
-    the factor prior and the Haar measure. ``correction(residual)`` adds a log density ratio
+    factor covariance priors, ``e`` from the Jacobian and Haar measure (``g^(k - m_f)``,
+    ``m_f`` free loadings) and the factor covariance prior: ``g^-(2k + 3)`` under the
+    inverse-Wishart, ``g^-(2 a0 + 2 + k - 1)`` under inverse-gamma variances (shape ``a0``)
+    with LKJ correlations. ``correction(residual)`` adds a log density ratio
     per marker cell where the marker's residual is not normal (logit).
     """
     mk = jnp.asarray(layout.marker_of)
@@ -83,8 +101,14 @@ def scale_move(
     resid = y[:, mk] - s.nu[mk]
     onehot = jnp.asarray(layout.onehot)
     free = jnp.asarray(~layout.marker, float)
+    m = free @ onehot  # free loadings per factor
     c = ((free * s.lam**2) @ onehot) / (2 * priors["coef_sd"] ** 2)
-    c = c + priors["var_scale"] * jnp.diag(jnp.linalg.inv(s.phi)) / 2
+    if priors["factor_cov"] == "inverse_wishart":  # |Phi|^-(2k+3)/2 exp(-tr(b0 Phi^-1)/2)
+        c = c + priors["var_scale"] * jnp.diag(jnp.linalg.inv(s.phi)) / 2
+        e = -(k + m + 3)
+    else:  # InverseGamma(a0, b0) on Phi_ff, Jacobian of the LKJ correlations: sigma^-(k-1)
+        c = c + priors["var_scale"] / jnp.diag(s.phi)
+        e = -(m + 2 * priors["var_shape"] + 1)
     extra = None
     if correction is not None:
 
@@ -92,7 +116,7 @@ def scale_move(
             return (correction(resid - g * s.eta) - correction(resid - s.eta)).sum(0)
 
     a, b = (w * s.eta**2).sum(0), (w * s.eta * resid).sum(0)
-    g = group_scale(key, a, b, c, -(k + free @ onehot + 3), extra)
+    g = group_scale(key, a, b, c, e, extra)
     g_item = g[jnp.asarray(layout.factor_of)]
     return s._replace(
         eta=s.eta * g,

@@ -1,6 +1,6 @@
 """Latent interaction: a structural model among three factors with a latent × latent product.
 
-DGM (every factor has unit variance; three indicators each, loadings 1, lambda2, lambda3)::
+DGM (three indicators per factor, loadings 1, lambda2, lambda3)::
 
     eta_x ~ N(0, 1)
     eta_m = a1 * eta_x + zeta_m                              Var(zeta_m) = 1 - a1^2
@@ -11,25 +11,44 @@ DGM (every factor has unit variance; three indicators each, loadings 1, lambda2,
 Indicators of eta_m and eta_y are missing at ``missing_rate``: completely at random (MCAR), or
 at random given the always-observed ``x1`` (MAR: probit selection of strength ``mar_strength``).
 
+Variants (``model.structure``)::
+
+    moderator: latent     # latent: eta_m measured by m1-m3 | observed: an observed moderator w
+    nominal: false        # true: an incomplete 3-category nominal predictor d (codes 1, 2, 3)
+
+- ``moderator: observed``: ``w`` takes eta_m's place, measured without error (it *is* the
+  DGM's eta_m); there are no m indicators; ``w`` has a free intercept ``w~1`` and is missing
+  like the indicators. Estimand names say ``w`` where they said ``eta_m``.
+- ``nominal: true``: ``d`` is drawn first with probabilities ``(1 - d_prob2 - d_prob3,
+  d_prob2, d_prob3)``; ``eta_x = d_on_x2 [d=2] + d_on_x3 [d=3] + zeta_x`` with
+  ``Var(zeta_x) = 1 - Var(mean shift)`` (so eta_x keeps unit variance); ``eta_y`` gains
+  ``d_on_y2 [d=2] + d_on_y3 [d=3]``; ``Var(zeta_y)`` is as above. ``d`` is missing like the
+  indicators. Simple slopes are at the mean of the moderator ± 1 SD.
+
 Identification (the latent locations are pinned, as a latent interaction model needs): the mean
-of ``eta_x`` and the structural intercepts of ``eta_m`` and ``eta_y`` are 0; each factor's first
-loading is 1; all indicator intercepts are free.
+of ``eta_x`` (in the first category of ``d``) and the structural intercepts of ``eta_m`` and
+``eta_y`` are 0; each factor's first loading is 1; all indicator intercepts are free.
 
 Estimators:
 
 - ``bayes``: the full model by a conditionally conjugate Gibbs sampler (Blimp-style factored
   regressions). Given the other two factors every latent score has a normal full conditional
   (the product term is linear in each factor given the other), so latent scores, missing
-  indicators (marginalised: only observed indicators enter), loadings, intercepts and variances
-  are all drawn exactly; no Metropolis step is needed.
-- ``fs_imputation``: M sets of latent scores drawn from that posterior; OLS of the structural
-  regressions on each; pooled by Rubin's rules (the "Imp" method).
+  indicators (marginalised: only observed indicators enter), a missing ``w`` (drawn like a
+  latent score), loadings, intercepts and variances are all drawn exactly; a missing ``d`` is
+  drawn from its discrete full conditional, its category probabilities from their Dirichlet
+  conditional. A factor scale move per factor (Liu & Sabatti 2000, see :func:`scale_move`)
+  crosses the direction the plain updates cross slowly.
+- ``fs_imputation``: M sets of latent scores (and missing ``w``, ``d``) drawn from that
+  posterior; OLS of the structural regressions on each; pooled by Rubin's rules ("Imp").
 - ``sum_score_ols``: OLS on indicator means and their product (ignores measurement error:
-  attenuated).
+  attenuated); persons with a missing ``w`` or ``d`` are left out.
 
 Estimands: ``eta_m~eta_x``, ``eta_y~eta_x``, ``eta_y~eta_m``, ``eta_y~eta_x:eta_m``, simple
-slopes of ``eta_x`` at ±1 SD of ``eta_m`` (``eta_y~eta_x@eta_m=-1SD`` / ``+1SD``), and for
-``bayes`` also the free loadings, latent (residual) variances and indicator residual variances.
+slopes of ``eta_x`` at the mean ± 1 SD of ``eta_m`` (``eta_y~eta_x@eta_m=-1SD`` / ``+1SD``),
+with ``nominal`` the effects ``eta_y~d2``, ``eta_y~d3``; for ``bayes`` also the free loadings,
+latent (residual) variances, indicator residual variances, ``w~1`` and with ``nominal``
+``eta_x~d2``, ``eta_x~d3``, ``P(d=2)``, ``P(d=3)``.
 """
 
 from __future__ import annotations
@@ -51,21 +70,72 @@ from simstudy.models.base import (
     GibbsEstimator,
     ImputationEstimator,
 )
+from simstudy.models.cfa_moves import group_scale
 from simstudy.models.conjugate import inv_gamma, measurement_draw, normal_from_precision
 from simstudy.spec import MISSINGNESS_FACTORS, FactorSpec, ModelInfo
 
 FACTORS = ("eta_x", "eta_m", "eta_y")
-INDICATORS = ("x1", "x2", "x3", "m1", "m2", "m3", "y1", "y2", "y3")
-FACTOR_OF = np.repeat(np.arange(3), 3)  # factor index of each indicator
-MARKER = np.array([j % 3 == 0 for j in range(9)])
-ONEHOT = np.eye(3)[FACTOR_OF]  # (9, 3)
-STRUCTURAL = ("eta_m~eta_x", "eta_y~eta_x", "eta_y~eta_m", "eta_y~eta_x:eta_m")
-SLOPES = ("eta_y~eta_x@eta_m=-1SD", "eta_y~eta_x@eta_m=+1SD")
-LOADINGS = tuple(f"{FACTORS[FACTOR_OF[j]]}=~{INDICATORS[j]}" for j in range(9) if not MARKER[j])
-VARIANCES = ("eta_x~~eta_x", "eta_m~~eta_m", "eta_y~~eta_y")
-RESIDUALS = tuple(f"{name}~~{name}" for name in INDICATORS)
-BAYES_PARAMETERS = STRUCTURAL + SLOPES + LOADINGS + VARIANCES + RESIDUALS
-REGRESSION_PARAMETERS = STRUCTURAL + SLOPES
+DEFAULT_STRUCTURE: dict[str, Any] = {"moderator": "latent", "nominal": False}
+MODERATORS = ("latent", "observed")
+
+
+def check_structure(raw: Any) -> dict[str, Any]:
+    """Validate ``model.structure``; returns it with defaults filled in."""
+    raw = dict(raw or {})
+    unknown = sorted(set(raw) - set(DEFAULT_STRUCTURE))
+    if unknown:
+        allowed = "known keys are " + ", ".join(DEFAULT_STRUCTURE)
+        raise InputError(f"model.structure.{unknown[0]}", raw[unknown[0]], allowed)
+    s = {**DEFAULT_STRUCTURE, **raw}
+    if s["moderator"] not in MODERATORS:
+        raise InputError("model.structure.moderator", s["moderator"], "latent or observed")
+    if not isinstance(s["nominal"], bool):
+        raise InputError("model.structure.nominal", s["nominal"], "true or false")
+    return s
+
+
+class Layout:
+    """Indicators, estimand names and extra variables of one variant (all static)."""
+
+    def __init__(self, structure: Mapping[str, Any] | None) -> None:
+        structure = check_structure(structure)
+        self.observed_moderator = structure["moderator"] == "observed"
+        self.nominal = bool(structure["nominal"])
+        groups = ("x", "y") if self.observed_moderator else ("x", "m", "y")
+        self.items = tuple(f"{g}{i}" for g in groups for i in (1, 2, 3))
+        self.factor_of = np.array([FACTORS.index(f"eta_{x[0]}") for x in self.items])
+        self.marker = np.array([x.endswith("1") for x in self.items])
+        self.onehot = np.eye(3)[self.factor_of]
+        self.mod = "w" if self.observed_moderator else "eta_m"
+        m = self.mod
+        self.structural = (f"{m}~eta_x", "eta_y~eta_x", f"eta_y~{m}", f"eta_y~eta_x:{m}")
+        self.slopes = (f"eta_y~eta_x@{m}=-1SD", f"eta_y~eta_x@{m}=+1SD")
+        self.effects = ("eta_y~d2", "eta_y~d3") if self.nominal else ()
+        self.regression = self.structural + self.slopes + self.effects
+        loadings = tuple(
+            f"{FACTORS[f]}=~{x}"
+            for x, f, mk in zip(self.items, self.factor_of, self.marker, strict=True)
+            if not mk
+        )
+        variances = ("eta_x~~eta_x", f"{m}~~{m}", "eta_y~~eta_y")
+        residuals = tuple(f"{x}~~{x}" for x in self.items)
+        extra = ("w~1",) if self.observed_moderator else ()
+        if self.nominal:
+            extra += ("eta_x~d2", "eta_x~d3", "P(d=2)", "P(d=3)")
+        self.bayes = self.regression + loadings + variances + residuals + extra
+
+    @property
+    def extra_columns(self) -> tuple[str, ...]:
+        """Observed variables besides the indicators, in data order."""
+        return (("w",) if self.observed_moderator else ()) + (("d",) if self.nominal else ())
+
+
+DEFAULT_LAYOUT = Layout(None)
+INDICATORS = DEFAULT_LAYOUT.items
+STRUCTURAL = DEFAULT_LAYOUT.structural
+SLOPES = DEFAULT_LAYOUT.slopes
+BAYES_PARAMETERS = DEFAULT_LAYOUT.bayes
+REGRESSION_PARAMETERS = DEFAULT_LAYOUT.regression
 
 INFO = ModelInfo(
     name="latent_interaction",
@@ -82,6 +152,12 @@ INFO = ModelInfo(
         "lambda3": FactorSpec("float", low=0.05),
         "reliability": FactorSpec("float", low=0.05, high=0.99),
         "mar_strength": FactorSpec("float", low=0.0, high=1.0),
+        "d_prob2": FactorSpec("float", low=0.01, high=0.98),
+        "d_prob3": FactorSpec("float", low=0.01, high=0.98),
+        "d_on_x2": FactorSpec("float"),
+        "d_on_x3": FactorSpec("float"),
+        "d_on_y2": FactorSpec("float"),
+        "d_on_y3": FactorSpec("float"),
     },
     priors={
         "coef_sd": FactorSpec("float", low=1e-6),
@@ -91,6 +167,7 @@ INFO = ModelInfo(
     estimators=("bayes", "fs_imputation", "sum_score_ols"),
     samplers={"bayes": "gibbs", "fs_imputation": "gibbs"},
     posteriors=("bayes",),
+    check_structure=check_structure,
 )
 
 
@@ -102,76 +179,146 @@ def _psi_y(s: Mapping[str, Any]) -> float:
     return 1.0 - explained
 
 
-def _loadings(s: Mapping[str, Any]) -> np.ndarray:
-    return np.tile([1.0, float(s["lambda2"]), float(s["lambda3"])], 3)
+def _nominal(s: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """Category probabilities, eta_x shifts, eta_y effects and Var(zeta_x) of the DGM."""
+    p = np.array([1.0 - float(s["d_prob2"]) - float(s["d_prob3"]), s["d_prob2"], s["d_prob3"]])
+    if p[0] < 0.01:
+        raise ValueError(f"d_prob2 + d_prob3 = {1 - p[0]:.3f} leaves no first category")
+    shift = np.array([0.0, s["d_on_x2"], s["d_on_x3"]], dtype=float)
+    effect = np.array([0.0, s["d_on_y2"], s["d_on_y3"]], dtype=float)
+    var_shift = float(p @ shift**2 - (p @ shift) ** 2)
+    if var_shift >= 1:
+        raise ValueError(f"d explains {var_shift:.3f} >= 1 of Var(eta_x)")
+    return p, shift, effect, 1.0 - var_shift
+
+
+def _loadings(s: Mapping[str, Any], layout: Layout) -> np.ndarray:
+    per = {"1": 1.0, "2": float(s["lambda2"]), "3": float(s["lambda3"])}
+    return np.array([per[x[1]] for x in layout.items])
 
 
 def truth(setting: Mapping[str, Any]) -> dict[str, float]:
-    """True values of every estimand (unit-variance factors, so 1 SD of eta_m is 1)."""
+    """True values of every estimand (eta_x and eta_m have unit variance)."""
+    layout = Layout(setting.get("structure"))
     a1, b1, b3 = float(setting["a1"]), float(setting["b1"]), float(setting["b3"])
-    lam = _loadings(setting)
+    lam = _loadings(setting, layout)
     r = float(setting["reliability"])
+    m = layout.mod
+    mean_m, phi_x = 0.0, 1.0
+    if layout.nominal:
+        p, shift, effect, phi_x = _nominal(setting)
+        mean_m = a1 * float(p @ shift)
     out = {
-        "eta_m~eta_x": a1,
+        f"{m}~eta_x": a1,
         "eta_y~eta_x": b1,
-        "eta_y~eta_m": float(setting["b2"]),
-        "eta_y~eta_x:eta_m": b3,
-        "eta_y~eta_x@eta_m=-1SD": b1 - b3,
-        "eta_y~eta_x@eta_m=+1SD": b1 + b3,
-        "eta_x~~eta_x": 1.0,
-        "eta_m~~eta_m": 1.0 - a1**2,
+        f"eta_y~{m}": float(setting["b2"]),
+        f"eta_y~eta_x:{m}": b3,
+        f"eta_y~eta_x@{m}=-1SD": b1 + b3 * (mean_m - 1),
+        f"eta_y~eta_x@{m}=+1SD": b1 + b3 * (mean_m + 1),
+        "eta_x~~eta_x": phi_x,
+        f"{m}~~{m}": 1.0 - a1**2,
         "eta_y~~eta_y": _psi_y(setting),
     }
-    for j, name in enumerate(INDICATORS):
-        if not MARKER[j]:
-            out[f"{FACTORS[FACTOR_OF[j]]}=~{name}"] = float(lam[j])
+    if layout.observed_moderator:
+        out["w~1"] = 0.0
+    if layout.nominal:
+        out |= {"eta_y~d2": effect[1], "eta_y~d3": effect[2]}
+        out |= {"eta_x~d2": shift[1], "eta_x~d3": shift[2], "P(d=2)": p[1], "P(d=3)": p[2]}
+    for j, name in enumerate(layout.items):
+        if not layout.marker[j]:
+            out[f"{FACTORS[layout.factor_of[j]]}=~{name}"] = float(lam[j])
         out[f"{name}~~{name}"] = float(lam[j] ** 2 * (1 - r) / r)
-    return out
+    return {k: float(v) for k, v in out.items()}
 
 
-def simulate(rng_key: jax.Array, setting: Mapping[str, Any]) -> dict[str, jax.Array]:
-    """Simulate one data set: ``y`` (N × 9 indicators, 0 where missing) and ``observed``."""
-    n = int(setting["N"])
-    a1, b1, b2, b3 = (float(setting[k]) for k in ("a1", "b1", "b2", "b3"))
-    psi_y = _psi_y(setting)
-    lam = jnp.asarray(_loadings(setting))
-    r = float(setting["reliability"])
-    k_x, k_m, k_y, k_e, k_r = jax.random.split(rng_key, 5)
-    ex = jax.random.normal(k_x, (n,))
-    em = a1 * ex + math.sqrt(1 - a1**2) * jax.random.normal(k_m, (n,))
-    ey = b1 * ex + b2 * em + b3 * ex * em + math.sqrt(psi_y) * jax.random.normal(k_y, (n,))
-    eta = jnp.stack([ex, em, ey], axis=1)
-    sd_e = jnp.sqrt(lam**2 * (1 - r) / r)
-    y = eta[:, FACTOR_OF] * lam + sd_e * jax.random.normal(k_e, (n, 9))
+def _missing(key, first: jax.Array, setting: Mapping[str, Any], n: int, width: int):
+    """Missingness of ``width`` variables; MAR given ``first`` (standardised here)."""
     rate = float(setting["missing_rate"])
     if setting["mechanism"] == "MAR":
         s = float(setting["mar_strength"])
-        x1 = y[:, 0] / jnp.sqrt(1.0 / r)  # x1 standardised: Var(x1) = 1 / reliability
-        score = s * x1[:, None] + math.sqrt(1 - s**2) * jax.random.normal(k_r, (n, 9))
-        missing = score > jax.scipy.stats.norm.ppf(1 - rate)
-    else:
-        missing = jax.random.uniform(k_r, (n, 9)) < rate
-    missing = missing & (jnp.arange(9) >= 3)  # x indicators always observed
-    observed = ~missing
-    return {"y": jnp.where(observed, y, 0.0), "observed": observed}
+        score = s * first[:, None] + math.sqrt(1 - s**2) * jax.random.normal(key, (n, width))
+        return score > jax.scipy.stats.norm.ppf(1 - rate)
+    return jax.random.uniform(key, (n, width)) < rate
+
+
+def _dataset(layout: Layout, y, eta, d, missing) -> dict[str, jax.Array]:
+    p = len(layout.items)
+    observed = ~(missing[:, :p] & (jnp.arange(p) >= 3))  # x indicators always observed
+    data = {"y": jnp.where(observed, y, 0.0), "observed": observed}
+    column = p
+    if layout.observed_moderator:
+        w_obs = ~missing[:, column]
+        data |= {"w": jnp.where(w_obs, eta[:, 1], 0.0), "w_observed": w_obs}
+        column += 1
+    if layout.nominal:
+        d_obs = ~missing[:, column]
+        data |= {"d": jnp.where(d_obs, d, 0), "d_observed": d_obs}
+    return data
+
+
+def simulate(rng_key: jax.Array, setting: Mapping[str, Any]) -> dict[str, jax.Array]:
+    """Simulate one data set: ``y`` (N × indicators, 0 where missing) and ``observed``.
+
+    With an observed moderator also ``w`` and ``w_observed``; with a nominal predictor ``d``
+    (codes 0, 1, 2 for categories 1, 2, 3) and ``d_observed``.
+    """
+    layout = Layout(setting.get("structure"))
+    n, p = int(setting["N"]), len(layout.items)
+    a1, b1, b2, b3 = (float(setting[k]) for k in ("a1", "b1", "b2", "b3"))
+    psi_y = _psi_y(setting)
+    lam = jnp.asarray(_loadings(setting, layout))
+    r = float(setting["reliability"])
+    k_x, k_m, k_y, k_e, k_r = jax.random.split(rng_key, 5)
+    ex = jax.random.normal(k_x, (n,))
+    d = jnp.zeros(n, dtype=jnp.int32)
+    shift = effect = jnp.zeros(3)
+    if layout.nominal:
+        prob, shift, effect, phi_x = (jnp.asarray(v) for v in _nominal(setting))
+        d = jax.random.choice(jax.random.fold_in(rng_key, 7), 3, (n,), p=prob)
+        ex = shift[d] + jnp.sqrt(phi_x) * ex
+    em = a1 * ex + math.sqrt(1 - a1**2) * jax.random.normal(k_m, (n,))
+    ey = b1 * ex + b2 * em + b3 * ex * em + math.sqrt(psi_y) * jax.random.normal(k_y, (n,))
+    ey = ey + effect[d]
+    eta = jnp.stack([ex, em, ey], axis=1)
+    sd_e = jnp.sqrt(lam**2 * (1 - r) / r)
+    y = eta[:, layout.factor_of] * lam + sd_e * jax.random.normal(k_e, (n, p))
+    width = p + len(layout.extra_columns)
+    missing = _missing(k_r, y[:, 0] / jnp.sqrt(1.0 / r), setting, n, width)
+    return _dataset(layout, y, eta, d, missing)
 
 
 def from_frame(frame: Any, structure: Mapping[str, Any] | None = None) -> dict[str, jax.Array]:
-    """A data set from a user's table with columns x1-x3, m1-m3, y1-y3 (NaN where missing).
+    """A data set from a user's table (NaN where missing).
+
+    Columns: the indicators (x1-x3, m1-m3, y1-y3; no m with an observed moderator), ``w`` for
+    an observed moderator, ``d`` (codes 1, 2, 3) for the nominal predictor.
 
     Raises
     ------
     InputError
-        Naming the indicator columns that are absent.
+        Naming the columns that are absent, or a ``d`` code other than 1, 2, 3.
     """
-    absent = [c for c in INDICATORS if c not in frame.columns]
+    layout = Layout(structure)
+    wanted = layout.items + layout.extra_columns
+    absent = [c for c in wanted if c not in frame.columns]
     if absent:
-        raise InputError(
-            "data columns", ", ".join(absent), "indicator columns " + ", ".join(INDICATORS)
-        )
-    y = np.asarray(frame[list(INDICATORS)], dtype=float)
+        raise InputError("data columns", ", ".join(absent), "columns " + ", ".join(wanted))
+    y = np.asarray(frame[list(layout.items)], dtype=float)
     observed = ~np.isnan(y)
-    return {"y": jnp.asarray(np.where(observed, y, 0.0)), "observed": jnp.asarray(observed)}
+    data = {"y": jnp.asarray(np.where(observed, y, 0.0)), "observed": jnp.asarray(observed)}
+    if layout.observed_moderator:
+        w = np.asarray(frame["w"], dtype=float)
+        data |= {"w": jnp.asarray(np.nan_to_num(w)), "w_observed": jnp.asarray(~np.isnan(w))}
+    if layout.nominal:
+        d = np.asarray(frame["d"], dtype=float)
+        seen = d[~np.isnan(d)]
+        strange = seen[~np.isin(seen, (1, 2, 3))]
+        if strange.size:
+            raise InputError("data column d", strange[0], "codes 1, 2, 3 (NaN where missing)")
+        d_obs = ~np.isnan(d)
+        codes = np.where(d_obs, d - 1, 0).astype(np.int32)
+        data |= {"d": jnp.asarray(codes), "d_observed": jnp.asarray(d_obs)}
+    return data
 
 
 # --- the Gibbs sampler -----------------------------------------------------------------------
@@ -180,178 +327,334 @@ def from_frame(frame: Any, structure: Mapping[str, Any] | None = None) -> dict[s
 class State(NamedTuple):
     """One state of the chain."""
 
-    eta: jax.Array  # (N, 3) latent scores
-    nu: jax.Array  # (9,) indicator intercepts
-    lam: jax.Array  # (9,) loadings (markers fixed at 1)
-    theta: jax.Array  # (9,) indicator residual variances
-    phi_x: jax.Array  # Var(eta_x)
+    eta: jax.Array  # (N, 3) latent scores (eta_m = w where w is observed)
+    nu: jax.Array  # (p,) indicator intercepts
+    lam: jax.Array  # (p,) loadings (markers fixed at 1)
+    theta: jax.Array  # (p,) indicator residual variances
+    phi_x: jax.Array  # Var(eta_x | d)
     a1: jax.Array
     psi_m: jax.Array
-    b: jax.Array  # (3,) slopes of eta_y on eta_x, eta_m, eta_x * eta_m
+    b: jax.Array  # slopes of eta_y on eta_x, eta_m, eta_x * eta_m (and d2, d3)
     psi_y: jax.Array
+    alpha_m: jax.Array  # intercept of the moderator's regression (0 when latent)
+    d: jax.Array  # (N,) categories of d, imputed where missing (0 without d)
+    prob: jax.Array  # (3,) category probabilities of d
+    shift: jax.Array  # (3,) mean of eta_x per category of d (first 0)
 
 
-def _score_means(data: Mapping[str, Any]) -> jax.Array:
+def _score_means(data: Mapping[str, Any], layout: Layout) -> jax.Array:
     """Per-person mean of the observed indicators of each factor (sum-score scale)."""
     obs = data["observed"].astype(float)
-    total = (data["y"] * obs) @ ONEHOT
-    count = obs @ ONEHOT
-    return total / jnp.maximum(count, 1.0)
+    onehot = jnp.asarray(layout.onehot)
+    total = (data["y"] * obs) @ onehot
+    scores = total / jnp.maximum(obs @ onehot, 1.0)
+    if layout.observed_moderator:
+        scores = scores.at[:, 1].set(data["w"])
+    return scores
 
 
-def gibbs_init(rng_key: jax.Array, data: Mapping[str, Any], priors: Mapping[str, float]) -> State:
-    """A dispersed start: jittered sum scores and parameters near their data-based values."""
-    k_eta, k_lam, k_b, k_a = jax.random.split(rng_key, 4)
-    scores = _score_means(data)
-    scores = scores - scores.mean(axis=0)
-    eta = scores + 0.3 * jnp.std(scores, axis=0) * jax.random.normal(k_eta, scores.shape)
-    obs = data["observed"].astype(float)
-    n_obs = jnp.maximum(obs.sum(axis=0), 1.0)
-    mean_y = (data["y"] * obs).sum(axis=0) / n_obs
-    var_y = (((data["y"] - mean_y) * obs) ** 2).sum(axis=0) / n_obs
-    lam = jnp.where(MARKER, 1.0, 1.0 + 0.3 * jax.random.uniform(k_lam, (9,), minval=-1, maxval=1))
-    return State(
-        eta=eta,
-        nu=mean_y,
-        lam=lam,
-        theta=0.5 * var_y,
-        phi_x=jnp.var(eta[:, 0]),
-        a1=jax.random.uniform(k_a, (), minval=-0.5, maxval=0.5),
-        psi_m=jnp.asarray(1.0),
-        b=jax.random.uniform(k_b, (3,), minval=-0.5, maxval=0.5),
-        psi_y=jnp.asarray(1.0),
-    )
+def _onehot_d(d: jax.Array) -> jax.Array:
+    return jax.nn.one_hot(d, 3)
 
 
-def _update_eta(key, s: State, data, obs) -> jax.Array:
-    # Measurement information per person and factor from the observed indicators.
-    a = obs * s.lam**2 / s.theta
-    r = obs * s.lam * (data["y"] - s.nu) / s.theta
-    prec_meas = a @ ONEHOT
-    rhs_meas = r @ ONEHOT
-    b1, b2, b3 = s.b
-    ex, em, ey = s.eta[:, 0], s.eta[:, 1], s.eta[:, 2]
-    kx, km, ky = jax.random.split(key, 3)
-    # eta_x | eta_m, eta_y: prior N(0, phi_x); eta_m = a1 eta_x + ...; eta_y linear in eta_x.
-    d = b1 + b3 * em
-    prec = 1 / s.phi_x + prec_meas[:, 0] + s.a1**2 / s.psi_m + d**2 / s.psi_y
-    rhs = rhs_meas[:, 0] + s.a1 * em / s.psi_m + d * (ey - b2 * em) / s.psi_y
-    ex = rhs / prec + jax.random.normal(kx, ex.shape) / jnp.sqrt(prec)
-    # eta_m | eta_x, eta_y: prior N(a1 eta_x, psi_m); eta_y linear in eta_m given eta_x.
-    c = b2 + b3 * ex
-    prec = 1 / s.psi_m + prec_meas[:, 1] + c**2 / s.psi_y
-    rhs = s.a1 * ex / s.psi_m + rhs_meas[:, 1] + c * (ey - b1 * ex) / s.psi_y
-    em = rhs / prec + jax.random.normal(km, em.shape) / jnp.sqrt(prec)
-    # eta_y | eta_x, eta_m: prior from the structural equation.
-    prec = 1 / s.psi_y + prec_meas[:, 2]
-    rhs = (b1 * ex + b2 * em + b3 * ex * em) / s.psi_y + rhs_meas[:, 2]
-    ey = rhs / prec + jax.random.normal(ky, ey.shape) / jnp.sqrt(prec)
-    return jnp.stack([ex, em, ey], axis=1)
+def _mean_y(s: State, ex, em) -> jax.Array:
+    """Structural mean of eta_y given the scores (and d)."""
+    mean = s.b[0] * ex + s.b[1] * em + s.b[2] * ex * em
+    if s.b.shape[0] > 3:
+        mean = mean + _onehot_d(s.d)[:, 1:] @ s.b[3:]
+    return mean
 
 
-def gibbs_step(
-    rng_key: jax.Array, s: State, data: Mapping[str, Any], priors: Mapping[str, float]
+def make_estimators(structure: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The estimators of one variant (their estimands and data shapes depend on it)."""
+    layout = Layout(structure)
+    p = len(layout.items)
+    onehot = jnp.asarray(layout.onehot)
+    marker = jnp.asarray(layout.marker)
+    n_b = 5 if layout.nominal else 3
+
+    def init(rng_key: jax.Array, data: Mapping[str, Any], priors: Mapping[str, float]) -> State:
+        """A dispersed start: jittered sum scores and parameters near their data-based values."""
+        k_eta, k_lam, k_b, k_a = jax.random.split(rng_key, 4)
+        scores = _score_means(data, layout)
+        centre = scores.mean(axis=0)
+        scores = scores - centre
+        eta = scores + 0.3 * jnp.std(scores, axis=0) * jax.random.normal(k_eta, scores.shape)
+        obs = data["observed"].astype(float)
+        n_obs = jnp.maximum(obs.sum(axis=0), 1.0)
+        mean_y = (data["y"] * obs).sum(axis=0) / n_obs
+        var_y = (((data["y"] - mean_y) * obs) ** 2).sum(axis=0) / n_obs
+        lam = jnp.where(
+            marker, 1.0, 1.0 + 0.3 * jax.random.uniform(k_lam, (p,), minval=-1, maxval=1)
+        )
+        b = jax.random.uniform(k_b, (3,), minval=-0.5, maxval=0.5)
+        alpha_m = jnp.asarray(0.0)
+        if layout.observed_moderator:  # w keeps its own location; observed values are data
+            w_obs = data["w_observed"]
+            alpha_m = (data["w"] * w_obs).sum() / jnp.maximum(w_obs.sum(), 1)
+            eta = eta.at[:, 1].set(jnp.where(w_obs, data["w"], alpha_m + eta[:, 1]))
+        d = jnp.zeros(eta.shape[0], dtype=jnp.int32)
+        if layout.nominal:
+            d = data["d"]  # missing codes start at the first category
+            b = jnp.concatenate([b, jnp.zeros(2)])
+        return State(
+            eta=eta,
+            nu=mean_y,
+            lam=lam,
+            theta=0.5 * var_y,
+            phi_x=jnp.var(eta[:, 0]),
+            a1=jax.random.uniform(k_a, (), minval=-0.5, maxval=0.5),
+            psi_m=jnp.asarray(1.0),
+            b=b,
+            psi_y=jnp.asarray(1.0),
+            alpha_m=alpha_m,
+            d=d,
+            prob=jnp.full(3, 1 / 3),
+            shift=jnp.zeros(3),
+        )
+
+    def update_eta(key, s: State, data, obs) -> jax.Array:
+        # Measurement information per person and factor from the observed indicators.
+        a = obs * s.lam**2 / s.theta
+        r = obs * s.lam * (data["y"] - s.nu) / s.theta
+        prec_meas = a @ onehot
+        rhs_meas = r @ onehot
+        b1, b2, b3 = s.b[0], s.b[1], s.b[2]
+        ex, em, ey = s.eta[:, 0], s.eta[:, 1], s.eta[:, 2]
+        ey_rest = ey - _mean_y(s._replace(b=s.b.at[:3].set(0.0)), ex, em)  # minus d effects
+        kx, km, ky = jax.random.split(key, 3)
+        # eta_x | eta_m, eta_y: prior N(shift_d, phi_x); eta_m = alpha + a1 eta_x + ...;
+        # eta_y linear in eta_x given eta_m.
+        dd = b1 + b3 * em
+        prec = 1 / s.phi_x + prec_meas[:, 0] + s.a1**2 / s.psi_m + dd**2 / s.psi_y
+        rhs = (
+            rhs_meas[:, 0] + s.a1 * (em - s.alpha_m) / s.psi_m + dd * (ey_rest - b2 * em) / s.psi_y
+        )
+        if layout.nominal:
+            rhs = rhs + s.shift[s.d] / s.phi_x
+        ex = rhs / prec + jax.random.normal(kx, ex.shape) / jnp.sqrt(prec)
+        # eta_m | eta_x, eta_y: prior N(alpha + a1 eta_x, psi_m); eta_y linear in eta_m.
+        c = b2 + b3 * ex
+        prec = 1 / s.psi_m + prec_meas[:, 1] + c**2 / s.psi_y
+        rhs = (s.alpha_m + s.a1 * ex) / s.psi_m + rhs_meas[:, 1] + c * (ey_rest - b1 * ex) / s.psi_y
+        em = rhs / prec + jax.random.normal(km, em.shape) / jnp.sqrt(prec)
+        if layout.observed_moderator:
+            em = jnp.where(data["w_observed"], data["w"], em)
+        # eta_y | eta_x, eta_m: prior from the structural equation.
+        prec = 1 / s.psi_y + prec_meas[:, 2]
+        rhs = _mean_y(s, ex, em) / s.psi_y + rhs_meas[:, 2]
+        ey = rhs / prec + jax.random.normal(ky, ey.shape) / jnp.sqrt(prec)
+        return jnp.stack([ex, em, ey], axis=1)
+
+    def update_d(key, s: State, data) -> jax.Array:
+        """Missing categories of d from their discrete full conditional."""
+        ex, em, ey = s.eta[:, 0], s.eta[:, 1], s.eta[:, 2]
+        base = s.b[0] * ex + s.b[1] * em + s.b[2] * ex * em
+        effect = jnp.concatenate([jnp.zeros(1), s.b[3:]])
+        logits = (
+            jnp.log(s.prob)
+            - (ex[:, None] - s.shift) ** 2 / (2 * s.phi_x)
+            - (ey[:, None] - base[:, None] - effect) ** 2 / (2 * s.psi_y)
+        )
+        drawn = jax.random.categorical(key, logits).astype(data["d"].dtype)
+        return jnp.where(data["d_observed"], data["d"], drawn)
+
+    def step(
+        rng_key: jax.Array, s: State, data: Mapping[str, Any], priors: Mapping[str, float]
+    ) -> State:
+        """One sweep: d, latent scores, measurement, structural parameters, scale moves."""
+        c2 = priors["coef_sd"] ** 2
+        a0, b0 = priors["var_shape"], priors["var_scale"]
+        keys = jax.random.split(rng_key, 9)
+        extra = jax.random.split(jax.random.fold_in(rng_key, 1), 4)
+        obs = data["observed"].astype(float)
+        y = data["y"]
+        if layout.nominal:
+            s = s._replace(d=update_d(extra[0], s, data))
+        eta = update_eta(keys[0], s, data, obs)
+
+        # Measurement: (nu, lambda) | theta per indicator (markers keep lambda = 1), then theta.
+        nu, lam, theta = measurement_draw(
+            (keys[1], keys[2], keys[3]),
+            y,
+            data["observed"],
+            eta[:, layout.factor_of],
+            marker,
+            s.theta,
+            c2,
+            a0,
+            b0,
+        )
+
+        # Structural parameters given the latent scores.
+        n = eta.shape[0]
+        ex, em, ey = eta[:, 0], eta[:, 1], eta[:, 2]
+        prob, shift, dummies = s.prob, s.shift, None
+        if layout.nominal:
+            dummies = _onehot_d(s.d)
+            prob = jax.random.dirichlet(extra[1], 1.0 + dummies.sum(0))
+            free = dummies[:, 1:]
+            prec_s = free.T @ free / s.phi_x + jnp.eye(2) / c2
+            shift = jnp.concatenate(
+                [jnp.zeros(1), normal_from_precision(extra[2], prec_s, free.T @ ex / s.phi_x)]
+            )
+        phi_x = inv_gamma(keys[4], a0 + n / 2, b0 + ((ex - shift[s.d]) ** 2).sum() / 2)
+        alpha_m = s.alpha_m
+        if layout.observed_moderator:
+            design = jnp.stack([jnp.ones_like(ex), ex], axis=1)
+            prec_a = design.T @ design / s.psi_m + jnp.eye(2) / c2
+            alpha_m, a1 = normal_from_precision(keys[5], prec_a, design.T @ em / s.psi_m)
+        else:
+            prec_a = (ex**2).sum() / s.psi_m + 1 / c2
+            a1 = (ex * em).sum() / s.psi_m / prec_a
+            a1 = a1 + jax.random.normal(keys[5], ()) / jnp.sqrt(prec_a)
+        psi_m = inv_gamma(keys[6], a0 + n / 2, b0 + ((em - alpha_m - a1 * ex) ** 2).sum() / 2)
+        z = jnp.stack([ex, em, ex * em], axis=1)
+        if layout.nominal:
+            z = jnp.concatenate([z, dummies[:, 1:]], axis=1)
+        prec_b = z.T @ z / s.psi_y + jnp.eye(n_b) / c2
+        b = normal_from_precision(keys[7], prec_b, z.T @ ey / s.psi_y)
+        psi_y = inv_gamma(keys[8], a0 + n / 2, b0 + ((ey - z @ b) ** 2).sum() / 2)
+        s = State(eta, nu, lam, theta, phi_x, a1, psi_m, b, psi_y, alpha_m, s.d, prob, shift)
+        return scale_move(extra[3], s, data, obs, layout, priors)
+
+    def collect(s: State, data: Mapping[str, Any]) -> dict[str, jax.Array]:
+        """The estimands of one state, derived quantities included."""
+        mean_x = s.prob @ s.shift
+        var_x = s.phi_x + s.prob @ s.shift**2 - mean_x**2
+        mean_m = s.alpha_m + s.a1 * mean_x  # model-implied mean and SD of the moderator
+        sd_m = jnp.sqrt(s.a1**2 * var_x + s.psi_m)
+        m = layout.mod
+        out = {
+            f"{m}~eta_x": s.a1,
+            "eta_y~eta_x": s.b[0],
+            f"eta_y~{m}": s.b[1],
+            f"eta_y~eta_x:{m}": s.b[2],
+            f"eta_y~eta_x@{m}=-1SD": s.b[0] + s.b[2] * (mean_m - sd_m),
+            f"eta_y~eta_x@{m}=+1SD": s.b[0] + s.b[2] * (mean_m + sd_m),
+            "eta_x~~eta_x": s.phi_x,
+            f"{m}~~{m}": s.psi_m,
+            "eta_y~~eta_y": s.psi_y,
+            "w~1": s.alpha_m,
+        }
+        if layout.nominal:
+            out |= {"eta_y~d2": s.b[3], "eta_y~d3": s.b[4]}
+            out |= {"eta_x~d2": s.shift[1], "eta_x~d3": s.shift[2]}
+            out |= {"P(d=2)": s.prob[1], "P(d=3)": s.prob[2]}
+        for j, name in enumerate(layout.items):
+            if not layout.marker[j]:
+                out[f"{FACTORS[layout.factor_of[j]]}=~{name}"] = s.lam[j]
+            out[f"{name}~~{name}"] = s.theta[j]
+        return {k: out[k] for k in layout.bayes}
+
+    def analyse_scores(s: State, data: Mapping[str, Any]) -> tuple[dict, dict]:
+        """OLS of the structural regressions on one draw of the latent scores (and d)."""
+        dummies = _onehot_d(s.d)[:, 1:] if layout.nominal else None
+        return _regressions(layout, s.eta[:, 0], s.eta[:, 1], s.eta[:, 2], dummies)
+
+    def sum_score_ols(dataset: Dataset, level: float, rng_key: Any = None) -> dict[str, Estimate]:
+        """OLS on indicator means (observed indicators only) with t intervals.
+
+        Raises
+        ------
+        ValueError
+            When fewer than 8 persons have every score (and w, d).
+        """
+        scores = np.asarray(_score_means(dataset, layout))
+        count = np.asarray(dataset["observed"], float) @ layout.onehot
+        keep = (count[:, [0, 2]] > 0).all(axis=1)
+        if not layout.observed_moderator:
+            keep &= count[:, 1] > 0
+        else:
+            keep &= np.asarray(dataset["w_observed"])
+        dummies = None
+        if layout.nominal:
+            keep &= np.asarray(dataset["d_observed"])
+            dummies = jnp.asarray(np.eye(3)[np.asarray(dataset["d"])][keep][:, 1:])
+        if keep.sum() < 8:
+            raise ValueError(
+                f"sum_score_ols needs at least 8 persons with all scores, got {keep.sum()}"
+            )
+        ex, em, ey = (jnp.asarray(scores[keep, k]) for k in range(3))
+        est, var = _regressions(layout, ex, em, ey, dummies)
+        dof = int(keep.sum()) - (6 if layout.nominal else 4)
+        tq = float(stats.t.ppf(0.5 + level / 2, dof))
+        out = {}
+        for name in layout.regression:
+            e, se = float(est[name]), math.sqrt(float(var[name]))
+            out[name] = Estimate(e, se, e - tq * se, e + tq * se)
+        return out
+
+    bayes = GibbsEstimator("bayes", init, step, collect, layout.bayes)
+    return {
+        "bayes": bayes,
+        "fs_imputation": ImputationEstimator(
+            "fs_imputation", bayes, 20, analyse_scores, layout.regression
+        ),
+        "sum_score_ols": ClosedFormEstimator("sum_score_ols", sum_score_ols, layout.regression),
+    }
+
+
+def scale_move(
+    key: jax.Array,
+    s: State,
+    data: Mapping[str, Any],
+    obs: jax.Array,
+    layout: Layout,
+    priors: Mapping[str, float],
 ) -> State:
-    """One sweep: latent scores, then measurement parameters, then structural parameters."""
+    """Rescale each latent factor in turn along the direction the conditional updates cross slowly.
+
+    For factor ``f`` the move ``eta_f -> g eta_f`` with its free loadings ``/ g``, its
+    (residual) variance ``* g^2`` and the structural coefficients that keep every structural
+    equation intact (eta_x: ``a1``, ``b1``, ``b3`` ``/ g`` and the eta_x means per category of
+    ``d`` ``* g``; eta_m: ``a1 * g``, ``b2``, ``b3`` ``/ g``; eta_y: every ``b * g``) changes the
+    likelihood only through the marker indicator of ``f``. Given the rest ``log p(g) = -A g^2 / 2
+    + B g - C / g^2 + E log g``: ``A``, ``B`` from the marker's regression on the scores and the
+    priors of the coefficients that grow with ``g``; ``C`` from those that shrink and the
+    variance's inverse-gamma prior; ``E = n_up - n_down - 2 a0 - 1`` (Jacobians, Haar measure,
+    variance prior; the score density cancels its Jacobian). The three moves do not commute
+    (``b3`` scales with all of them), so they are made one after another, each from its own
+    conditional (Liu & Sabatti 2000); an observed moderator has no scale to move.
+    """
+    weight = obs / s.theta
+    for f in (0, 2) if layout.observed_moderator else (0, 1, 2):
+        s = _factor_scale(jax.random.fold_in(key, f), s, f, data["y"], weight, layout, priors)
+    return s
+
+
+def _factor_scale(key, s: State, f: int, y, weight, layout: Layout, priors) -> State:
+    """The scale move of factor ``f`` (see :func:`scale_move`)."""
     c2 = priors["coef_sd"] ** 2
     a0, b0 = priors["var_shape"], priors["var_scale"]
-    keys = jax.random.split(rng_key, 9)
-    obs = data["observed"].astype(float)
-    y = data["y"]
-    eta = _update_eta(keys[0], s, data, obs)
-
-    # Measurement: (nu, lambda) | theta per indicator (markers keep lambda = 1), then theta.
-    nu, lam, theta = measurement_draw(
-        (keys[1], keys[2], keys[3]),
-        y,
-        data["observed"],
-        eta[:, FACTOR_OF],
-        jnp.asarray(MARKER),
-        s.theta,
-        c2,
-        a0,
-        b0,
-    )
-
-    # Structural parameters given the latent scores.
-    n = eta.shape[0]
-    ex, em, ey = eta[:, 0], eta[:, 1], eta[:, 2]
-    phi_x = inv_gamma(keys[4], a0 + n / 2, b0 + (ex**2).sum() / 2)
-    prec_a = (ex**2).sum() / s.psi_m + 1 / c2
-    a1 = (ex * em).sum() / s.psi_m / prec_a + jax.random.normal(keys[5], ()) / jnp.sqrt(prec_a)
-    psi_m = inv_gamma(keys[6], a0 + n / 2, b0 + ((em - a1 * ex) ** 2).sum() / 2)
-    z = jnp.stack([ex, em, ex * em], axis=1)
-    prec_b = z.T @ z / s.psi_y + jnp.eye(3) / c2
-    b = normal_from_precision(keys[7], prec_b, z.T @ ey / s.psi_y)
-    psi_y = inv_gamma(keys[8], a0 + n / 2, b0 + ((ey - z @ b) ** 2).sum() / 2)
-    return State(eta, nu, lam, theta, phi_x, a1, psi_m, b, psi_y)
-
-
-def gibbs_collect(s: State, data: Mapping[str, Any]) -> dict[str, jax.Array]:
-    """The estimands of one state, derived quantities included."""
-    sd_m = jnp.sqrt(s.a1**2 * s.phi_x + s.psi_m)  # model-implied SD of eta_m
-    out = {
-        "eta_m~eta_x": s.a1,
-        "eta_y~eta_x": s.b[0],
-        "eta_y~eta_m": s.b[1],
-        "eta_y~eta_x:eta_m": s.b[2],
-        "eta_y~eta_x@eta_m=-1SD": s.b[0] - s.b[2] * sd_m,
-        "eta_y~eta_x@eta_m=+1SD": s.b[0] + s.b[2] * sd_m,
-        "eta_x~~eta_x": s.phi_x,
-        "eta_m~~eta_m": s.psi_m,
-        "eta_y~~eta_y": s.psi_y,
-    }
-    for j, name in enumerate(INDICATORS):
-        if not MARKER[j]:
-            out[f"{FACTORS[FACTOR_OF[j]]}=~{name}"] = s.lam[j]
-        out[f"{name}~~{name}"] = s.theta[j]
-    return out
-
-
-def simulate_prior(
-    rng_key: jax.Array, setting: Mapping[str, Any], priors: Mapping[str, float]
-) -> tuple[dict[str, jax.Array], dict[str, float]]:
-    """Draw every parameter from the Gibbs sampler's priors, then a data set (for SBC).
-
-    The data follow the estimation model exactly (free latent variances, loadings and
-    intercepts; markers fixed at 1; structural intercepts 0), with missingness as in
-    :func:`simulate` (ignorable given the always-observed x indicators).
-
-    Returns
-    -------
-    dataset, truth
-    """
-    c = float(priors["coef_sd"])
-    a0, b0 = float(priors["var_shape"]), float(priors["var_scale"])
-    keys = jax.random.split(rng_key, 10)
-    nu = c * jax.random.normal(keys[0], (9,))
-    lam = jnp.where(MARKER, 1.0, c * jax.random.normal(keys[1], (9,)))
-    theta = inv_gamma(keys[2], a0, jnp.full((9,), b0))
-    phi_x, psi_m, psi_y = inv_gamma(keys[3], a0, jnp.full((3,), b0))
-    a1 = c * jax.random.normal(keys[4], ())
-    b = c * jax.random.normal(keys[5], (3,))
-    n = int(setting["N"])
-    noise = jax.random.normal(keys[6], (n, 3))
-    ex = jnp.sqrt(phi_x) * noise[:, 0]
-    em = a1 * ex + jnp.sqrt(psi_m) * noise[:, 1]
-    ey = b[0] * ex + b[1] * em + b[2] * ex * em + jnp.sqrt(psi_y) * noise[:, 2]
-    eta = jnp.stack([ex, em, ey], axis=1)
-    y = nu + lam * eta[:, FACTOR_OF] + jnp.sqrt(theta) * jax.random.normal(keys[7], (n, 9))
-    rate = float(setting["missing_rate"])
-    if setting["mechanism"] == "MAR":
-        s = float(setting["mar_strength"])
-        x1 = (y[:, 0] - y[:, 0].mean()) / y[:, 0].std()
-        score = s * x1[:, None] + math.sqrt(1 - s**2) * jax.random.normal(keys[8], (n, 9))
-        missing = score > jax.scipy.stats.norm.ppf(1 - rate)
+    j = layout.items.index(f"{'xmy'[f]}1")  # the factor's marker
+    shrink_b = np.zeros(s.b.shape[0], bool)  # slopes of eta_y that shrink with g
+    shrink_b[[0, 2] if f == 0 else [1, 2] if f == 1 else []] = True
+    if f == 0:
+        up = s.shift[1:] if layout.nominal else jnp.zeros(0)
+        down, variance = jnp.concatenate([s.a1[None], s.b[shrink_b]]), s.phi_x
+    elif f == 1:
+        up, down, variance = s.a1[None], s.b[shrink_b], s.psi_m
     else:
-        missing = jax.random.uniform(keys[8], (n, 9)) < rate
-    observed = ~(missing & (jnp.arange(9) >= 3))
-    state = State(eta, nu, lam, theta, phi_x, a1, psi_m, b, psi_y)
-    truth = {k: float(v) for k, v in gibbs_collect(state, {}).items()}
-    return {"y": jnp.where(observed, y, 0.0), "observed": observed}, truth
-
-
-# --- complete-data analyses: of imputed latent scores, and of sum scores ---------------------
+        up, down, variance = s.b, jnp.zeros(0), s.psi_y
+    in_f = (layout.factor_of == f) & ~layout.marker
+    loadings = jnp.where(in_f, s.lam, 0.0)
+    n_down = down.shape[0] + int(in_f.sum())
+    a = (weight[:, j] * s.eta[:, f] ** 2).sum() + (up**2).sum() / c2
+    b = (weight[:, j] * s.eta[:, f] * (y[:, j] - s.nu[j])).sum()
+    c = ((down**2).sum() + (loadings**2).sum()) / (2 * c2) + b0 / variance
+    e = float(up.shape[0] - n_down - 2 * a0 - 1)
+    g = group_scale(key, a, b, c, jnp.asarray(e))
+    s = s._replace(
+        eta=s.eta.at[:, f].multiply(g),
+        lam=jnp.where(in_f, s.lam / g, s.lam),
+        b=s.b * (g if f == 2 else jnp.where(shrink_b, 1 / g, 1.0)),
+    )
+    if f == 0:
+        return s._replace(phi_x=s.phi_x * g**2, a1=s.a1 / g, shift=s.shift * g)
+    if f == 1:
+        return s._replace(psi_m=s.psi_m * g**2, a1=s.a1 * g)
+    return s._replace(psi_y=s.psi_y * g**2)
 
 
 def _ols(design: jax.Array, target: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -362,68 +665,91 @@ def _ols(design: jax.Array, target: jax.Array) -> tuple[jax.Array, jax.Array]:
     return beta, s2 * jnp.linalg.inv(xtx)
 
 
-def _regressions(ex, em, ey) -> tuple[dict[str, jax.Array], dict[str, jax.Array]]:
+def _regressions(
+    layout: Layout, ex, em, ey, dummies=None
+) -> tuple[dict[str, jax.Array], dict[str, jax.Array]]:
+    """OLS of the moderator on eta_x and of eta_y on the rest; slopes at mean ± 1 SD."""
     ones = jnp.ones_like(ex)
     beta_m, v_m = _ols(jnp.stack([ones, ex], 1), em)
-    beta, v = _ols(jnp.stack([ones, ex, em, ex * em], 1), ey)
-    sd_m = jnp.std(em, ddof=1)
+    columns = [ones, ex, em, ex * em]
+    if dummies is not None:
+        columns += [dummies[:, 0], dummies[:, 1]]
+    beta, v = _ols(jnp.stack(columns, 1), ey)
+    mean_m, sd_m = em.mean(), jnp.std(em, ddof=1)
+    lo, hi = mean_m - sd_m, mean_m + sd_m
+    m = layout.mod
     est = {
-        "eta_m~eta_x": beta_m[1],
+        f"{m}~eta_x": beta_m[1],
         "eta_y~eta_x": beta[1],
-        "eta_y~eta_m": beta[2],
-        "eta_y~eta_x:eta_m": beta[3],
-        "eta_y~eta_x@eta_m=-1SD": beta[1] - sd_m * beta[3],
-        "eta_y~eta_x@eta_m=+1SD": beta[1] + sd_m * beta[3],
+        f"eta_y~{m}": beta[2],
+        f"eta_y~eta_x:{m}": beta[3],
+        f"eta_y~eta_x@{m}=-1SD": beta[1] + lo * beta[3],
+        f"eta_y~eta_x@{m}=+1SD": beta[1] + hi * beta[3],
     }
     var = {
-        "eta_m~eta_x": v_m[1, 1],
+        f"{m}~eta_x": v_m[1, 1],
         "eta_y~eta_x": v[1, 1],
-        "eta_y~eta_m": v[2, 2],
-        "eta_y~eta_x:eta_m": v[3, 3],
-        "eta_y~eta_x@eta_m=-1SD": v[1, 1] + sd_m**2 * v[3, 3] - 2 * sd_m * v[1, 3],
-        "eta_y~eta_x@eta_m=+1SD": v[1, 1] + sd_m**2 * v[3, 3] + 2 * sd_m * v[1, 3],
+        f"eta_y~{m}": v[2, 2],
+        f"eta_y~eta_x:{m}": v[3, 3],
+        f"eta_y~eta_x@{m}=-1SD": v[1, 1] + lo**2 * v[3, 3] + 2 * lo * v[1, 3],
+        f"eta_y~eta_x@{m}=+1SD": v[1, 1] + hi**2 * v[3, 3] + 2 * hi * v[1, 3],
     }
+    if dummies is not None:
+        est |= {"eta_y~d2": beta[4], "eta_y~d3": beta[5]}
+        var |= {"eta_y~d2": v[4, 4], "eta_y~d3": v[5, 5]}
     return est, var
 
 
-def analyse_scores(s: State, data: Mapping[str, Any]) -> tuple[dict, dict]:
-    """OLS of the structural regressions on one draw of the latent scores."""
-    return _regressions(s.eta[:, 0], s.eta[:, 1], s.eta[:, 2])
+def simulate_prior(
+    rng_key: jax.Array, setting: Mapping[str, Any], priors: Mapping[str, float]
+) -> tuple[dict[str, jax.Array], dict[str, float]]:
+    """Draw every parameter from the Gibbs sampler's priors, then a data set (for SBC).
 
+    The data follow the estimation model exactly (free latent variances, loadings and
+    intercepts; markers fixed at 1; structural intercepts 0 but ``w~1``; ``d`` with
+    Dirichlet(1, 1, 1) probabilities), with missingness as in :func:`simulate` (ignorable
+    given the always-observed x indicators).
 
-def sum_score_ols(dataset: Dataset, level: float, rng_key: Any = None) -> dict[str, Estimate]:
-    """OLS on indicator means (observed indicators only) with t intervals.
-
-    Raises
-    ------
-    ValueError
-        When fewer than 6 persons have every factor's score.
+    Returns
+    -------
+    dataset, truth
     """
-    scores = np.asarray(_score_means(dataset))
-    count = np.asarray(dataset["observed"], float) @ ONEHOT
-    keep = (count > 0).all(axis=1)
-    if keep.sum() < 6:
-        raise ValueError(
-            f"sum_score_ols needs at least 6 persons with all scores, got {keep.sum()}"
-        )
-    ex, em, ey = (jnp.asarray(scores[keep, k]) for k in range(3))
-    est, var = _regressions(ex, em, ey)
-    dof = int(keep.sum()) - 4
-    tq = float(stats.t.ppf(0.5 + level / 2, dof))
-    out = {}
-    for name in REGRESSION_PARAMETERS:
-        e, se = float(est[name]), math.sqrt(float(var[name]))
-        out[name] = Estimate(e, se, e - tq * se, e + tq * se)
-    return out
+    layout = Layout(setting.get("structure"))
+    n, p = int(setting["N"]), len(layout.items)
+    c = float(priors["coef_sd"])
+    a0, b0 = float(priors["var_shape"]), float(priors["var_scale"])
+    keys = jax.random.split(rng_key, 10)
+    nu = c * jax.random.normal(keys[0], (p,))
+    lam = jnp.where(jnp.asarray(layout.marker), 1.0, c * jax.random.normal(keys[1], (p,)))
+    theta = inv_gamma(keys[2], a0, jnp.full((p,), b0))
+    phi_x, psi_m, psi_y = inv_gamma(keys[3], a0, jnp.full((3,), b0))
+    a1 = c * jax.random.normal(keys[4], ())
+    b = c * jax.random.normal(keys[5], (5 if layout.nominal else 3,))
+    extra = jax.random.split(keys[9], 4)
+    alpha_m = c * jax.random.normal(extra[0], ()) if layout.observed_moderator else 0.0
+    prob, shift = jnp.full(3, 1 / 3), jnp.zeros(3)
+    d = jnp.zeros(n, dtype=jnp.int32)
+    if layout.nominal:
+        prob = jax.random.dirichlet(extra[1], jnp.ones(3))
+        shift = jnp.concatenate([jnp.zeros(1), c * jax.random.normal(extra[2], (2,))])
+        d = jax.random.choice(extra[3], 3, (n,), p=prob).astype(jnp.int32)
+    noise = jax.random.normal(keys[6], (n, 3))
+    ex = shift[d] + jnp.sqrt(phi_x) * noise[:, 0]
+    em = alpha_m + a1 * ex + jnp.sqrt(psi_m) * noise[:, 1]
+    state = State(
+        jnp.stack([ex, em, jnp.zeros(n)], 1), nu, lam, theta, phi_x, a1, psi_m, b, psi_y,
+        jnp.asarray(alpha_m), d, prob, shift,
+    )  # fmt: skip
+    ey = _mean_y(state, ex, em) + jnp.sqrt(psi_y) * noise[:, 2]
+    eta = jnp.stack([ex, em, ey], axis=1)
+    y = nu + lam * eta[:, layout.factor_of] + jnp.sqrt(theta) * jax.random.normal(keys[7], (n, p))
+    x1 = (y[:, 0] - y[:, 0].mean()) / y[:, 0].std()
+    missing = _missing(keys[8], x1, setting, n, p + len(layout.extra_columns))
+    data = _dataset(layout, y, eta, d, missing)
+    collect = make_estimators(setting.get("structure"))["bayes"].collect
+    truth = {k: float(v) for k, v in collect(state._replace(eta=eta), data).items()}
+    return data, truth
 
 
-_DEFAULT_PRIORS = {"coef_sd": 10.0, "var_shape": 2.0, "var_scale": 0.5}
-BAYES = GibbsEstimator("bayes", gibbs_init, gibbs_step, gibbs_collect, BAYES_PARAMETERS)
-
-ESTIMATORS = {
-    "bayes": BAYES,
-    "fs_imputation": ImputationEstimator(
-        "fs_imputation", BAYES, 20, analyse_scores, REGRESSION_PARAMETERS
-    ),
-    "sum_score_ols": ClosedFormEstimator("sum_score_ols", sum_score_ols, REGRESSION_PARAMETERS),
-}
+ESTIMATORS = make_estimators(None)
+BAYES = ESTIMATORS["bayes"]
