@@ -49,6 +49,7 @@ class SamplerSettings:
     draws: int = 500
     target_accept: float = 0.8
     max_tree_depth: int = 10
+    vectorize: int = 1  # replications per compiled program (Gibbs estimators)
 
 
 @dataclass(frozen=True)
@@ -214,6 +215,7 @@ def _sampler(raw: Any) -> SamplerSettings:
         draws=_int("sampler.draws", d.get("draws", 500), 4),
         target_accept=_unit("sampler.target_accept", target, closed=False),
         max_tree_depth=_int("sampler.max_tree_depth", d.get("max_tree_depth", 10), 1),
+        vectorize=_int("sampler.vectorize", d.get("vectorize", 1), 1),
     )
 
 
@@ -416,6 +418,14 @@ def plan_from_dict(raw: Mapping[str, Any], models: Mapping[str, ModelInfo]) -> S
         raise InputError("fresh", fresh, "true or false")
     sampler = _sampler(top.get("sampler", {}))
     _check_sampler(info, estimators, sampler)
+    executor = _executor(top.get("executor", {}))
+    if sampler.vectorize > executor.batch_size:
+        raise InputError(
+            "sampler.vectorize",
+            sampler.vectorize,
+            f"at most executor.batch_size ({executor.batch_size}): a task's replications are "
+            "what can be fitted together",
+        )
     return StudyPlan(
         name=name,
         aims=aims.strip(),
@@ -431,7 +441,7 @@ def plan_from_dict(raw: Mapping[str, Any], models: Mapping[str, ModelInfo]) -> S
         min_reps_for_stop=_int("study.min_reps_for_stop", study.get("min_reps_for_stop", 10), 1),
         model=model,
         sampler=sampler,
-        executor=_executor(top.get("executor", {})),
+        executor=executor,
         results_dir=Path(results_dir),
         fresh=fresh,
         factor_kinds=kinds,

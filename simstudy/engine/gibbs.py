@@ -7,7 +7,7 @@ iterations and compiles the whole fit once per (estimator, settings, data shapes
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import jax
@@ -63,11 +63,16 @@ def compile_fit(
     n_record: int | None = None,
     thin: int = 1,
     tag: str = "draws",
+    width: int | None = None,
 ):
     """Compile (once per shapes) ``(rng_key, data) -> recorded values, chains first``.
 
     By default every sweep after warm-up records ``estimator.collect``; ``record``, ``n_record``
     and ``thin`` record something else every ``thin`` sweeps (e.g. latent scores for imputation).
+    With ``width`` the program fits ``width`` replications at once: ``data`` has a leading axis
+    of that length, the key is one key per replication, and so are the results' leading axis
+    (vmap over replications × chains: every lane runs the same number of sweeps, so nothing
+    waits for a slow lane).
     """
     arrays = {k: jnp.asarray(v) for k, v in data.items()}
     key = (
@@ -78,6 +83,7 @@ def compile_fit(
         tuple(sorted(priors.items())),
         n_record,
         thin,
+        width,
         _signature(arrays),
     )
     compiled = _COMPILED.get(key)
@@ -91,13 +97,18 @@ def compile_fit(
             thin,
         )
 
-        @jax.jit
-        def fit(rng_key, data):
+        def fit_one(rng_key, data):
             return jax.vmap(one_chain, in_axes=(0, None))(
                 jax.random.split(rng_key, settings.chains), data
             )
 
-        compiled = _COMPILED[key] = fit.lower(jax.random.key(0), arrays).compile()
+        if width is None:
+            example = jax.random.key(0)
+            fit = jax.jit(fit_one)
+        else:
+            example = jax.random.split(jax.random.key(0), width)
+            fit = jax.jit(jax.vmap(fit_one))
+        compiled = _COMPILED[key] = fit.lower(example, arrays).compile()
     return compiled
 
 
@@ -117,11 +128,45 @@ def prepare(
     return run
 
 
+def stack(datasets: Sequence[Mapping[str, Any]], width: int) -> dict[str, jax.Array]:
+    """Stack data sets of one shape along a new axis, padded to ``width`` with the last one.
+
+    Padding lanes are computed and thrown away, so every call compiles to, and runs, the same
+    program: a replication's numbers do not depend on which batch it is in.
+    """
+    padded = list(datasets) + [datasets[-1]] * (width - len(datasets))
+    return {k: jnp.stack([jnp.asarray(d[k]) for d in padded]) for k in datasets[0]}
+
+
+def _stack_keys(keys: Sequence[jax.Array], width: int) -> jax.Array:
+    return jnp.stack(list(keys) + [keys[-1]] * (width - len(keys)))
+
+
+def prepare_batch(
+    estimator: GibbsEstimator,
+    datasets: Sequence[Mapping[str, Any]],
+    settings: SamplerSettings,
+    priors: Mapping[str, float],
+    width: int,
+) -> Callable[[Sequence[jax.Array]], list[Draws]]:
+    """Compiled fit of up to ``width`` data sets at once: ``keys -> [Draws]``, one per data set."""
+    data = stack(datasets, width)
+    compiled = compile_fit(estimator, settings, priors, data, width=width)
+
+    def run(keys: Sequence[jax.Array]) -> list[Draws]:
+        draws = compiled(_stack_keys(keys, width), data)
+        host = {k: np.asarray(v) for k, v in draws.items()}
+        return [Draws({k: v[i] for k, v in host.items()}, 0) for i in range(len(datasets))]
+
+    return run
+
+
 def imputation_program(
     estimator: ImputationEstimator,
     settings: SamplerSettings,
     priors: Mapping[str, float],
     data: Mapping[str, Any],
+    width: int | None = None,
 ):
     """The compiled run that records ``estimator.analyse`` of M states spread over the chains."""
     per_chain = -(-estimator.imputations // settings.chains)
@@ -134,7 +179,37 @@ def imputation_program(
         n_record=per_chain,
         thin=max(1, settings.draws // per_chain),
         tag=estimator.name,
+        width=width,
     )
+
+
+def impute_and_pool_batch(
+    estimator: ImputationEstimator,
+    datasets: Sequence[Mapping[str, Any]],
+    keys: Sequence[jax.Array],
+    settings: SamplerSettings,
+    priors: Mapping[str, float],
+    level: float,
+    width: int,
+) -> list[dict[str, Estimate]]:
+    """:func:`impute_and_pool` for up to ``width`` data sets in one program."""
+    data = stack(datasets, width)
+    compiled = imputation_program(estimator, settings, priors, data, width)
+    estimates, variances = compiled(_stack_keys(keys, width), data)
+    return [
+        _pool(estimator, {k: v[i] for k, v in estimates.items()},
+              {k: v[i] for k, v in variances.items()}, level)
+        for i in range(len(datasets))
+    ]  # fmt: skip
+
+
+def _pool(estimator: ImputationEstimator, estimates, variances, level: float):
+    out = {}
+    for name in estimator.parameters:
+        q = np.asarray(estimates[name]).reshape(-1)[: estimator.imputations]
+        u = np.asarray(variances[name]).reshape(-1)[: estimator.imputations]
+        out[name] = rubin(q, u, level)
+    return out
 
 
 def impute_and_pool(
@@ -152,12 +227,7 @@ def impute_and_pool(
     """
     compiled = imputation_program(estimator, settings, priors, data)
     estimates, variances = compiled(rng_key, {k: jnp.asarray(v) for k, v in data.items()})
-    out = {}
-    for name in estimator.parameters:
-        q = np.asarray(estimates[name]).reshape(-1)[: estimator.imputations]
-        u = np.asarray(variances[name]).reshape(-1)[: estimator.imputations]
-        out[name] = rubin(q, u, level)
-    return out
+    return _pool(estimator, estimates, variances, level)
 
 
 def rubin(q: np.ndarray, u: np.ndarray, level: float) -> Estimate:

@@ -12,7 +12,7 @@ import time
 import traceback
 import zlib
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -154,20 +154,18 @@ def failed_records(
     return rows
 
 
-def run_replication(plan: StudyPlan, condition: Mapping[str, Any], rep: int) -> list[Record]:
-    """Simulate and fit one replication; one record per estimator × estimand.
+class _Rep(NamedTuple):
+    """A simulated replication, ready to fit."""
 
-    Parameters
-    ----------
-    plan
-        The validated study.
-    condition
-        Factor levels of the condition.
-    rep
-        Replication index within the condition.
-    """
+    base: Record
+    key: jax.Array
+    dataset: Dataset
+    truth: dict[str, float]
+
+
+def _simulate(plan: StudyPlan, condition: Mapping[str, Any], rep: int) -> _Rep | list[Record]:
+    """Simulate replication ``rep``; the failed rows instead where the DGM fails."""
     family = MODELS[plan.model.name]
-    available = family.estimators_for(plan.model.structure)
     cid = condition_id(condition)
     setting = setting_of(plan, condition)
     seed = rep_seed(plan.seed, cid, rep)
@@ -184,52 +182,119 @@ def run_replication(plan: StudyPlan, condition: Mapping[str, Any], rep: int) -> 
             dataset = family.module.simulate(simulate_key(key), setting)
         dataset = jax.block_until_ready(dataset)
     except Exception as exc:  # the DGM failing is data too
+        available = family.estimators_for(plan.model.structure)
         return failed_records(
             base, available, plan.estimators, truth, "simulate: " + _error_text(exc)
         )
+    return _Rep(base, key, dataset, truth)
+
+
+def _estimate_rows(
+    rep: _Rep,
+    estimator: Estimator,
+    summaries: Mapping[str, Summary],
+    n_div: int,
+    seconds: float,
+) -> list[Record]:
+    rows = []
+    for parameter in estimator.parameters:
+        s = summaries[parameter]
+        ok = math.isfinite(s.estimate)
+        rows.append(
+            {
+                **rep.base,
+                "estimator": estimator.name,
+                "parameter": parameter,
+                "truth": rep.truth[parameter],
+                **s._asdict(),
+                "n_divergent": n_div,
+                "status": "ok" if ok else "failed",
+                "error": "" if ok else "non-finite estimate",
+                "seconds": seconds,
+            }
+        )
+    return rows
+
+
+def _fit_rows(plan: StudyPlan, rep: _Rep, name: str) -> list[Record]:
+    """Fit estimator ``name`` to one replication; its rows (failed rows if it raises)."""
+    available = MODELS[plan.model.name].estimators_for(plan.model.structure)
+    estimator = available[name]
+    start = time.perf_counter()
+    key = estimator_key(rep.key, name)
+    try:
+        if plan.kind == "sbc":
+            return _sbc_records(rep.base, estimator, rep.dataset, rep.truth, key, plan)
+        summaries, n_div, seconds = fit_estimator(
+            estimator, rep.dataset, key, plan.sampler, plan.model.priors, plan.level
+        )
+    except Exception as exc:
+        return failed_records(
+            rep.base, available, [name], rep.truth, _error_text(exc), time.perf_counter() - start
+        )
+    return _estimate_rows(rep, estimator, summaries, n_div, seconds)
+
+
+def run_replication(plan: StudyPlan, condition: Mapping[str, Any], rep: int) -> list[Record]:
+    """Simulate and fit one replication; one record per estimator × estimand.
+
+    Parameters
+    ----------
+    plan
+        The validated study.
+    condition
+        Factor levels of the condition.
+    rep
+        Replication index within the condition.
+    """
+    simulated = _simulate(plan, condition, rep)
+    if not isinstance(simulated, _Rep):
+        return simulated
     rows: list[Record] = []
     for name in plan.estimators:
-        estimator = available[name]
-        start = time.perf_counter()
-        if sbc:
-            try:
-                rows += _sbc_records(
-                    base, estimator, dataset, truth, estimator_key(key, name), plan
-                )
-            except Exception as exc:
-                rows += failed_records(
-                    base, available, [name], truth, _error_text(exc), time.perf_counter() - start
-                )
-            continue
-        try:
-            summaries, n_div, seconds = fit_estimator(
-                estimator,
-                dataset,
-                estimator_key(key, name),
-                plan.sampler,
-                plan.model.priors,
-                plan.level,
+        rows += _fit_rows(plan, simulated, name)
+    return rows
+
+
+def _fit_together(plan: StudyPlan, reps: Sequence[_Rep], name: str) -> list[Record]:
+    """Fit estimator ``name`` to several replications in one program (``sampler.vectorize``).
+
+    Closed-form estimators, and any batch whose program raises, are fitted one replication at
+    a time, so a failure stays with its replication.
+    """
+    estimator = MODELS[plan.model.name].estimators_for(plan.model.structure)[name]
+    width = plan.sampler.vectorize
+    if not isinstance(estimator, GibbsEstimator | ImputationEstimator) or plan.kind == "sbc":
+        return [row for rep in reps for row in _fit_rows(plan, rep, name)]
+    datasets = [rep.dataset for rep in reps]
+    keys = [estimator_key(rep.key, name) for rep in reps]
+    sampler, priors = plan.sampler, plan.model.priors
+    try:
+        if isinstance(estimator, ImputationEstimator):
+            gibbs.imputation_program(
+                estimator, sampler, priors, gibbs.stack(datasets, width), width
+            )  # compile outside the timing
+            start = time.perf_counter()
+            pooled = gibbs.impute_and_pool_batch(
+                estimator, datasets, keys, sampler, priors, plan.level, width
             )
-        except Exception as exc:
-            rows += failed_records(
-                base, available, [name], truth, _error_text(exc), time.perf_counter() - start
-            )
-            continue
-        for parameter in estimator.parameters:
-            s = summaries[parameter]
-            rows.append(
-                {
-                    **base,
-                    "estimator": name,
-                    "parameter": parameter,
-                    "truth": truth[parameter],
-                    **s._asdict(),
-                    "n_divergent": n_div,
-                    "status": "ok" if math.isfinite(s.estimate) else "failed",
-                    "error": "" if math.isfinite(s.estimate) else "non-finite estimate",
-                    "seconds": seconds,
-                }
-            )
+            seconds = (time.perf_counter() - start) / len(reps)
+            summaries = [
+                {k: Summary(e.estimate, e.se, e.lower, e.upper, _NAN, _NAN, _NAN)
+                 for k, e in fit.items()}
+                for fit in pooled
+            ]  # fmt: skip
+        else:
+            run = gibbs.prepare_batch(estimator, datasets, sampler, priors, width)
+            start = time.perf_counter()
+            draws = run(keys)
+            summaries = [summarise_draws(d.draws, plan.level) for d in draws]
+            seconds = (time.perf_counter() - start) / len(reps)
+    except Exception:
+        return [row for rep in reps for row in _fit_rows(plan, rep, name)]
+    rows: list[Record] = []
+    for rep, summary in zip(reps, summaries, strict=True):
+        rows += _estimate_rows(rep, estimator, summary, 0, seconds)
     return rows
 
 
@@ -264,10 +329,26 @@ def _sbc_records(
 
 
 def run_batch(plan: StudyPlan, condition: Mapping[str, Any], reps: Sequence[int]) -> list[Record]:
-    """Run several replications of one condition (the unit of work of the executor)."""
+    """Run several replications of one condition (the unit of work of the executor).
+
+    With ``sampler.vectorize = w > 1`` the replications are fitted ``w`` at a time in one
+    compiled program per estimator (the last group padded to ``w``); rows come out replication
+    by replication as without it.
+    """
+    width = plan.sampler.vectorize
+    if width <= 1 or plan.kind == "sbc":
+        return [row for rep in reps for row in run_replication(plan, condition, rep)]
     rows: list[Record] = []
-    for rep in reps:
-        rows += run_replication(plan, condition, rep)
+    for first in range(0, len(reps), width):
+        simulated = [_simulate(plan, condition, rep) for rep in reps[first : first + width]]
+        ready = [s for s in simulated if isinstance(s, _Rep)]
+        fitted: dict[int, list[Record]] = {rep.base["rep"]: [] for rep in ready}
+        if ready:
+            for name in plan.estimators:
+                for row in _fit_together(plan, ready, name):
+                    fitted[row["rep"]].append(row)
+        for s in simulated:
+            rows += fitted[s.base["rep"]] if isinstance(s, _Rep) else s
     return rows
 
 

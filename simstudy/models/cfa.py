@@ -57,6 +57,7 @@ from simstudy.models.conjugate import (
     factor_cov_prior_draw,
     inv_gamma,
     loading_draw,
+    marker_signs,
     measurement_draw,
     normal_from_precision,
 )
@@ -358,15 +359,16 @@ def make_estimators(structure: Mapping[str, Any]) -> dict[str, GibbsEstimator]:
         n_obs = jnp.maximum(obs.sum(0), 1.0)
         mean_y = (y * obs).sum(0) / n_obs
         var_y = (((y - mean_y) * obs) ** 2).sum(0) / n_obs
+        sign = marker_signs(y, data["observed"], layout.marker_of[layout.factor_of])
+        y = y - mean_y
         if layout.any_ordinal:  # category codes enter the start scores standardized
-            y = jnp.where(ordinal, (y - mean_y) / jnp.sqrt(jnp.maximum(var_y, 1e-6)), y)
-        scores = ((y * obs) @ onehot) / jnp.maximum(obs @ onehot, 1.0)
+            y = jnp.where(ordinal, y / jnp.sqrt(jnp.maximum(var_y, 1e-6)), y)
+        scores = ((y * sign * obs) @ onehot) / jnp.maximum(obs @ onehot, 1.0)
         scores = scores - scores.mean(0)
         eta = scores + 0.3 * scores.std(0) * jax.random.normal(k_eta, scores.shape)
         p = mean_y.shape[0]
-        lam = jnp.where(
-            data["marker"], 1.0, 1.0 + 0.3 * jax.random.uniform(k_lam, (p,), minval=-1, maxval=1)
-        )
+        jitter = 1.0 + 0.3 * jax.random.uniform(k_lam, (p,), minval=-1, maxval=1)
+        lam = jnp.where(data["marker"], 1.0, sign * jitter)
         k = onehot.shape[1]
         phi = jnp.cov(eta.T).reshape(k, k) + 0.01 * jnp.eye(k)
         cuts = ordm.threshold_start(_start_thresholds(data, obs))

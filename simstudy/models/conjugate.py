@@ -202,3 +202,19 @@ def factor_cov_prior_draw(key: jax.Array, k: int, priors: Mapping[str, Any]) -> 
     sd = jnp.sqrt(inv_gamma(k_var, priors["var_shape"], jnp.full((k,), b0)))
     chol = dist.LKJCholesky(k, priors["lkj_eta"]).sample(k_corr) if k > 1 else jnp.ones((1, 1))
     return (sd[:, None] * chol) @ (sd[:, None] * chol).T
+
+
+def marker_signs(y: jax.Array, observed: jax.Array, marker_of_item: Any) -> jax.Array:
+    """+1 or -1 per indicator: the sign of its covariance with its factor's marker.
+
+    Start values for loadings: a chain started with every loading positive stays in that
+    basin when a true loading is negative (the marker fixes the factor's sign, but a factor can
+    also be "taken over" by its other indicators: a local mode where every chain agrees).
+    """
+    obs = observed.astype(float)
+    both = obs * obs[:, marker_of_item]
+    n = jnp.maximum(both.sum(0), 1.0)
+    marker = y[:, marker_of_item]
+    centred = y - (y * both).sum(0) / n
+    centred_marker = marker - (marker * both).sum(0) / n
+    return jnp.where((both * centred * centred_marker).sum(0) < 0, -1.0, 1.0)

@@ -71,7 +71,12 @@ from simstudy.models.base import (
     ImputationEstimator,
 )
 from simstudy.models.cfa_moves import group_scale
-from simstudy.models.conjugate import inv_gamma, measurement_draw, normal_from_precision
+from simstudy.models.conjugate import (
+    inv_gamma,
+    marker_signs,
+    measurement_draw,
+    normal_from_precision,
+)
 from simstudy.spec import MISSINGNESS_FACTORS, FactorSpec, ModelInfo
 
 FACTORS = ("eta_x", "eta_m", "eta_y")
@@ -372,21 +377,22 @@ def make_estimators(structure: Mapping[str, Any] | None) -> dict[str, Any]:
     onehot = jnp.asarray(layout.onehot)
     marker = jnp.asarray(layout.marker)
     n_b = 5 if layout.nominal else 3
+    marker_of_item = np.array([layout.items.index(f"{x[0]}1") for x in layout.items])
 
     def init(rng_key: jax.Array, data: Mapping[str, Any], priors: Mapping[str, float]) -> State:
         """A dispersed start: jittered sum scores and parameters near their data-based values."""
         k_eta, k_lam, k_b, k_a = jax.random.split(rng_key, 4)
-        scores = _score_means(data, layout)
-        centre = scores.mean(axis=0)
-        scores = scores - centre
-        eta = scores + 0.3 * jnp.std(scores, axis=0) * jax.random.normal(k_eta, scores.shape)
         obs = data["observed"].astype(float)
         n_obs = jnp.maximum(obs.sum(axis=0), 1.0)
         mean_y = (data["y"] * obs).sum(axis=0) / n_obs
         var_y = (((data["y"] - mean_y) * obs) ** 2).sum(axis=0) / n_obs
-        lam = jnp.where(
-            marker, 1.0, 1.0 + 0.3 * jax.random.uniform(k_lam, (p,), minval=-1, maxval=1)
-        )
+        sign = marker_signs(data["y"], data["observed"], marker_of_item)
+        signed = dict(data, y=(data["y"] - mean_y) * sign)
+        scores = _score_means(signed, layout)
+        scores = scores - scores.mean(axis=0)
+        eta = scores + 0.3 * jnp.std(scores, axis=0) * jax.random.normal(k_eta, scores.shape)
+        jitter = 1.0 + 0.3 * jax.random.uniform(k_lam, (p,), minval=-1, maxval=1)
+        lam = jnp.where(marker, 1.0, sign * jitter)
         b = jax.random.uniform(k_b, (3,), minval=-0.5, maxval=0.5)
         alpha_m = jnp.asarray(0.0)
         if layout.observed_moderator:  # w keeps its own location; observed values are data

@@ -1,0 +1,65 @@
+"""Replications fitted together (``sampler.vectorize``): same numbers, whatever the batch."""
+
+import jax
+import numpy as np
+import pytest
+from conftest import LATENT_PARAMS
+
+from simstudy.config import SamplerSettings, plan_from_dict
+from simstudy.engine import gibbs
+from simstudy.engine.replicate import run_batch
+from simstudy.errors import InputError
+from simstudy.models import latent_interaction as li
+from simstudy.models import model_infos
+
+SETTING = {**LATENT_PARAMS, "N": 150, "missing_rate": 0.1, "mechanism": "MCAR"}
+PRIORS = {"coef_sd": 10.0, "var_shape": 2.0, "var_scale": 0.5}
+FAST = SamplerSettings(name="gibbs", chains=2, warmup=50, draws=100)
+
+
+def test_a_replication_gets_the_same_draws_in_any_batch_and_lane():
+    data = [li.simulate(jax.random.key(r), SETTING) for r in range(4)]
+    keys = [jax.random.key(100 + r) for r in range(4)]
+    first = gibbs.prepare_batch(li.BAYES, data[:3], FAST, PRIORS, 3)(keys[:3])
+    # replication 2 alone (padded) and in the first lane of another batch
+    alone = gibbs.prepare_batch(li.BAYES, data[2:3], FAST, PRIORS, 3)(keys[2:3])
+    other = gibbs.prepare_batch(li.BAYES, [data[2], data[3]], FAST, PRIORS, 3)(keys[2:])
+    for name in li.STRUCTURAL:
+        assert np.array_equal(first[2].draws[name], alone[0].draws[name])
+        assert np.array_equal(first[2].draws[name], other[0].draws[name])
+    assert not np.array_equal(first[0].draws["eta_y~eta_x"], first[1].draws["eta_y~eta_x"])
+    assert first[0].draws["eta_y~eta_x"].shape == (2, 100)
+
+
+def _plan(vectorize, **executor):
+    raw = {
+        "study": {
+            "name": "v",
+            "reps": 5,
+            "seed": 11,
+            "estimators": ["bayes", "fs_imputation", "sum_score_ols"],
+            "factors": {"N": [150], "missing_rate": [0.1], "mechanism": ["MCAR"]},
+        },
+        "model": {"name": "latent_interaction", "params": LATENT_PARAMS, "priors": PRIORS},
+        "sampler": {"name": "gibbs", "warmup": 50, "draws": 100, "vectorize": vectorize},
+        "executor": {"name": "synchronous", **executor},
+    }
+    return plan_from_dict(raw, model_infos())
+
+
+def test_run_batch_vectorized_gives_one_row_per_replication_estimand():
+    cond = {"N": 150, "missing_rate": 0.1, "mechanism": "MCAR"}
+    rows = run_batch(_plan(2), cond, [0, 1, 2])  # two groups: [0, 1] and [2] padded
+    assert [r["rep"] for r in rows[:: len(rows) // 3]] == [0, 1, 2]
+    assert {r["status"] for r in rows} == {"ok"}
+    per_rep = len(li.BAYES_PARAMETERS) + 2 * len(li.REGRESSION_PARAMETERS)
+    assert len(rows) == 3 * per_rep
+    # a replication's numbers do not depend on the group it was fitted in
+    again = run_batch(_plan(2), cond, [2, 3])
+    first = [r["estimate"] for r in rows if r["rep"] == 2]
+    assert first == [r["estimate"] for r in again if r["rep"] == 2]
+
+
+def test_vectorize_wider_than_a_task_is_refused():
+    with pytest.raises(InputError, match=r"sampler\.vectorize"):
+        _plan(16, batch_size=10)
