@@ -110,3 +110,13 @@ MISSINGNESS_FACTORS: dict[str, FactorSpec] = {
     "missing_rate": FactorSpec("float", low=0.0, high=1.0, high_open=True),
     "mechanism": FactorSpec("str", choices=("MCAR", "MAR")),
 }
+
+
+def with_defaults(raw: Any, defaults: Mapping[str, Any]) -> dict[str, Any]:
+    """``model.structure`` merged over its defaults; an unknown key raises :class:`InputError`."""
+    raw = dict(raw or {})
+    unknown = sorted(set(raw) - set(defaults))
+    if unknown:
+        allowed = "known keys are " + ", ".join(defaults)
+        raise InputError(f"model.structure.{unknown[0]}", raw[unknown[0]], allowed)
+    return {**defaults, **raw}

@@ -18,7 +18,7 @@ import nutpie
 
 from comparators import FitResult
 from comparators.models import CHAINS, DRAWS, WARMUP
-from comparators.pymc_models import build, data_values, draws_from_posterior
+from comparators.pymc_models import build, data_values, fit_result
 
 CORES = 2
 BACKEND = "numba"
@@ -56,10 +56,4 @@ def fit(model_name: str, data: dict[str, np.ndarray], seed: int) -> FitResult:
         progress_bar=False,
     )
     sampling_seconds = time.perf_counter() - t1
-    divergent = int(np.asarray(idata.sample_stats["diverging"]).sum())
-    return FitResult(
-        draws=draws_from_posterior(model_name, idata.posterior),
-        sampling_seconds=sampling_seconds,
-        compile_seconds=compile_seconds,
-        n_divergent=divergent,
-    )
+    return fit_result(model_name, idata, sampling_seconds, compile_seconds)

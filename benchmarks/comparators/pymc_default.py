@@ -21,7 +21,7 @@ import pymc as pm
 
 from comparators import FitResult
 from comparators.models import CHAINS, DRAWS, WARMUP
-from comparators.pymc_models import build, draws_from_posterior
+from comparators.pymc_models import build, fit_result
 
 CORES = 2
 SETTINGS = (
@@ -49,10 +49,4 @@ def fit(model_name: str, data: dict[str, np.ndarray], seed: int) -> FitResult:
         model=model,
     )
     sampling_seconds = time.perf_counter() - t1
-    divergent = int(np.asarray(idata.sample_stats["diverging"]).sum())
-    return FitResult(
-        draws=draws_from_posterior(model_name, idata.posterior),
-        sampling_seconds=sampling_seconds,
-        compile_seconds=compile_seconds,
-        n_divergent=divergent,
-    )
+    return fit_result(model_name, idata, sampling_seconds, compile_seconds)

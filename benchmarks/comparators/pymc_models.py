@@ -20,6 +20,7 @@ import pymc as pm
 import pytensor.tensor as pt
 from pymc.distributions.dist_math import normal_lcdf
 
+from comparators import FitResult
 from comparators.models import LI_FACTOR_OF, LI_FREE, derive, long_format, spec, start_thresholds
 
 
@@ -131,3 +132,13 @@ def raw_extractor(model_name: str) -> Callable[[Any], dict[str, np.ndarray]]:
 def draws_from_posterior(model_name: str, posterior) -> dict[str, np.ndarray]:
     """Estimand draws (chains, draws) from an InferenceData ``posterior`` group."""
     return derive(model_name, raw_extractor(model_name)(posterior))
+
+
+def fit_result(model_name: str, idata, sampling_seconds: float, compile_seconds: float):
+    """The :class:`~comparators.FitResult` of an ArviZ InferenceData from PyMC or nutpie."""
+    return FitResult(
+        draws=draws_from_posterior(model_name, idata.posterior),
+        sampling_seconds=sampling_seconds,
+        compile_seconds=compile_seconds,
+        n_divergent=int(np.asarray(idata.sample_stats["diverging"]).sum()),
+    )

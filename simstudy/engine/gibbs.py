@@ -183,24 +183,29 @@ def imputation_program(
     )
 
 
-def impute_and_pool_batch(
+def prepare_impute_batch(
     estimator: ImputationEstimator,
     datasets: Sequence[Mapping[str, Any]],
-    keys: Sequence[jax.Array],
     settings: SamplerSettings,
     priors: Mapping[str, float],
-    level: float,
     width: int,
-) -> list[dict[str, Estimate]]:
-    """:func:`impute_and_pool` for up to ``width`` data sets in one program."""
+) -> Callable[[Sequence[jax.Array], float], list[dict[str, Estimate]]]:
+    """:func:`impute_and_pool` for up to ``width`` data sets in one compiled program.
+
+    Returns ``(keys, level) -> [pooled estimates]``, one per data set (compiled on return).
+    """
     data = stack(datasets, width)
     compiled = imputation_program(estimator, settings, priors, data, width)
-    estimates, variances = compiled(_stack_keys(keys, width), data)
-    return [
-        _pool(estimator, {k: v[i] for k, v in estimates.items()},
-              {k: v[i] for k, v in variances.items()}, level)
-        for i in range(len(datasets))
-    ]  # fmt: skip
+
+    def run(keys: Sequence[jax.Array], level: float) -> list[dict[str, Estimate]]:
+        estimates, variances = compiled(_stack_keys(keys, width), data)
+        return [
+            _pool(estimator, {k: v[i] for k, v in estimates.items()},
+                  {k: v[i] for k, v in variances.items()}, level)
+            for i in range(len(datasets))
+        ]  # fmt: skip
+
+    return run
 
 
 def _pool(estimator: ImputationEstimator, estimates, variances, level: float):

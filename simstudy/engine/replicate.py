@@ -59,6 +59,14 @@ def setting_of(plan: StudyPlan, condition: Mapping[str, Any]) -> dict[str, Any]:
     return setting
 
 
+def _point_summaries(estimates: Mapping[str, Any]) -> dict[str, Summary]:
+    """Summaries of estimates that are not MCMC draws (no ESS or R-hat)."""
+    return {
+        name: Summary(e.estimate, e.se, e.lower, e.upper, _NAN, _NAN, _NAN)
+        for name, e in estimates.items()
+    }
+
+
 def fit_estimator(
     estimator: Estimator,
     dataset: Dataset,
@@ -84,11 +92,7 @@ def fit_estimator(
         else:
             estimates = estimator.fit(dataset, level)
         seconds = time.perf_counter() - start
-        summaries = {
-            name: Summary(e.estimate, e.se, e.lower, e.upper, _NAN, _NAN, _NAN)
-            for name, e in estimates.items()
-        }
-        return summaries, 0, seconds
+        return _point_summaries(estimates), 0, seconds
     draws, seconds = posterior_draws(estimator, dataset, rng_key, sampler, priors)
     start = time.perf_counter()
     summaries = summarise_draws(draws.draws, level)
@@ -264,26 +268,18 @@ def _fit_together(plan: StudyPlan, reps: Sequence[_Rep], name: str) -> list[Reco
     """
     estimator = MODELS[plan.model.name].estimators_for(plan.model.structure)[name]
     width = plan.sampler.vectorize
-    if not isinstance(estimator, GibbsEstimator | ImputationEstimator) or plan.kind == "sbc":
+    if not isinstance(estimator, GibbsEstimator | ImputationEstimator):
         return [row for rep in reps for row in _fit_rows(plan, rep, name)]
     datasets = [rep.dataset for rep in reps]
     keys = [estimator_key(rep.key, name) for rep in reps]
     sampler, priors = plan.sampler, plan.model.priors
     try:
         if isinstance(estimator, ImputationEstimator):
-            gibbs.imputation_program(
-                estimator, sampler, priors, gibbs.stack(datasets, width), width
-            )  # compile outside the timing
+            pool = gibbs.prepare_impute_batch(estimator, datasets, sampler, priors, width)
             start = time.perf_counter()
-            pooled = gibbs.impute_and_pool_batch(
-                estimator, datasets, keys, sampler, priors, plan.level, width
-            )
+            pooled = pool(keys, plan.level)
             seconds = (time.perf_counter() - start) / len(reps)
-            summaries = [
-                {k: Summary(e.estimate, e.se, e.lower, e.upper, _NAN, _NAN, _NAN)
-                 for k, e in fit.items()}
-                for fit in pooled
-            ]  # fmt: skip
+            summaries = [_point_summaries(fit) for fit in pooled]
         else:
             run = gibbs.prepare_batch(estimator, datasets, sampler, priors, width)
             start = time.perf_counter()

@@ -61,7 +61,7 @@ from simstudy.models.conjugate import (
     measurement_draw,
     normal_from_precision,
 )
-from simstudy.spec import MISSINGNESS_FACTORS, FactorSpec, ModelInfo
+from simstudy.spec import MISSINGNESS_FACTORS, FactorSpec, ModelInfo, with_defaults
 
 DEFAULT_STRUCTURE: dict[str, Any] = {
     "factors": {
@@ -79,12 +79,7 @@ MAX_CATEGORIES = 10
 
 def check_structure(raw: Any) -> dict[str, Any]:
     """Validate ``model.structure``; returns it with defaults filled in."""
-    raw = dict(raw or {})
-    unknown = sorted(set(raw) - set(DEFAULT_STRUCTURE))
-    if unknown:
-        allowed = "known keys are " + ", ".join(DEFAULT_STRUCTURE)
-        raise InputError(f"model.structure.{unknown[0]}", raw[unknown[0]], allowed)
-    s = {**DEFAULT_STRUCTURE, **raw}
+    s = with_defaults(raw, DEFAULT_STRUCTURE)
     factors = s["factors"]
     if not isinstance(factors, Mapping) or not factors:
         raise InputError("model.structure.factors", factors, "a mapping factor -> indicators")

@@ -37,8 +37,8 @@ Estimators:
   indicators (marginalised: only observed indicators enter), a missing ``w`` (drawn like a
   latent score), loadings, intercepts and variances are all drawn exactly; a missing ``d`` is
   drawn from its discrete full conditional, its category probabilities from their Dirichlet
-  conditional. A factor scale move per factor (Liu & Sabatti 2000, see :func:`scale_move`)
-  crosses the direction the plain updates cross slowly.
+  conditional. A factor scale move per factor (Liu & Sabatti 2000, see
+  :mod:`simstudy.models.interaction_moves`) crosses the direction the plain updates cross slowly.
 - ``fs_imputation``: M sets of latent scores (and missing ``w``, ``d``) drawn from that
   posterior; OLS of the structural regressions on each; pooled by Rubin's rules ("Imp").
 - ``sum_score_ols``: OLS on indicator means and their product (ignores measurement error:
@@ -63,6 +63,7 @@ import numpy as np
 from scipy import stats
 
 from simstudy.errors import InputError
+from simstudy.models import interaction_moves
 from simstudy.models.base import (
     ClosedFormEstimator,
     Dataset,
@@ -70,14 +71,13 @@ from simstudy.models.base import (
     GibbsEstimator,
     ImputationEstimator,
 )
-from simstudy.models.cfa_moves import group_scale
 from simstudy.models.conjugate import (
     inv_gamma,
     marker_signs,
     measurement_draw,
     normal_from_precision,
 )
-from simstudy.spec import MISSINGNESS_FACTORS, FactorSpec, ModelInfo
+from simstudy.spec import MISSINGNESS_FACTORS, FactorSpec, ModelInfo, with_defaults
 
 FACTORS = ("eta_x", "eta_m", "eta_y")
 DEFAULT_STRUCTURE: dict[str, Any] = {"moderator": "latent", "nominal": False}
@@ -86,12 +86,7 @@ MODERATORS = ("latent", "observed")
 
 def check_structure(raw: Any) -> dict[str, Any]:
     """Validate ``model.structure``; returns it with defaults filled in."""
-    raw = dict(raw or {})
-    unknown = sorted(set(raw) - set(DEFAULT_STRUCTURE))
-    if unknown:
-        allowed = "known keys are " + ", ".join(DEFAULT_STRUCTURE)
-        raise InputError(f"model.structure.{unknown[0]}", raw[unknown[0]], allowed)
-    s = {**DEFAULT_STRUCTURE, **raw}
+    s = with_defaults(raw, DEFAULT_STRUCTURE)
     if s["moderator"] not in MODERATORS:
         raise InputError("model.structure.moderator", s["moderator"], "latent or observed")
     if not isinstance(s["nominal"], bool):
@@ -362,12 +357,16 @@ def _onehot_d(d: jax.Array) -> jax.Array:
     return jax.nn.one_hot(d, 3)
 
 
+def _d_effect(s: State) -> jax.Array | float:
+    """Each person's effect of d on eta_y (0 without a nominal predictor)."""
+    if s.b.shape[0] == 3:
+        return 0.0
+    return _onehot_d(s.d)[:, 1:] @ s.b[3:]
+
+
 def _mean_y(s: State, ex, em) -> jax.Array:
     """Structural mean of eta_y given the scores (and d)."""
-    mean = s.b[0] * ex + s.b[1] * em + s.b[2] * ex * em
-    if s.b.shape[0] > 3:
-        mean = mean + _onehot_d(s.d)[:, 1:] @ s.b[3:]
-    return mean
+    return s.b[0] * ex + s.b[1] * em + s.b[2] * ex * em + _d_effect(s)
 
 
 def make_estimators(structure: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -427,7 +426,7 @@ def make_estimators(structure: Mapping[str, Any] | None) -> dict[str, Any]:
         rhs_meas = r @ onehot
         b1, b2, b3 = s.b[0], s.b[1], s.b[2]
         ex, em, ey = s.eta[:, 0], s.eta[:, 1], s.eta[:, 2]
-        ey_rest = ey - _mean_y(s._replace(b=s.b.at[:3].set(0.0)), ex, em)  # minus d effects
+        ey_rest = ey - _d_effect(s)
         kx, km, ky = jax.random.split(key, 3)
         # eta_x | eta_m, eta_y: prior N(shift_d, phi_x); eta_m = alpha + a1 eta_x + ...;
         # eta_y linear in eta_x given eta_m.
@@ -522,7 +521,7 @@ def make_estimators(structure: Mapping[str, Any] | None) -> dict[str, Any]:
         b = normal_from_precision(keys[7], prec_b, z.T @ ey / s.psi_y)
         psi_y = inv_gamma(keys[8], a0 + n / 2, b0 + ((ey - z @ b) ** 2).sum() / 2)
         s = State(eta, nu, lam, theta, phi_x, a1, psi_m, b, psi_y, alpha_m, s.d, prob, shift)
-        return scale_move(extra[3], s, data, obs, layout, priors)
+        return interaction_moves.scale_move(extra[3], s, data, obs, layout, priors)
 
     def collect(s: State, data: Mapping[str, Any]) -> dict[str, jax.Array]:
         """The estimands of one state, derived quantities included."""
@@ -599,68 +598,6 @@ def make_estimators(structure: Mapping[str, Any] | None) -> dict[str, Any]:
         ),
         "sum_score_ols": ClosedFormEstimator("sum_score_ols", sum_score_ols, layout.regression),
     }
-
-
-def scale_move(
-    key: jax.Array,
-    s: State,
-    data: Mapping[str, Any],
-    obs: jax.Array,
-    layout: Layout,
-    priors: Mapping[str, float],
-) -> State:
-    """Rescale each latent factor in turn along the direction the conditional updates cross slowly.
-
-    For factor ``f`` the move ``eta_f -> g eta_f`` with its free loadings ``/ g``, its
-    (residual) variance ``* g^2`` and the structural coefficients that keep every structural
-    equation intact (eta_x: ``a1``, ``b1``, ``b3`` ``/ g`` and the eta_x means per category of
-    ``d`` ``* g``; eta_m: ``a1 * g``, ``b2``, ``b3`` ``/ g``; eta_y: every ``b * g``) changes the
-    likelihood only through the marker indicator of ``f``. Given the rest ``log p(g) = -A g^2 / 2
-    + B g - C / g^2 + E log g``: ``A``, ``B`` from the marker's regression on the scores and the
-    priors of the coefficients that grow with ``g``; ``C`` from those that shrink and the
-    variance's inverse-gamma prior; ``E = n_up - n_down - 2 a0 - 1`` (Jacobians, Haar measure,
-    variance prior; the score density cancels its Jacobian). The three moves do not commute
-    (``b3`` scales with all of them), so they are made one after another, each from its own
-    conditional (Liu & Sabatti 2000); an observed moderator has no scale to move.
-    """
-    weight = obs / s.theta
-    for f in (0, 2) if layout.observed_moderator else (0, 1, 2):
-        s = _factor_scale(jax.random.fold_in(key, f), s, f, data["y"], weight, layout, priors)
-    return s
-
-
-def _factor_scale(key, s: State, f: int, y, weight, layout: Layout, priors) -> State:
-    """The scale move of factor ``f`` (see :func:`scale_move`)."""
-    c2 = priors["coef_sd"] ** 2
-    a0, b0 = priors["var_shape"], priors["var_scale"]
-    j = layout.items.index(f"{'xmy'[f]}1")  # the factor's marker
-    shrink_b = np.zeros(s.b.shape[0], bool)  # slopes of eta_y that shrink with g
-    shrink_b[[0, 2] if f == 0 else [1, 2] if f == 1 else []] = True
-    if f == 0:
-        up = s.shift[1:] if layout.nominal else jnp.zeros(0)
-        down, variance = jnp.concatenate([s.a1[None], s.b[shrink_b]]), s.phi_x
-    elif f == 1:
-        up, down, variance = s.a1[None], s.b[shrink_b], s.psi_m
-    else:
-        up, down, variance = s.b, jnp.zeros(0), s.psi_y
-    in_f = (layout.factor_of == f) & ~layout.marker
-    loadings = jnp.where(in_f, s.lam, 0.0)
-    n_down = down.shape[0] + int(in_f.sum())
-    a = (weight[:, j] * s.eta[:, f] ** 2).sum() + (up**2).sum() / c2
-    b = (weight[:, j] * s.eta[:, f] * (y[:, j] - s.nu[j])).sum()
-    c = ((down**2).sum() + (loadings**2).sum()) / (2 * c2) + b0 / variance
-    e = float(up.shape[0] - n_down - 2 * a0 - 1)
-    g = group_scale(key, a, b, c, jnp.asarray(e))
-    s = s._replace(
-        eta=s.eta.at[:, f].multiply(g),
-        lam=jnp.where(in_f, s.lam / g, s.lam),
-        b=s.b * (g if f == 2 else jnp.where(shrink_b, 1 / g, 1.0)),
-    )
-    if f == 0:
-        return s._replace(phi_x=s.phi_x * g**2, a1=s.a1 / g, shift=s.shift * g)
-    if f == 1:
-        return s._replace(psi_m=s.psi_m * g**2, a1=s.a1 * g)
-    return s._replace(psi_y=s.psi_y * g**2)
 
 
 def _ols(design: jax.Array, target: jax.Array) -> tuple[jax.Array, jax.Array]:
