@@ -124,6 +124,37 @@ def diagnostics(draws: dict[str, np.ndarray], structural: tuple[str, ...]) -> di
     }
 
 
+def _fits(module, model: str, items: list[dict], load_error: str, memory: TreeMemory):
+    """``(item, FitResult or the exception, wall seconds)`` per replication.
+
+    A module with ``fit_many`` fits all replications in one call (time shared out, one memory
+    window); otherwise each replication is its own ``fit`` and memory window.
+    """
+    if load_error:
+        for item in items:
+            yield item, RuntimeError(load_error), 0.0
+        return
+    if hasattr(module, "fit_many"):
+        memory.reset()
+        t0 = time.perf_counter()
+        try:
+            datas, seeds = [i["data"] for i in items], [i["fit_seed"] for i in items]
+            results: list = module.fit_many(model, datas, seeds)
+        except Exception as exc:
+            results = [exc] * len(items)
+        wall = (time.perf_counter() - t0) / max(len(items), 1)
+        yield from ((item, r, wall) for item, r in zip(items, results, strict=True))
+        return
+    for item in items:
+        memory.reset()
+        t0 = time.perf_counter()
+        try:
+            result = module.fit(model, item["data"], item["fit_seed"])
+        except Exception as exc:
+            result = exc
+        yield item, result, time.perf_counter() - t0
+
+
 def run_worker(job_path: Path) -> None:
     """Fit every replication of one (sampler, model); one JSON line per replication."""
     job = json.loads(job_path.read_text())
@@ -148,7 +179,7 @@ def run_worker(job_path: Path) -> None:
     except Exception as exc:
         settings, load_error = "", "import: " + _error_text(exc)
     s = bench_models.spec(model)
-    for item in datasets:
+    for item, result, wall in _fits(module, model, datasets, load_error, memory):
         row: dict[str, Any] = {
             "sampler": sampler,
             "model": model,
@@ -157,13 +188,9 @@ def run_worker(job_path: Path) -> None:
             "fit_seed": item["fit_seed"],
             "settings": settings,
         }
-        memory.reset()
-        t0 = time.perf_counter()
         try:
-            if load_error:
-                raise RuntimeError(load_error)
-            result = module.fit(model, item["data"], item["fit_seed"])
-            wall = time.perf_counter() - t0
+            if isinstance(result, BaseException):
+                raise result
             diag = diagnostics(result.draws, s.structural)
             ok = diag.pop("finite")
             row.update(
@@ -177,9 +204,7 @@ def run_worker(job_path: Path) -> None:
                 **diag,
             )
         except Exception as exc:
-            row.update(
-                status="failed", error=_error_text(exc), fit_wall_seconds=time.perf_counter() - t0
-            )
+            row.update(status="failed", error=_error_text(exc), fit_wall_seconds=wall)
         row["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         row["peak_tree_rss_mib"] = max(memory.peak, memory._sample()) / 2**20
         with open(out, "a") as fh:

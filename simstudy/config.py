@@ -58,7 +58,7 @@ class ExecutorSettings:
 
     name: str = "local"
     n_workers: int | None = None
-    batch_size: int = 10
+    batch_size: int = 16
     window: int | None = None
     retries: int = 1
     dashboard: bool = True
@@ -230,7 +230,7 @@ def _executor(raw: Any) -> ExecutorSettings:
     return ExecutorSettings(
         name=name,
         n_workers=_int("executor.n_workers", d.get("n_workers"), 1, none_ok=True),
-        batch_size=_int("executor.batch_size", d.get("batch_size", 10), 1),
+        batch_size=_int("executor.batch_size", d.get("batch_size", 16), 1),
         window=_int("executor.window", d.get("window"), 1, none_ok=True),
         retries=_int("executor.retries", d.get("retries", 1), 0),
         dashboard=dashboard,

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from simstudy.aggregate import ConvergencePolicy, factor_columns, summarise
+from simstudy.aggregate.mcmc import fit_convergence
 from simstudy.errors import InputError
 
 
@@ -289,3 +290,28 @@ def test_missing_columns_name_them():
         summarise(df)
     assert err.value.field == "INPUT columns"
     assert "estimate" in err.value.value and "truth (or --truth)" in err.value.value
+
+
+def test_fit_convergence_counts_fits_that_reach_every_target():
+    rows = []
+    # condition N=100: rep 0 converged on both parameters, rep 1 misses ESS on one, rep 2 failed
+    for rep, (rhat_a, ess_b, status) in enumerate(
+        [(1.005, 900.0, "ok"), (1.002, 350.0, "ok"), (float("nan"), float("nan"), "failed")]
+    ):
+        for par, rhat, ess in (("a", rhat_a, 1000.0), ("b", 1.001, ess_b)):
+            rows.append(
+                {"N": 100, "estimator": "bayes", "rep": rep, "parameter": par,
+                 "rhat": rhat, "ess_bulk": ess, "seconds": 2.0, "status": status}
+            )  # fmt: skip
+    # condition N=200: one fit with R-hat above 1.01
+    for par in ("a", "b"):
+        rows.append(
+            {"N": 200, "estimator": "bayes", "rep": 0, "parameter": par,
+             "rhat": 1.02, "ess_bulk": 2000.0, "seconds": 4.0, "status": "ok"}
+        )  # fmt: skip
+    table = fit_convergence(pd.DataFrame(rows), ["N"])
+    assert table.loc[100, "fits"] == 2 and table.loc[100, "converged"] == 0.5
+    assert table.loc[100, "min_ess"] == 350 and table.loc[100, "max_rhat"] == 1.005
+    assert table.loc[200, "converged"] == 0 and table.loc[200, "seconds"] == 4.0
+    strict = fit_convergence(pd.DataFrame(rows), ["N"], ess_min=300)
+    assert strict.loc[100, "converged"] == 1.0

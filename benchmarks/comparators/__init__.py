@@ -7,7 +7,12 @@ in a module-level cache so that later replications of a condition reuse them. Dr
 as estimands by lavaan-style name, shape (chains, draws), computed by the one derivation in
 :func:`comparators.models.derive`, so every sampler reports the same quantities.
 
-Adding a sampler: write a module with ``fit`` and ``SETTINGS`` and add it to :data:`SAMPLERS`.
+A module may instead expose ``fit_many(model_name, datas, seeds) -> list[FitResult]``, which
+fits all replications of a condition in one call (simstudy's vectorized engine); its time and
+peak memory are then the call's, shared out per replication.
+
+Adding a sampler: write a module with ``fit`` (or ``fit_many``) and ``SETTINGS`` and add it to
+:data:`SAMPLERS`.
 """
 
 from __future__ import annotations
@@ -50,6 +55,7 @@ class FitResult:
 #: Sampler name -> (comparator module, the packages it needs).
 SAMPLERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "simstudy_gibbs": ("comparators.simstudy_gibbs", ("simstudy",)),
+    "simstudy_vectorized": ("comparators.simstudy_vectorized", ("simstudy",)),
     "numpyro_nuts": ("comparators.numpyro_nuts", ("numpyro",)),
     "pymc_default": ("comparators.pymc_default", ("pymc",)),
     "nutpie": ("comparators.nutpie_pymc", ("nutpie", "pymc")),

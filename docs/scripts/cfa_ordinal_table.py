@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from simstudy.aggregate.mcmc import fit_convergence
 from simstudy.store import read_manifest, read_replications
 
 FACTORS = ["N", "missing_rate", "mechanism"]
@@ -57,22 +58,6 @@ def by_kind(summary: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def convergence(records: pd.DataFrame) -> pd.DataFrame:
-    """Per condition: fits, share with R-hat <= 1.01 and ESS bulk >= 400 on every parameter."""
-    ok = records[records["error"].isna()] if "error" in records else records
-    per_fit = ok.groupby([*FACTORS, "rep"]).agg(
-        rhat=("rhat", "max"), ess=("ess_bulk", "min"), seconds=("seconds", "first")
-    )
-    per_fit["ok"] = (per_fit["rhat"] <= 1.01) & (per_fit["ess"] >= 400)
-    return per_fit.groupby(FACTORS).agg(
-        fits=("ok", "size"),
-        converged=("ok", "mean"),
-        median_min_ess=("ess", "median"),
-        max_rhat=("rhat", "max"),
-        seconds=("seconds", "mean"),
-    )
-
-
 def main(study_dir: Path) -> str:
     summary = pd.read_parquet(study_dir / "summary.parquet")
     records = read_replications(study_dir)
@@ -106,10 +91,10 @@ def main(study_dir: Path) -> str:
         "| N | missing | fits | R-hat ≤ 1.01 and ESS bulk ≥ 400 | median of per-fit min ESS | max R-hat | mean fit seconds |",
         "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for (n, rate, mech), row in convergence(records).iterrows():
+    for (n, rate, mech), row in fit_convergence(records, FACTORS).iterrows():
         lines.append(
-            f"| {n} | {rate:.0%} {mech} | {row['fits']} | {100 * row['converged']:.1f}% "
-            f"| {row['median_min_ess']:.0f} | {row['max_rhat']:.3f} | {row['seconds']:.1f} |"
+            f"| {n} | {rate:.0%} {mech} | {row['fits']:.0f} | {100 * row['converged']:.1f}% "
+            f"| {row['median_ess']:.0f} | {row['max_rhat']:.3f} | {row['seconds']:.1f} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from simstudy.aggregate.mcmc import fit_convergence
 from simstudy.store import read_manifest, read_replications
 
 STRUCTURAL = ["eta_m~eta_x", "eta_y~eta_x", "eta_y~eta_m", "eta_y~eta_x:eta_m"]
@@ -44,23 +45,6 @@ def _num(row: pd.Series | None, digits: int = 3) -> str:
     if row is None or pd.isna(row["value"]):
         return "–"
     return f"{row['value']:.{digits}f} ({row['mcse']:.{digits}f})"
-
-
-def convergence(records: pd.DataFrame) -> pd.DataFrame:
-    """Share of bayes fits with R-hat <= 1.01 and bulk ESS >= 400 on every structural slope."""
-    bayes = records[(records["estimator"] == "bayes") & records["parameter"].isin(STRUCTURAL)]
-    per_fit = bayes.groupby(["N", "rep"]).agg(
-        rhat=("rhat", "max"), ess=("ess_bulk", "min"), seconds=("seconds", "first")
-    )
-    per_fit["ok"] = (per_fit["rhat"] <= 1.01) & (per_fit["ess"] >= 400)
-    return per_fit.groupby("N").agg(
-        fits=("ok", "size"),
-        converged=("ok", "mean"),
-        min_ess=("ess", "min"),
-        median_ess=("ess", "median"),
-        max_rhat=("rhat", "max"),
-        seconds=("seconds", "mean"),
-    )
 
 
 def main(study_dir: Path) -> str:
@@ -100,7 +84,8 @@ def main(study_dir: Path) -> str:
             ]
             lines.append(f"| `{par}` | " + " | ".join(cells) + " |")
         lines.append("")
-    conv = convergence(records)
+    bayes = records[(records["estimator"] == "bayes") & records["parameter"].isin(STRUCTURAL)]
+    conv = fit_convergence(bayes, ["N"])
     lines += [
         "## Convergence of `bayes` (every structural slope of a fit)",
         "",
@@ -109,7 +94,7 @@ def main(study_dir: Path) -> str:
     ]
     for n, row in conv.iterrows():
         lines.append(
-            f"| {n} | {row['fits']} | {100 * row['converged']:.1f}% | {row['min_ess']:.0f} | {row['median_ess']:.0f} | {row['max_rhat']:.4f} | {row['seconds']:.2f} |"
+            f"| {n} | {row['fits']:.0f} | {100 * row['converged']:.1f}% | {row['min_ess']:.0f} | {row['median_ess']:.0f} | {row['max_rhat']:.4f} | {row['seconds']:.2f} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -49,3 +49,28 @@ def mcmc_measures(
     p = mean["divergent"]
     out.add("divergent_rate", p.where(mcmc), np.sqrt(p * (1 - p) / n).where(mcmc), n=n, note=note)
     out.add("seconds", mean["seconds"], se("seconds"), n=n)
+
+
+def fit_convergence(
+    records: pd.DataFrame, by: Sequence[str], rhat_max: float = 1.01, ess_min: float = 400
+) -> pd.DataFrame:
+    """Per group of ``by``: how many fits reached R-hat and bulk ESS targets on all their rows.
+
+    A fit is one (``by``, ``estimator``, ``rep``) of the successful ``records`` (filter the
+    parameters first to judge only some). Columns: ``fits``, ``converged`` (share with max
+    R-hat <= ``rhat_max`` and min ESS bulk >= ``ess_min``), ``min_ess`` and ``median_ess`` of
+    the per-fit minimum ESS, ``max_rhat``, mean ``seconds`` per fit.
+    """
+    ok = records.loc[records["status"] == "ok"]
+    per_fit = ok.groupby([*by, "estimator", "rep"]).agg(
+        rhat=("rhat", "max"), ess=("ess_bulk", "min"), seconds=("seconds", "first")
+    )
+    per_fit["ok"] = (per_fit["rhat"] <= rhat_max) & (per_fit["ess"] >= ess_min)
+    return per_fit.groupby(list(by)).agg(
+        fits=("ok", "size"),
+        converged=("ok", "mean"),
+        min_ess=("ess", "min"),
+        median_ess=("ess", "median"),
+        max_rhat=("rhat", "max"),
+        seconds=("seconds", "mean"),
+    )

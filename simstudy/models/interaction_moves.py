@@ -15,7 +15,8 @@ import numpy as np
 from simstudy.models.cfa_moves import group_scale
 
 if TYPE_CHECKING:
-    from simstudy.models.latent_interaction import Layout, State
+    from simstudy.models.interaction_gibbs import State
+    from simstudy.models.interaction_layout import Layout
 
 
 def scale_move(
