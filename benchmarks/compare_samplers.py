@@ -118,6 +118,12 @@ def diagnostics(draws: dict[str, np.ndarray], structural: tuple[str, ...]) -> di
         "structural_means": json.dumps(
             {n: round(float(m), 4) for n, m in zip(names, means, strict=True) if n in structural}
         ),
+        "posterior_means": json.dumps(
+            {n: round(float(m), 5) for n, m in zip(names, means, strict=True)}
+        ),
+        "posterior_sds": json.dumps(
+            {n: round(float(v), 5) for n, v in zip(names, stacked.std(axis=(0, 1)), strict=True)}
+        ),
         "finite": finite,
         "n_parameters": len(names),
         "n_structural": int(is_struct.sum()),
@@ -412,9 +418,77 @@ def markdown(
             "",
             f"**Smoke test**: chains shortened to {args.warmup} warm-up + {args.draws} draws; not a benchmark.",
         ]
+    lines += ratios(frame)
+    lines += agreement(frame)
     if errors:
         lines += ["", "Failures:", "", *errors]
     return "\n".join(lines) + "\n"
+
+
+def ratios(frame: pd.DataFrame) -> list[str]:
+    """Median ESS/s of each simstudy row over the best comparator's, per model."""
+    out = [
+        "",
+        "Min ESS (all estimands) per second, simstudy over the best comparator (medians):",
+        "",
+    ]
+    ok = frame[frame["status"] == "ok"]
+    rates = ok.groupby(["model", "sampler"])["ess_per_second_all"].median()
+    for model in rates.index.get_level_values(0).unique():
+        r = rates[model]
+        others = r[~r.index.str.startswith("simstudy")]
+        if others.empty:
+            continue
+        best = others.idxmax()
+        for own in r.index[r.index.str.startswith("simstudy")]:
+            out.append(
+                f"- {model}: {own} {r[own]:,.1f} / {best} {others[best]:,.1f} = "
+                f"**{r[own] / others[best]:.1f}×**"
+            )
+    return out
+
+
+def agreement(frame: pd.DataFrame, reference: str = "stan") -> list[str]:
+    """Do the samplers find the same posterior? Mean shift against ``reference``, in its SDs.
+
+    Per replication and estimand ``(mean - mean_ref) / sd_ref``; averaged over the
+    replications both fitted (with its standard error over them). A sampler that targets the
+    same posterior shows shifts of Monte Carlo size only (about 1 / sqrt(ESS) per fit).
+    """
+    if "posterior_means" not in frame:
+        return []
+    ok = frame[(frame["status"] == "ok") & frame["posterior_means"].notna()]
+    ref = ok[ok["sampler"] == reference].set_index(["model", "rep"])
+    if ref.empty:
+        return []
+    out = [
+        "",
+        f"Agreement with {reference}: per estimand the mean over replications of "
+        f"(posterior mean − {reference}'s) / {reference}'s posterior SD; the largest in absolute "
+        "value, with its standard error over replications.",
+        "",
+        "| sampler | model | reps | largest shift (SE) | estimand | median abs. shift |",
+        "| --- | --- | ---: | ---: | --- | ---: |",
+    ]
+    for (sampler, model), g in ok[ok["sampler"] != reference].groupby(["sampler", "model"]):
+        shifts = []
+        for _, r in g.iterrows():
+            if (model, r["rep"]) not in ref.index:
+                continue
+            base = ref.loc[(model, r["rep"])]
+            mine = json.loads(r["posterior_means"])
+            mean0, sd0 = json.loads(base["posterior_means"]), json.loads(base["posterior_sds"])
+            shifts.append({k: (mine[k] - mean0[k]) / sd0[k] for k in mean0 if sd0[k] > 0})
+        if not shifts:
+            continue
+        table = pd.DataFrame(shifts)
+        mean, se = table.mean(), table.std(ddof=1) / np.sqrt(len(table))
+        worst = mean.abs().idxmax()
+        out.append(
+            f"| {sampler} | {model} | {len(table)} | {mean[worst]:+.3f} ({_fmt(se[worst], 3)}) "
+            f"| `{worst}` | {mean.abs().median():.3f} |"
+        )
+    return out
 
 
 def main(argv: list[str] | None = None) -> None:

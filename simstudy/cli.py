@@ -134,11 +134,12 @@ def cmd_run(overrides: Sequence[str]) -> int:
     from simstudy.aggregate import ConvergencePolicy, summarise_path
     from simstudy.aggregate.tables import print_summary, write_tables
     from simstudy.config import config_hash
-    from simstudy.design import expand_grid
+    from simstudy.design import expand_grid, padded_lanes
     from simstudy.engine import replicate
     from simstudy.execute.pools import open_pool
     from simstudy.execute.progress import RunProgress
     from simstudy.execute.runner import StopRule, plan_tasks, run_tasks
+    from simstudy.models import model_infos
     from simstudy.store import (
         Manifest,
         RunLock,
@@ -195,6 +196,16 @@ def cmd_run(overrides: Sequence[str]) -> int:
             f"{len(plan.estimators)} estimators; {len(tasks)} batches to run, "
             f"{skipped} finished earlier"
         )
+        width = plan.sampler.vectorize if plan.kind != "sbc" else 1
+        padding = padded_lanes(plan.reps, batch_size, width)
+        samplers = model_infos()[plan.model.name].samplers
+        if padding and any(samplers.get(e) == "gibbs" for e in plan.estimators):
+            _say(
+                f"[simstudy] note: {padding} padded lanes per condition, sampled and discarded "
+                f"(study.reps = {plan.reps} in batches of {batch_size}, fitted "
+                f"sampler.vectorize = {width} at a time); reps and batch_size that are "
+                f"multiples of {width} avoid them"
+            )
         started = time.monotonic()
         report = None
         if tasks:

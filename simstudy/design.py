@@ -108,3 +108,14 @@ def batches(reps: int, batch_size: int) -> list[tuple[int, int, int]]:
         (k, start, min(start + batch_size, reps))
         for k, start in enumerate(range(0, reps, batch_size))
     ]
+
+
+def padded_lanes(reps: int, batch_size: int, width: int) -> int:
+    """Lanes per condition that fit padding when replications are fitted ``width`` at a time.
+
+    Each batch is cut into groups of ``width`` and its last group is padded to ``width``
+    (see :func:`simstudy.engine.replicate.run_batch`), so the padding is wasted sampling.
+    """
+    if width <= 1:
+        return 0
+    return sum(-(stop - start) % width for _, start, stop in batches(reps, batch_size))

@@ -1,4 +1,11 @@
-from simstudy.design import batches, condition_id, expand_grid, rep_seed, seed_words
+from simstudy.design import (
+    batches,
+    condition_id,
+    expand_grid,
+    padded_lanes,
+    rep_seed,
+    seed_words,
+)
 
 
 def test_grid_crosses_levels_in_order():
@@ -46,6 +53,13 @@ def test_rep_seed_depends_only_on_study_seed_condition_and_rep():
     assert 0 <= s < 2**63
     hi, lo = seed_words(s)
     assert (hi << 32) | lo == s
+
+
+def test_padded_lanes_count_the_wasted_sampling():
+    assert padded_lanes(48, 16, 16) == 0
+    assert padded_lanes(50, 16, 16) == 14  # batches 16, 16, 16, 2
+    assert padded_lanes(20, 10, 8) == 12  # two batches of 10: groups 8 + 2 (padded to 8)
+    assert padded_lanes(50, 16, 1) == 0
 
 
 def test_batches_cover_reps_once():

@@ -63,3 +63,19 @@ def test_run_batch_vectorized_gives_one_row_per_replication_estimand():
 def test_vectorize_wider_than_a_task_is_refused():
     with pytest.raises(InputError, match=r"sampler\.vectorize"):
         _plan(16, batch_size=10)
+
+
+def test_a_run_says_when_lanes_are_padded(run_cli):
+    rc, out = run_cli(
+        "study=latent_interaction",
+        "study.reps=3",
+        "study.estimators=[bayes]",
+        "study.factors.N=[60]",
+        "executor=synchronous",
+        "executor.batch_size=2",
+        "sampler.vectorize=2",
+        "sampler.warmup=10",
+        "sampler.draws=20",
+    )
+    assert rc == 0, out
+    assert "1 padded lanes per condition" in out  # batches [0, 1] and [2] (padded to 2)
