@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from conftest import LATENT_PARAMS
 
+from simstudy.cli import main
 from simstudy.config import SamplerSettings, plan_from_dict
 from simstudy.engine import gibbs
 from simstudy.engine.replicate import run_batch
@@ -65,7 +66,7 @@ def test_vectorize_wider_than_a_task_is_refused():
         _plan(16, batch_size=10)
 
 
-def test_a_run_says_when_lanes_are_padded(run_cli):
+def test_a_run_says_when_lanes_are_padded_and_replay_matches_a_lane(run_cli, tmp_path, capsys):
     rc, out = run_cli(
         "study=latent_interaction",
         "study.reps=3",
@@ -79,3 +80,9 @@ def test_a_run_says_when_lanes_are_padded(run_cli):
     )
     assert rc == 0, out
     assert "1 padded lanes per condition" in out  # batches [0, 1] and [2] (padded to 2)
+    study = tmp_path / "results" / "latent_interaction"
+    cid = next((study / "replications").iterdir()).name.split("=", 1)[1]
+    capsys.readouterr()
+    # replication 1 was fitted in lane 2 of its group; replayed alone it is identical
+    assert main(["replay", str(study), "--condition", cid, "--rep", "1"]) == 0
+    assert "identical to the stored replication" in capsys.readouterr().out
