@@ -107,6 +107,7 @@ class StudyPlan:
     factor_kinds: dict[str, str] = field(default_factory=dict)
     aggregate: AggregateSettings = field(default_factory=AggregateSettings)
     kind: str = "simulation"
+    point_estimate: str = "mean"
 
     @property
     def reference(self) -> str:
@@ -137,6 +138,8 @@ class StudyPlan:
         }
         if self.kind != "simulation":
             numbers["type"] = self.kind
+        if self.point_estimate != "mean":  # the default keeps the hash it had before
+            numbers["point_estimate"] = self.point_estimate
         return numbers
 
     def to_config(self) -> dict[str, Any]:
@@ -152,6 +155,7 @@ class StudyPlan:
                 "reps": self.reps,
                 "seed": self.seed,
                 "level": self.level,
+                "point_estimate": self.point_estimate,
                 "estimators": list(self.estimators),
                 "factors": {k: list(v) for k, v in self.factors.items()},
                 "exclude": [dict(e) for e in self.exclude],
@@ -290,6 +294,9 @@ def _model(raw: Any, models: Mapping[str, ModelInfo]) -> tuple[ModelSettings, Mo
     return ModelSettings(name=name, params=params, priors=priors, structure=structure), info
 
 
+#: Point estimates a study can report from posterior draws (``study.point_estimate``).
+POINT_ESTIMATES = ("mean", "median")
+
 _STUDY_KEYS = (
     "name",
     "type",
@@ -297,6 +304,7 @@ _STUDY_KEYS = (
     "reps",
     "seed",
     "level",
+    "point_estimate",
     "estimators",
     "factors",
     "exclude",
@@ -447,7 +455,15 @@ def plan_from_dict(raw: Mapping[str, Any], models: Mapping[str, ModelInfo]) -> S
         factor_kinds=kinds,
         aggregate=_aggregate(top.get("aggregate"), estimators),
         kind=kind,
+        point_estimate=_point_estimate(study.get("point_estimate", "mean")),
     )
+
+
+def _point_estimate(value: Any) -> str:
+    """Validate ``study.point_estimate``."""
+    if value not in POINT_ESTIMATES:
+        raise InputError("study.point_estimate", value, " or ".join(POINT_ESTIMATES))
+    return value
 
 
 def plan_from_config(cfg: DictConfig, models: Mapping[str, ModelInfo]) -> StudyPlan:

@@ -29,6 +29,7 @@ BAD = [
     (["executor.name=slurmish"], "executor.name = 'slurmish'"),
     (["executor.batch_size=0"], "executor.batch_size = 0"),
     (["study.level=1.5"], "study.level = 1.5"),
+    (["study.point_estimate=mode"], "study.point_estimate = 'mode'"),
     (["+study.rep=5"], "study.rep = 5"),
     (["sampler.chains=0"], "sampler.chains = 0"),
     (["study.exclude=[{mechanism:MAR},{mechanism:MCAR}]"], "study.exclude"),
@@ -89,6 +90,13 @@ def test_default_config_validates_and_round_trips():
     assert plan.estimators == ("bayes_fiml", "bayes_cc", "ols_cc")
     assert plan.factors["mechanism"] == ("MCAR", "MAR")
     assert plan_from_dict(plan.to_config(), model_infos()) == plan
+
+
+def test_point_estimate_is_part_of_what_the_numbers_depend_on():
+    default, median = load_plan([]), load_plan(["study.point_estimate=median"])
+    assert default.point_estimate == "mean" and "point_estimate" not in default.numbers_config()
+    assert median.numbers_config()["point_estimate"] == "median"  # a change is refused on resume
+    assert median.to_config()["study"]["point_estimate"] == "median"
 
 
 def test_smoke_experiment_is_smaller():

@@ -30,6 +30,14 @@ def test_summarise_draws_matches_numpy():
     assert abs(s.rhat - 1) < 0.01
 
 
+def test_summarise_draws_reports_the_median_when_asked():
+    draws = {"a": np.random.default_rng(1).gamma(1.0, size=(2, 500))}  # skewed: mean > median
+    mean, median = summarise_draws(draws, 0.9)["a"], summarise_draws(draws, 0.9, "median")["a"]
+    assert median.estimate == pytest.approx(np.median(draws["a"]))
+    assert median.estimate < mean.estimate
+    assert median[1:] == mean[1:]  # SD, interval, ESS and R-hat do not depend on it
+
+
 def test_summary_flags_disagreeing_chains_and_rejects_nan():
     rng = np.random.default_rng(1)
     stuck = rng.normal(size=(2, 500)) + np.array([[0.0], [5.0]])

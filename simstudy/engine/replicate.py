@@ -74,8 +74,11 @@ def fit_estimator(
     sampler: SamplerSettings,
     priors: Mapping[str, float],
     level: float,
+    point: str = "mean",
 ) -> tuple[dict[str, Summary], int, float]:
     """Fit one estimator to one data set (a replication, or a user's data).
+
+    ``point`` is the point estimate of sampled estimators (``mean`` or ``median``).
 
     Returns
     -------
@@ -95,7 +98,7 @@ def fit_estimator(
         return _point_summaries(estimates), 0, seconds
     draws, seconds = posterior_draws(estimator, dataset, rng_key, sampler, priors)
     start = time.perf_counter()
-    summaries = summarise_draws(draws.draws, level)
+    summaries = summarise_draws(draws.draws, level, point)
     return summaries, draws.n_divergent, seconds + time.perf_counter() - start
 
 
@@ -230,7 +233,13 @@ def _fit_rows(plan: StudyPlan, rep: _Rep, name: str) -> list[Record]:
         if plan.kind == "sbc":
             return _sbc_records(rep.base, estimator, rep.dataset, rep.truth, key, plan)
         summaries, n_div, seconds = fit_estimator(
-            estimator, rep.dataset, key, plan.sampler, plan.model.priors, plan.level
+            estimator,
+            rep.dataset,
+            key,
+            plan.sampler,
+            plan.model.priors,
+            plan.level,
+            plan.point_estimate,
         )
     except Exception as exc:
         return failed_records(
@@ -284,7 +293,7 @@ def _fit_together(plan: StudyPlan, reps: Sequence[_Rep], name: str) -> list[Reco
             run = gibbs.prepare_batch(estimator, datasets, sampler, priors, width)
             start = time.perf_counter()
             draws = run(keys)
-            summaries = [summarise_draws(d.draws, plan.level) for d in draws]
+            summaries = [summarise_draws(d.draws, plan.level, plan.point_estimate) for d in draws]
             seconds = (time.perf_counter() - start) / len(reps)
     except Exception:
         return [row for rep in reps for row in _fit_rows(plan, rep, name)]
@@ -304,7 +313,7 @@ def _sbc_records(
 ) -> list[Record]:
     """Records of one SBC fit: the usual summary plus the rank of the prior draw."""
     draws, seconds = posterior_draws(estimator, dataset, rng_key, plan.sampler, plan.model.priors)
-    summaries = summarise_draws(draws.draws, plan.level)
+    summaries = summarise_draws(draws.draws, plan.level, plan.point_estimate)
     ranks, n_kept = sbc_ranks(draws.draws, truth)
     return [
         {

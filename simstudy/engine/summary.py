@@ -26,8 +26,10 @@ class Summary(NamedTuple):
     rhat: float
 
 
-def summarise_draws(draws: Mapping[str, np.ndarray], level: float) -> dict[str, Summary]:
-    """Posterior mean, SD, equal-tailed interval, ESS (bulk, tail) and split R-hat.
+def summarise_draws(
+    draws: Mapping[str, np.ndarray], level: float, point: str = "mean"
+) -> dict[str, Summary]:
+    """Posterior mean (or median), SD, equal-tailed interval, ESS (bulk, tail) and split R-hat.
 
     Parameters
     ----------
@@ -35,6 +37,8 @@ def summarise_draws(draws: Mapping[str, np.ndarray], level: float) -> dict[str, 
         Estimand name to an array of shape (chains, draws).
     level
         Interval level, e.g. 0.95.
+    point
+        The point estimate: ``mean`` or ``median`` (Blimp's and Mplus' Bayesian default).
 
     Returns
     -------
@@ -63,7 +67,7 @@ def summarise_draws(draws: Mapping[str, np.ndarray], level: float) -> dict[str, 
         flat = np.asarray(values, dtype=float).reshape(-1)
         lower, upper = np.quantile(flat, [alpha, 1.0 - alpha])
         out[name] = Summary(
-            estimate=float(flat.mean()),
+            estimate=float(flat.mean() if point == "mean" else np.median(flat)),
             se=float(flat.std(ddof=1)),
             lower=float(lower),
             upper=float(upper),
