@@ -53,6 +53,7 @@ def main(study_dir: Path) -> str:
     manifest = read_manifest(study_dir)
     reps = manifest.config["study"]["reps"] if manifest else records["rep"].nunique()
     sampler = manifest.config["sampler"] if manifest else {}
+    study_config = manifest.config["study"] if manifest else {}
     lines = [
         "# Latent interaction: the seeds' Monte Carlo design",
         "",
@@ -60,6 +61,9 @@ def main(study_dir: Path) -> str:
         "`.venv/bin/python docs/scripts/latent_interaction_table.py`; every number below is read from",
         f"`{study_dir}/summary.parquet` and its replication files ({reps} replications per condition).",
         f"Sampler: {json.dumps(sampler)}.",
+        f"Study `{study_config.get('name', study_dir.name)}`: estimators "
+        f"{', '.join(study_config.get('estimators', []))}; point estimate of `bayes`: the posterior "
+        f"{study_config.get('point_estimate', 'mean')}.",
         "",
         "Proportional bias in % with its 95% limits (±1.96 MCSE); coverage of the 95% interval",
         "with its MCSE; RMSE ratio of `fs_imputation` to `bayes`, paired by replication (delta-method MCSE).",
