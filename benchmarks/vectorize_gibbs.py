@@ -44,7 +44,13 @@ def measure(width: int) -> dict:
     from simstudy.models import latent_interaction as li
 
     setting = {**LATENT_PARAMS, "N": 500, "missing_rate": 0.0, "mechanism": "MCAR"}
-    priors = {"coef_sd": 10.0, "var_shape": 2.0, "var_scale": 0.5}
+    priors = {
+        "coef_sd": 10.0,
+        "var_shape": 2.0,
+        "var_scale": 0.5,
+        "latent_var_shape": -1.0,
+        "latent_var_scale": 0.0,
+    }
     settings = SamplerSettings(name="gibbs", chains=2, warmup=500, draws=4000)
 
     def batch(offset: int) -> tuple[list, list]:

@@ -414,6 +414,8 @@ def plan_from_dict(raw: Mapping[str, Any], models: Mapping[str, ModelInfo]) -> S
             raise InputError(f"study.estimators[{i}]", est, allowed)
     if len(set(estimators)) != len(estimators):
         raise InputError("study.estimators", list(estimators), "distinct estimator names")
+    if info.check_priors is not None:
+        info.check_priors(model.priors, kind == "sbc")
     seed = study.get("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
         raise InputError("study.seed", seed, "an integer in [0, 2^63)")

@@ -93,6 +93,10 @@ class ModelInfo:
     check_structure
         Validates ``model.structure`` (e.g. which indicators measure which factor) and returns
         it normalised; None for models without one.
+    check_priors
+        Cross-field checks of ``model.priors`` beyond each value's range: called with the
+        priors and whether the study needs proper priors to draw from (simulation-based
+        calibration); raises :class:`InputError`. None when the ranges say it all.
     """
 
     name: str
@@ -103,6 +107,7 @@ class ModelInfo:
     samplers: Mapping[str, str] = field(default_factory=dict)
     posteriors: tuple[str, ...] = ()
     check_structure: Callable[[Any], dict[str, Any]] | None = None
+    check_priors: Callable[[Mapping[str, Any], bool], None] | None = None
 
 
 #: Factors of every model with a missingness mechanism: the rate, and MCAR or MAR.

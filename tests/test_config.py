@@ -43,6 +43,15 @@ BAD = [
         ["study=sbc", "model=latent_interaction", "study.estimators=[fs_imputation]"],
         "study.estimators[0] = 'fs_imputation'",
     ),
+    (["study=latent_interaction", "model.priors.var_shape=-2"], "model.priors.var_shape = -2"),
+    (["study=latent_interaction", "model.priors.var_scale=-0.5"], "model.priors.var_scale = -0.5"),
+    # InverseGamma(0, 0) = 1/v is not integrable at zero: the posterior may not be proper
+    (
+        ["study=latent_interaction", "model.priors.latent_var_shape=0"],
+        "model.priors.latent_var_shape = 0.0",
+    ),
+    # SBC draws from the prior: the default flat latent variance prior is improper
+    (["study=sbc", "model=latent_interaction"], "model.priors.latent_var_shape = -1.0"),
 ]
 
 

@@ -11,7 +11,13 @@ from simstudy.models import MODELS
 from simstudy.models import latent_interaction as li
 
 SETTING = {**LATENT_PARAMS, "N": 300, "missing_rate": 0.0, "mechanism": "MCAR"}
-PRIORS = {"coef_sd": 10.0, "var_shape": 2.0, "var_scale": 0.5}
+PRIORS = {
+    "coef_sd": 10.0,
+    "var_shape": 2.0,
+    "var_scale": 0.5,
+    "latent_var_shape": -1.0,
+    "latent_var_scale": 0.0,
+}
 
 
 def test_registered_with_three_estimators():

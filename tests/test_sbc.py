@@ -36,7 +36,8 @@ def test_uniform_ranks_pass_and_skewed_ranks_fail():
 
 
 def test_sbc_plan_defaults_to_posterior_estimators_and_their_sampler():
-    plan = load_plan(["study=sbc", "model=latent_interaction"])
+    proper = ["model.priors.latent_var_shape=2", "model.priors.latent_var_scale=0.5"]
+    plan = load_plan(["study=sbc", "model=latent_interaction", *proper])
     assert plan.kind == "sbc" and plan.estimators == ("bayes",) and plan.sampler.name == "gibbs"
     assert load_plan(["study=sbc"]).estimators == ("bayes_fiml", "bayes_cc")
 

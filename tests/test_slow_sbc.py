@@ -17,7 +17,18 @@ ALPHA = 0.0005
         # Passes since the sign-aware start (third session, 2026-11-22): min p 0.0077 over
         # 35 parameters; 116 of 200 fits under coef_sd=1 prior draws mixed (R-hat <= 1.05,
         # ESS >= 100). Before, chains started in a wrong-sign mode and it was a strict xfail.
-        ("latent_interaction", 200, ["study.factors.N=[200]", "sampler.draws=2000"]),
+        # Latent variances under their own proper prior (the default is flat): SBC also checks
+        # that each variance is drawn under the prior meant for it.
+        (
+            "latent_interaction",
+            200,
+            [
+                "study.factors.N=[200]",
+                "sampler.draws=2000",
+                "model.priors.latent_var_shape=3",
+                "model.priors.latent_var_scale=2",
+            ],
+        ),
         ("cfa", 200, ["study.factors.N=[200]", "sampler.draws=2000"]),
         ("cfa_ordinal", 200, ["study.factors.N=[300]", "sampler.draws=2000"]),
         (

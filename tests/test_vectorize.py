@@ -14,7 +14,13 @@ from simstudy.models import latent_interaction as li
 from simstudy.models import model_infos
 
 SETTING = {**LATENT_PARAMS, "N": 150, "missing_rate": 0.1, "mechanism": "MCAR"}
-PRIORS = {"coef_sd": 10.0, "var_shape": 2.0, "var_scale": 0.5}
+PRIORS = {
+    "coef_sd": 10.0,
+    "var_shape": 2.0,
+    "var_scale": 0.5,
+    "latent_var_shape": -1.0,
+    "latent_var_scale": 0.0,
+}
 FAST = SamplerSettings(name="gibbs", chains=2, warmup=50, draws=100)
 
 

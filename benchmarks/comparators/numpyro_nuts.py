@@ -86,15 +86,26 @@ _CLOCK = _CompileClock()
 # --- models ---------------------------------------------------------------------------------
 
 
-def latent_interaction_model(y, observed, coef_sd, var_shape, var_scale):
+def _variance(name: str, shape: float, scale: float):
+    """A variance with density ``v^-(shape+1) exp(-scale/v)``: InverseGamma, or improper."""
+    if shape > 0 and scale > 0:
+        return numpyro.sample(name, dist.InverseGamma(shape, scale))
+    v = numpyro.sample(name, dist.ImproperUniform(dist.constraints.positive, (), ()))
+    numpyro.factor(f"{name}_prior", -(shape + 1) * jnp.log(v) - scale / v)
+    return v
+
+
+def latent_interaction_model(
+    y, observed, coef_sd, var_shape, var_scale, latent_var_shape, latent_var_scale
+):
     """The latent interaction model (see comparators.models), latent scores centred."""
     n = y.shape[0]
     nu = numpyro.sample("nu", dist.Normal(0.0, coef_sd).expand([9]).to_event(1))
     lam_free = numpyro.sample("lam_free", dist.Normal(0.0, coef_sd).expand([6]).to_event(1))
     theta = numpyro.sample("theta", dist.InverseGamma(var_shape, var_scale).expand([9]).to_event(1))
-    phi_x = numpyro.sample("phi_x", dist.InverseGamma(var_shape, var_scale))
-    psi_m = numpyro.sample("psi_m", dist.InverseGamma(var_shape, var_scale))
-    psi_y = numpyro.sample("psi_y", dist.InverseGamma(var_shape, var_scale))
+    phi_x = _variance("phi_x", latent_var_shape, latent_var_scale)
+    psi_m = _variance("psi_m", latent_var_shape, latent_var_scale)
+    psi_y = _variance("psi_y", latent_var_shape, latent_var_scale)
     a1 = numpyro.sample("a1", dist.Normal(0.0, coef_sd))
     b = numpyro.sample("b", dist.Normal(0.0, coef_sd).expand([3]).to_event(1))
     eta_x = numpyro.sample("eta_x", dist.Normal(0.0, jnp.sqrt(phi_x)).expand([n]).to_event(1))
@@ -229,6 +240,8 @@ def fit(model_name: str, data: dict[str, np.ndarray], seed: int) -> FitResult:
     }
     if model_name == "cfa_ordinal":
         kwargs["lkj_eta"] = float(s.priors.get("lkj_eta", 1.0))
+    else:
+        kwargs |= {k: float(s.priors[k]) for k in ("latent_var_shape", "latent_var_scale")}
     _CLOCK.take()
     mcmc.run(jax.random.key(seed), **kwargs, extra_fields=("diverging",))
     samples = jax.block_until_ready(mcmc.get_samples(group_by_chain=True))

@@ -43,6 +43,15 @@ def log_interval(lo, hi):
     return lb + pt.log1p(-pt.exp(pt.minimum(la - lb, 0.0)))
 
 
+def _variance(name: str, shape: float, scale: float):
+    """A variance with density ``v^-(shape+1) exp(-scale/v)``: InverseGamma, or improper."""
+    if shape > 0 and scale > 0:
+        return pm.InverseGamma(name, alpha=shape, beta=scale)
+    v = pm.HalfFlat(name)
+    pm.Potential(f"{name}_prior", -(shape + 1) * pt.log(v) - scale / v)
+    return v
+
+
 def build(model_name: str, data: dict[str, np.ndarray]) -> pm.Model:
     """The PyMC model of ``model_name`` with ``data`` in its ``pm.Data`` containers."""
     s = spec(model_name)
@@ -57,9 +66,8 @@ def build(model_name: str, data: dict[str, np.ndarray]) -> pm.Model:
             nu = pm.Normal("nu", 0.0, c, shape=9)
             lam_free = pm.Normal("lam_free", 0.0, c, shape=6)
             theta = pm.InverseGamma("theta", alpha=a0, beta=b0, shape=9)
-            phi_x = pm.InverseGamma("phi_x", alpha=a0, beta=b0)
-            psi_m = pm.InverseGamma("psi_m", alpha=a0, beta=b0)
-            psi_y = pm.InverseGamma("psi_y", alpha=a0, beta=b0)
+            la0, lb0 = (float(s.priors[k]) for k in ("latent_var_shape", "latent_var_scale"))
+            phi_x, psi_m, psi_y = (_variance(v, la0, lb0) for v in ("phi_x", "psi_m", "psi_y"))
             a1 = pm.Normal("a1", 0.0, c)
             b = pm.Normal("b", 0.0, c, shape=3)
             eta_x = pm.Normal("eta_x", 0.0, pt.sqrt(phi_x), shape=n)

@@ -43,6 +43,8 @@ data {
   real<lower=0> coef_sd;
   real<lower=0> var_shape;
   real<lower=0> var_scale;
+  real<lower=-1> latent_var_shape;
+  real<lower=0> latent_var_scale;
 }
 transformed data {
   array[9] int factor = {1, 1, 1, 2, 2, 2, 3, 3, 3};
@@ -71,9 +73,9 @@ model {
   a1 ~ normal(0, coef_sd);
   b ~ normal(0, coef_sd);
   theta ~ inv_gamma(var_shape, var_scale);
-  phi_x ~ inv_gamma(var_shape, var_scale);
-  psi_m ~ inv_gamma(var_shape, var_scale);
-  psi_y ~ inv_gamma(var_shape, var_scale);
+  // latent variances: v^-(shape+1) exp(-scale/v), proper or not ((-1, 0): flat)
+  target += -(latent_var_shape + 1) * (log(phi_x) + log(psi_m) + log(psi_y))
+            - latent_var_scale * (inv(phi_x) + inv(psi_m) + inv(psi_y));
   eta_x ~ normal(0, sqrt(phi_x));
   eta_m ~ normal(a1 * eta_x, sqrt(psi_m));
   eta_y ~ normal(b[1] * eta_x + b[2] * eta_m + b[3] * (eta_x .* eta_m), sqrt(psi_y));
@@ -145,7 +147,8 @@ def _stan_data(model_name: str, data: dict[str, np.ndarray]) -> dict:
         "var_scale": float(s.priors["var_scale"]),
     }
     if model_name == "latent_interaction":
-        return {**common, "y": lf["value"].tolist()}
+        latent = {k: float(s.priors[k]) for k in ("latent_var_shape", "latent_var_scale")}
+        return {**common, **latent, "y": lf["value"].tolist()}
     lay = s.layout
     return {
         **common,

@@ -171,6 +171,7 @@ def sampler(layout: Layout) -> Sampler:
         """One sweep: d, latent scores, measurement, structural parameters, scale moves."""
         c2 = priors["coef_sd"] ** 2
         a0, b0 = priors["var_shape"], priors["var_scale"]
+        la0, lb0 = priors["latent_var_shape"], priors["latent_var_scale"]
         keys = jax.random.split(rng_key, 9)
         extra = jax.random.split(jax.random.fold_in(rng_key, 1), 4)
         obs = data["observed"].astype(float)
@@ -204,7 +205,7 @@ def sampler(layout: Layout) -> Sampler:
             shift = jnp.concatenate(
                 [jnp.zeros(1), normal_from_precision(extra[2], prec_s, free.T @ ex / s.phi_x)]
             )
-        phi_x = inv_gamma(keys[4], a0 + n / 2, b0 + ((ex - shift[s.d]) ** 2).sum() / 2)
+        phi_x = inv_gamma(keys[4], la0 + n / 2, lb0 + ((ex - shift[s.d]) ** 2).sum() / 2)
         alpha_m = s.alpha_m
         if layout.observed_moderator:
             design = jnp.stack([jnp.ones_like(ex), ex], axis=1)
@@ -214,13 +215,13 @@ def sampler(layout: Layout) -> Sampler:
             prec_a = (ex**2).sum() / s.psi_m + 1 / c2
             a1 = (ex * em).sum() / s.psi_m / prec_a
             a1 = a1 + jax.random.normal(keys[5], ()) / jnp.sqrt(prec_a)
-        psi_m = inv_gamma(keys[6], a0 + n / 2, b0 + ((em - alpha_m - a1 * ex) ** 2).sum() / 2)
+        psi_m = inv_gamma(keys[6], la0 + n / 2, lb0 + ((em - alpha_m - a1 * ex) ** 2).sum() / 2)
         z = jnp.stack([ex, em, ex * em], axis=1)
         if layout.nominal:
             z = jnp.concatenate([z, dummies[:, 1:]], axis=1)
         prec_b = z.T @ z / s.psi_y + jnp.eye(n_b) / c2
         b = normal_from_precision(keys[7], prec_b, z.T @ ey / s.psi_y)
-        psi_y = inv_gamma(keys[8], a0 + n / 2, b0 + ((ey - z @ b) ** 2).sum() / 2)
+        psi_y = inv_gamma(keys[8], la0 + n / 2, lb0 + ((ey - z @ b) ** 2).sum() / 2)
         s = State(eta, nu, lam, theta, phi_x, a1, psi_m, b, psi_y, alpha_m, s.d, prob, shift)
         return interaction_moves.scale_move(extra[3], s, data, obs, layout, priors)
 

@@ -50,7 +50,7 @@ def scale_move(
 def _factor_scale(key, s: State, f: int, y, weight, layout: Layout, priors) -> State:
     """The scale move of factor ``f`` (see :func:`scale_move`)."""
     c2 = priors["coef_sd"] ** 2
-    a0, b0 = priors["var_shape"], priors["var_scale"]
+    a0, b0 = priors["latent_var_shape"], priors["latent_var_scale"]
     j = layout.items.index(f"{'xmy'[f]}1")  # the factor's marker
     shrink_b = np.zeros(s.b.shape[0], bool)  # slopes of eta_y that shrink with g
     shrink_b[[0, 2] if f == 0 else [1, 2] if f == 1 else []] = True
