@@ -352,12 +352,17 @@ def cmd_replay(args: argparse.Namespace) -> int:
         return EXIT_OK
     key = ["estimator", "parameter"]
     both = fresh.merge(stored, on=key, suffixes=("", "_stored"))
-    same = all(
-        ((both[c] == both[f"{c}_stored"]) | (both[c].isna() & both[f"{c}_stored"].isna())).all()
-        for c in ("estimate", "se", "lower", "upper")
-    )
-    print("identical to the stored replication" if same else "DIFFERS from the stored replication")
-    return EXIT_OK if same else EXIT_STOPPED
+    equal = pd.Series(True, index=both.index)
+    for c in ("estimate", "se", "lower", "upper"):
+        equal &= (both[c] == both[f"{c}_stored"]) | (both[c].isna() & both[f"{c}_stored"].isna())
+    if equal.all():
+        print("identical to the stored replication")
+        return EXIT_OK
+    differing = both[~equal].groupby("estimator").size()
+    counts = both.groupby("estimator").size()
+    which = ", ".join(f"{e} ({n} of {counts[e]} estimands)" for e, n in differing.items())
+    print(f"DIFFERS from the stored replication: {which}")
+    return EXIT_STOPPED
 
 
 _FIT_KEYS = ("data", "out", "estimator", "seed", "level")
@@ -368,7 +373,7 @@ def cmd_fit(arguments: Sequence[str]) -> int:
     import jax
 
     from simstudy.config import fit_plan_from_dict
-    from simstudy.engine.replicate import estimator_key, fit_estimator, key_from_seed
+    from simstudy.engine.replicate import chain_name, estimator_key, fit_estimator, key_from_seed
     from simstudy.models import MODELS, model_infos
 
     options, overrides = {}, []
@@ -396,7 +401,7 @@ def cmd_fit(arguments: Sequence[str]) -> int:
     frame = pd.read_csv(path) if path.suffix == ".csv" else pd.read_parquet(path)
     dataset = family.module.from_frame(frame, plan.model.structure)
     estimator = family.estimators_for(plan.model.structure)[plan.estimator]
-    key = estimator_key(key_from_seed(plan.seed), plan.estimator)
+    key = estimator_key(key_from_seed(plan.seed), chain_name(estimator))
     summaries, n_div, seconds = fit_estimator(
         estimator, jax.block_until_ready(dataset), key, plan.sampler, plan.model.priors, plan.level
     )

@@ -1,6 +1,7 @@
 """Replications fitted together (``sampler.vectorize``): same numbers, whatever the batch."""
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from conftest import LATENT_PARAMS
@@ -38,13 +39,13 @@ def test_a_replication_gets_the_same_draws_in_any_batch_and_lane():
     assert first[0].draws["eta_y~eta_x"].shape == (2, 100)
 
 
-def _plan(vectorize, **executor):
+def _plan(vectorize, estimators=("bayes", "fs_imputation", "sum_score_ols"), **executor):
     raw = {
         "study": {
             "name": "v",
             "reps": 5,
             "seed": 11,
-            "estimators": ["bayes", "fs_imputation", "sum_score_ols"],
+            "estimators": list(estimators),
             "factors": {"N": [150], "missing_rate": [0.1], "mechanism": ["MCAR"]},
         },
         "model": {"name": "latent_interaction", "params": LATENT_PARAMS, "priors": PRIORS},
@@ -92,3 +93,47 @@ def test_a_run_says_when_lanes_are_padded_and_replay_matches_a_lane(run_cli, tmp
     # replication 1 was fitted in lane 2 of its group; replayed alone it is identical
     assert main(["replay", str(study), "--condition", cid, "--rep", "1"]) == 0
     assert "identical to the stored replication" in capsys.readouterr().out
+
+
+def test_imputation_analyses_the_same_states_with_or_without_the_sampler_draws():
+    """One program recording the draws and the M analyses visits the states of the programs
+    recording either: bayes' draws are unchanged, and the analysed latent scores are the same."""
+    data = [li.simulate(jax.random.key(r), SETTING) for r in range(2)]
+    keys = [jax.random.key(200 + r) for r in range(2)]
+    imputer = li.ESTIMATORS["fs_imputation"]
+    shared = gibbs.prepare_shared_batch(imputer, data, FAST, PRIORS, 2)(keys)
+    draws = gibbs.prepare_batch(li.BAYES, data, FAST, PRIORS, 2)(keys)
+    program = gibbs.imputation_program(imputer, FAST, PRIORS, gibbs.stack(data, 2), 2)
+    estimates, variances = program(jnp.stack(keys), gibbs.stack(data, 2))
+    for i in range(2):
+        fit, (est, var) = shared[i]
+        for name in li.BAYES_PARAMETERS:
+            np.testing.assert_allclose(fit.draws[name], draws[i].draws[name], rtol=1e-5, atol=1e-6)
+        for name in li.REGRESSION_PARAMETERS:
+            assert est[name].shape == (2, 10)  # M = 20 over 2 chains
+            np.testing.assert_allclose(est[name], estimates[name][i], rtol=1e-4, atol=1e-5)
+            np.testing.assert_allclose(var[name], variances[name][i], rtol=1e-4, atol=1e-5)
+    # the analyses are of different states (every draws // 10 = 10th sweep), not one repeated
+    assert np.unique(shared[0][1][0]["eta_y~eta_x"]).size == 20
+
+
+def test_a_study_fits_bayes_and_fs_imputation_in_one_program_with_the_same_numbers():
+    cond = {"N": 150, "missing_rate": 0.1, "mechanism": "MCAR"}
+    both = run_batch(_plan(2), cond, [0, 1])
+    alone = run_batch(_plan(2, estimators=["fs_imputation"]), cond, [0, 1])
+    unbatched = run_batch(_plan(1), cond, [1])
+
+    def pick(rows, est, rep):
+        return [r["estimate"] for r in rows if (r["estimator"], r["rep"]) == (est, rep)]
+
+    for rep in (0, 1):
+        np.testing.assert_allclose(
+            pick(both, "fs_imputation", rep), pick(alone, "fs_imputation", rep), rtol=1e-4
+        )
+    np.testing.assert_allclose(pick(both, "bayes", 1), pick(unbatched, "bayes", 1), rtol=1e-4)
+    np.testing.assert_allclose(
+        pick(both, "fs_imputation", 1), pick(unbatched, "fs_imputation", 1), rtol=1e-4
+    )
+    # the imputation's own time is its pooling: far below the sampling time
+    seconds = {r["estimator"]: r["seconds"] for r in both}
+    assert seconds["fs_imputation"] < seconds["bayes"] / 10

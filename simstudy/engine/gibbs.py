@@ -26,10 +26,20 @@ def _chain(
     estimator: GibbsEstimator,
     settings: SamplerSettings,
     priors: Mapping[str, float],
-    record: Callable[[Any, Mapping[str, Any]], Any],
-    n_record: int,
-    thin: int,
+    record: Callable[[Any, Mapping[str, Any]], Any] | None = None,
+    n_record: int = 0,
+    draws: bool = True,
 ):
+    """One chain: warm-up, then ``settings.draws`` sampling sweeps.
+
+    ``draws``: record ``estimator.collect`` after every sampling sweep. ``record``: record
+    ``record(state, data)`` after every ``settings.draws // n_record``-th sweep, ``n_record``
+    times (e.g. latent scores for imputation). Sampling sweep ``i`` has the same key whatever is
+    recorded, so a chain that records the estimands, one that records M analysed states and one
+    that records both visit the same states: factor-score imputation can analyse the states of
+    the ``bayes`` chain it shares a program with, or rerun that chain on its own.
+    """
+
     def one_chain(rng_key: jax.Array, data: Mapping[str, Any]):
         k_init, k_warm, k_draw = jax.random.split(rng_key, 3)
         state = estimator.init(k_init, data, priors)
@@ -40,16 +50,32 @@ def _chain(
             return warm_step(key, state, data, priors), None
 
         def sweep(state, key):
-            return estimator.step(key, state, data, priors), None
+            state = estimator.step(key, state, data, priors)
+            return state, (estimator.collect(state, data) if draws else None)
 
         state, _ = jax.lax.scan(warm, state, jax.random.split(k_warm, settings.warmup))
+        # the key of sampling sweep i: split(k_i, 1)[0] with k_i = split(k_draw, draws)[i]
+        keys = jax.vmap(lambda k: jax.random.split(k, 1)[0])(
+            jax.random.split(k_draw, settings.draws)
+        )
+        if record is None:
+            return jax.lax.scan(sweep, state, keys)[1]
+        thin = settings.draws // n_record
+        used = n_record * thin
 
-        def thinned(state, key):
-            state, _ = jax.lax.scan(sweep, state, jax.random.split(key, thin))
-            return state, record(state, data)
+        def block(state, block_keys):
+            state, collected = jax.lax.scan(sweep, state, block_keys)
+            return state, (collected, record(state, data))
 
-        _, recorded = jax.lax.scan(thinned, state, jax.random.split(k_draw, n_record))
-        return recorded
+        blocks = keys[:used].reshape(n_record, thin)
+        state, (collected, recorded) = jax.lax.scan(block, state, blocks)
+        if not draws:
+            return recorded
+        _, tail = jax.lax.scan(sweep, state, keys[used:])
+        collected = jax.tree.map(
+            lambda a, b: jnp.concatenate([a.reshape(used, *a.shape[2:]), b]), collected, tail
+        )
+        return collected, recorded
 
     return one_chain
 
@@ -60,42 +86,34 @@ def compile_fit(
     priors: Mapping[str, float],
     data: Mapping[str, Any],
     record: Callable[[Any, Mapping[str, Any]], Any] | None = None,
-    n_record: int | None = None,
-    thin: int = 1,
-    tag: str = "draws",
+    n_record: int = 0,
+    draws: bool = True,
     width: int | None = None,
 ):
     """Compile (once per shapes) ``(rng_key, data) -> recorded values, chains first``.
 
-    By default every sweep after warm-up records ``estimator.collect``; ``record``, ``n_record``
-    and ``thin`` record something else every ``thin`` sweeps (e.g. latent scores for imputation).
-    With ``width`` the program fits ``width`` replications at once: ``data`` has a leading axis
-    of that length, the key is one key per replication, and so are the results' leading axis
-    (vmap over replications × chains: every lane runs the same number of sweeps, so nothing
-    waits for a slow lane).
+    By default every sweep after warm-up records ``estimator.collect``; with ``record`` and
+    ``n_record`` the chain also records ``record`` every ``draws // n_record`` sweeps (the
+    result is then ``(draws, recorded)``), or only that with ``draws=False`` (see
+    :func:`_chain`). With ``width`` the program fits ``width`` replications at once: ``data``
+    has a leading axis of that length, the key is one key per replication, and so are the
+    results' leading axis (vmap over replications × chains: every lane runs the same number of
+    sweeps, so nothing waits for a slow lane).
     """
     arrays = {k: jnp.asarray(v) for k, v in data.items()}
     key = (
         estimator,  # its functions, not just its name: one name can serve several structures
         record,
-        tag,
         settings,
         tuple(sorted(priors.items())),
         n_record,
-        thin,
+        draws,
         width,
         _signature(arrays),
     )
     compiled = _COMPILED.get(key)
     if compiled is None:
-        one_chain = _chain(
-            estimator,
-            settings,
-            priors,
-            record or estimator.collect,
-            n_record or settings.draws,
-            thin,
-        )
+        one_chain = _chain(estimator, settings, priors, record, n_record, draws)
 
         def fit_one(rng_key, data):
             return jax.vmap(one_chain, in_axes=(0, None))(
@@ -167,9 +185,19 @@ def imputation_program(
     priors: Mapping[str, float],
     data: Mapping[str, Any],
     width: int | None = None,
+    draws: bool = False,
 ):
-    """The compiled run that records ``estimator.analyse`` of M states spread over the chains."""
+    """The compiled run that records ``estimator.analyse`` of M states spread over the chains.
+
+    With ``draws`` it also records the sampler's estimands after every sweep (one program for
+    the sampler's estimator and the imputation estimator): ``(draws, (estimates, variances))``.
+    """
     per_chain = -(-estimator.imputations // settings.chains)
+    if per_chain > settings.draws:
+        raise ValueError(
+            f"{estimator.name} analyses {per_chain} states per chain, more than the "
+            f"{settings.draws} sampling sweeps (sampler.draws)"
+        )
     return compile_fit(
         estimator.sampler,
         settings,
@@ -177,8 +205,7 @@ def imputation_program(
         data,
         record=estimator.analyse,
         n_record=per_chain,
-        thin=max(1, settings.draws // per_chain),
-        tag=estimator.name,
+        draws=draws,
         width=width,
     )
 
@@ -200,7 +227,7 @@ def prepare_impute_batch(
     def run(keys: Sequence[jax.Array], level: float) -> list[dict[str, Estimate]]:
         estimates, variances = compiled(_stack_keys(keys, width), data)
         return [
-            _pool(estimator, {k: v[i] for k, v in estimates.items()},
+            pool(estimator, {k: v[i] for k, v in estimates.items()},
                   {k: v[i] for k, v in variances.items()}, level)
             for i in range(len(datasets))
         ]  # fmt: skip
@@ -208,7 +235,50 @@ def prepare_impute_batch(
     return run
 
 
-def _pool(estimator: ImputationEstimator, estimates, variances, level: float):
+def prepare_shared_batch(
+    estimator: ImputationEstimator,
+    datasets: Sequence[Mapping[str, Any]],
+    settings: SamplerSettings,
+    priors: Mapping[str, float],
+    width: int | None,
+) -> Callable[[Sequence[jax.Array]], list[tuple[Draws, tuple[dict, dict]]]]:
+    """The sampler's draws and the imputation estimator's M analyses from one chain per lane.
+
+    When a study fits both the Gibbs estimator and an imputation estimator of its states, one
+    program records both (:func:`_chain`): the imputations come from the sampler's chains
+    instead of chains of their own. ``width=None`` fits one data set with the unbatched
+    program. Returns ``keys -> [(draws, (estimates, variances))]``, one per data set, for
+    :func:`pool`; compiled on return.
+    """
+    if width is None:
+        if len(datasets) != 1:
+            raise ValueError("width=None fits exactly one data set")
+        data = {k: jnp.asarray(v) for k, v in datasets[0].items()}
+    else:
+        data = stack(datasets, width)
+    compiled = imputation_program(estimator, settings, priors, data, width, draws=True)
+
+    def run(keys: Sequence[jax.Array]) -> list[tuple[Draws, tuple[dict, dict]]]:
+        key = keys[0] if width is None else _stack_keys(keys, width)
+        draws, (estimates, variances) = compiled(key, data)
+        draws, estimates, variances = (
+            {k: np.asarray(v) for k, v in d.items()} for d in (draws, estimates, variances)
+        )
+        if width is None:
+            return [(Draws(draws, 0), (estimates, variances))]
+        return [
+            (
+                Draws({k: v[i] for k, v in draws.items()}, 0),
+                ({k: v[i] for k, v in estimates.items()}, {k: v[i] for k, v in variances.items()}),
+            )
+            for i in range(len(datasets))
+        ]
+
+    return run
+
+
+def pool(estimator: ImputationEstimator, estimates, variances, level: float):
+    """Rubin's rules over the first M of the recorded analyses (chains first)."""
     out = {}
     for name in estimator.parameters:
         q = np.asarray(estimates[name]).reshape(-1)[: estimator.imputations]
@@ -232,7 +302,7 @@ def impute_and_pool(
     """
     compiled = imputation_program(estimator, settings, priors, data)
     estimates, variances = compiled(rng_key, {k: jnp.asarray(v) for k, v in data.items()})
-    return _pool(estimator, estimates, variances, level)
+    return pool(estimator, estimates, variances, level)
 
 
 def rubin(q: np.ndarray, u: np.ndarray, level: float) -> Estimate:

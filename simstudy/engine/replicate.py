@@ -46,6 +46,32 @@ def estimator_key(rep_key: jax.Array, name: str) -> jax.Array:
     return jax.random.fold_in(rep_key, zlib.crc32(name.encode()) & 0x7FFFFFFF)
 
 
+def chain_name(estimator: Estimator) -> str:
+    """The name whose key drives an estimator's chains.
+
+    An imputation estimator analyses the states of its sampler's chains, so it draws with its
+    sampler's key: the same states whether the two are fitted together in one program or apart.
+    """
+    if isinstance(estimator, ImputationEstimator):
+        return estimator.sampler.name
+    return estimator.name
+
+
+def shared_chains(plan: StudyPlan) -> dict[str, str]:
+    """Gibbs estimators of the study whose chains an imputation estimator of it also analyses.
+
+    Returns sampler name -> imputation estimator name; each such pair is fitted by one program.
+    """
+    available = MODELS[plan.model.name].estimators_for(plan.model.structure)
+    pairs = {}
+    for name in plan.estimators:
+        est = available[name]
+        if isinstance(est, ImputationEstimator) and est.sampler.name in plan.estimators:
+            if available[est.sampler.name] is est.sampler:
+                pairs.setdefault(est.sampler.name, name)
+    return pairs
+
+
 def simulate_key(rep_key: jax.Array) -> jax.Array:
     """Key of the data simulation of a replication."""
     return jax.random.fold_in(rep_key, 0)
@@ -228,7 +254,7 @@ def _fit_rows(plan: StudyPlan, rep: _Rep, name: str) -> list[Record]:
     available = MODELS[plan.model.name].estimators_for(plan.model.structure)
     estimator = available[name]
     start = time.perf_counter()
-    key = estimator_key(rep.key, name)
+    key = estimator_key(rep.key, chain_name(estimator))
     try:
         if plan.kind == "sbc":
             return _sbc_records(rep.base, estimator, rep.dataset, rep.truth, key, plan)
@@ -263,9 +289,49 @@ def run_replication(plan: StudyPlan, condition: Mapping[str, Any], rep: int) -> 
     simulated = _simulate(plan, condition, rep)
     if not isinstance(simulated, _Rep):
         return simulated
+    if plan.kind == "sbc":
+        return [row for name in plan.estimators for row in _fit_rows(plan, simulated, name)]
+    pairs = shared_chains(plan)
     rows: list[Record] = []
     for name in plan.estimators:
-        rows += _fit_rows(plan, simulated, name)
+        if name in pairs:
+            rows += _fit_shared(plan, [simulated], name, pairs[name], None)
+        elif name not in pairs.values():
+            rows += _fit_rows(plan, simulated, name)
+    return rows
+
+
+def _fit_shared(
+    plan: StudyPlan, reps: Sequence[_Rep], name: str, imputation: str, width: int | None
+) -> list[Record]:
+    """Fit Gibbs estimator ``name`` and the imputation estimator of its chains in one program.
+
+    See :func:`shared_chains`; ``width=None``: one replication, unbatched program.
+
+    The sampler's rows get the sampling time; the imputation's rows the time of its
+    complete-data analyses' pooling (its analyses run inside the shared program). If the
+    program raises, each estimator is fitted on its own, replication by replication.
+    """
+    available = MODELS[plan.model.name].estimators_for(plan.model.structure)
+    sampler, imputer = available[name], available[imputation]
+    keys = [estimator_key(rep.key, name) for rep in reps]
+    try:
+        run = gibbs.prepare_shared_batch(
+            imputer, [rep.dataset for rep in reps], plan.sampler, plan.model.priors, width
+        )
+        start = time.perf_counter()
+        fits = run(keys)
+        summaries = [summarise_draws(d.draws, plan.level, plan.point_estimate) for d, _ in fits]
+        sample_s = (time.perf_counter() - start) / len(reps)
+        start = time.perf_counter()
+        pooled = [gibbs.pool(imputer, *analyses, plan.level) for _, analyses in fits]
+        pool_s = (time.perf_counter() - start) / len(reps)
+    except Exception:
+        return [row for rep in reps for n in (name, imputation) for row in _fit_rows(plan, rep, n)]
+    rows: list[Record] = []
+    for rep, summary, estimates in zip(reps, summaries, pooled, strict=True):
+        rows += _estimate_rows(rep, sampler, summary, 0, sample_s)
+        rows += _estimate_rows(rep, imputer, _point_summaries(estimates), 0, pool_s)
     return rows
 
 
@@ -280,7 +346,7 @@ def _fit_together(plan: StudyPlan, reps: Sequence[_Rep], name: str) -> list[Reco
     if not isinstance(estimator, GibbsEstimator | ImputationEstimator):
         return [row for rep in reps for row in _fit_rows(plan, rep, name)]
     datasets = [rep.dataset for rep in reps]
-    keys = [estimator_key(rep.key, name) for rep in reps]
+    keys = [estimator_key(rep.key, chain_name(estimator)) for rep in reps]
     sampler, priors = plan.sampler, plan.model.priors
     try:
         if isinstance(estimator, ImputationEstimator):
@@ -349,8 +415,15 @@ def run_batch(plan: StudyPlan, condition: Mapping[str, Any], reps: Sequence[int]
         ready = [s for s in simulated if isinstance(s, _Rep)]
         fitted: dict[int, list[Record]] = {rep.base["rep"]: [] for rep in ready}
         if ready:
+            pairs = shared_chains(plan)
             for name in plan.estimators:
-                for row in _fit_together(plan, ready, name):
+                if name in pairs:
+                    together = _fit_shared(plan, ready, name, pairs[name], width)
+                elif name in pairs.values():
+                    continue
+                else:
+                    together = _fit_together(plan, ready, name)
+                for row in together:
                     fitted[row["rep"]].append(row)
         for s in simulated:
             rows += fitted[s.base["rep"]] if isinstance(s, _Rep) else s

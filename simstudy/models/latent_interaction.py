@@ -48,7 +48,8 @@ Estimators:
   conditional. A factor scale move per factor (Liu & Sabatti 2000, see
   :mod:`simstudy.models.interaction_moves`) crosses the direction the plain updates cross slowly.
 - ``fs_imputation``: M sets of latent scores (and missing ``w``, ``d``) drawn from that
-  posterior; OLS of the structural regressions on each; pooled by Rubin's rules ("Imp").
+  posterior; OLS of the structural regressions on each; pooled by Rubin's rules ("Imp"). The
+  states are those of the ``bayes`` chains (same key), so a study fitting both runs one chain.
 - ``sum_score_ols``: OLS on indicator means and their product (ignores measurement error:
   attenuated); persons with a missing ``w`` or ``d`` are left out.
 
