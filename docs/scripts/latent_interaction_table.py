@@ -47,7 +47,23 @@ def _num(row: pd.Series | None, digits: int = 3) -> str:
     return f"{row['value']:.{digits}f} ({row['mcse']:.{digits}f})"
 
 
-def main(study_dir: Path) -> str:
+def _run_command(study: dict) -> str:
+    """The ``simstudy run`` command of a study: ``study=latent_interaction`` and what differs."""
+    from simstudy.cli import compose_raw
+
+    default = compose_raw(["study=latent_interaction"])["study"]
+    command = ".venv/bin/simstudy run study=latent_interaction"
+    for key in ("name", "point_estimate", "reps", "estimators"):
+        if key in study and study[key] != default.get(key):
+            value = study[key]
+            if isinstance(value, list):
+                command += f' "study.{key}=[{",".join(value)}]"'
+            else:
+                command += f" study.{key}={value}"
+    return command
+
+
+def main(study_dir: Path, out: str = "") -> str:
     summary = pd.read_parquet(study_dir / "summary.parquet")
     records = read_replications(study_dir)
     manifest = read_manifest(study_dir)
@@ -57,8 +73,9 @@ def main(study_dir: Path) -> str:
     lines = [
         "# Latent interaction: the seeds' Monte Carlo design",
         "",
-        "Produced by `.venv/bin/simstudy run study=latent_interaction` followed by",
-        "`.venv/bin/python docs/scripts/latent_interaction_table.py`; every number below is read from",
+        f"Produced by `{_run_command(study_config)}` followed by",
+        f"`.venv/bin/python docs/scripts/latent_interaction_table.py {study_dir}{out}`; every number "
+        "below is read from",
         f"`{study_dir}/summary.parquet` and its replication files ({reps} replications per condition).",
         f"Sampler: {json.dumps(sampler)}.",
         f"Study `{study_config.get('name', study_dir.name)}`: estimators "
@@ -106,9 +123,9 @@ def main(study_dir: Path) -> str:
 if __name__ == "__main__":
     study = Path(sys.argv[1]) if len(sys.argv) > 1 else Path("results/latent_interaction")
     out = Path(__file__).resolve().parents[1] / "latent_interaction.md"
-    text = main(study)
     if len(sys.argv) > 2:
         out = Path(sys.argv[2])
+    text = main(study, f" {sys.argv[2]}" if len(sys.argv) > 2 else "")
     out.write_text(text)
     print(text)
     print(f"written: {out}")
