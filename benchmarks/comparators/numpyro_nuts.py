@@ -87,9 +87,11 @@ _CLOCK = _CompileClock()
 
 
 def _variance(name: str, shape: float, scale: float):
-    """A variance with density ``v^-(shape+1) exp(-scale/v)``: InverseGamma, or improper."""
-    if shape > 0 and scale > 0:
-        return numpyro.sample(name, dist.InverseGamma(shape, scale))
+    """A variance with density ``v^-(shape+1) exp(-scale/v)``: InverseGamma, or improper.
+
+    Always written as a density term (unnormalised), because the priors are traced arguments
+    of the reused model (``jit_model_args``): no Python branch on their values.
+    """
     v = numpyro.sample(name, dist.ImproperUniform(dist.constraints.positive, (), ()))
     numpyro.factor(f"{name}_prior", -(shape + 1) * jnp.log(v) - scale / v)
     return v
