@@ -39,18 +39,13 @@ def measure(width: int) -> dict:
     sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
     from conftest import LATENT_PARAMS
 
+    from simstudy.cli import load_plan
     from simstudy.config import SamplerSettings
     from simstudy.engine import gibbs
     from simstudy.models import latent_interaction as li
 
     setting = {**LATENT_PARAMS, "N": 500, "missing_rate": 0.0, "mechanism": "MCAR"}
-    priors = {
-        "coef_sd": 10.0,
-        "var_shape": 2.0,
-        "var_scale": 0.5,
-        "latent_var_shape": -1.0,
-        "latent_var_scale": 0.0,
-    }
+    priors = load_plan(["study=latent_interaction"]).model.priors  # the model yaml's priors
     settings = SamplerSettings(name="gibbs", chains=2, warmup=500, draws=4000)
 
     def batch(offset: int) -> tuple[list, list]:
