@@ -29,6 +29,14 @@ LATENT_PARAMS = {
     "d_on_y2": 0.3,
     "d_on_y3": -0.3,
 }
+#: The latent interaction model's priors, as in conf/model/latent_interaction.yaml.
+LATENT_PRIORS = {
+    "coef_sd": 10.0,
+    "var_shape": 2.0,
+    "var_scale": 0.5,
+    "latent_var_shape": -1.0,
+    "latent_var_scale": 0.0,
+}
 
 #: A small, quick study for pipeline tests: closed-form and one MCMC estimator, tiny sampler.
 TINY = [

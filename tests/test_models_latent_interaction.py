@@ -1,7 +1,7 @@
 import jax
 import numpy as np
 import pytest
-from conftest import LATENT_PARAMS
+from conftest import LATENT_PARAMS, LATENT_PRIORS
 from scipy import stats
 
 from simstudy.config import SamplerSettings
@@ -11,13 +11,7 @@ from simstudy.models import MODELS
 from simstudy.models import latent_interaction as li
 
 SETTING = {**LATENT_PARAMS, "N": 300, "missing_rate": 0.0, "mechanism": "MCAR"}
-PRIORS = {
-    "coef_sd": 10.0,
-    "var_shape": 2.0,
-    "var_scale": 0.5,
-    "latent_var_shape": -1.0,
-    "latent_var_scale": 0.0,
-}
+PRIORS = LATENT_PRIORS
 
 
 def test_registered_with_three_estimators():

@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import LATENT_PARAMS
+from conftest import LATENT_PARAMS, LATENT_PRIORS
 
 from simstudy.cli import main
 from simstudy.config import SamplerSettings, plan_from_dict
@@ -15,13 +15,7 @@ from simstudy.models import latent_interaction as li
 from simstudy.models import model_infos
 
 SETTING = {**LATENT_PARAMS, "N": 150, "missing_rate": 0.1, "mechanism": "MCAR"}
-PRIORS = {
-    "coef_sd": 10.0,
-    "var_shape": 2.0,
-    "var_scale": 0.5,
-    "latent_var_shape": -1.0,
-    "latent_var_scale": 0.0,
-}
+PRIORS = LATENT_PRIORS
 FAST = SamplerSettings(name="gibbs", chains=2, warmup=50, draws=100)
 
 
@@ -101,7 +95,7 @@ def test_imputation_analyses_the_same_states_with_or_without_the_sampler_draws()
     data = [li.simulate(jax.random.key(r), SETTING) for r in range(2)]
     keys = [jax.random.key(200 + r) for r in range(2)]
     imputer = li.ESTIMATORS["fs_imputation"]
-    shared = gibbs.prepare_shared_batch(imputer, data, FAST, PRIORS, 2)(keys)
+    shared = gibbs.prepare_imputation_batch(imputer, data, FAST, PRIORS, 2, draws=True)(keys)
     draws = gibbs.prepare_batch(li.BAYES, data, FAST, PRIORS, 2)(keys)
     program = gibbs.imputation_program(imputer, FAST, PRIORS, gibbs.stack(data, 2), 2)
     estimates, variances = program(jnp.stack(keys), gibbs.stack(data, 2))

@@ -210,45 +210,21 @@ def imputation_program(
     )
 
 
-def prepare_impute_batch(
-    estimator: ImputationEstimator,
-    datasets: Sequence[Mapping[str, Any]],
-    settings: SamplerSettings,
-    priors: Mapping[str, float],
-    width: int,
-) -> Callable[[Sequence[jax.Array], float], list[dict[str, Estimate]]]:
-    """:func:`impute_and_pool` for up to ``width`` data sets in one compiled program.
-
-    Returns ``(keys, level) -> [pooled estimates]``, one per data set (compiled on return).
-    """
-    data = stack(datasets, width)
-    compiled = imputation_program(estimator, settings, priors, data, width)
-
-    def run(keys: Sequence[jax.Array], level: float) -> list[dict[str, Estimate]]:
-        estimates, variances = compiled(_stack_keys(keys, width), data)
-        return [
-            pool(estimator, {k: v[i] for k, v in estimates.items()},
-                  {k: v[i] for k, v in variances.items()}, level)
-            for i in range(len(datasets))
-        ]  # fmt: skip
-
-    return run
-
-
-def prepare_shared_batch(
+def prepare_imputation_batch(
     estimator: ImputationEstimator,
     datasets: Sequence[Mapping[str, Any]],
     settings: SamplerSettings,
     priors: Mapping[str, float],
     width: int | None,
-) -> Callable[[Sequence[jax.Array]], list[tuple[Draws, tuple[dict, dict]]]]:
-    """The sampler's draws and the imputation estimator's M analyses from one chain per lane.
+    draws: bool = False,
+) -> Callable[[Sequence[jax.Array]], list[tuple[Draws | None, tuple[dict, dict]]]]:
+    """The imputation estimator's M analyses (and with ``draws`` its sampler's draws) per data set.
 
-    When a study fits both the Gibbs estimator and an imputation estimator of its states, one
-    program records both (:func:`_chain`): the imputations come from the sampler's chains
-    instead of chains of their own. ``width=None`` fits one data set with the unbatched
-    program. Returns ``keys -> [(draws, (estimates, variances))]``, one per data set, for
-    :func:`pool`; compiled on return.
+    With ``draws`` one program records both (:func:`_chain`): when a study fits the Gibbs
+    estimator and an imputation estimator of its states, the imputations come from the
+    sampler's chains instead of chains of their own. ``width=None`` fits one data set with the
+    unbatched program. Returns ``keys -> [(draws or None, (estimates, variances))]``, one per
+    data set, for :func:`pool`; compiled on return.
     """
     if width is None:
         if len(datasets) != 1:
@@ -256,22 +232,25 @@ def prepare_shared_batch(
         data = {k: jnp.asarray(v) for k, v in datasets[0].items()}
     else:
         data = stack(datasets, width)
-    compiled = imputation_program(estimator, settings, priors, data, width, draws=True)
+    compiled = imputation_program(estimator, settings, priors, data, width, draws=draws)
 
-    def run(keys: Sequence[jax.Array]) -> list[tuple[Draws, tuple[dict, dict]]]:
-        key = keys[0] if width is None else _stack_keys(keys, width)
-        draws, (estimates, variances) = compiled(key, data)
-        draws, estimates, variances = (
-            {k: np.asarray(v) for k, v in d.items()} for d in (draws, estimates, variances)
+    def run(keys: Sequence[jax.Array]) -> list[tuple[Draws | None, tuple[dict, dict]]]:
+        out = compiled(keys[0] if width is None else _stack_keys(keys, width), data)
+        recorded, (estimates, variances) = out if draws else ({}, out)
+        recorded, estimates, variances = (
+            {k: np.asarray(v) for k, v in d.items()} for d in (recorded, estimates, variances)
         )
-        if width is None:
-            return [(Draws(draws, 0), (estimates, variances))]
+        lanes = [None] if width is None else range(len(datasets))
+
+        def lane(d: dict, i: int | None) -> dict:
+            return d if i is None else {k: v[i] for k, v in d.items()}
+
         return [
             (
-                Draws({k: v[i] for k, v in draws.items()}, 0),
-                ({k: v[i] for k, v in estimates.items()}, {k: v[i] for k, v in variances.items()}),
+                Draws(lane(recorded, i), 0) if draws else None,
+                (lane(estimates, i), lane(variances, i)),
             )
-            for i in range(len(datasets))
+            for i in lanes
         ]
 
     return run

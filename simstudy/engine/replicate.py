@@ -57,19 +57,22 @@ def chain_name(estimator: Estimator) -> str:
     return estimator.name
 
 
-def shared_chains(plan: StudyPlan) -> dict[str, str]:
-    """Gibbs estimators of the study whose chains an imputation estimator of it also analyses.
+def fitting_units(plan: StudyPlan) -> list[tuple[str, str | None]]:
+    """The study's estimators as units of fitting, in order: ``(name, partner)``.
 
-    Returns sampler name -> imputation estimator name; each such pair is fitted by one program.
+    ``partner`` is the imputation estimator that analyses the chains of Gibbs estimator
+    ``name`` when the study fits both (one program fits the pair); otherwise None, and an
+    imputation estimator fitted with its sampler has no unit of its own.
     """
     available = MODELS[plan.model.name].estimators_for(plan.model.structure)
-    pairs = {}
+    partners: dict[str, str] = {}
     for name in plan.estimators:
         est = available[name]
         if isinstance(est, ImputationEstimator) and est.sampler.name in plan.estimators:
             if available[est.sampler.name] is est.sampler:
-                pairs.setdefault(est.sampler.name, name)
-    return pairs
+                partners.setdefault(est.sampler.name, name)
+    paired = set(partners.values())
+    return [(name, partners.get(name)) for name in plan.estimators if name not in paired]
 
 
 def simulate_key(rep_key: jax.Array) -> jax.Array:
@@ -291,12 +294,11 @@ def run_replication(plan: StudyPlan, condition: Mapping[str, Any], rep: int) -> 
         return simulated
     if plan.kind == "sbc":
         return [row for name in plan.estimators for row in _fit_rows(plan, simulated, name)]
-    pairs = shared_chains(plan)
     rows: list[Record] = []
-    for name in plan.estimators:
-        if name in pairs:
-            rows += _fit_shared(plan, [simulated], name, pairs[name], None)
-        elif name not in pairs.values():
+    for name, partner in fitting_units(plan):
+        if partner:
+            rows += _fit_shared(plan, [simulated], name, partner, None)
+        else:
             rows += _fit_rows(plan, simulated, name)
     return rows
 
@@ -306,7 +308,7 @@ def _fit_shared(
 ) -> list[Record]:
     """Fit Gibbs estimator ``name`` and the imputation estimator of its chains in one program.
 
-    See :func:`shared_chains`; ``width=None``: one replication, unbatched program.
+    See :func:`fitting_units`; ``width=None``: one replication, unbatched program.
 
     The sampler's rows get the sampling time; the imputation's rows the time of its
     complete-data analyses' pooling (its analyses run inside the shared program). If the
@@ -316,8 +318,8 @@ def _fit_shared(
     sampler, imputer = available[name], available[imputation]
     keys = [estimator_key(rep.key, name) for rep in reps]
     try:
-        run = gibbs.prepare_shared_batch(
-            imputer, [rep.dataset for rep in reps], plan.sampler, plan.model.priors, width
+        run = gibbs.prepare_imputation_batch(
+            imputer, [rep.dataset for rep in reps], plan.sampler, plan.model.priors, width, True
         )
         start = time.perf_counter()
         fits = run(keys)
@@ -350,9 +352,9 @@ def _fit_together(plan: StudyPlan, reps: Sequence[_Rep], name: str) -> list[Reco
     sampler, priors = plan.sampler, plan.model.priors
     try:
         if isinstance(estimator, ImputationEstimator):
-            pool = gibbs.prepare_impute_batch(estimator, datasets, sampler, priors, width)
+            run = gibbs.prepare_imputation_batch(estimator, datasets, sampler, priors, width)
             start = time.perf_counter()
-            pooled = pool(keys, plan.level)
+            pooled = [gibbs.pool(estimator, *analyses, plan.level) for _, analyses in run(keys)]
             seconds = (time.perf_counter() - start) / len(reps)
             summaries = [_point_summaries(fit) for fit in pooled]
         else:
@@ -415,12 +417,9 @@ def run_batch(plan: StudyPlan, condition: Mapping[str, Any], reps: Sequence[int]
         ready = [s for s in simulated if isinstance(s, _Rep)]
         fitted: dict[int, list[Record]] = {rep.base["rep"]: [] for rep in ready}
         if ready:
-            pairs = shared_chains(plan)
-            for name in plan.estimators:
-                if name in pairs:
-                    together = _fit_shared(plan, ready, name, pairs[name], width)
-                elif name in pairs.values():
-                    continue
+            for name, partner in fitting_units(plan):
+                if partner:
+                    together = _fit_shared(plan, ready, name, partner, width)
                 else:
                     together = _fit_together(plan, ready, name)
                 for row in together:
