@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping
 from typing import NamedTuple
 
 import numpy as np
 
-with warnings.catch_warnings():
-    # ArviZ announces its 1.0 refactor with a FutureWarning at import; it is not for our users.
-    warnings.simplefilter("ignore", FutureWarning)
-    import arviz as az
+from simstudy.engine.diagnostics import diagnose
 
 
 class Summary(NamedTuple):
@@ -30,6 +26,9 @@ def summarise_draws(
     draws: Mapping[str, np.ndarray], level: float, point: str = "mean"
 ) -> dict[str, Summary]:
     """Posterior mean (or median), SD, equal-tailed interval, ESS (bulk, tail) and split R-hat.
+
+    ESS and R-hat are ArviZ's rank-normalized definitions, computed for all estimands at once
+    by :mod:`simstudy.engine.diagnostics`.
 
     Parameters
     ----------
@@ -53,29 +52,26 @@ def summarise_draws(
     for name, values in draws.items():
         if not np.all(np.isfinite(values)):
             raise FloatingPointError(f"non-finite draws of {name}")
-    dataset = az.convert_to_dataset({k: np.asarray(v, dtype=float) for k, v in draws.items()})
-    with warnings.catch_warnings():
-        # A constant chain makes ESS/R-hat undefined; ArviZ warns and returns NaN, which we keep.
-        warnings.simplefilter("ignore", RuntimeWarning)
-        ess_bulk = az.ess(dataset, method="bulk")
-        ess_tail = az.ess(dataset, method="tail")
-        n_chains = next(iter(draws.values())).shape[0]
-        rhat = az.rhat(dataset) if n_chains > 1 else None
+    names = list(draws)
+    stacked = np.stack([np.asarray(draws[k], dtype=float) for k in names])  # (E, C, S)
+    ess_bulk, ess_tail, rhat = diagnose(stacked)
+    flat = stacked.reshape(len(names), -1)
     alpha = (1.0 - level) / 2
-    out = {}
-    for name, values in draws.items():
-        flat = np.asarray(values, dtype=float).reshape(-1)
-        lower, upper = np.quantile(flat, [alpha, 1.0 - alpha])
-        out[name] = Summary(
-            estimate=float(flat.mean() if point == "mean" else np.median(flat)),
-            se=float(flat.std(ddof=1)),
-            lower=float(lower),
-            upper=float(upper),
-            ess_bulk=float(ess_bulk[name]),
-            ess_tail=float(ess_tail[name]),
-            rhat=float(rhat[name]) if rhat is not None else float("nan"),
+    lower, upper = np.quantile(flat, [alpha, 1.0 - alpha], axis=-1)
+    estimate = flat.mean(axis=-1) if point == "mean" else np.median(flat, axis=-1)
+    se = flat.std(axis=-1, ddof=1)
+    return {
+        name: Summary(
+            estimate=float(estimate[i]),
+            se=float(se[i]),
+            lower=float(lower[i]),
+            upper=float(upper[i]),
+            ess_bulk=float(ess_bulk[i]),
+            ess_tail=float(ess_tail[i]),
+            rhat=float(rhat[i]),
         )
-    return out
+        for i, name in enumerate(names)
+    }
 
 
 #: Posterior draws kept (equally spaced) for a simulation-based-calibration rank.
