@@ -28,8 +28,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from simstudy.execute.pools import WORKER_ENV  # the environment of a Dask worker
+
 OUT = Path(__file__).parent / "results"
-WORKER_ENV = {"XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"}
 VARIANTS = {
     "full sweep": "the sampler as a study runs it",
     "no scale moves": "the three factor scale moves left out",

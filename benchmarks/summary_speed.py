@@ -29,14 +29,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from simstudy.execute.pools import WORKER_ENV  # the environment of a Dask worker
+
 ROOT = Path(__file__).parents[1]
 OUT = ROOT / "benchmarks" / "results"
-WORKER_ENV = {
-    "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
-    "OMP_NUM_THREADS": "1",
-    "OPENBLAS_NUM_THREADS": "1",
-    "MKL_NUM_THREADS": "1",
-}
 
 
 def arviz_summary(draws: dict, level: float) -> dict:

@@ -85,12 +85,14 @@ def compose(overrides: Sequence[str]) -> Any:
 def compose_raw(overrides: Sequence[str], estimators: Sequence[str] | None = None) -> dict:
     """Compose to plain containers, picking the sampler the estimators need if none is chosen.
 
-    A model's MCMC estimators run on one sampler (``nuts`` or ``gibbs``); when the user names
-    no ``sampler=`` and the composed default does not fit, the needed one is composed instead,
+    A model's MCMC estimators run on one kind of sampler (``nuts`` or ``chees``, or ``gibbs``);
+    when the user names no ``sampler=`` and the composed default does not fit, the needed one is
+    composed instead,
     so that ``simstudy run study=sbc model=cfa`` needs no ``sampler=gibbs``.
     """
     from omegaconf import OmegaConf
 
+    from simstudy.config import INTERCHANGEABLE
     from simstudy.models import model_infos
 
     raw = OmegaConf.to_container(compose(overrides), resolve=True)
@@ -105,7 +107,8 @@ def compose_raw(overrides: Sequence[str], estimators: Sequence[str] | None = Non
         if estimators is None and study.get("type") == "sbc":
             estimators = info.posteriors
     needed = {info.samplers.get(e) for e in estimators or []} - {None}
-    if len(needed) == 1 and needed != {raw.get("sampler", {}).get("name")}:
+    composed = raw.get("sampler", {}).get("name")
+    if len(needed) == 1 and composed not in INTERCHANGEABLE[next(iter(needed))]:
         raw = OmegaConf.to_container(compose([*overrides, f"sampler={needed.pop()}"]), resolve=True)
     return raw
 
@@ -133,7 +136,7 @@ def cmd_run(overrides: Sequence[str]) -> int:
     """Run (or resume) the study the overrides describe."""
     from simstudy.aggregate import ConvergencePolicy, summarise_path
     from simstudy.aggregate.tables import print_summary, write_tables
-    from simstudy.config import config_hash
+    from simstudy.config import BATCHED_SAMPLERS, config_hash
     from simstudy.design import expand_grid, padded_lanes
     from simstudy.engine import replicate
     from simstudy.execute.pools import open_pool
@@ -199,7 +202,8 @@ def cmd_run(overrides: Sequence[str]) -> int:
         width = plan.sampler.vectorize if plan.kind != "sbc" else 1
         padding = padded_lanes(plan.reps, batch_size, width)
         samplers = model_infos()[plan.model.name].samplers
-        if padding and any(samplers.get(e) == "gibbs" for e in plan.estimators):
+        batched = plan.sampler.name in BATCHED_SAMPLERS
+        if padding and batched and any(e in samplers for e in plan.estimators):
             _say(
                 f"[simstudy] note: {padding} padded lanes per condition, sampled and discarded "
                 f"(study.reps = {plan.reps} in batches of {batch_size}, fitted "

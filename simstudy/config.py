@@ -21,7 +21,13 @@ from simstudy.errors import InputError
 from simstudy.spec import ModelInfo
 
 EXECUTORS = ("local", "synchronous")
-SAMPLERS = ("nuts", "gibbs")
+SAMPLERS = ("nuts", "chees", "gibbs")
+#: Samplers that fit ``sampler.vectorize`` replications together (NUTS fits one at a time: its
+#: lanes would wait for the longest trajectory).
+BATCHED_SAMPLERS = ("gibbs", "chees")
+#: What an estimator's sampler (``ModelInfo.samplers``) may be replaced by: the HMC samplers
+#: both take a NumPyro model function, the Gibbs sampler a model's own conditional updates.
+INTERCHANGEABLE = {"nuts": ("nuts", "chees"), "chees": ("nuts", "chees"), "gibbs": ("gibbs",)}
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -31,11 +37,12 @@ STUDY_TYPES = ("simulation", "sbc")
 def _check_sampler(info: ModelInfo, estimators: Sequence[str], sampler: SamplerSettings) -> None:
     for est in estimators:
         needed = info.samplers.get(est)
-        if needed is not None and needed != sampler.name:
+        if needed is not None and sampler.name not in INTERCHANGEABLE[needed]:
+            allowed = " or ".join(f"'{name}'" for name in INTERCHANGEABLE[needed])
             raise InputError(
                 "sampler.name",
                 sampler.name,
-                f"'{needed}' for estimator {est} of model {info.name} (e.g. sampler={needed})",
+                f"{allowed} for estimator {est} of model {info.name} (e.g. sampler={needed})",
             )
 
 
@@ -49,7 +56,7 @@ class SamplerSettings:
     draws: int = 500
     target_accept: float = 0.8
     max_tree_depth: int = 10
-    vectorize: int = 1  # replications per compiled program (Gibbs estimators)
+    vectorize: int = 1  # replications per compiled program (Gibbs and ChEES estimators)
 
 
 @dataclass(frozen=True)
@@ -212,9 +219,11 @@ def _sampler(raw: Any) -> SamplerSettings:
     if name not in SAMPLERS:
         raise InputError("sampler.name", name, "one of " + ", ".join(SAMPLERS))
     target = d.get("target_accept", 0.8)
+    # ChEES tunes its trajectory length from the spread of its chains
+    chains = _int("sampler.chains", d.get("chains", 2), 2 if name == "chees" else 1)
     return SamplerSettings(
         name=name,
-        chains=_int("sampler.chains", d.get("chains", 2), 1),
+        chains=chains,
         warmup=_int("sampler.warmup", d.get("warmup", 500), 1),
         draws=_int("sampler.draws", d.get("draws", 500), 4),
         target_accept=_unit("sampler.target_accept", target, closed=False),

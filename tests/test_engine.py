@@ -6,7 +6,7 @@ from jax import monitoring
 
 from simstudy.config import SamplerSettings, plan_from_dict
 from simstudy.design import condition_id, rep_seed
-from simstudy.engine import nuts
+from simstudy.engine import chees, nuts
 from simstudy.engine.replicate import run_replication
 from simstudy.engine.summary import summarise_draws
 from simstudy.models import model_infos
@@ -73,7 +73,11 @@ def test_fiml_is_unbiased_where_complete_cases_are_not():
     assert fits["bayes_cc"]["y~x"].estimate < 0.5 - 4 * fits["bayes_cc"]["y~x"].se
 
 
-def test_second_replication_of_a_condition_does_not_recompile():
+@pytest.mark.parametrize(
+    ("engine", "settings"),
+    [(nuts, FAST), (chees, SamplerSettings(name="chees", chains=4, warmup=50, draws=50))],
+)
+def test_second_replication_of_a_condition_does_not_recompile(engine, settings):
     events = []
 
     def listener(event, duration, **kwargs):
@@ -86,17 +90,17 @@ def test_second_replication_of_a_condition_does_not_recompile():
     monitoring.register_event_duration_secs_listener(listener)
     try:
         setting = {**SETTING, "N": 123}
-        estimator = rm.ESTIMATORS["bayes_fiml"]
+        estimator = rm.ESTIMATORS["bayes_fiml" if engine is nuts else "bayes_cc"]
         first = estimator.data(rm.simulate(jax.random.key(10), setting), PRIORS)
-        run = nuts.prepare(estimator, first, FAST)
+        run = engine.prepare(estimator, first, settings)
         run(jax.random.key(0), first)
         before = len(events)
         second = estimator.data(rm.simulate(jax.random.key(11), setting), PRIORS)
-        nuts.prepare(estimator, second, FAST)(jax.random.key(1), second)
+        engine.prepare(estimator, second, settings)(jax.random.key(1), second)
         assert len(events) == before, events[before:]
         # a different shape is a different program
         third = estimator.data(rm.simulate(jax.random.key(12), {**setting, "N": 124}), PRIORS)
-        nuts.prepare(estimator, third, FAST)(jax.random.key(2), third)
+        engine.prepare(estimator, third, settings)(jax.random.key(2), third)
         assert len(events) > before
     finally:
         monitoring.unregister_event_duration_listener(listener)

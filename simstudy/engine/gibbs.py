@@ -156,7 +156,8 @@ def stack(datasets: Sequence[Mapping[str, Any]], width: int) -> dict[str, jax.Ar
     return {k: jnp.stack([jnp.asarray(d[k]) for d in padded]) for k in datasets[0]}
 
 
-def _stack_keys(keys: Sequence[jax.Array], width: int) -> jax.Array:
+def stack_keys(keys: Sequence[jax.Array], width: int) -> jax.Array:
+    """Stack replication keys, padded to ``width`` with the last one (as :func:`stack`)."""
     return jnp.stack(list(keys) + [keys[-1]] * (width - len(keys)))
 
 
@@ -172,7 +173,7 @@ def prepare_batch(
     compiled = compile_fit(estimator, settings, priors, data, width=width)
 
     def run(keys: Sequence[jax.Array]) -> list[Draws]:
-        draws = compiled(_stack_keys(keys, width), data)
+        draws = compiled(stack_keys(keys, width), data)
         host = {k: np.asarray(v) for k, v in draws.items()}
         return [Draws({k: v[i] for k, v in host.items()}, 0) for i in range(len(datasets))]
 
@@ -235,7 +236,7 @@ def prepare_imputation_batch(
     compiled = imputation_program(estimator, settings, priors, data, width, draws=draws)
 
     def run(keys: Sequence[jax.Array]) -> list[tuple[Draws | None, tuple[dict, dict]]]:
-        out = compiled(keys[0] if width is None else _stack_keys(keys, width), data)
+        out = compiled(keys[0] if width is None else stack_keys(keys, width), data)
         recorded, (estimates, variances) = out if draws else ({}, out)
         recorded, estimates, variances = (
             {k: np.asarray(v) for k, v in d.items()} for d in (recorded, estimates, variances)

@@ -49,6 +49,36 @@ def _signature(data: Mapping[str, Any]) -> tuple[Any, ...]:
     return tuple(sorted((k, np.shape(v), np.asarray(v).dtype.str) for k, v in data.items()))
 
 
+def flatten_model(
+    estimator: SampledEstimator, template: Mapping[str, Any]
+) -> tuple[
+    int,
+    Callable[[Mapping[str, Any]], Callable[[jax.Array], jax.Array]],
+    Callable[[Mapping[str, Any], jax.Array], dict[str, jax.Array]],
+]:
+    """A NumPyro model as a flat vector of unconstrained parameters.
+
+    Returns
+    -------
+    dim, logdensity_of, derive
+        The vector's length; ``data -> logdensity_fn`` (the log joint density of the flat
+        vector, Jacobians included); and ``(data, positions) -> draws``, the estimands of
+        positions of shape ``(chains, draws, dim)`` (constrained, then ``estimator.derive``).
+    """
+    model = estimator.model
+    info = initialize_model(jax.random.key(0), model, model_kwargs=dict(template))
+    flat0, unravel = ravel_pytree(info.param_info.z)
+
+    def logdensity_of(data: Mapping[str, Any]) -> Callable[[jax.Array], jax.Array]:
+        return lambda flat: -potential_energy(model, (), data, unravel(flat))
+
+    def derive(data: Mapping[str, Any], positions: jax.Array) -> dict[str, jax.Array]:
+        constrain = lambda f: constrain_fn(model, (), data, unravel(f))  # noqa: E731
+        return estimator.derive(jax.vmap(jax.vmap(constrain))(positions))
+
+    return flat0.shape[0], logdensity_of, derive
+
+
 def build_sampler(
     estimator: SampledEstimator, settings: SamplerSettings, template: Mapping[str, Any]
 ) -> Callable[[jax.Array, Mapping[str, Any]], tuple[dict[str, jax.Array], jax.Array]]:
@@ -64,15 +94,10 @@ def build_sampler(
         A data set of the shapes to compile for (its values are used only to find the
         structure of the unconstrained parameters).
     """
-    model = estimator.model
-    info = initialize_model(jax.random.key(0), model, model_kwargs=dict(template))
-    flat0, unravel = ravel_pytree(info.param_info.z)
-    dim = flat0.shape[0]
+    dim, logdensity_of, derive = flatten_model(estimator, template)
 
     def one_chain(rng_key: jax.Array, data: Mapping[str, Any]):
-        def logdensity_fn(flat):
-            return -potential_energy(model, (), data, unravel(flat))
-
+        logdensity_fn = logdensity_of(data)
         k_init, k_warm, k_draw = jax.random.split(rng_key, 3)
         position = jax.random.uniform(k_init, (dim,), minval=-INIT_RADIUS, maxval=INIT_RADIUS)
         warmup = blackjax.window_adaptation(
@@ -92,14 +117,13 @@ def build_sampler(
         _, (positions, divergent) = jax.lax.scan(
             step, state, jax.random.split(k_draw, settings.draws)
         )
-        constrained = jax.vmap(lambda f: constrain_fn(model, (), data, unravel(f)))(positions)
-        return estimator.derive(constrained), divergent.sum()
+        return positions, divergent.sum()
 
     @jax.jit
     def fit(rng_key: jax.Array, data: Mapping[str, Any]):
         keys = jax.random.split(rng_key, settings.chains)
-        draws, divergent = jax.vmap(one_chain, in_axes=(0, None))(keys, data)
-        return draws, divergent.sum()
+        positions, divergent = jax.vmap(one_chain, in_axes=(0, None))(keys, data)
+        return derive(data, positions), divergent.sum()
 
     return fit
 

@@ -17,9 +17,9 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from simstudy.config import SamplerSettings, StudyPlan
+from simstudy.config import BATCHED_SAMPLERS, SamplerSettings, StudyPlan
 from simstudy.design import condition_id, rep_seed, seed_words
-from simstudy.engine import gibbs, nuts
+from simstudy.engine import chees, gibbs, nuts
 from simstudy.engine.nuts import Draws
 from simstudy.engine.summary import Summary, sbc_ranks, summarise_draws
 from simstudy.models import MODELS
@@ -144,7 +144,8 @@ def posterior_draws(
         run = gibbs.prepare(estimator, data, sampler, priors)
     else:
         data = estimator.data(dataset, priors)
-        run = nuts.prepare(estimator, data, sampler)
+        engine = chees if sampler.name == "chees" else nuts
+        run = engine.prepare(estimator, data, sampler)
     start = time.perf_counter()
     draws = run(rng_key, data)
     return draws, time.perf_counter() - start
@@ -340,18 +341,28 @@ def _fit_shared(
 def _fit_together(plan: StudyPlan, reps: Sequence[_Rep], name: str) -> list[Record]:
     """Fit estimator ``name`` to several replications in one program (``sampler.vectorize``).
 
-    Closed-form estimators, and any batch whose program raises, are fitted one replication at
-    a time, so a failure stays with its replication.
+    Closed-form estimators, estimators of a sampler that fits one replication at a time (NUTS),
+    and any batch whose program raises, are fitted one replication at a time, so a failure
+    stays with its replication.
     """
     estimator = MODELS[plan.model.name].estimators_for(plan.model.structure)[name]
     width = plan.sampler.vectorize
-    if not isinstance(estimator, GibbsEstimator | ImputationEstimator):
+    if isinstance(estimator, ClosedFormEstimator) or plan.sampler.name not in BATCHED_SAMPLERS:
         return [row for rep in reps for row in _fit_rows(plan, rep, name)]
     datasets = [rep.dataset for rep in reps]
     keys = [estimator_key(rep.key, chain_name(estimator)) for rep in reps]
     sampler, priors = plan.sampler, plan.model.priors
+    n_div = [0] * len(reps)
     try:
-        if isinstance(estimator, ImputationEstimator):
+        if isinstance(estimator, SampledEstimator):
+            model_data = [estimator.data(d, priors) for d in datasets]
+            run = chees.prepare_batch(estimator, model_data, sampler, width)
+            start = time.perf_counter()
+            fits = run(keys)
+            summaries = [summarise_draws(d.draws, plan.level, plan.point_estimate) for d in fits]
+            seconds = (time.perf_counter() - start) / len(reps)
+            n_div = [d.n_divergent for d in fits]
+        elif isinstance(estimator, ImputationEstimator):
             run = gibbs.prepare_imputation_batch(estimator, datasets, sampler, priors, width)
             start = time.perf_counter()
             pooled = [gibbs.pool(estimator, *analyses, plan.level) for _, analyses in run(keys)]
@@ -366,8 +377,8 @@ def _fit_together(plan: StudyPlan, reps: Sequence[_Rep], name: str) -> list[Reco
     except Exception:
         return [row for rep in reps for row in _fit_rows(plan, rep, name)]
     rows: list[Record] = []
-    for rep, summary in zip(reps, summaries, strict=True):
-        rows += _estimate_rows(rep, estimator, summary, 0, seconds)
+    for rep, summary, divergent in zip(reps, summaries, n_div, strict=True):
+        rows += _estimate_rows(rep, estimator, summary, divergent, seconds)
     return rows
 
 
