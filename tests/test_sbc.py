@@ -39,7 +39,7 @@ def test_sbc_plan_defaults_to_posterior_estimators_and_their_sampler():
     proper = ["model.priors.latent_var_shape=2", "model.priors.latent_var_scale=0.5"]
     plan = load_plan(["study=sbc", "model=latent_interaction", *proper])
     assert plan.kind == "sbc" and plan.estimators == ("bayes",) and plan.sampler.name == "gibbs"
-    assert load_plan(["study=sbc"]).estimators == ("bayes_fiml", "bayes_cc")
+    assert load_plan(["study=sbc"]).estimators == ("bayes_fiml", "bayes_cc", "bayes_fiml_marginal")
 
 
 def test_sbc_study_end_to_end(run_cli, tmp_path):
@@ -61,7 +61,7 @@ def test_sbc_study_end_to_end(run_cli, tmp_path):
     assert records.groupby("parameter")["truth"].nunique().min() == 12
     summary = pd.read_parquet(study / "summary.parquet")
     p = summary[summary["measure"] == "sbc_p_value"]
-    assert len(p) == 2 * 4 and p["value"].between(0, 1).all()
+    assert len(p) == 3 * 4 and p["value"].between(0, 1).all()
     bins = summary[summary["measure"].str.startswith("sbc_bin_")]
     assert bins.groupby(["estimator", "parameter"])["value"].sum().eq(12).all()
     assert "rank histogram" in (study / "tables" / "sbc.md").read_text()

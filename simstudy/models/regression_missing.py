@@ -11,7 +11,9 @@ DGM::
 when ``r > Phi^-1(1 - missing_rate)``; ``y_std`` standardises ``y`` by its population moments,
 so the expected rate is exactly ``missing_rate`` and ``s = mar_strength`` sets how strongly
 missingness depends on ``y``. Selection on the outcome biases complete-case slopes; modelling
-``x`` given ``z`` and sampling the missing ``x`` (``bayes_fiml``) does not.
+``x`` given ``z`` and sampling the missing ``x`` (``bayes_fiml``) does not; nor does the same
+model with each missing ``x`` integrated out (``bayes_fiml_marginal``: ``y | z`` is normal
+there, so 7 parameters are sampled instead of N + 7).
 
 Estimands: ``y~1`` (b0), ``y~x`` (b1), ``y~z`` (b2), ``y~~y`` (sigma^2).
 """
@@ -49,9 +51,9 @@ INFO = ModelInfo(
         "mar_strength": FactorSpec("float", low=0.0, high=1.0),
     },
     priors={"coef_sd": FactorSpec("float", low=1e-6), "sigma_scale": FactorSpec("float", low=1e-6)},
-    estimators=("bayes_fiml", "bayes_cc", "ols_cc"),
-    samplers={"bayes_fiml": "nuts", "bayes_cc": "nuts"},
-    posteriors=("bayes_fiml", "bayes_cc"),
+    estimators=("bayes_fiml", "bayes_cc", "ols_cc", "bayes_fiml_marginal"),
+    samplers={"bayes_fiml": "nuts", "bayes_cc": "nuts", "bayes_fiml_marginal": "nuts"},
+    posteriors=("bayes_fiml", "bayes_cc", "bayes_fiml_marginal"),
 )
 
 
@@ -181,15 +183,37 @@ def fiml_model(y, z, x, x_observed, coef_sd, sigma_scale) -> None:
     the full data set whatever the missingness pattern.
     """
     b0, b1, b2, sigma = _regression_priors(coef_sd, sigma_scale)
-    g0 = numpyro.sample("g0", dist.Normal(0.0, coef_sd))
-    g1 = numpyro.sample("g1", dist.Normal(0.0, coef_sd))
-    tau = numpyro.sample("tau", dist.HalfNormal(sigma_scale))
-    mu_x = g0 + g1 * z
+    mu_x, tau = _x_model(z, coef_sd, sigma_scale)
     x_raw = numpyro.sample("x_raw", dist.Normal(0.0, 1.0).expand(y.shape).to_event(1))
     x_full = jnp.where(x_observed, x, mu_x + tau * x_raw)
     with numpyro.handlers.mask(mask=x_observed):
         numpyro.sample("x_obs", dist.Normal(mu_x, tau), obs=x)
     numpyro.sample("y_obs", dist.Normal(b0 + b1 * x_full + b2 * z, sigma), obs=y)
+
+
+def _x_model(z, coef_sd: float, sigma_scale: float) -> tuple[Any, Any]:
+    g0 = numpyro.sample("g0", dist.Normal(0.0, coef_sd))
+    g1 = numpyro.sample("g1", dist.Normal(0.0, coef_sd))
+    tau = numpyro.sample("tau", dist.HalfNormal(sigma_scale))
+    return g0 + g1 * z, tau
+
+
+def fiml_marginal_model(y, z, x, x_observed, coef_sd, sigma_scale) -> None:
+    """:func:`fiml_model` with each missing ``x`` integrated out instead of sampled.
+
+    ``x | z`` and ``y | x, z`` are normal, so where ``x`` is missing
+    ``y | z ~ N(b0 + b1 (g0 + g1 z) + b2 z, sqrt(sigma^2 + b1^2 tau^2))``: the same posterior
+    of the 7 parameters as :func:`fiml_model` (the formulation blavaan uses for linear SEM),
+    with no latent dimension per missing value.
+    """
+    b0, b1, b2, sigma = _regression_priors(coef_sd, sigma_scale)
+    mu_x, tau = _x_model(z, coef_sd, sigma_scale)
+    with numpyro.handlers.mask(mask=x_observed):
+        numpyro.sample("x_obs", dist.Normal(mu_x, tau), obs=x)
+        numpyro.sample("y_obs", dist.Normal(b0 + b1 * x + b2 * z, sigma), obs=y)
+    with numpyro.handlers.mask(mask=~x_observed):
+        marginal_sd = jnp.sqrt(sigma**2 + (b1 * tau) ** 2)
+        numpyro.sample("y_mis", dist.Normal(b0 + b1 * mu_x + b2 * z, marginal_sd), obs=y)
 
 
 def cc_model(y, z, x, x_observed, coef_sd, sigma_scale) -> None:
@@ -258,5 +282,8 @@ def ols_complete_cases(dataset: Dataset, level: float) -> dict[str, Estimate]:
 ESTIMATORS = {
     "bayes_fiml": SampledEstimator("bayes_fiml", fiml_model, _model_data, _derive, PARAMETERS),
     "bayes_cc": SampledEstimator("bayes_cc", cc_model, _model_data, _derive, PARAMETERS),
+    "bayes_fiml_marginal": SampledEstimator(
+        "bayes_fiml_marginal", fiml_marginal_model, _model_data, _derive, PARAMETERS
+    ),
     "ols_cc": ClosedFormEstimator("ols_cc", ols_complete_cases, PARAMETERS),
 }
