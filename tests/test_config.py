@@ -77,7 +77,7 @@ def test_messages_say_what_is_allowed(run_cli):
     _, out = run_cli("executor=slurmish")
     assert "local" in out and "synchronous" in out
     _, out = run_cli("study.estimators=[magic]")
-    assert "bayes_fiml, bayes_cc, ols_cc" in out
+    assert "bayes_fiml, bayes_cc, ols_cc, bayes_fiml_marginal" in out
 
 
 def test_console_script_exit_code_2(tmp_path):
@@ -96,7 +96,8 @@ def test_console_script_exit_code_2(tmp_path):
 def test_default_config_validates_and_round_trips():
     plan = load_plan([])
     assert plan.name == "missing_x"
-    assert plan.estimators == ("bayes_fiml", "bayes_cc", "ols_cc")
+    assert plan.estimators == ("bayes_fiml", "bayes_fiml_marginal", "bayes_cc", "ols_cc")
+    assert plan.sampler.name == "chees"
     assert plan.factors["mechanism"] == ("MCAR", "MAR")
     assert plan_from_dict(plan.to_config(), model_infos()) == plan
 
