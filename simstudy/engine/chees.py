@@ -6,7 +6,8 @@ criterion across chains (Hoffman, Radul & Sountsov 2021; BlackJAX's ``chees_adap
 one step size and one (jittered) number of leapfrog steps per iteration for all chains of a
 fit, so the chains of a replication run in lockstep, and replications fitted together
 (``sampler.vectorize``) nearly so: their step counts differ only through their adapted step
-sizes. The adaptation pools the chains, which is what makes a short warm-up enough.
+sizes. The adaptation pools what all chains see (step size by dual averaging on the harmonic
+mean of their acceptance rates, a diagonal mass matrix from their draws).
 
 Each chain starts from a draw of a Pathfinder approximation (Zhang et al. 2022) found by
 L-BFGS from a uniform point in Stan's box (-2, 2) on the unconstrained scale: dispersed
