@@ -87,8 +87,7 @@ def compose_raw(overrides: Sequence[str], estimators: Sequence[str] | None = Non
 
     A model's MCMC estimators run on one kind of sampler (``nuts`` or ``chees``, or ``gibbs``);
     when the user names no ``sampler=`` and the composed default does not fit, the needed one is
-    composed instead,
-    so that ``simstudy run study=sbc model=cfa`` needs no ``sampler=gibbs``.
+    composed instead, so that ``simstudy run study=sbc model=cfa`` needs no ``sampler=gibbs``.
     """
     from omegaconf import OmegaConf
 
