@@ -34,6 +34,8 @@ OUT = Path(__file__).parent / "results"
 VARIANTS = {
     "full sweep": "the sampler as a study runs it",
     "no scale moves": "the three factor scale moves left out",
+    "partitionable threefry": "jax_threefry_partitionable=True, JAX's default, instead of the "
+    "engine's False",
     "rbg PRNG": "jax_default_prng_impl=rbg instead of threefry2x32",
 }
 
@@ -50,6 +52,7 @@ def measure(variant: str, lanes: int, sweeps: int) -> dict:
     from conftest import LATENT_PARAMS
 
     from simstudy.cli import load_plan
+    from simstudy.engine import gibbs
     from simstudy.models import interaction_gibbs, interaction_moves
     from simstudy.models import latent_interaction as li
 
@@ -62,6 +65,7 @@ def measure(variant: str, lanes: int, sweeps: int) -> dict:
     step = sampler.step
     data = [li.simulate(jax.random.key(i), setting) for i in range(lanes)]
     data = {k: jnp.stack([jnp.asarray(d[k]) for d in data]) for k in data[0]}
+    data = jax.jit(jax.vmap(sampler.prepare))(data)  # as the engine does once per fit
     init_keys = jax.random.split(jax.random.key(1), lanes)
     state = jax.jit(jax.vmap(lambda k, d: sampler.init(k, d, priors)))(init_keys, data)
 
@@ -75,11 +79,15 @@ def measure(variant: str, lanes: int, sweeps: int) -> dict:
         return jax.jit(jax.vmap(lane))
 
     keys = jax.random.split(jax.random.key(2), lanes)
-    one = run(1).lower(keys, state, data).compile()
+    partitionable = variant == "partitionable threefry" or gibbs.THREEFRY_PARTITIONABLE
+    with jax.threefry_partitionable(partitionable):
+        one = run(1).lower(keys, state, data).compile()
     cost = one.cost_analysis()
     cost = cost[0] if isinstance(cost, list) else cost
     start = time.perf_counter()
-    many = run(sweeps).lower(keys, state, data).compile()
+    with jax.threefry_partitionable(partitionable):
+        many = run(sweeps).lower(keys, state, data)
+    many = many.compile()
     compile_s = time.perf_counter() - start
     jax.block_until_ready(many(keys, state, data))  # warm
     times = []

@@ -21,6 +21,15 @@ from simstudy.models.base import Estimate, GibbsEstimator, ImputationEstimator
 
 _COMPILED: dict[tuple[Any, ...], Any] = {}
 
+#: JAX's ``jax_threefry_partitionable`` setting under which Gibbs programs are traced (their
+#: random streams depend on it, so it is fixed here, not left to the process). JAX 0.10's
+#: default, ``True``, lowers each ``jax.random`` call on the CPU to code about twice as slow
+#: as the classic (``False``) one; the latent interaction sweep, N = 500 and 32 lanes in one
+#: single-threaded process, took 44 us per lane with ``False`` against 54 with ``True``
+#: (benchmarks/profile_gibbs_sweep.py runs both). Sharding programs over devices would want
+#: ``True``; simstudy batches replications on one device instead.
+THREEFRY_PARTITIONABLE = False
+
 
 def _chain(
     estimator: GibbsEstimator,
@@ -41,6 +50,8 @@ def _chain(
     """
 
     def one_chain(rng_key: jax.Array, data: Mapping[str, Any]):
+        if estimator.prepare is not None:
+            data = estimator.prepare(data)
         k_init, k_warm, k_draw = jax.random.split(rng_key, 3)
         state = estimator.init(k_init, data, priors)
 
@@ -126,7 +137,9 @@ def compile_fit(
         else:
             example = jax.random.split(jax.random.key(0), width)
             fit = jax.jit(jax.vmap(fit_one))
-        compiled = _COMPILED[key] = fit.lower(example, arrays).compile()
+        with jax.threefry_partitionable(THREEFRY_PARTITIONABLE):
+            lowered = fit.lower(example, arrays)
+        compiled = _COMPILED[key] = lowered.compile()
     return compiled
 
 

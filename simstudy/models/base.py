@@ -89,6 +89,10 @@ class GibbsEstimator:
     warmup_step
         Optional sweep used during warm-up instead of :attr:`step`, e.g. one that also tunes
         Metropolis proposal scales kept in the state (sampling then uses them frozen).
+    prepare
+        Optional ``data -> data``: constants derived from the data once per fit (e.g. sums
+        over persons that every sweep needs), added to what ``init``, ``step``, ``collect``
+        and imputation analyses receive.
     """
 
     name: str
@@ -97,6 +101,7 @@ class GibbsEstimator:
     collect: Callable[..., dict[str, Any]]
     parameters: tuple[str, ...]
     warmup_step: Callable[..., Any] | None = None
+    prepare: Callable[..., Any] | None = None
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ def group_scale(
     c: jax.Array,
     e: jax.Array,
     extra: Any = None,
+    noise: tuple[jax.Array, jax.Array] | None = None,
 ) -> jax.Array:
     """Draw a scale ``g`` for a group move, Metropolis from ``g = 1``.
 
@@ -40,8 +41,14 @@ def group_scale(
     proposal, so on the orbit of ``x`` the move is an independence sampler, and the acceptance
     ratio from ``g = 1`` is the right one. (A fallback such as "start at 1 when ``b <= 0``"
     would break this and bias the chain.) Returns the accepted ``g`` (1 where rejected).
+    ``noise``: a standard normal and a log-uniform draw of ``a``'s shape, drawn beforehand
+    (then ``key`` is unused).
     """
-    k_t, k_u = jax.random.split(key)
+    if noise is None:
+        k_t, k_u = jax.random.split(key)
+        shape = jnp.shape(a)
+        noise = (jax.random.normal(k_t, shape), jnp.log(jax.random.uniform(k_u, shape)))
+    z, log_u = noise
     positive_a = a > 0
     safe_a = jnp.where(positive_a, a, 1.0)
     start = jnp.where(
@@ -65,12 +72,12 @@ def group_scale(
     for _ in range(8):
         t = t + jnp.clip(slope(t) / curvature(t), -2.0, 2.0)
     prec = curvature(t)
-    proposal = t + jax.random.normal(k_t, jnp.shape(a)) / jnp.sqrt(prec)
+    proposal = t + z / jnp.sqrt(prec)
     log_ratio = log_target(proposal) - log_target(0.0) + prec * ((proposal - t) ** 2 - t**2) / 2
     g = jnp.exp(proposal)
     if extra is not None:
         log_ratio += extra(g)
-    accept = jnp.log(jax.random.uniform(k_u, jnp.shape(a))) < log_ratio
+    accept = log_u < log_ratio
     return jnp.where(accept & jnp.isfinite(log_ratio), g, 1.0)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -17,11 +17,79 @@ def inv_gamma(key: jax.Array, shape: jax.Array | float, scale: jax.Array | float
     return scale / jax.random.gamma(key, jnp.broadcast_to(shape, out))
 
 
-def normal_from_precision(key: jax.Array, precision: jax.Array, rhs: jax.Array) -> jax.Array:
-    """Draw from N(P^-1 r, P^-1) for a batch of small precision matrices ``P`` and vectors ``r``."""
+def unit_gamma(
+    key: jax.Array,
+    alpha: jax.Array,
+    tries: int = 4,
+    noise: tuple[jax.Array, jax.Array, jax.Array] | None = None,
+) -> jax.Array:
+    """Gamma(alpha, 1) draws by Marsaglia & Tsang's (2000) rejection method, for any ``alpha > 0``.
+
+    Exact, and built for XLA's CPU code, where each ``jax.random`` call (and each iteration of
+    ``jax.random.gamma``'s per-variate loop) has a large fixed cost: ``tries`` candidates per
+    variate come from one normal and one uniform array, and the first accepted one is kept.
+    The acceptance rate is at least 0.95 (``alpha >= 1``; above 0.999 at the shapes of a
+    variance's conditional with data), so the loop that draws further candidates, one at a time
+    from ``key``, for variates with none accepted almost never runs; candidates form one i.i.d.
+    sequence per variate, so the first accepted one has the gamma law whichever batch it came
+    from. Shapes below 1 use ``Gamma(alpha) = Gamma(alpha + 1) U^(1 / alpha)``.
+
+    ``noise``: ``(normal, uniform, uniform)`` draws of shapes ``(tries, *alpha.shape)`` twice and
+    ``alpha.shape``, drawn beforehand (a sampler that draws a sweep's noise in one call);
+    without it they are drawn from ``key``.
+    """
+    alpha = jnp.asarray(alpha)
+    boost = alpha < 1
+    a = jnp.where(boost, alpha + 1, alpha)
+    d = a - 1 / 3
+    c = 1 / jnp.sqrt(9 * d)
+    k_more, k_noise = jax.random.split(key)
+    if noise is None:
+        k_x, k_u, k_boost = jax.random.split(k_noise, 3)
+        shape = (tries, *alpha.shape)
+        noise = (
+            jax.random.normal(k_x, shape),
+            jax.random.uniform(k_u, shape),
+            jax.random.uniform(k_boost, alpha.shape),
+        )
+    x, u, u_boost = noise
+
+    def candidates(x, u):
+        v = (1 + c * x) ** 3
+        safe_v = jnp.where(v > 0, v, 1.0)
+        ok = (v > 0) & (jnp.log(u) < x**2 / 2 + d - d * safe_v + d * jnp.log(safe_v))
+        return ok, d * safe_v
+
+    ok, value = candidates(x, u)
+    first = jnp.argmax(ok, axis=0)
+    value = jnp.take_along_axis(value, first[None], axis=0)[0]
+    done = ok.any(axis=0)
+
+    def more(carry):
+        value, done, i = carry
+        k_xi, k_ui = jax.random.split(jax.random.fold_in(k_more, i))
+        ok, v = candidates(
+            jax.random.normal(k_xi, alpha.shape), jax.random.uniform(k_ui, alpha.shape)
+        )
+        return jnp.where(done, value, v), done | ok, i + 1
+
+    value, _, _ = jax.lax.while_loop(lambda c: ~c[1].all(), more, (value, done, 0))
+    u_boost = jnp.maximum(u_boost, jnp.finfo(value.dtype).tiny)
+    return jnp.where(boost, value * u_boost ** (1 / jnp.where(boost, alpha, 1.0)), value)
+
+
+def normal_from_precision(
+    key: jax.Array | None, precision: jax.Array, rhs: jax.Array, z: jax.Array | None = None
+) -> jax.Array:
+    """Draw from N(P^-1 r, P^-1) for a batch of small precision matrices ``P`` and vectors ``r``.
+
+    ``z``: standard normal noise of ``rhs``'s shape, drawn beforehand (then ``key`` is unused);
+    a sampler that draws all of a sweep's noise in one call passes it here.
+    """
     chol = jnp.linalg.cholesky(precision)
     mean = jax.scipy.linalg.cho_solve((chol, True), rhs[..., None])[..., 0]
-    z = jax.random.normal(key, rhs.shape)
+    if z is None:
+        z = jax.random.normal(key, rhs.shape)
     # mean + L^-T z has covariance (L L^T)^-1
     upper = jnp.swapaxes(chol, -1, -2)
     return mean + jax.scipy.linalg.solve_triangular(upper, z[..., None], lower=False)[..., 0]
@@ -76,11 +144,30 @@ def loading_draw(
     -------
     nu, lam
     """
-    k_coef, k_nu = keys
-    free = jnp.broadcast_to(jnp.asarray(intercept, bool), marker.shape)
     n_w = weight.sum(0)
     s_e, s_ee = (weight * scores).sum(0), (weight * scores**2).sum(0)
     s_y, s_ye = (weight * y).sum(0), (weight * y * scores).sum(0)
+    noise = (jax.random.normal(keys[0], (*n_w.shape, 2)), jax.random.normal(keys[1], n_w.shape))
+    return loading_draw_from_sums(noise, (n_w, s_e, s_ee, s_y, s_ye), marker, intercept, coef_var)
+
+
+def loading_draw_from_sums(
+    noise: tuple[jax.Array, jax.Array],
+    sums: tuple[jax.Array, jax.Array, jax.Array, jax.Array, jax.Array],
+    marker: jax.Array,
+    intercept: jax.Array | bool,
+    coef_var: float,
+) -> tuple[jax.Array, jax.Array]:
+    """:func:`loading_draw` from its weighted sums, for samplers that keep them.
+
+    ``sums``: per indicator (each ``(p,)``) the sums over persons of ``w``, ``w e``, ``w e^2``,
+    ``w y`` and ``w y e``, with ``w`` the cell precision and ``e`` the indicator's factor score.
+    ``noise``: standard normal draws, ``(p, 2)`` for ``(nu, lambda)`` and ``(p,)`` for the
+    markers' intercepts.
+    """
+    z_coef, z_nu = noise
+    n_w, s_e, s_ee, s_y, s_ye = sums
+    free = jnp.broadcast_to(jnp.asarray(intercept, bool), marker.shape)
     off = jnp.where(free, s_e, 0.0)
     prec = jnp.stack(
         [
@@ -90,9 +177,9 @@ def loading_draw(
         -2,
     )
     rhs = jnp.stack([jnp.where(free, s_y, 0.0), s_ye], -1)
-    coef = normal_from_precision(k_coef, prec, rhs)
+    coef = normal_from_precision(None, prec, rhs, z_coef)
     prec_nu = n_w + 1 / coef_var  # markers: intercept of y - score
-    nu_marker = (s_y - s_e) / prec_nu + jax.random.normal(k_nu, n_w.shape) / jnp.sqrt(prec_nu)
+    nu_marker = (s_y - s_e) / prec_nu + z_nu / jnp.sqrt(prec_nu)
     nu = jnp.where(free, jnp.where(marker, nu_marker, coef[:, 0]), 0.0)
     lam = jnp.where(marker, 1.0, coef[:, 1])
     return nu, lam
@@ -135,6 +222,59 @@ def measurement_draw(
     nu, lam = loading_draw(keys[:2], y, obs / theta, scores, marker, True, coef_var)
     ssr = (obs * (y - nu - lam * scores) ** 2).sum(0)
     return nu, lam, inv_gamma(keys[2], var_shape + obs.sum(0) / 2, var_scale + ssr / 2)
+
+
+class IndicatorSums(NamedTuple):
+    """Per indicator (each ``(p,)``), sums over the persons who answered it.
+
+    The indicator enters centred at its observed mean ``ybar`` (``y - ybar``), so that the
+    residual sum of squares expanded from these sums loses no precision in float32 to a large
+    mean. ``e`` is each indicator's factor score.
+    """
+
+    n: jax.Array  # persons answering
+    e: jax.Array  # sum of e
+    ee: jax.Array  # sum of e^2
+    y: jax.Array  # sum of (y - ybar)
+    yy: jax.Array  # sum of (y - ybar)^2
+    ye: jax.Array  # sum of (y - ybar) e
+    ybar: jax.Array  # observed means
+
+
+def measurement_draw_from_sums(
+    noise: tuple[jax.Array, jax.Array, jax.Array],
+    sums: IndicatorSums,
+    marker: jax.Array,
+    theta: jax.Array,
+    coef_var: float,
+    var_scale: float,
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """:func:`measurement_draw` from per-indicator sums: the same conditionals, no N × p pass.
+
+    ``noise``: the normal draws of :func:`loading_draw_from_sums` and, per indicator, a
+    Gamma(var_shape + n_j / 2, 1) draw for the residual variance (its shape is known before
+    the sweep, so a sampler can draw every gamma variate of a sweep in one call).
+
+    Returns
+    -------
+    nu, lam, theta
+    """
+    w = 1 / theta
+    s_y = sums.y + sums.n * sums.ybar  # sums of the uncentred indicator
+    s_ye = sums.ye + sums.ybar * sums.e
+    weighted = (sums.n * w, sums.e * w, sums.ee * w, s_y * w, s_ye * w)
+    nu, lam = loading_draw_from_sums(noise[:2], weighted, marker, True, coef_var)
+    nu_c = nu - sums.ybar
+    ssr = (
+        sums.yy
+        - 2 * nu_c * sums.y
+        - 2 * lam * sums.ye
+        + sums.n * nu_c**2
+        + 2 * nu_c * lam * sums.e
+        + lam**2 * sums.ee
+    )
+    ssr = jnp.maximum(ssr, 0.0)  # rounding can take a tiny sum below 0
+    return nu, lam, (var_scale + ssr / 2) / noise[2]
 
 
 #: Priors of a factor covariance matrix the CFA sampler knows (``model.priors.factor_cov``).

@@ -6,7 +6,7 @@ See :func:`scale_move`; the draw of each scale is :func:`~simstudy.models.cfa_mo
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import jax
 import jax.numpy as jnp
@@ -15,15 +15,15 @@ import numpy as np
 from simstudy.models.cfa_moves import group_scale
 
 if TYPE_CHECKING:
+    from simstudy.models.conjugate import IndicatorSums
     from simstudy.models.interaction_gibbs import State
     from simstudy.models.interaction_layout import Layout
 
 
 def scale_move(
-    key: jax.Array,
+    noise: tuple[jax.Array, jax.Array],
     s: State,
-    data: Mapping[str, Any],
-    obs: jax.Array,
+    sums: IndicatorSums,
     layout: Layout,
     priors: Mapping[str, float],
 ) -> State:
@@ -39,15 +39,18 @@ def scale_move(
     variance's inverse-gamma prior; ``E = n_up - n_down - 2 a0 - 1`` (Jacobians, Haar measure,
     variance prior; the score density cancels its Jacobian). The three moves do not commute
     (``b3`` scales with all of them), so they are made one after another, each from its own
-    conditional (Liu & Sabatti 2000); an observed moderator has no scale to move.
+    conditional (Liu & Sabatti 2000); an observed moderator has no scale to move. The marker's
+    regression comes from ``sums`` (:class:`~simstudy.models.conjugate.IndicatorSums` of the
+    scores before the moves: each move changes only its own factor's scores). ``noise``: a
+    standard normal and a log-uniform draw per factor (``(3,)`` each).
     """
-    weight = obs / s.theta
+    z, log_u = noise
     for f in (0, 2) if layout.observed_moderator else (0, 1, 2):
-        s = _factor_scale(jax.random.fold_in(key, f), s, f, data["y"], weight, layout, priors)
+        s = _factor_scale((z[f], log_u[f]), s, f, sums, layout, priors)
     return s
 
 
-def _factor_scale(key, s: State, f: int, y, weight, layout: Layout, priors) -> State:
+def _factor_scale(noise, s: State, f: int, sums: IndicatorSums, layout: Layout, priors) -> State:
     """The scale move of factor ``f`` (see :func:`scale_move`)."""
     c2 = priors["coef_sd"] ** 2
     a0, b0 = priors["latent_var_shape"], priors["latent_var_scale"]
@@ -64,13 +67,14 @@ def _factor_scale(key, s: State, f: int, y, weight, layout: Layout, priors) -> S
     in_f = (layout.factor_of == f) & ~layout.marker
     loadings = jnp.where(in_f, s.lam, 0.0)
     n_down = down.shape[0] + int(in_f.sum())
-    a = (weight[:, j] * s.eta[:, f] ** 2).sum() + (up**2).sum() / c2
-    b = (weight[:, j] * s.eta[:, f] * (y[:, j] - s.nu[j])).sum()
+    # sums over persons of w e^2 and w e (y - nu) for the marker (w = 1 / theta where observed)
+    a = sums.ee[j] / s.theta[j] + (up**2).sum() / c2
+    b = (sums.ye[j] + (sums.ybar[j] - s.nu[j]) * sums.e[j]) / s.theta[j]
     c = ((down**2).sum() + (loadings**2).sum()) / (2 * c2) + b0 / variance
     e = float(up.shape[0] - n_down - 2 * a0 - 1)
-    g = group_scale(key, a, b, c, jnp.asarray(e))
+    g = group_scale(None, a, b, c, jnp.asarray(e), noise=noise)
     s = s._replace(
-        eta=s.eta.at[:, f].multiply(g),
+        eta=s.eta.at[f].multiply(g),
         lam=jnp.where(in_f, s.lam / g, s.lam),
         b=s.b * (g if f == 2 else jnp.where(shrink_b, 1 / g, 1.0)),
     )

@@ -358,7 +358,9 @@ def make_estimators(structure: Mapping[str, Any] | None) -> dict[str, Any]:
             out[name] = Estimate(e, se, e - tq * se, e + tq * se)
         return out
 
-    bayes = GibbsEstimator("bayes", parts.init, parts.step, parts.collect, layout.bayes)
+    bayes = GibbsEstimator(
+        "bayes", parts.init, parts.step, parts.collect, layout.bayes, prepare=parts.prepare
+    )
     return {
         "bayes": bayes,
         "fs_imputation": ImputationEstimator(
@@ -406,7 +408,7 @@ def simulate_prior(
     ex = shift[d] + jnp.sqrt(phi_x) * noise[:, 0]
     em = alpha_m + a1 * ex + jnp.sqrt(psi_m) * noise[:, 1]
     state = State(
-        jnp.stack([ex, em, jnp.zeros(n)], 1), nu, lam, theta, phi_x, a1, psi_m, b, psi_y,
+        jnp.stack([ex, em, jnp.zeros(n)]), nu, lam, theta, phi_x, a1, psi_m, b, psi_y,
         jnp.asarray(alpha_m), d, prob, shift,
     )  # fmt: skip
     ey = mean_y(state, ex, em) + jnp.sqrt(psi_y) * noise[:, 2]
@@ -416,7 +418,7 @@ def simulate_prior(
     missing = _missing(keys[8], x1, setting, n, p + len(layout.extra_columns))
     data = _dataset(layout, y, eta, d, missing)
     collect = make_estimators(setting.get("structure"))["bayes"].collect
-    truth = {k: float(v) for k, v in collect(state._replace(eta=eta), data).items()}
+    truth = {k: float(v) for k, v in collect(state._replace(eta=eta.T), data).items()}
     return data, truth
 
 
