@@ -69,6 +69,7 @@ class ExecutorSettings:
     window: int | None = None
     retries: int = 1
     dashboard: bool = True
+    pin_cores: bool = True
 
 
 @dataclass(frozen=True)
@@ -240,6 +241,9 @@ def _executor(raw: Any) -> ExecutorSettings:
     dashboard = d.get("dashboard", True)
     if not isinstance(dashboard, bool):
         raise InputError("executor.dashboard", dashboard, "true or false")
+    pin_cores = d.get("pin_cores", True)
+    if not isinstance(pin_cores, bool):
+        raise InputError("executor.pin_cores", pin_cores, "true or false")
     return ExecutorSettings(
         name=name,
         n_workers=_int("executor.n_workers", d.get("n_workers"), 1, none_ok=True),
@@ -247,6 +251,7 @@ def _executor(raw: Any) -> ExecutorSettings:
         window=_int("executor.window", d.get("window"), 1, none_ok=True),
         retries=_int("executor.retries", d.get("retries", 1), 0),
         dashboard=dashboard,
+        pin_cores=pin_cores,
     )
 
 

@@ -28,6 +28,7 @@ BAD = [
     (["executor=slurmish"], "executor = 'slurmish'"),
     (["executor.name=slurmish"], "executor.name = 'slurmish'"),
     (["executor.batch_size=0"], "executor.batch_size = 0"),
+    (["executor.pin_cores=maybe"], "executor.pin_cores = 'maybe'"),
     (["study.level=1.5"], "study.level = 1.5"),
     (["study.point_estimate=mode"], "study.point_estimate = 'mode'"),
     (["+study.rep=5"], "study.rep = 5"),

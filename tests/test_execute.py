@@ -199,3 +199,33 @@ def test_status_and_replay_reproduce_a_stored_replication(run_cli, tmp_path, cap
     assert "identical to the stored replication" in capsys.readouterr().out
     assert main(["replay", str(study), "--condition", "nope", "--rep", "4"]) == 2
     assert "--condition = 'nope'" in capsys.readouterr().err
+
+
+def _thread_cores() -> list[int]:
+    """The cores any thread of this process may run on."""
+    tasks = os.listdir("/proc/self/task")
+    return sorted({c for t in tasks for c in os.sched_getaffinity(int(t))})
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2,
+    reason="pinning needs Linux and at least two cores",
+)
+def test_local_cluster_pins_each_worker_and_its_threads_to_its_own_core():
+    from simstudy.config import ExecutorSettings
+    from simstudy.execute.pools import open_pool
+
+    def start_jax_then_report() -> list[int]:
+        import jax
+        import jax.numpy as jnp
+
+        jax.block_until_ready(jnp.ones(4) + 1)  # starts XLA's thread pool after pinning
+        return _thread_cores()
+
+    cores = sorted(os.sched_getaffinity(0))[:2]
+    with open_pool(ExecutorSettings(n_workers=2, dashboard=False)) as pool:
+        pinned = pool.client.run(start_jax_then_report)
+    assert sorted(tuple(c) for c in pinned.values()) == [(cores[0],), (cores[1],)]
+    with open_pool(ExecutorSettings(n_workers=2, dashboard=False, pin_cores=False)) as pool:
+        free = pool.client.run(_thread_cores)
+    assert all(len(c) == len(os.sched_getaffinity(0)) for c in free.values())

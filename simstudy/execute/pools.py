@@ -128,7 +128,8 @@ def open_pool(settings: ExecutorSettings) -> Iterator[SynchronousPool | DaskPool
     ----------
     settings
         ``local``: a ``distributed.LocalCluster`` with one single-threaded worker process per
-        core (or ``n_workers``); ``synchronous``: this process.
+        core (or ``n_workers``), each pinned to its core (``pin_cores``, see
+        :class:`~simstudy.execute.pinning.PinCores`); ``synchronous``: this process.
     """
     if settings.name == "synchronous":
         yield SynchronousPool()
@@ -145,6 +146,11 @@ def open_pool(settings: ExecutorSettings) -> Iterator[SynchronousPool | DaskPool
         env={**WORKER_ENV, **{k: os.environ[k] for k in ("JAX_PLATFORMS",) if k in os.environ}},
     )
     client = Client(cluster)
+    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    if settings.pin_cores and len(cores) > 1:
+        from simstudy.execute.pinning import PinCores
+
+        client.register_plugin(PinCores(cores))
     try:
         yield DaskPool(client, n_workers, settings.retries)
     finally:
