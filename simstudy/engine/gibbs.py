@@ -24,10 +24,12 @@ _COMPILED: dict[tuple[Any, ...], Any] = {}
 #: JAX's ``jax_threefry_partitionable`` setting under which Gibbs programs are traced (their
 #: random streams depend on it, so it is fixed here, not left to the process). JAX 0.10's
 #: default, ``True``, lowers each ``jax.random`` call on the CPU to code about twice as slow
-#: as the classic (``False``) one; the latent interaction sweep, N = 500 and 32 lanes in one
-#: single-threaded process, took 44 us per lane with ``False`` against 54 with ``True``
-#: (benchmarks/profile_gibbs_sweep.py runs both). Sharding programs over devices would want
-#: ``True``; simstudy batches replications on one device instead.
+#: as the classic (``False``) one (threefry bits: 13.9 against 5.9 ns per value); the latent
+#: interaction sweep, N = 500 and 32 lanes in one single-threaded process, took 39 us per lane
+#: with ``False`` against 54 with ``True`` in alternating runs (one run of
+#: benchmarks/profile_gibbs_sweep.py, which has both variants, put them level: this machine's
+#: timings drift). Sharding programs over devices would want ``True``; simstudy batches
+#: replications on one device instead.
 THREEFRY_PARTITIONABLE = False
 
 
@@ -71,8 +73,9 @@ def _chain(
         )
         if record is None and estimator.warmup_step is None and draws:
             # One loop over warm-up and sampling sweeps (the same sweep): XLA compiles its
-            # body once instead of twice, which halves the compile time; the warm-up sweeps'
-            # estimands are computed and dropped. Same keys, so the same chain as two loops.
+            # body once instead of twice (latent interaction, 4 chains x 32 replications:
+            # 20.4 -> 18.6 s); the warm-up sweeps' estimands are computed and dropped. Same
+            # keys, so the same chain as two loops.
             collected = jax.lax.scan(sweep, state, jnp.concatenate([warm_keys, keys]))[1]
             return jax.tree.map(lambda a: a[settings.warmup :], collected)
         state, _ = jax.lax.scan(warm, state, warm_keys)
