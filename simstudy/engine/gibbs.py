@@ -22,14 +22,13 @@ from simstudy.models.base import Estimate, GibbsEstimator, ImputationEstimator
 _COMPILED: dict[tuple[Any, ...], Any] = {}
 
 #: JAX's ``jax_threefry_partitionable`` setting under which Gibbs programs are traced (their
-#: random streams depend on it, so it is fixed here, not left to the process). JAX 0.10's
-#: default, ``True``, lowers each ``jax.random`` call on the CPU to code about twice as slow
-#: as the classic (``False``) one (threefry bits: 13.9 against 5.9 ns per value); the latent
-#: interaction sweep, N = 500 and 32 lanes in one single-threaded process, took 39 us per lane
-#: with ``False`` against 54 with ``True`` in alternating runs (one run of
-#: benchmarks/profile_gibbs_sweep.py, which has both variants, put them level: this machine's
-#: timings drift). Sharding programs over devices would want ``True``; simstudy batches
-#: replications on one device instead.
+#: random streams depend on it, so it is fixed here, not left to the process). The classic
+#: ``False`` lowering of JAX's CPU threefry was faster in exploratory runs of the latent
+#: interaction sweep; benchmarks/profile_gibbs_sweep.py (3 rounds, results/
+#: profile_gibbs_sweep.md) has it level on the fastest round (44.8 against 44.1 us per sweep
+#: and lane with ``True``) and ahead on the other two (46.1 and 48.1 against 62.4 and 57.5).
+#: Sharding programs over devices would want ``True``; simstudy batches replications on one
+#: device instead.
 THREEFRY_PARTITIONABLE = False
 
 
