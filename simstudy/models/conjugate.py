@@ -43,9 +43,9 @@ def unit_gamma(
     a = jnp.where(boost, alpha + 1, alpha)
     d = a - 1 / 3
     c = 1 / jnp.sqrt(9 * d)
-    k_more, k_noise = jax.random.split(key)
+    k_more = key  # feeds only the rare loop below when the noise is given
     if noise is None:
-        k_x, k_u, k_boost = jax.random.split(k_noise, 3)
+        k_more, k_x, k_u, k_boost = jax.random.split(key, 4)
         shape = (tries, *alpha.shape)
         noise = (
             jax.random.normal(k_x, shape),
