@@ -1,7 +1,7 @@
 import jax
 import numpy as np
 import pytest
-from conftest import REGRESSION_PARAMS
+from conftest import LATENT_PARAMS, REGRESSION_PARAMS
 from jax import monitoring
 
 from simstudy.config import SamplerSettings, plan_from_dict
@@ -151,3 +151,21 @@ def test_failing_fit_becomes_failed_rows_and_others_go_on():
     assert {r["parameter"] for r in ols} == set(rm.PARAMETERS)
     assert all(r["truth"] == rm.truth(SETTING)[r["parameter"]] for r in ols)
     assert {r["estimator"] for r in rows} == {"ols_cc", "bayes_cc"}
+
+
+def test_compiled_simulation_is_the_model_simulation_as_one_program():
+    """One compiled program per setting; the data sets of the op-by-op simulation to rounding."""
+    from simstudy.engine.replicate import compiled_simulate
+    from simstudy.models import latent_interaction as li
+
+    setting = {**LATENT_PARAMS, "N": 300, "missing_rate": 0.2, "mechanism": "MAR"}
+    simulate = compiled_simulate(li, setting)
+    assert compiled_simulate(li, dict(setting)) is simulate
+    assert compiled_simulate(li, {**setting, "N": 301}) is not simulate
+    key = jax.random.key(5)
+    compiled, eager = simulate(key), li.simulate(key, setting)
+    assert set(compiled) == set(eager)
+    for name in eager:
+        np.testing.assert_allclose(np.asarray(compiled[name]), np.asarray(eager[name]), atol=1e-5)
+    again = simulate(key)
+    assert all(np.array_equal(np.asarray(again[n]), np.asarray(compiled[n])) for n in again)

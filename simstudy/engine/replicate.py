@@ -7,6 +7,8 @@ that would lose the rest of the batch.
 
 from __future__ import annotations
 
+import functools
+import json
 import math
 import time
 import traceback
@@ -200,6 +202,25 @@ class _Rep(NamedTuple):
     truth: dict[str, float]
 
 
+_SIMULATORS: dict[tuple[str, str], Any] = {}
+
+
+def compiled_simulate(module: Any, setting: Mapping[str, Any]) -> Any:
+    """``module.simulate`` for one setting as one compiled program, kept for the process.
+
+    Run op by op, a model's simulation dispatches dozens of small operations, each compiled
+    on its first use in a process (seconds per worker) and dispatched from Python on every
+    data set; compiled, it is one program per condition, loaded from JAX's persistent cache
+    when there. XLA may fuse its arithmetic, so a data set can differ from the op-by-op one in
+    the last bit; studies always simulate through this function.
+    """
+    key = (module.__name__, json.dumps(setting, sort_keys=True, default=repr))
+    fn = _SIMULATORS.get(key)
+    if fn is None:
+        fn = _SIMULATORS[key] = jax.jit(functools.partial(module.simulate, setting=dict(setting)))
+    return fn
+
+
 def _simulate(plan: StudyPlan, condition: Mapping[str, Any], rep: int) -> _Rep | list[Record]:
     """Simulate replication ``rep``; the failed rows instead where the DGM fails."""
     family = MODELS[plan.model.name]
@@ -216,7 +237,7 @@ def _simulate(plan: StudyPlan, condition: Mapping[str, Any], rep: int) -> _Rep |
                 simulate_key(key), setting, plan.model.priors
             )
         else:
-            dataset = family.module.simulate(simulate_key(key), setting)
+            dataset = compiled_simulate(family.module, setting)(simulate_key(key))
         dataset = jax.block_until_ready(dataset)
     except Exception as exc:  # the DGM failing is data too
         available = family.estimators_for(plan.model.structure)

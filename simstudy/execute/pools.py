@@ -131,7 +131,10 @@ def open_pool(settings: ExecutorSettings) -> Iterator[SynchronousPool | DaskPool
         core (or ``n_workers``), each pinned to its core (``pin_cores``, see
         :class:`~simstudy.execute.pinning.PinCores`); ``synchronous``: this process.
     """
+    from simstudy.execute.malloc import KeepFreedMemory, keep_freed_memory
+
     if settings.name == "synchronous":
+        keep_freed_memory()
         yield SynchronousPool()
         return
     from distributed import Client, LocalCluster
@@ -146,6 +149,7 @@ def open_pool(settings: ExecutorSettings) -> Iterator[SynchronousPool | DaskPool
         env={**WORKER_ENV, **{k: os.environ[k] for k in ("JAX_PLATFORMS",) if k in os.environ}},
     )
     client = Client(cluster)
+    client.register_plugin(KeepFreedMemory())
     cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
     if settings.pin_cores and len(cores) > 1:
         from simstudy.execute.pinning import PinCores

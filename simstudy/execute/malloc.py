@@ -1,0 +1,52 @@
+"""Keeping freed memory in a worker process instead of handing it back to the kernel.
+
+XLA's CPU runtime allocates and frees buffers of a few hundred kilobytes to megabytes inside
+a compiled program's loops. glibc serves blocks that large with ``mmap`` and returns them with
+``munmap`` (its threshold adapts upwards only in some arenas), so every sweep of a Gibbs
+sampler touched fresh pages: in a Dask worker running the latent interaction sampler, about
+48,000 minor page faults a second and a fifth of the sampling thread's time in the kernel
+(``benchmarks/malloc_workers.py`` measures it). Raising glibc's mmap and trim thresholds keeps
+those blocks in the heap for reuse.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+from typing import Any
+
+from distributed import WorkerPlugin
+
+# mallopt parameters (glibc's malloc.h)
+M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3
+#: Blocks below this come from the heap (glibc's largest allowed mmap threshold on 64-bit).
+MMAP_THRESHOLD = 32 * 1024 * 1024
+#: Free memory at the top of the heap kept before trimming, and extra asked for when growing.
+TRIM_THRESHOLD = 512 * 1024 * 1024
+TOP_PAD = 64 * 1024 * 1024
+
+
+def keep_freed_memory() -> bool:
+    """Set glibc's malloc thresholds for this process (see the module docstring).
+
+    Returns whether every setting took (False off glibc, e.g. macOS or musl: nothing changes).
+    """
+    name = ctypes.util.find_library("c")
+    if name is None:  # pragma: no cover - no C library found
+        return False
+    libc = ctypes.CDLL(name)
+    if not hasattr(libc, "mallopt") or not hasattr(libc, "gnu_get_libc_version"):
+        return False  # pragma: no cover - not glibc
+    settings = ((M_MMAP_THRESHOLD, MMAP_THRESHOLD), (M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+    settings += ((M_TOP_PAD, TOP_PAD),)
+    return all(libc.mallopt(param, value) == 1 for param, value in settings)
+
+
+class KeepFreedMemory(WorkerPlugin):
+    """A Dask worker plugin that applies :func:`keep_freed_memory` in each worker process."""
+
+    name = "simstudy-keep-freed-memory"
+
+    def setup(self, worker: Any) -> None:
+        """Called in the worker when the plugin is registered (and after a nanny restart)."""
+        keep_freed_memory()
