@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from simstudy.models.conjugate import unit_gamma
+from simstudy.models.conjugate import normal_from_precision, unit_gamma
 
 
 @pytest.mark.parametrize("alpha", [0.3, 1.0, 2.5, 251.5])
@@ -33,3 +33,24 @@ def test_unit_gamma_from_given_noise_is_deterministic_and_elementwise():
     # a variate depends on its own column of noise only
     c = unit_gamma(jax.random.key(0), alpha[1:], 4, tuple(x[..., 1:] for x in noise))
     np.testing.assert_allclose(a[1:], c, rtol=1e-6)
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 4, 5])
+def test_normal_from_precision_is_mean_plus_inverse_cholesky_noise(k):
+    """Small systems (written out) and larger ones (LAPACK) give P^-1 r + L^-T z."""
+    rng = np.random.default_rng(k)
+    a = rng.normal(size=(50, k, k))
+    precision = a @ np.swapaxes(a, -1, -2) + 0.5 * np.eye(k)
+    rhs, z = rng.normal(size=(50, k)), rng.normal(size=(50, k))
+    drawn = np.asarray(
+        normal_from_precision(None, jnp.asarray(precision), jnp.asarray(rhs), jnp.asarray(z))
+    )
+    chol = np.linalg.cholesky(precision)
+    mean = np.linalg.solve(precision, rhs[..., None])[..., 0]
+    expected = mean + np.linalg.solve(np.swapaxes(chol, -1, -2), z[..., None])[..., 0]
+    np.testing.assert_allclose(drawn, expected, rtol=2e-3, atol=2e-3)
+    # not positive definite: NaN, not a number that looks like a draw
+    bad = jnp.asarray(-precision)
+    assert np.isnan(
+        np.asarray(normal_from_precision(None, bad, jnp.asarray(rhs), jnp.asarray(z)))
+    ).all()

@@ -172,7 +172,9 @@ def test_gibbs_recovers_ordinal_cfa(link, identification, categories):
     s = _ordinal_setting(
         link, identification, categories, N=2000, missing_rate=0.2, mechanism="MAR"
     )
-    z, rhat = _fit_z_and_rhat(s, seed=4, warmup=400)
+    # 2 x 800 draws left the logit chains' R-hat at 1.07-1.10 on three data sets (a change
+    # of rounding in the sweep moved one over 1.1); 2 x 1200 gives 1.02-1.04
+    z, rhat = _fit_z_and_rhat(s, seed=4, warmup=400, draws=1200)
     assert max(abs(v) for v in z.values()) < 4, z
     assert rhat < 1.1
 

@@ -86,13 +86,45 @@ def normal_from_precision(
     ``z``: standard normal noise of ``rhs``'s shape, drawn beforehand (then ``key`` is unused);
     a sampler that draws all of a sweep's noise in one call passes it here.
     """
-    chol = jnp.linalg.cholesky(precision)
-    mean = jax.scipy.linalg.cho_solve((chol, True), rhs[..., None])[..., 0]
     if z is None:
         z = jax.random.normal(key, rhs.shape)
+    if precision.shape[-1] <= UNROLLED_MAX:
+        return _unrolled_draw(precision, rhs, z)
+    chol = jnp.linalg.cholesky(precision)
+    mean = jax.scipy.linalg.cho_solve((chol, True), rhs[..., None])[..., 0]
     # mean + L^-T z has covariance (L L^T)^-1
     upper = jnp.swapaxes(chol, -1, -2)
     return mean + jax.scipy.linalg.solve_triangular(upper, z[..., None], lower=False)[..., 0]
+
+
+#: Precision matrices up to this size are factored by :func:`_unrolled_draw`.
+UNROLLED_MAX = 4
+
+
+def _unrolled_draw(precision: jax.Array, rhs: jax.Array, z: jax.Array) -> jax.Array:
+    """:func:`normal_from_precision` for small ``k``: Cholesky and substitutions written out.
+
+    ``L^-T (L^-1 r + z)`` with ``P = L L^T``: the mean ``P^-1 r`` plus ``L^-T z``. Elementwise
+    operations over the batch instead of LAPACK calls (on the CPU, one call per matrix; a
+    sampler's sweep has hundreds of 2 x 2 and 3 x 3 systems per replication) or XLA's
+    expanded loops; a matrix that is not positive definite gives NaN, as LAPACK's does.
+    """
+    k = precision.shape[-1]
+    low: list[list[Any]] = [[None] * k for _ in range(k)]
+    for j in range(k):
+        diag = precision[..., j, j] - sum((low[j][m] ** 2 for m in range(j)), 0.0)
+        low[j][j] = jnp.sqrt(diag)
+        for i in range(j + 1, k):
+            off = precision[..., i, j] - sum((low[i][m] * low[j][m] for m in range(j)), 0.0)
+            low[i][j] = off / low[j][j]
+    y: list[Any] = [None] * k  # L y = r, then x = L^-T (y + z)
+    for i in range(k):
+        y[i] = (rhs[..., i] - sum((low[i][m] * y[m] for m in range(i)), 0.0)) / low[i][i]
+    x: list[Any] = [None] * k
+    for i in reversed(range(k)):
+        rest = sum((low[m][i] * x[m] for m in range(i + 1, k)), 0.0)
+        x[i] = (y[i] + z[..., i] - rest) / low[i][i]
+    return jnp.stack(x, axis=-1)
 
 
 def inverse_wishart(key: jax.Array, df: jax.Array | float, scale: jax.Array) -> jax.Array:
