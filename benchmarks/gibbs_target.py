@@ -15,9 +15,10 @@ compiles its program as a fresh machine would.
 Usage::
 
     .venv/bin/python benchmarks/gibbs_target.py [--reps 256] [--settings 2:500:4000 4:300:2000]
-        [--vectorize 32]
+        [--vectorize 16] [--name gibbs_target]
 
-Writes ``benchmarks/results/gibbs_target.{parquet,md}`` (one row per replication and setting).
+Writes ``benchmarks/results/<name>.{parquet,md}`` (one row per replication and setting;
+``--name`` keeps a rerun beside an earlier run).
 """
 
 from __future__ import annotations
@@ -126,7 +127,8 @@ def main() -> None:
     parser.add_argument(
         "--settings", nargs="+", default=["2:500:4000", "4:300:2000"], help="chains:warmup:draws"
     )
-    parser.add_argument("--vectorize", type=int, default=32)
+    parser.add_argument("--vectorize", type=int, default=16)
+    parser.add_argument("--name", default="gibbs_target", help="results file name")
     parser.add_argument("--warm-cache", action="store_true")
     args = parser.parse_args()
     frames = []
@@ -141,14 +143,15 @@ def main() -> None:
         )
     frame = pd.concat(frames, ignore_index=True)
     OUT.mkdir(exist_ok=True)
-    frame.to_parquet(OUT / "gibbs_target.parquet")
+    frame.to_parquet(OUT / f"{args.name}.parquet")
     command = " ".join(
         [".venv/bin/python benchmarks/gibbs_target.py", f"--reps {args.reps}"]
         + ["--settings", *args.settings, f"--vectorize {args.vectorize}"]
         + (["--warm-cache"] if args.warm_cache else [])
+        + ([f"--name {args.name}"] if args.name != "gibbs_target" else [])
     )
-    (OUT / "gibbs_target.md").write_text(table(frame, command, os.cpu_count() or 1))
-    print(f"wrote {OUT / 'gibbs_target.md'}")
+    (OUT / f"{args.name}.md").write_text(table(frame, command, os.cpu_count() or 1))
+    print(f"wrote {OUT / f'{args.name}.md'}")
 
 
 if __name__ == "__main__":
