@@ -1,12 +1,13 @@
 """Keeping freed memory in a worker process instead of handing it back to the kernel.
 
-XLA's CPU runtime allocates and frees buffers of a few hundred kilobytes to megabytes inside
-a compiled program's loops. glibc serves blocks that large with ``mmap`` and returns them with
-``munmap`` (its threshold adapts upwards only in some arenas), so every sweep of a Gibbs
-sampler touched fresh pages: in a Dask worker running the latent interaction sampler, about
-48,000 minor page faults a second and a fifth of the sampling thread's time in the kernel
-(``benchmarks/malloc_workers.py`` measures it). Raising glibc's mmap and trim thresholds keeps
-those blocks in the heap for reuse.
+XLA's CPU runtime allocates and frees buffers of a few hundred kilobytes to megabytes while a
+compiled program runs. Under glibc's default thresholds, in a Dask worker (tasks run on a
+thread of their own) those blocks went back to the kernel when freed, so the latent
+interaction sampler kept touching fresh pages: two workers took 160,000-190,000 minor page
+faults a second and spent 18-20% of their CPU time in the kernel
+(``benchmarks/malloc_workers.py``, ``benchmarks/results/malloc_workers.md``; 1.5-1.8% with
+this setting, the batches 10-15% faster). Raising glibc's mmap and trim thresholds keeps the
+blocks in the heap for reuse, at some tens of MB more resident memory per worker.
 """
 
 from __future__ import annotations

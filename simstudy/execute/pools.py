@@ -129,7 +129,9 @@ def open_pool(settings: ExecutorSettings) -> Iterator[SynchronousPool | DaskPool
     settings
         ``local``: a ``distributed.LocalCluster`` with one single-threaded worker process per
         core (or ``n_workers``), each pinned to its core (``pin_cores``, see
-        :class:`~simstudy.execute.pinning.PinCores`); ``synchronous``: this process.
+        :class:`~simstudy.execute.pinning.PinCores`); ``synchronous``: this process. Either
+        way the processes that fit keep freed memory for reuse
+        (:mod:`simstudy.execute.malloc`).
     """
     from simstudy.execute.malloc import KeepFreedMemory, keep_freed_memory
 
