@@ -7,7 +7,7 @@ interaction sampler kept touching fresh pages: two workers took 160,000-190,000 
 faults a second and spent 18-20% of their CPU time in the kernel
 (``benchmarks/malloc_workers.py``, ``benchmarks/results/malloc_workers.md``; 1.5-1.8% with
 this setting, the batches 10-15% faster). Raising glibc's mmap and trim thresholds keeps the
-blocks in the heap for reuse, at some tens of MB more resident memory per worker.
+blocks in the heap for reuse, at 40-100 MB more peak resident memory per worker there.
 """
 
 from __future__ import annotations
