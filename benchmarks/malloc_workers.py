@@ -3,7 +3,7 @@
 A local cluster as ``simstudy run`` starts it (one single-threaded worker per core, each
 pinned to its core), fitting batches of the latent interaction study (``bayes`` only, N = 500,
 ``--width`` replications per compiled program) with and without
-:class:`~simstudy.execute.malloc.KeepFreedMemory`. Each worker first fits one batch (compile,
+:class:`~simstudy.execute.pinning.KeepFreedMemory`. Each worker first fits one batch (compile,
 not measured); then every worker fits ``--batches`` more, and the workers' own counters
 (``getrusage``: minor page faults, user and kernel CPU seconds, peak resident memory) and the
 wall time of those batches are recorded. Variants alternate, ``--rounds`` times over, each in
@@ -32,8 +32,7 @@ from distributed import Client, LocalCluster
 from simstudy.cli import load_plan
 from simstudy.design import expand_grid
 from simstudy.engine.replicate import run_batch
-from simstudy.execute.malloc import KeepFreedMemory
-from simstudy.execute.pinning import PinCores
+from simstudy.execute.pinning import KeepFreedMemory, PinCores
 from simstudy.execute.pools import WORKER_ENV
 
 OUT = Path(__file__).parent / "results"

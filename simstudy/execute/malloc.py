@@ -8,15 +8,13 @@ faults a second and spent 18-20% of their CPU time in the kernel
 (``benchmarks/malloc_workers.py``, ``benchmarks/results/malloc_workers.md``; 1.5-1.8% with
 this setting, the batches 10-15% faster). Raising glibc's mmap and trim thresholds keeps the
 blocks in the heap for reuse, at 40-100 MB more peak resident memory per worker there.
+A worker applies it through :class:`~simstudy.execute.pinning.KeepFreedMemory`.
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
-from typing import Any
-
-from distributed import WorkerPlugin
 
 # mallopt parameters (glibc's malloc.h)
 M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3
@@ -41,13 +39,3 @@ def keep_freed_memory() -> bool:
     settings = ((M_MMAP_THRESHOLD, MMAP_THRESHOLD), (M_TRIM_THRESHOLD, TRIM_THRESHOLD))
     settings += ((M_TOP_PAD, TOP_PAD),)
     return all(libc.mallopt(param, value) == 1 for param, value in settings)
-
-
-class KeepFreedMemory(WorkerPlugin):
-    """A Dask worker plugin that applies :func:`keep_freed_memory` in each worker process."""
-
-    name = "simstudy-keep-freed-memory"
-
-    def setup(self, worker: Any) -> None:
-        """Called in the worker when the plugin is registered (and after a nanny restart)."""
-        keep_freed_memory()

@@ -1,4 +1,4 @@
-"""Pinning the worker processes of a local Dask cluster to one core each."""
+"""Worker plugins of a local Dask cluster: one core per worker, freed memory kept for reuse."""
 
 from __future__ import annotations
 
@@ -44,3 +44,19 @@ class PinCores(WorkerPlugin):
         """Pin this worker's process (called in the worker when the plugin is registered)."""
         index = int(worker.name) if str(worker.name).isdigit() else 0
         pin_process(self.cores[index % len(self.cores)])
+
+
+class KeepFreedMemory(WorkerPlugin):
+    """Applies :func:`~simstudy.execute.malloc.keep_freed_memory` in each worker process.
+
+    A worker plugin lives here, not in :mod:`simstudy.execute.malloc`, so that the synchronous
+    executor can set its own process without importing ``distributed``.
+    """
+
+    name = "simstudy-keep-freed-memory"
+
+    def setup(self, worker: Any) -> None:
+        """Called in the worker when the plugin is registered (and after a nanny restart)."""
+        from simstudy.execute.malloc import keep_freed_memory
+
+        keep_freed_memory()

@@ -133,9 +133,9 @@ def open_pool(settings: ExecutorSettings) -> Iterator[SynchronousPool | DaskPool
         way the processes that fit keep freed memory for reuse
         (:mod:`simstudy.execute.malloc`).
     """
-    from simstudy.execute.malloc import KeepFreedMemory, keep_freed_memory
-
     if settings.name == "synchronous":
+        from simstudy.execute.malloc import keep_freed_memory
+
         keep_freed_memory()
         yield SynchronousPool()
         return
@@ -151,6 +151,8 @@ def open_pool(settings: ExecutorSettings) -> Iterator[SynchronousPool | DaskPool
         env={**WORKER_ENV, **{k: os.environ[k] for k in ("JAX_PLATFORMS",) if k in os.environ}},
     )
     client = Client(cluster)
+    from simstudy.execute.pinning import KeepFreedMemory
+
     client.register_plugin(KeepFreedMemory())
     cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
     if settings.pin_cores and len(cores) > 1:
