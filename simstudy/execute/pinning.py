@@ -8,8 +8,8 @@ from typing import Any
 from distributed import WorkerPlugin
 
 
-def pin_process(core: int) -> bool:
-    """Restrict every thread of this process to ``core`` (threads started later inherit it).
+def pin_process(*cores: int) -> bool:
+    """Restrict every thread of this process to ``cores`` (threads started later inherit it).
 
     Returns whether it could (Linux only). ``os.sched_setaffinity`` takes a thread id, so each
     thread in ``/proc/self/task`` is pinned, not only the caller.
@@ -18,7 +18,7 @@ def pin_process(core: int) -> bool:
         return False  # pragma: no cover - not on Linux
     for tid in os.listdir("/proc/self/task"):
         try:
-            os.sched_setaffinity(int(tid), {core})
+            os.sched_setaffinity(int(tid), set(cores))
         except (ProcessLookupError, PermissionError):  # a thread that has just ended
             continue
     return True
