@@ -78,13 +78,7 @@ def measure(variant: str, runs: int) -> dict:
     keys = jax.random.split(jax.random.key(0), WIDTH)
 
     start = time.perf_counter()
-    with jax.threefry_partitionable(gibbs.THREEFRY_PARTITIONABLE):
-        one_chain = gibbs._chain(estimator, plan.sampler, plan.model.priors)
-
-        def fit_one(key, d):
-            return jax.vmap(one_chain, in_axes=(0, None))(jax.random.split(key, CHAINS), d)
-
-        lowered = jax.jit(jax.vmap(fit_one)).lower(keys, data)
+    lowered = gibbs.lower_fit(estimator, plan.sampler, plan.model.priors, data, width=WIDTH)
     lower_s = time.perf_counter() - start
     if pinning == "after":
         pin_process(0, 1)

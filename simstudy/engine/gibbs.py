@@ -133,23 +133,37 @@ def compile_fit(
     )
     compiled = _COMPILED.get(key)
     if compiled is None:
-        one_chain = _chain(estimator, settings, priors, record, n_record, draws)
-
-        def fit_one(rng_key, data):
-            return jax.vmap(one_chain, in_axes=(0, None))(
-                jax.random.split(rng_key, settings.chains), data
-            )
-
-        if width is None:
-            example = jax.random.key(0)
-            fit = jax.jit(fit_one)
-        else:
-            example = jax.random.split(jax.random.key(0), width)
-            fit = jax.jit(jax.vmap(fit_one))
-        with jax.threefry_partitionable(THREEFRY_PARTITIONABLE):
-            lowered = fit.lower(example, arrays)
+        lowered = lower_fit(estimator, settings, priors, arrays, record, n_record, draws, width)
         compiled = _COMPILED[key] = lowered.compile()
     return compiled
+
+
+def lower_fit(
+    estimator: GibbsEstimator,
+    settings: SamplerSettings,
+    priors: Mapping[str, float],
+    arrays: Mapping[str, jax.Array],
+    record: Callable[[Any, Mapping[str, Any]], Any] | None = None,
+    n_record: int = 0,
+    draws: bool = True,
+    width: int | None = None,
+):
+    """The program :func:`compile_fit` compiles, lowered (traced) but not yet compiled."""
+    one_chain = _chain(estimator, settings, priors, record, n_record, draws)
+
+    def fit_one(rng_key, data):
+        return jax.vmap(one_chain, in_axes=(0, None))(
+            jax.random.split(rng_key, settings.chains), data
+        )
+
+    if width is None:
+        example = jax.random.key(0)
+        fit = jax.jit(fit_one)
+    else:
+        example = jax.random.split(jax.random.key(0), width)
+        fit = jax.jit(jax.vmap(fit_one))
+    with jax.threefry_partitionable(THREEFRY_PARTITIONABLE):
+        return fit.lower(example, arrays)
 
 
 def prepare(

@@ -90,6 +90,8 @@ def overrelaxed(old: jax.Array, mean: jax.Array, noise: jax.Array, alpha: float)
     """
     if not -1.0 < alpha < 1.0:
         raise ValueError(f"over-relaxation alpha must lie in (-1, 1), got {alpha}")
+    if alpha == 0.0:  # the plain draw, without the no-op arithmetic in a sweep's hot loop
+        return mean + noise
     return mean + alpha * (old - mean) + (1.0 - alpha * alpha) ** 0.5 * noise
 
 
