@@ -7,6 +7,7 @@ command line turns it into exit code 2.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -58,6 +59,10 @@ class SamplerSettings:
     max_tree_depth: int = 10
     vectorize: int = 1  # replications per compiled program (Gibbs and ChEES estimators)
 
+    def program(self) -> SamplerSettings:
+        """The settings a compiled program depends on: the width is the program's own."""
+        return dataclasses.replace(self, vectorize=1)
+
 
 @dataclass(frozen=True)
 class ExecutorSettings:
@@ -70,6 +75,7 @@ class ExecutorSettings:
     retries: int = 1
     dashboard: bool = True
     pin_cores: bool = True
+    compile_first: bool = True
 
 
 @dataclass(frozen=True)
@@ -238,20 +244,17 @@ def _executor(raw: Any) -> ExecutorSettings:
     name = d.get("name", "local")
     if name not in EXECUTORS:
         raise InputError("executor.name", name, "one of " + ", ".join(EXECUTORS))
-    dashboard = d.get("dashboard", True)
-    if not isinstance(dashboard, bool):
-        raise InputError("executor.dashboard", dashboard, "true or false")
-    pin_cores = d.get("pin_cores", True)
-    if not isinstance(pin_cores, bool):
-        raise InputError("executor.pin_cores", pin_cores, "true or false")
+    flags = {k: d.get(k, True) for k in ("dashboard", "pin_cores", "compile_first")}
+    for key, value in flags.items():
+        if not isinstance(value, bool):
+            raise InputError(f"executor.{key}", value, "true or false")
     return ExecutorSettings(
         name=name,
         n_workers=_int("executor.n_workers", d.get("n_workers"), 1, none_ok=True),
         batch_size=_int("executor.batch_size", d.get("batch_size", 16), 1),
         window=_int("executor.window", d.get("window"), 1, none_ok=True),
         retries=_int("executor.retries", d.get("retries", 1), 0),
-        dashboard=dashboard,
-        pin_cores=pin_cores,
+        **flags,
     )
 
 

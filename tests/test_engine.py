@@ -15,6 +15,7 @@ from simstudy.models import regression_missing as rm
 SETTING = {**REGRESSION_PARAMS, "missing_rate": 0.3, "mechanism": "MAR"}
 PRIORS = {"coef_sd": 10.0, "sigma_scale": 5.0}
 FAST = SamplerSettings(chains=2, warmup=200, draws=200)
+CHEES_FAST = SamplerSettings(name="chees", chains=4, warmup=100, draws=100, target_accept=0.651)
 
 
 def test_summarise_draws_matches_numpy():
@@ -46,9 +47,9 @@ def test_summary_flags_disagreeing_chains_and_rejects_nan():
         summarise_draws({"a": np.full((2, 10), np.nan)}, 0.95)
 
 
-@pytest.mark.parametrize("name", ["bayes_fiml", "bayes_cc"])
-def test_nuts_recovers_parameters_at_large_n(name):
-    setting = {**SETTING, "N": 3000, "mechanism": "MCAR"}
+@pytest.mark.parametrize(("name", "n"), [("bayes_fiml", 1000), ("bayes_cc", 3000)])
+def test_nuts_recovers_parameters_at_large_n(name, n):
+    setting = {**SETTING, "N": n, "mechanism": "MCAR"}  # bayes_fiml: n + 7 dimensions
     data = rm.simulate(jax.random.key(0), setting)
     estimator = rm.ESTIMATORS[name]
     model_data = estimator.data(data, PRIORS)
@@ -62,20 +63,22 @@ def test_nuts_recovers_parameters_at_large_n(name):
 
 
 def test_fiml_is_unbiased_where_complete_cases_are_not():
+    """bayes_fiml_marginal: bayes_fiml's posterior (test_models_regression_missing), 7 dims."""
     setting = {**SETTING, "N": 3000}
     data = rm.simulate(jax.random.key(2), setting)
     fits = {}
-    for name in ("bayes_fiml", "bayes_cc"):
+    for name in ("bayes_fiml_marginal", "bayes_cc"):
         est = rm.ESTIMATORS[name]
         d = est.data(data, PRIORS)
         fits[name] = summarise_draws(nuts.prepare(est, d, FAST)(jax.random.key(3), d).draws, 0.95)
-    assert abs(fits["bayes_fiml"]["y~x"].estimate - 0.5) < 4 * fits["bayes_fiml"]["y~x"].se
+    fiml = fits["bayes_fiml_marginal"]["y~x"]
+    assert abs(fiml.estimate - 0.5) < 4 * fiml.se
     assert fits["bayes_cc"]["y~x"].estimate < 0.5 - 4 * fits["bayes_cc"]["y~x"].se
 
 
 @pytest.mark.parametrize(
     ("engine", "settings"),
-    [(nuts, FAST), (chees, SamplerSettings(name="chees", chains=4, warmup=50, draws=50))],
+    [(nuts, FAST), (chees, CHEES_FAST)],
 )
 def test_second_replication_of_a_condition_does_not_recompile(engine, settings):
     events = []
@@ -89,8 +92,10 @@ def test_second_replication_of_a_condition_does_not_recompile(engine, settings):
 
     monitoring.register_event_duration_secs_listener(listener)
     try:
-        setting = {**SETTING, "N": 123}
-        estimator = rm.ESTIMATORS["bayes_fiml" if engine is nuts else "bayes_cc"]
+        # shapes and settings of programs other tests compile too (large-n NUTS recovery;
+        # test_chees's batch-and-lane test), so that the tier compiles each once
+        setting = {**SETTING, "N": 3000 if engine is nuts else 80}
+        estimator = rm.ESTIMATORS["bayes_cc"]
         first = estimator.data(rm.simulate(jax.random.key(10), setting), PRIORS)
         run = engine.prepare(estimator, first, settings)
         run(jax.random.key(0), first)
@@ -169,3 +174,30 @@ def test_compiled_simulation_is_the_model_simulation_as_one_program():
         np.testing.assert_allclose(np.asarray(compiled[name]), np.asarray(eager[name]), atol=1e-5)
     again = simulate(key)
     assert all(np.array_equal(np.asarray(again[n]), np.asarray(compiled[n])) for n in again)
+
+
+def test_a_batch_after_compile_unit_compiles_nothing():
+    """compile_unit compiles exactly the program the batch runs (here NUTS, N = 61, a shape
+    no other test uses), and never raises: a unit that cannot compile returns its error."""
+    from simstudy.engine.replicate import compile_unit, run_batch
+
+    plan = _plan(factors={"N": [61], "missing_rate": [0.3], "mechanism": ["MCAR"]})
+    cond = {"N": 61, "missing_rate": 0.3, "mechanism": "MCAR"}
+    events = []
+
+    def listener(event, duration, **kwargs):
+        if event == "/jax/core/compile/backend_compile_duration":
+            events.append(event)
+
+    monitoring.register_event_duration_secs_listener(listener)
+    try:
+        assert compile_unit(plan, cond, "bayes_cc") == ""
+        assert events  # it compiled
+        before = len(events)
+        rows = run_batch(plan, cond, [0, 1])
+        assert len(events) == before, "the batch compiled again"
+    finally:
+        monitoring.unregister_event_duration_listener(listener)
+    assert {r["status"] for r in rows} == {"ok"}
+    bad = _plan(factors={"N": [1], "missing_rate": [0.3], "mechanism": ["MCAR"]})
+    assert compile_unit(bad, {"N": 1, "missing_rate": 0.3, "mechanism": "MCAR"}, "nope")

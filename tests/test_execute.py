@@ -16,12 +16,7 @@ from simstudy.store import read_manifest
 
 
 def test_same_numbers_whatever_batch_size_and_worker_count(run_cli, tmp_path):
-    runs = {
-        "local-1-worker-batch-1": [
-            "executor=local",
-            "executor.n_workers=1",
-            "executor.batch_size=1",
-        ],
+    runs = {  # one process with batches of 4; two worker processes with batches of 5
         "local-2-workers-batch-5": [
             "executor=local",
             "executor.n_workers=2",
@@ -34,7 +29,7 @@ def test_same_numbers_whatever_batch_size_and_worker_count(run_cli, tmp_path):
         rc, out = run_cli(*TINY, *extra, results=tmp_path / label)
         assert rc == 0, out
         results[label] = records_of(tmp_path / label / "tiny")
-    first = results["local-1-worker-batch-1"]
+    first = results["local-2-workers-batch-5"]
     assert len(first) == 2 * 6 * 2 * 4  # conditions × reps × estimators × parameters
     assert (first["status"] == "ok").all()
     assert first["ess_bulk"].notna().sum() == 2 * 6 * 4  # bayes_cc rows only
@@ -274,3 +269,40 @@ def test_local_cluster_workers_reuse_freed_memory():
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent)}
     default = int(subprocess.check_output([sys.executable, "-c", code], env=env, text=True))
     assert default > 1.5 * first_touch
+
+
+def test_warm_tasks_run_once_per_condition_before_its_batches(tmp_path):
+    """The runner's compile-first hook: each warm function once per condition, submitted
+    before the condition's first batch, and the batch function sees only (condition, reps)."""
+    from simstudy.execute.pools import SynchronousPool
+    from simstudy.execute.runner import StopRule, plan_tasks, run_tasks
+    from simstudy.store import replication_schema
+
+    log = []
+    conditions = [{"N": 1}, {"N": 2}]
+    tasks, _ = plan_tasks(tmp_path, conditions, reps=4, batch_size=2)
+
+    def run(condition, reps):
+        log.append(("batch", condition["N"], tuple(reps)))
+        return []
+
+    report = run_tasks(
+        SynchronousPool(),
+        tasks,
+        study_dir=tmp_path,
+        schema=replication_schema({"N": "int"}),
+        run_fn=run,
+        fail_fn=lambda condition, reps, error: [],
+        stop_rule=StopRule(1.0, 10),
+        n_estimators=1,
+        warm=[lambda condition: log.append(("warm", condition["N"]))],
+    )
+    assert report.batches_written == 4
+    assert log == [
+        ("warm", 1),
+        ("batch", 1, (0, 1)),
+        ("batch", 1, (2, 3)),
+        ("warm", 2),
+        ("batch", 2, (0, 1)),
+        ("batch", 2, (2, 3)),
+    ]

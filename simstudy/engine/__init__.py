@@ -21,4 +21,9 @@ def configure_jax() -> None:
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 
 
+def persistent_cache_dir() -> str | None:
+    """The persistent compilation cache's directory in this process; None when it is off."""
+    return jax.config.jax_compilation_cache_dir or None
+
+
 configure_jax()

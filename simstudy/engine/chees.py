@@ -48,6 +48,10 @@ PATHFINDER_ITERATIONS = 30
 #: Draws of each Pathfinder approximation used for its ELBO (which picks the approximation).
 PATHFINDER_SAMPLES = 50
 
+#: XLA options of ChEES programs: LLVM's lighter optimization pipeline compiles them faster
+#: and runs them no slower (benchmarks/results/compile_programs.md; not so for Gibbs sweeps).
+COMPILER_OPTIONS = {"xla_backend_optimization_level": 1}
+
 _COMPILED: dict[tuple[Any, ...], Callable[..., Any]] = {}
 
 
@@ -82,8 +86,11 @@ def build_fit(
         logdensity_fn = logdensity_of(data)
         k_box, k_path, k_warm, k_draw = jax.random.split(rng_key, 4)
         box = jax.random.uniform(k_box, (chains, dim), minval=-INIT_RADIUS, maxval=INIT_RADIUS)
-        starts = jax.vmap(pathfinder_start, in_axes=(0, None, 0))(
-            jax.random.split(k_path, chains), logdensity_fn, box
+        # one chain after another: vmapped, L-BFGS's loops and branches become selects over
+        # every lane, a larger program (benchmarks/compile_programs.py) for the same starts
+        starts = jax.lax.map(
+            lambda args: pathfinder_start(args[0], logdensity_fn, args[1]),
+            (jax.random.split(k_path, chains), box),
         )
         warmup = blackjax.chees_adaptation(
             logdensity_fn,
@@ -124,7 +131,7 @@ def compile_fit(
     if settings.chains < 2:
         raise ValueError("ChEES adapts from the spread of its chains: sampler.chains >= 2")
     arrays = {k: jnp.asarray(v) for k, v in data.items()}
-    cache_key = (estimator.name, estimator.model, settings, width, _signature(arrays))
+    cache_key = (estimator.name, estimator.model, settings.program(), width, _signature(arrays))
     compiled = _COMPILED.get(cache_key)
     if compiled is None:
         template = arrays if width is None else {k: v[0] for k, v in arrays.items()}
@@ -134,7 +141,8 @@ def compile_fit(
         else:
             example = jax.random.split(jax.random.key(0), width)
             fit = jax.vmap(fit)
-        compiled = _COMPILED[cache_key] = jax.jit(fit).lower(example, arrays).compile()
+        lowered = jax.jit(fit).lower(example, arrays)
+        compiled = _COMPILED[cache_key] = lowered.compile(compiler_options=COMPILER_OPTIONS)
     return compiled
 
 

@@ -21,14 +21,9 @@ from simstudy.models.base import Estimate, GibbsEstimator, ImputationEstimator
 
 _COMPILED: dict[tuple[Any, ...], Any] = {}
 
-#: JAX's ``jax_threefry_partitionable`` setting under which Gibbs programs are traced (their
-#: random streams depend on it, so it is fixed here, not left to the process). The classic
-#: ``False`` lowering of JAX's CPU threefry was faster in exploratory runs of the latent
-#: interaction sweep; benchmarks/profile_gibbs_sweep.py (3 rounds, results/
-#: profile_gibbs_sweep.md) has it level on the fastest round (44.8 against 44.1 us per sweep
-#: and lane with ``True``) and ahead on the other two (46.1 and 48.1 against 62.4 and 57.5).
-#: Sharding programs over devices would want ``True``; simstudy batches replications on one
-#: device instead.
+#: JAX's ``jax_threefry_partitionable`` setting under which Gibbs programs are traced: their
+#: random streams depend on it, so it is fixed here, not left to the process; ``False`` was
+#: not slower on the CPU (benchmarks/results/profile_gibbs_sweep.md).
 THREEFRY_PARTITIONABLE = False
 
 
@@ -71,10 +66,9 @@ def _chain(
             jax.random.split(k_draw, settings.draws)
         )
         if record is None and estimator.warmup_step is None and draws:
-            # One loop over warm-up and sampling sweeps (the same sweep): XLA compiles its
-            # body once instead of twice (latent interaction, 4 chains x 32 replications:
-            # 20.4 -> 18.6 s); the warm-up sweeps' estimands are computed and dropped. Same
-            # keys, so the same chain as two loops.
+            # One loop over warm-up and sampling sweeps (the same sweep), so XLA compiles its
+            # body once, not twice; the warm-up sweeps' estimands are computed and dropped.
+            # Same keys, so the same chain as two loops.
             collected = jax.lax.scan(sweep, state, jnp.concatenate([warm_keys, keys]))[1]
             return jax.tree.map(lambda a: a[settings.warmup :], collected)
         state, _ = jax.lax.scan(warm, state, warm_keys)
@@ -124,7 +118,7 @@ def compile_fit(
     key = (
         estimator,  # its functions, not just its name: one name can serve several structures
         record,
-        settings,
+        settings.program(),
         tuple(sorted(priors.items())),
         n_record,
         draws,

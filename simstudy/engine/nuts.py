@@ -49,6 +49,21 @@ def _signature(data: Mapping[str, Any]) -> tuple[Any, ...]:
     return tuple(sorted((k, np.shape(v), np.asarray(v).dtype.str) for k, v in data.items()))
 
 
+def unconstrained_layout(model: Callable[..., None], template: Mapping[str, Any]) -> Any:
+    """Zeros in the structure of a NumPyro model's unconstrained parameters.
+
+    Found by tracing NumPyro's initialisation abstractly (``jax.eval_shape``): run eagerly, it
+    dispatches and compiles each small operation of the model one by one, which cost more
+    than tracing the whole sampler (benchmarks/compile_programs.py).
+    """
+
+    def sites(rng_key: jax.Array) -> Any:
+        return initialize_model(rng_key, model, model_kwargs=dict(template)).param_info.z
+
+    shapes = jax.eval_shape(sites, jax.random.key(0))
+    return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+
+
 def flatten_model(
     estimator: SampledEstimator, template: Mapping[str, Any]
 ) -> tuple[
@@ -66,8 +81,7 @@ def flatten_model(
         positions of shape ``(chains, draws, dim)`` (constrained, then ``estimator.derive``).
     """
     model = estimator.model
-    info = initialize_model(jax.random.key(0), model, model_kwargs=dict(template))
-    flat0, unravel = ravel_pytree(info.param_info.z)
+    flat0, unravel = ravel_pytree(unconstrained_layout(model, template))
 
     def logdensity_of(data: Mapping[str, Any]) -> Callable[[jax.Array], jax.Array]:
         return lambda flat: -potential_energy(model, (), data, unravel(flat))
@@ -151,7 +165,7 @@ def prepare(
         ``(rng_key, data) -> Draws``.
     """
     arrays = {k: jnp.asarray(v) for k, v in data.items()}
-    cache_key = (estimator.name, estimator.model, settings, _signature(arrays))
+    cache_key = (estimator.name, estimator.model, settings.program(), _signature(arrays))
     compiled = _COMPILED.get(cache_key)
     if compiled is None:
         fit = build_sampler(estimator, settings, arrays)

@@ -141,16 +141,24 @@ def posterior_draws(
     priors: Mapping[str, float],
 ) -> tuple[Draws, float]:
     """Draws of a sampled estimator, and the seconds of sampling (compilation excluded)."""
-    if isinstance(estimator, GibbsEstimator):
-        data = dataset
-        run = gibbs.prepare(estimator, data, sampler, priors)
-    else:
-        data = estimator.data(dataset, priors)
-        engine = chees if sampler.name == "chees" else nuts
-        run = engine.prepare(estimator, data, sampler)
+    run, data = _prepare_one(estimator, dataset, sampler, priors)
     start = time.perf_counter()
     draws = run(rng_key, data)
     return draws, time.perf_counter() - start
+
+
+def _prepare_one(
+    estimator: SampledEstimator | GibbsEstimator,
+    dataset: Dataset,
+    sampler: SamplerSettings,
+    priors: Mapping[str, float],
+) -> tuple[Any, Mapping[str, Any]]:
+    """The compiled one-replication fit of an estimator, and the data it takes."""
+    if isinstance(estimator, GibbsEstimator):
+        return gibbs.prepare(estimator, dataset, sampler, priors), dataset
+    data = estimator.data(dataset, priors)
+    engine = chees if sampler.name == "chees" else nuts
+    return engine.prepare(estimator, data, sampler), data
 
 
 def _error_text(exc: BaseException) -> str:
@@ -459,6 +467,50 @@ def run_batch(plan: StudyPlan, condition: Mapping[str, Any], reps: Sequence[int]
         for s in simulated:
             rows += fitted[s.base["rep"]] if isinstance(s, _Rep) else s
     return rows
+
+
+def compile_unit(plan: StudyPlan, condition: Mapping[str, Any], name: str) -> str:
+    """Compile the program of fitting unit ``name`` for ``condition``, fitting nothing.
+
+    The program is the one :func:`run_batch` runs for the unit (see :func:`fitting_units`).
+
+    Run as a task of its own per (condition, unit) before the condition's batches, so that
+    each program is compiled once by one worker and the others load it from JAX's persistent
+    cache, instead of every worker compiling every program at once. Never raises: a program
+    that does not compile is left for the batches to fail on, as rows. Returns the error text
+    ('' when compiled).
+    """
+    try:
+        simulated = _simulate(plan, condition, 0)  # rep 0: every rep has the same shapes
+        if not isinstance(simulated, _Rep):
+            return "simulate failed"
+        partner = dict(fitting_units(plan)).get(name)
+        available = MODELS[plan.model.name].estimators_for(plan.model.structure)
+        estimator, data = available[name], simulated.dataset
+        sampler, priors = plan.sampler, plan.model.priors
+        width = plan.sampler.vectorize
+        batched = width > 1 and plan.sampler.name in BATCHED_SAMPLERS
+        if partner:
+            imputer = available[partner]
+            gibbs.prepare_imputation_batch(
+                imputer, [data], sampler, priors, width if width > 1 else None, True
+            )
+        elif isinstance(estimator, ClosedFormEstimator):
+            pass
+        elif isinstance(estimator, ImputationEstimator):
+            if batched:
+                gibbs.prepare_imputation_batch(estimator, [data], sampler, priors, width)
+            else:
+                gibbs.imputation_program(estimator, sampler, priors, data)
+        elif batched and isinstance(estimator, SampledEstimator):
+            chees.prepare_batch(estimator, [estimator.data(data, priors)], sampler, width)
+        elif batched:
+            gibbs.prepare_batch(estimator, [data], sampler, priors, width)
+        else:
+            _prepare_one(estimator, data, sampler, priors)
+    except Exception as exc:
+        return _error_text(exc)
+    return ""
 
 
 def failed_batch(

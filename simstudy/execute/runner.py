@@ -88,6 +88,11 @@ def _fit_counts(records: Records) -> tuple[int, int]:
     return len(status), sum(status.values())
 
 
+def _after(fn: Callable[..., Records], condition: dict[str, Any], reps: list[int], *_ready: Any):
+    """``fn(condition, reps)``, as a task that waits for the tasks passed in ``_ready``."""
+    return fn(condition, reps)
+
+
 def run_tasks(
     pool: Pool,
     tasks: Sequence[BatchTask],
@@ -100,6 +105,7 @@ def run_tasks(
     n_estimators: int,
     window: int | None = None,
     progress: RunProgress | None = None,
+    warm: Sequence[Callable[[dict[str, Any]], Any]] = (),
 ) -> RunReport:
     """Submit batches through a sliding window and write each as it completes.
 
@@ -123,6 +129,10 @@ def run_tasks(
         Tasks in flight at once; default two per worker.
     progress
         Progress display, updated per batch.
+    warm
+        Functions of a condition run once per condition, as tasks of their own, before its
+        batches (which wait for them): e.g. compiling the condition's programs, one per
+        worker at a time, for the batches to load. They must not raise.
 
     Returns
     -------
@@ -134,6 +144,7 @@ def run_tasks(
     inflight: dict[Any, BatchTask] = {}
     fits: dict[str, list[int]] = {}
     finished = pool.completed()
+    warmed: dict[str, list[Any]] = {}
 
     def fill() -> None:
         while queue and len(inflight) < window:
@@ -141,7 +152,10 @@ def run_tasks(
             if task.cond_id in report.stopped:
                 report.batches_not_run += 1
                 continue
-            handle = pool.submit(run_fn, task.condition, list(range(task.start, task.stop)))
+            if task.cond_id not in warmed:
+                warmed[task.cond_id] = [pool.submit(fn, task.condition) for fn in warm]
+            reps = list(range(task.start, task.stop))
+            handle = pool.submit(_after, run_fn, task.condition, reps, *warmed[task.cond_id])
             inflight[handle.key] = task
             finished.add(handle)
 
