@@ -27,18 +27,24 @@ def _say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
+#: The config tree chosen with ``--config-dir`` for this invocation (None: not given).
+_CONFIG_DIR: Path | None = None
+
+#: The config tree shipped beside the package (the repository's ``conf/``).
+PACKAGE_CONF = Path(__file__).resolve().parents[1] / "conf"
+
+
 def config_dir() -> Path:
     """Where the Hydra config tree lives.
 
-    ``$SIMSTUDY_CONFIG_DIR``, else ``./conf`` when it has a ``config.yaml``, else the ``conf/``
-    beside the installed package (the repository's).
+    ``--config-dir``, else ``$SIMSTUDY_CONFIG_DIR``, else the ``conf/`` shipped with simstudy.
+    A ``conf/`` in the working directory is never picked up silently: the user names it.
     """
+    if _CONFIG_DIR is not None:
+        return _CONFIG_DIR
     if os.environ.get("SIMSTUDY_CONFIG_DIR"):
         return Path(os.environ["SIMSTUDY_CONFIG_DIR"]).resolve()
-    local = Path.cwd() / "conf"
-    if (local / "config.yaml").exists():
-        return local.resolve()
-    return Path(__file__).resolve().parents[1] / "conf"
+    return PACKAGE_CONF
 
 
 def _check_group_choices(conf: Path, overrides: Sequence[str]) -> None:
@@ -72,14 +78,43 @@ def compose(overrides: Sequence[str]) -> Any:
     if not (conf / "config.yaml").exists():
         raise InputError("SIMSTUDY_CONFIG_DIR", str(conf), "a directory with config.yaml")
     _check_group_choices(conf, overrides)
+    errors = (HydraException, OmegaConfBaseException)
     try:
         with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
-            return hydra_compose("config", overrides=list(overrides))
-    except (HydraException, OmegaConfBaseException) as exc:
+            try:
+                return hydra_compose("config", overrides=list(overrides))
+            except errors as first:
+                replaced = replace_mappings(overrides)
+                if replaced == list(overrides):
+                    raise
+                try:  # KEY={...}: the user replaces a whole mapping
+                    return hydra_compose("config", overrides=replaced)
+                except errors:
+                    raise first from None
+    except errors as exc:
         text = " ".join(str(exc).split())
         raise InputError(
-            "overrides", " ".join(overrides), f"a valid Hydra override list ({text})"
+            "overrides",
+            " ".join(overrides),
+            f"a valid Hydra override list ({text}). To replace a whole mapping, write "
+            "KEY={a: 1, b: 2} for a KEY the config has",
         ) from None
+
+
+def replace_mappings(overrides: Sequence[str]) -> list[str]:
+    """``KEY={...}`` as Hydra's delete-then-add (``~KEY``, ``+KEY={...}``): a replacement.
+
+    Hydra merges a mapping into the existing one, which the structured config refuses for new
+    keys; a user who writes a whole mapping means it to replace the old one.
+    """
+    out: list[str] = []
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if sep and key[:1] not in "+~" and value.lstrip().startswith("{"):
+            out += [f"~{key}", f"+{key}={value}"]
+        else:
+            out.append(item)
+    return out
 
 
 def compose_raw(overrides: Sequence[str], estimators: Sequence[str] | None = None) -> dict:
@@ -129,6 +164,28 @@ def _differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> 
         elif a != b:
             out.append(f"{prefix}{key}: {a!r} -> {b!r}")
     return out
+
+
+def _compile_tasks(plan: Any, pool: Any) -> list[Any]:
+    """One compile task per fitting unit of a condition, where workers can share programs.
+
+    Several workers share what one compiled through JAX's persistent cache; without the
+    cache, or with one worker, each worker compiles what it fits, and nothing is gained.
+    """
+    from simstudy.engine import persistent_cache_dir, replicate
+    from simstudy.models import MODELS
+    from simstudy.models.base import ClosedFormEstimator
+
+    if not plan.executor.compile_first or pool.n_workers < 2 or plan.kind == "sbc":
+        return []
+    if persistent_cache_dir() is None:
+        return []
+    available = MODELS[plan.model.name].estimators_for(plan.model.structure)
+    return [
+        functools.partial(replicate.compile_unit, plan, name=name)
+        for name, _ in replicate.fitting_units(plan)
+        if not isinstance(available[name], ClosedFormEstimator)
+    ]
 
 
 def cmd_run(overrides: Sequence[str]) -> int:
@@ -228,6 +285,7 @@ def cmd_run(overrides: Sequence[str]) -> int:
                         n_estimators=len(plan.estimators),
                         window=plan.executor.window,
                         progress=progress,
+                        warm=_compile_tasks(plan, pool),
                     )
                 finally:
                     progress.close()
@@ -368,6 +426,54 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return EXIT_STOPPED
 
 
+def cmd_list(topics: Sequence[str]) -> int:
+    """Print what exists: models, studies, estimators, samplers, executors, experiments."""
+    from simstudy import catalog
+
+    for topic in topics or catalog.TOPICS:
+        if topic not in catalog.TOPICS:
+            raise InputError("simstudy list", topic, "one of " + ", ".join(catalog.TOPICS))
+    conf = config_dir()
+    for topic in topics or catalog.TOPICS:
+        print(f"{topic} ({conf}):" if topic != "estimators" else "estimators:")
+        print(catalog.table(catalog.rows_for(topic, conf)))
+        print()
+    print("Use them as overrides: simstudy run study=NAME model=NAME sampler=NAME executor=NAME")
+    return EXIT_OK
+
+
+def cmd_show(overrides: Sequence[str]) -> int:
+    """Print a study's composed config, its design grid and what running it takes; run nothing."""
+    from omegaconf import OmegaConf
+
+    from simstudy import catalog
+    from simstudy.store import read_replications
+
+    raw = compose_raw(overrides)
+    plan = load_plan(overrides)
+    rows = catalog.condition_rows(plan)
+    if not rows:
+        raise InputError(
+            "study.exclude",
+            [dict(e) for e in plan.exclude],
+            "rules that leave at least one condition",
+        )
+    print(f"# composed config ({config_dir()})")
+    print(OmegaConf.to_yaml(raw).rstrip())
+    print(f"\n# design grid: {len(rows)} conditions")
+    print(catalog.table(rows))
+    stored = read_replications(plan.study_dir) if plan.study_dir.exists() else pd.DataFrame()
+    per_fit: dict[str, float] = {}
+    if not stored.empty:
+        ok = stored[stored["status"] == "ok"].drop_duplicates(["condition_id", "rep", "estimator"])
+        per_fit = ok.groupby("estimator")["seconds"].mean().to_dict()
+    print("\n# cost")
+    for line in catalog.cost(plan, len(rows), per_fit):
+        print(line)
+    print(f"results: {plan.study_dir}")
+    return EXIT_OK
+
+
 _FIT_KEYS = ("data", "out", "estimator", "seed", "level")
 
 
@@ -424,16 +530,79 @@ def cmd_fit(arguments: Sequence[str]) -> int:
     return EXIT_OK
 
 
+_EPILOG = """\
+examples:
+  simstudy run                                 the default study on a local Dask cluster
+  simstudy run study=latent_interaction study.reps=50
+  simstudy run +experiment=smoke executor=synchronous
+  simstudy list studies                        what can be run
+  simstudy show study=cfa_ordinal              config, conditions and cost, without running
+  simstudy aggregate results/missing_x --reference ols_cc
+  simstudy fit model=latent_interaction data=items.csv
+
+Configs are Hydra's: GROUP=OPTION picks a file of conf/GROUP/, KEY=VALUE sets a value,
+KEY={a: 1} replaces a whole mapping. Exit codes: 0 done, 1 a condition stopped early,
+2 bad input (nothing was run or changed).
+"""
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``simstudy`` command."""
-    parser = argparse.ArgumentParser(prog="simstudy", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="run or resume a study: simstudy run [HYDRA_OVERRIDES ...]")
+    from simstudy import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="simstudy",
+        description="Monte Carlo simulation studies of Bayesian estimators: simulate data sets "
+        "from known models, fit them, and report bias, coverage, RMSE and MCMC efficiency "
+        "with Monte Carlo standard errors.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"simstudy {__version__}")
+    parser.add_argument(
+        "--config-dir",
+        default=None,
+        metavar="DIR",
+        help="your own config tree (a copy of simstudy's conf/ with config.yaml); default: "
+        "$SIMSTUDY_CONFIG_DIR, else the configs shipped with simstudy",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run = sub.add_parser(
+        "run",
+        help="run a study, or resume it where it stopped",
+        description="Run a study (default: conf/study/missing_x.yaml) or resume it: finished "
+        "batches are kept. Results go to RESULTS_DIR/STUDY_NAME/ (results_dir=PATH).",
+    )
     run.add_argument(
-        "overrides", nargs="*", help="Hydra overrides, e.g. study.reps=100 executor=synchronous"
+        "overrides",
+        nargs="*",
+        metavar="OVERRIDE",
+        help="Hydra overrides, e.g. study=cfa_ordinal study.reps=100 executor=synchronous",
+    )
+    show = sub.add_parser(
+        "show",
+        help="print a study's composed config, conditions and cost; run nothing",
+        description="A dry run: the composed config, every condition with its condition_id "
+        "and factor levels, and the fits, batches and programs the run would take.",
+    )
+    show.add_argument("overrides", nargs="*", metavar="OVERRIDE", help="as for run")
+    lst = sub.add_parser(
+        "list",
+        help="list models, studies, estimators, samplers, executors, experiments",
+        description="What can be named in a run: config files and registered estimators.",
+    )
+    lst.add_argument(
+        "topics",
+        nargs="*",
+        metavar="TOPIC",
+        help="any of: "
+        + ", ".join(("models", "studies", "estimators", "samplers", "executors", "experiments")),
     )
     agg = sub.add_parser(
-        "aggregate", help="summarise replication records (results dir, .parquet or .csv)"
+        "aggregate",
+        help="summarise replication records into performance measures with MCSEs",
+        description="Summarise a results directory, or any .parquet/.csv in the replication "
+        "schema (results of other software too), into summary.parquet and tables.",
     )
     agg.add_argument(
         "input", help="results directory, or a .parquet/.csv in the replication schema"
@@ -455,7 +624,9 @@ def build_parser() -> argparse.ArgumentParser:
     agg.add_argument("--tables", default=None, help="directory for markdown/LaTeX tables")
     fit = sub.add_parser(
         "fit",
-        help="fit a model to a data set: simstudy fit model=NAME data=PATH [estimator=] [out=]",
+        help="fit a model's estimator to your own data set",
+        description="Fit one estimator to a CSV/Parquet data set and write its posterior "
+        "summary: simstudy fit model=NAME data=PATH [estimator=NAME] [out=PATH].",
     )
     fit.add_argument(
         "arguments",
@@ -464,7 +635,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     status = sub.add_parser("status", help="how far a study directory has got")
     status.add_argument("results_dir")
-    replay = sub.add_parser("replay", help="recompute one replication and compare with the stored")
+    replay = sub.add_parser(
+        "replay", help="recompute one replication and compare it with the stored one"
+    )
     replay.add_argument("results_dir")
     replay.add_argument("--condition", required=True, help="condition_id")
     replay.add_argument("--rep", required=True, type=int)
@@ -473,20 +646,40 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``simstudy`` console script."""
+    global _CONFIG_DIR
     args = build_parser().parse_args(argv)
     try:
-        if args.command == "run":
-            return cmd_run(args.overrides)
-        if args.command == "aggregate":
-            return cmd_aggregate(args)
-        if args.command == "replay":
-            return cmd_replay(args)
-        if args.command == "fit":
-            return cmd_fit(args.arguments)
-        return cmd_status(args)
+        if args.config_dir is not None:
+            _CONFIG_DIR = Path(args.config_dir).resolve()
+            if not (_CONFIG_DIR / "config.yaml").is_file():
+                raise InputError("--config-dir", args.config_dir, "a directory with config.yaml")
+        elif (Path.cwd() / "conf" / "config.yaml").is_file() and not os.environ.get(
+            "SIMSTUDY_CONFIG_DIR"
+        ):
+            if (Path.cwd() / "conf").resolve() != PACKAGE_CONF:
+                _say(f"[simstudy] using {PACKAGE_CONF}; pass --config-dir conf to use ./conf")
+        return _dispatch(args)
     except InputError as exc:
         _say(f"simstudy: error: {exc}")
         return EXIT_INPUT
+    finally:
+        _CONFIG_DIR = None
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "run":
+        return cmd_run(args.overrides)
+    if args.command == "show":
+        return cmd_show(args.overrides)
+    if args.command == "list":
+        return cmd_list(args.topics)
+    if args.command == "aggregate":
+        return cmd_aggregate(args)
+    if args.command == "replay":
+        return cmd_replay(args)
+    if args.command == "fit":
+        return cmd_fit(args.arguments)
+    return cmd_status(args)
 
 
 if __name__ == "__main__":

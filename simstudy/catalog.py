@@ -1,0 +1,196 @@
+"""What exists and what a study will do: the tables behind ``simstudy list`` and ``simstudy show``.
+
+Config files are read as plain YAML (OmegaConf, no composition) and estimators from the model
+registry, so listing needs no study to be valid. Every function returns rows (dicts) or text;
+printing is the command line's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+#: What ``simstudy list`` can list.
+TOPICS = ("models", "studies", "estimators", "samplers", "executors", "experiments")
+
+
+def _yaml(path: Path) -> dict[str, Any]:
+    from omegaconf import OmegaConf
+
+    raw = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+    return raw if isinstance(raw, dict) else {}
+
+
+def _short(value: Any, width: int = 60) -> str:
+    text = " ".join(str(value).split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _study_model(raw: Mapping[str, Any]) -> str:
+    """The model a study config picks (its ``override /model@...: NAME`` default)."""
+    for entry in raw.get("defaults") or []:
+        if isinstance(entry, dict):
+            for key, value in entry.items():
+                if key.replace("override", "", 1).strip().startswith("/model"):
+                    return str(value)
+    return "(the primary config's)"
+
+
+def config_rows(conf: Path, group: str) -> list[dict[str, Any]]:
+    """One row per config file of a group (``study``, ``sampler``, ``executor``, ...)."""
+    rows = []
+    for path in sorted((conf / group).glob("*.yaml")):
+        raw = _yaml(path)
+        if group == "study":
+            rows.append(
+                {
+                    "study": path.stem,
+                    "model": _study_model(raw),
+                    "estimators": ", ".join(raw.get("estimators") or []),
+                    "factors": _short(
+                        "; ".join(f"{k}={v}" for k, v in (raw.get("factors") or {}).items())
+                    ),
+                    "reps": raw.get("reps", ""),
+                }
+            )
+        elif group == "experiment":
+            rows.append({"experiment": path.stem, "use": f"+experiment={path.stem}"})
+        else:
+            settings = {k: v for k, v in raw.items() if k not in ("name", "defaults")}
+            rows.append(
+                {
+                    group: path.stem,
+                    "settings": _short(", ".join(f"{k}={v}" for k, v in settings.items()), 90),
+                }
+            )
+    return rows
+
+
+def _kind(estimator: Any) -> str:
+    from simstudy.models.base import (
+        ClosedFormEstimator,
+        GibbsEstimator,
+        ImputationEstimator,
+    )
+
+    if isinstance(estimator, ClosedFormEstimator):
+        return "closed form"
+    if isinstance(estimator, GibbsEstimator):
+        return "Gibbs sampler"
+    if isinstance(estimator, ImputationEstimator):
+        return f"imputation from {estimator.sampler.name}'s chains"
+    return "NumPyro model"
+
+
+def model_rows(conf: Path) -> list[dict[str, Any]]:
+    """One row per registered model: its configs, design factors, parameters, estimators."""
+    from simstudy.models import MODELS
+
+    configs: dict[str, list[str]] = {}
+    for path in sorted((conf / "model").glob("*.yaml")):
+        configs.setdefault(str(_yaml(path).get("name", path.stem)), []).append(path.stem)
+    return [
+        {
+            "model": name,
+            "configs": ", ".join(f"model={c}" for c in configs.get(name, [])),
+            "factors": ", ".join(family.info.factors),
+            "parameters": _short(", ".join(family.info.params)),
+            "estimators": ", ".join(family.info.estimators),
+        }
+        for name, family in MODELS.items()
+    ]
+
+
+def estimator_rows() -> list[dict[str, Any]]:
+    """One row per (model, estimator): what it is, the sampler it runs on, its estimands."""
+    from simstudy.models import MODELS
+
+    rows = []
+    for model, family in MODELS.items():
+        for name in family.info.estimators:
+            estimator = family.estimators[name]
+            rows.append(
+                {
+                    "model": model,
+                    "estimator": name,
+                    "kind": _kind(estimator),
+                    "sampler": family.info.samplers.get(name, "-"),
+                    "estimands": len(estimator.parameters),
+                }
+            )
+    return rows
+
+
+def rows_for(topic: str, conf: Path) -> list[dict[str, Any]]:
+    """The rows of one ``simstudy list`` topic (one of :data:`TOPICS`)."""
+    if topic == "models":
+        return model_rows(conf)
+    if topic == "estimators":
+        return estimator_rows()
+    return config_rows(conf, topic.removesuffix("s").replace("studie", "study"))
+
+
+def condition_rows(plan: Any) -> list[dict[str, Any]]:
+    """The design grid of a study: one row per condition with its id and factor levels."""
+    from simstudy.design import condition_id, expand_grid
+
+    return [{"condition_id": condition_id(c), **c} for c in expand_grid(plan.factors, plan.exclude)]
+
+
+def cost(plan: Any, n_conditions: int, per_fit: Mapping[str, float]) -> list[str]:
+    """What running a study takes: fits, batches, compiled programs, and time where known.
+
+    ``per_fit`` holds measured seconds per fit by estimator (e.g. from this study's stored
+    records); estimators without one are not timed, and the text says so.
+    """
+    from simstudy.engine.replicate import fitting_units
+    from simstudy.models import MODELS
+    from simstudy.models.base import ClosedFormEstimator
+
+    reps, workers = plan.reps, plan.executor.n_workers
+    batches = n_conditions * -(-reps // plan.executor.batch_size)
+    available = MODELS[plan.model.name].estimators_for(plan.model.structure)
+    units = [
+        name
+        for name, _ in fitting_units(plan)
+        if not isinstance(available[name], ClosedFormEstimator)
+    ]
+    lines = [
+        f"conditions: {n_conditions}; replications: {n_conditions * reps} "
+        f"({reps} per condition); fits: {n_conditions * reps * len(plan.estimators)} "
+        f"({len(plan.estimators)} estimators)",
+        f"batches: {batches} of up to {plan.executor.batch_size} replications; compiled programs: "
+        f"{n_conditions * len(units)} (one per condition and fitting unit, each compiled once "
+        "per worker process, or once per study with the persistent cache and compile_first)",
+    ]
+    timed = [e for e in plan.estimators if e in per_fit]
+    if timed:
+        seconds = sum(per_fit[e] for e in timed) * n_conditions * reps
+        who = f"{workers} workers" if workers else "one worker per core"
+        lines.append(
+            f"sampling time from this study's stored fits: {seconds:,.0f} s of fitting "
+            f"({', '.join(f'{e} {per_fit[e]:.3g} s' for e in timed)} per fit), divided among "
+            f"{who}; compilation comes on top"
+        )
+    missing = [e for e in plan.estimators if e not in per_fit]
+    if missing:
+        lines.append(
+            "time: not known before a run for " + ", ".join(missing) + " (no stored fits); "
+            "a pilot such as `simstudy run study.reps=4 study.name=pilot` measures it"
+        )
+    return lines
+
+
+def table(rows: Sequence[Mapping[str, Any]]) -> str:
+    """Rows as an aligned plain-text table (columns in the first row's order)."""
+    if not rows:
+        return "(none)"
+    columns = list(rows[0])
+    cells = [[str(r.get(c, "")) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip()]
+    lines += [
+        "  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() for row in cells
+    ]
+    return "\n".join(lines)
