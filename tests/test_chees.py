@@ -67,18 +67,18 @@ def test_chees_needs_two_chains_and_a_numpyro_estimator(tmp_path):
 def test_a_study_on_chees_vectorized_replays_a_padded_lane(run_cli, tmp_path, capsys):
     rc, out = run_cli(
         "sampler=chees",
-        "study.reps=3",
+        "study.reps=4",
         "study.estimators=[bayes_cc,ols_cc]",
-        "study.factors.N=[60]",
+        "study.factors.N=[80]",  # the width-3 program of the batch-and-lane test above
         "study.factors.mechanism=[MCAR]",
         "executor=synchronous",
-        "executor.batch_size=2",
-        "sampler.vectorize=2",
-        "sampler.warmup=40",
-        "sampler.draws=40",
+        "executor.batch_size=3",
+        "sampler.vectorize=3",
+        "sampler.warmup=100",
+        "sampler.draws=100",
     )
     assert rc == 0, out
-    assert "1 padded lanes per condition" in out
+    assert "2 padded lanes per condition" in out
     study = tmp_path / "results" / "missing_x"
     cid = next((study / "replications").iterdir()).name.split("=", 1)[1]
     capsys.readouterr()
@@ -101,6 +101,25 @@ print("fitted", len(fits))
 """
 
 
+def test_importing_simstudy_turns_the_deadlocking_scheduler_off_in_a_worker():
+    """The cheap check of the property below: a process with a Dask worker's XLA_FLAGS that
+    imports simstudy has the scheduler flag first, before any flag XLA might stop at."""
+    import os
+    import subprocess
+    import sys
+
+    from simstudy import XLA_SCHEDULER_FLAG
+    from simstudy.execute.pools import WORKER_ENV
+
+    code = "import os, simstudy; print(os.environ['XLA_FLAGS'])"
+    env = {**os.environ, **WORKER_ENV}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split()[0] == XLA_SCHEDULER_FLAG
+    assert WORKER_ENV["XLA_FLAGS"] in out.stdout
+
+
+@pytest.mark.slow
 def test_vmapped_pathfinder_starts_do_not_deadlock_xla():
     """These 8 data sets, fitted together, hung XLA's CPU runtime (all threads waiting) under
     its concurrency-optimized scheduler; importing simstudy turns that scheduler off (also in

@@ -13,12 +13,13 @@ from simstudy.models import regression_missing as rm
 
 @pytest.fixture
 def regression_csv(tmp_path):
-    setting = {**REGRESSION_PARAMS, "N": 2000, "missing_rate": 0.3, "mechanism": "MAR"}
+    # N and the sampler settings of test_chees's large-n recovery: one program for both
+    setting = {**REGRESSION_PARAMS, "N": 1500, "missing_rate": 0.3, "mechanism": "MAR"}
     d = rm.simulate(jax.random.key(0), setting)
     x = np.where(np.asarray(d["x_observed"]), np.asarray(d["x"]), np.nan)
     path = tmp_path / "survey.csv"
     pd.DataFrame(
-        {"id": range(2000), "y": np.asarray(d["y"]), "x": x, "z": np.asarray(d["z"])}
+        {"id": range(1500), "y": np.asarray(d["y"]), "x": x, "z": np.asarray(d["z"])}
     ).to_csv(path, index=False)
     return path
 
@@ -31,8 +32,8 @@ def test_fit_regression_with_missing_x(regression_csv, tmp_path, capsys):
             f"data={regression_csv}",
             "estimator=bayes_fiml",
             f"out={out}",
-            "sampler.warmup=300",
-            "sampler.draws=300",
+            "sampler.warmup=100",
+            "sampler.draws=100",
         ]
     )
     printed = capsys.readouterr().out

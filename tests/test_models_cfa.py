@@ -166,7 +166,13 @@ def test_ordinal_truth_names_and_categories():
 
 @pytest.mark.parametrize(
     ("link", "identification", "categories"),
-    [("probit", "marker", 4), ("logit", "standardized", 3), ("probit", "standardized", 2)],
+    [
+        ("probit", "marker", 4),
+        # slow tier: the logit correction and binary items are checked by their blocks in the
+        # default tier (test_ordinal.py), standardized identification by the continuous CFA
+        pytest.param("logit", "standardized", 3, marks=pytest.mark.slow),
+        pytest.param("probit", "standardized", 2, marks=pytest.mark.slow),
+    ],
 )
 def test_gibbs_recovers_ordinal_cfa(link, identification, categories):
     s = _ordinal_setting(

@@ -75,6 +75,39 @@ def test_ols_cc_raises_with_too_few_complete_cases():
         rm.ols_complete_cases(data, 0.95)
 
 
+def test_marginal_density_is_the_augmented_density_with_the_missing_x_integrated_out():
+    """The cheap, exact check behind bayes_fiml_marginal: for any parameters, its log density
+    equals bayes_fiml's with the missing x's standard-normal x_raw integrated out (one missing
+    value, Gauss-Hermite quadrature; the observed positions' x_raw held at 0, a N(0, 1) term
+    each). Equal densities, so one posterior: the sampled version is the slow test below."""
+    from numpyro.infer.util import log_density
+
+    data = rm.simulate(jax.random.key(3), {**SETTING, "N": 6, "missing_rate": 0.0})
+    observed = np.ones(6, bool)
+    observed[2] = False  # x of row 2 is missing
+    kwargs = {
+        **rm.ESTIMATORS["bayes_fiml"].data(data, {"coef_sd": 10.0, "sigma_scale": 5.0}),
+        "x_observed": jax.numpy.asarray(observed),
+    }
+    nodes, weights = np.polynomial.hermite_e.hermegauss(80)  # weight exp(-t^2 / 2)
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        theta = dict(zip(("b0", "b1", "b2", "g0", "g1"), rng.normal(0, 1, 5), strict=True))
+        theta.update(sigma=rng.uniform(0.5, 2.0), tau=rng.uniform(0.5, 2.0))
+        theta = {k: jax.numpy.float32(v) for k, v in theta.items()}
+        marginal = float(log_density(rm.fiml_marginal_model, (), kwargs, theta)[0])
+
+        def augmented(t, theta=theta):
+            x_raw = jax.numpy.zeros(6).at[2].set(t)
+            return float(log_density(rm.fiml_model, (), kwargs, {**theta, "x_raw": x_raw})[0])
+
+        logs = np.array([augmented(t) + t**2 / 2 for t in nodes])
+        integrated = np.log(np.sum(weights * np.exp(logs - logs.max()))) + logs.max()
+        held = 5 * (-0.5 * np.log(2 * np.pi))  # x_raw = 0 at the five observed positions
+        assert integrated - held == pytest.approx(marginal, abs=2e-3), theta
+
+
+@pytest.mark.slow
 def test_integrating_out_the_missing_x_leaves_the_posterior_as_it_was():
     """bayes_fiml (missing x sampled) and bayes_fiml_marginal (integrated out): one posterior.
 

@@ -14,6 +14,7 @@ ALPHA = 0.0005
     ("model", "reps", "extra"),
     [
         ("regression_missing", 200, []),
+        ("regression_missing", 200, ["sampler=chees"]),  # the default study's sampler
         # Passes since the sign-aware start (third session, 2026-11-22): min p 0.0077 over
         # 35 parameters; 116 of 200 fits under coef_sd=1 prior draws mixed (R-hat <= 1.05,
         # ESS >= 100). Before, chains started in a wrong-sign mode and it was a strict xfail.

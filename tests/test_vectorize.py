@@ -22,13 +22,14 @@ FAST = SamplerSettings(name="gibbs", chains=2, warmup=50, draws=100)
 def test_a_replication_gets_the_same_draws_in_any_batch_and_lane():
     data = [li.simulate(jax.random.key(r), SETTING) for r in range(4)]
     keys = [jax.random.key(100 + r) for r in range(4)]
-    first = gibbs.prepare_batch(li.BAYES, data[:3], FAST, PRIORS, 3)(keys[:3])
-    # replication 2 alone (padded) and in the first lane of another batch
-    alone = gibbs.prepare_batch(li.BAYES, data[2:3], FAST, PRIORS, 3)(keys[2:3])
-    other = gibbs.prepare_batch(li.BAYES, [data[2], data[3]], FAST, PRIORS, 3)(keys[2:])
+    # the width-2 program of the tests below (one compile for the module)
+    first = gibbs.prepare_batch(li.BAYES, data[:2], FAST, PRIORS, 2)(keys[:2])
+    # replication 1 alone (padded) and in the first lane of another batch
+    alone = gibbs.prepare_batch(li.BAYES, data[1:2], FAST, PRIORS, 2)(keys[1:2])
+    other = gibbs.prepare_batch(li.BAYES, [data[1], data[2]], FAST, PRIORS, 2)(keys[1:3])
     for name in li.STRUCTURAL:
-        assert np.array_equal(first[2].draws[name], alone[0].draws[name])
-        assert np.array_equal(first[2].draws[name], other[0].draws[name])
+        assert np.array_equal(first[1].draws[name], alone[0].draws[name])
+        assert np.array_equal(first[1].draws[name], other[0].draws[name])
     assert not np.array_equal(first[0].draws["eta_y~eta_x"], first[1].draws["eta_y~eta_x"])
     assert first[0].draws["eta_y~eta_x"].shape == (2, 100)
 
@@ -72,12 +73,12 @@ def test_a_run_says_when_lanes_are_padded_and_replay_matches_a_lane(run_cli, tmp
         "study=latent_interaction",
         "study.reps=3",
         "study.estimators=[bayes]",
-        "study.factors.N=[60]",
+        "study.factors.N=[150]",  # the program of the module's other tests
         "executor=synchronous",
         "executor.batch_size=2",
         "sampler.vectorize=2",
-        "sampler.warmup=10",
-        "sampler.draws=20",
+        "sampler.warmup=50",
+        "sampler.draws=100",
     )
     assert rc == 0, out
     assert "1 padded lanes per condition" in out  # batches [0, 1] and [2] (padded to 2)
