@@ -5,10 +5,8 @@ import os
 __version__ = "0.1.0"
 
 #: XLA's CPU flag that simstudy sets in every process that imports it, before JAX starts its
-#: backend. XLA 0.10's concurrency-optimized scheduler deadlocks (every thread waiting, none
-#: computing) on Pathfinder's L-BFGS loops vmapped over replications: ChEES fits of 8 data
-#: sets of the default study at once hung, and ran with the flag (benchmarks/hmc_batched.md).
-#: Measured cost on the latent interaction Gibbs sweep: within 3% (144 vs 148 us per sweep).
+#: backend: XLA's concurrency-optimized scheduler deadlocked on Pathfinder's L-BFGS loops
+#: vmapped over replications (benchmarks/README.md#xla-flags has the case and its cost).
 XLA_SCHEDULER_FLAG = "--xla_cpu_enable_concurrency_optimized_scheduler=false"
 
 

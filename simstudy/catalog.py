@@ -103,7 +103,8 @@ def model_rows(conf: Path) -> list[dict[str, Any]]:
 
 
 def estimator_rows() -> list[dict[str, Any]]:
-    """One row per (model, estimator): what it is, the sampler it runs on, its estimands."""
+    """One row per (model, estimator): what it is, the samplers it runs on, its estimands."""
+    from simstudy.config import INTERCHANGEABLE
     from simstudy.models import MODELS
 
     rows = []
@@ -115,7 +116,9 @@ def estimator_rows() -> list[dict[str, Any]]:
                     "model": model,
                     "estimator": name,
                     "kind": _kind(estimator),
-                    "sampler": family.info.samplers.get(name, "-"),
+                    "samplers": " | ".join(
+                        INTERCHANGEABLE.get(family.info.samplers.get(name), ("-",))
+                    ),
                     "estimands": len(estimator.parameters),
                 }
             )

@@ -29,10 +29,8 @@ class PinCores(WorkerPlugin):
 
     Each worker process runs one task at a time, but JAX starts about 15 threads in it and
     XLA's CPU runtime runs independent operations on them; unpinned, two workers on two cores
-    get in each other's way (benchmarks/pin_workers.py, the latent interaction Gibbs sweep at
-    32 lanes, two processes at once: 55.8 and 59.2 us per sweep and lane unpinned, 38.3 and
-    40.0 pinned, 1.47 times the machine's throughput; one process alone: 43.2 unpinned, 37.2
-    pinned). Also re-applied to a worker that a nanny restarts.
+    get in each other's way (benchmarks/results/pin_workers.md). Also re-applied to a worker
+    that a nanny restarts.
     """
 
     name = "simstudy-pin-cores"

@@ -48,12 +48,8 @@ class State(NamedTuple):
 
 
 #: Over-relaxation of the latent scores' updates (:func:`~simstudy.models.conjugate.overrelaxed`;
-#: 0 is the plain Gibbs draw, bit for bit). Off: at -0.8 the seeds' design (N = 500, 2 chains
-#: × (150 + 3,000), 64 replications; exploratory, 2026-12-02) gained 1.4× in median minimum
-#: bulk ESS (937 -> 1,352), but the latent interaction SBC of tests/test_slow_sbc.py (N = 200,
-#: parameters drawn from the prior) failed (psi_y p = 1e-9, y1~~y1 4e-7): in 5% of its fits
-#: the bulk ESS fell to about 3 (chains stuck), against 21-161 at 0. An over-relaxed score
-#: keeps nearly the magnitude of its residual, so a variance near 0 hardly moves.
+#: 0 is the plain Gibbs draw, bit for bit). Off: it mixed faster but failed SBC, with chains
+#: stuck near a variance of 0 (benchmarks/README.md#over-relaxed-latent-scores).
 SCORE_OVERRELAXATION = 0.0
 
 
