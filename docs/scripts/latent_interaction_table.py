@@ -11,6 +11,7 @@ Every number in the page comes from the study's summary.parquet and replication 
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -63,6 +64,21 @@ def _run_command(study: dict) -> str:
     return command
 
 
+def _commit() -> str:
+    """The repository's commit (what produced the page), with a mark if the tree is dirty."""
+    root = Path(__file__).resolve().parents[2]
+    head = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True
+    ).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "simstudy", "conf"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    return head + (" (with uncommitted changes)" if dirty else "")
+
+
 def main(study_dir: Path, out: str = "") -> str:
     summary = pd.read_parquet(study_dir / "summary.parquet")
     records = read_replications(study_dir)
@@ -77,7 +93,7 @@ def main(study_dir: Path, out: str = "") -> str:
         f"`.venv/bin/python docs/scripts/latent_interaction_table.py {study_dir}{out}`; every number "
         "below is read from",
         f"`{study_dir}/summary.parquet` and its replication files ({reps} replications per condition).",
-        f"Sampler: {json.dumps(sampler)}.",
+        f"Sampler: {json.dumps(sampler)}. Code: commit {_commit()}.",
         f"Study `{study_config.get('name', study_dir.name)}`: estimators "
         f"{', '.join(study_config.get('estimators', []))}; point estimate of `bayes`: the posterior "
         f"{study_config.get('point_estimate', 'mean')}.",
