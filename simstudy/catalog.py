@@ -1,8 +1,8 @@
 """What exists and what a study will do: the tables behind ``simstudy list`` and ``simstudy show``.
 
-Config files are read as plain YAML (OmegaConf, no composition) and estimators from the model
-registry, so listing needs no study to be valid. Every function returns rows (dicts) or text;
-printing is the command line's.
+Config files are read one by one, not composed (``config.read_config_file``), and estimators
+from the model registry, so listing needs no study to be valid. Every function returns rows
+(dicts) or text; printing is the command line's.
 """
 
 from __future__ import annotations
@@ -11,15 +11,17 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from simstudy.config import read_config_file
+
 #: What ``simstudy list`` can list.
 TOPICS = ("models", "studies", "estimators", "samplers", "executors", "experiments")
-
-
-def _yaml(path: Path) -> dict[str, Any]:
-    from omegaconf import OmegaConf
-
-    raw = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
-    return raw if isinstance(raw, dict) else {}
+#: The config group behind each topic that lists config files.
+_GROUPS = {
+    "studies": "study",
+    "samplers": "sampler",
+    "executors": "executor",
+    "experiments": "experiment",
+}
 
 
 def _short(value: Any, width: int = 60) -> str:
@@ -41,7 +43,7 @@ def config_rows(conf: Path, group: str) -> list[dict[str, Any]]:
     """One row per config file of a group (``study``, ``sampler``, ``executor``, ...)."""
     rows = []
     for path in sorted((conf / group).glob("*.yaml")):
-        raw = _yaml(path)
+        raw = read_config_file(path)
         if group == "study":
             rows.append(
                 {
@@ -89,7 +91,7 @@ def model_rows(conf: Path) -> list[dict[str, Any]]:
 
     configs: dict[str, list[str]] = {}
     for path in sorted((conf / "model").glob("*.yaml")):
-        configs.setdefault(str(_yaml(path).get("name", path.stem)), []).append(path.stem)
+        configs.setdefault(str(read_config_file(path).get("name", path.stem)), []).append(path.stem)
     return [
         {
             "model": name,
@@ -131,14 +133,7 @@ def rows_for(topic: str, conf: Path) -> list[dict[str, Any]]:
         return model_rows(conf)
     if topic == "estimators":
         return estimator_rows()
-    return config_rows(conf, topic.removesuffix("s").replace("studie", "study"))
-
-
-def condition_rows(plan: Any) -> list[dict[str, Any]]:
-    """The design grid of a study: one row per condition with its id and factor levels."""
-    from simstudy.design import condition_id, expand_grid
-
-    return [{"condition_id": condition_id(c), **c} for c in expand_grid(plan.factors, plan.exclude)]
+    return config_rows(conf, _GROUPS[topic])
 
 
 def cost(plan: Any, n_conditions: int, per_fit: Mapping[str, float]) -> list[str]:
@@ -147,18 +142,11 @@ def cost(plan: Any, n_conditions: int, per_fit: Mapping[str, float]) -> list[str
     ``per_fit`` holds measured seconds per fit by estimator (e.g. from this study's stored
     records); estimators without one are not timed, and the text says so.
     """
-    from simstudy.engine.replicate import fitting_units
-    from simstudy.models import MODELS
-    from simstudy.models.base import ClosedFormEstimator
+    from simstudy.engine.replicate import compiled_units
 
     reps, workers = plan.reps, plan.executor.n_workers
     batches = n_conditions * -(-reps // plan.executor.batch_size)
-    available = MODELS[plan.model.name].estimators_for(plan.model.structure)
-    units = [
-        name
-        for name, _ in fitting_units(plan)
-        if not isinstance(available[name], ClosedFormEstimator)
-    ]
+    units = compiled_units(plan)
     lines = [
         f"conditions: {n_conditions}; replications: {n_conditions * reps} "
         f"({reps} per condition); fits: {n_conditions * reps * len(plan.estimators)} "

@@ -173,19 +173,29 @@ def _compile_tasks(plan: Any, pool: Any) -> list[Any]:
     cache, or with one worker, each worker compiles what it fits, and nothing is gained.
     """
     from simstudy.engine import persistent_cache_dir, replicate
-    from simstudy.models import MODELS
-    from simstudy.models.base import ClosedFormEstimator
 
     if not plan.executor.compile_first or pool.n_workers < 2 or plan.kind == "sbc":
         return []
     if persistent_cache_dir() is None:
         return []
-    available = MODELS[plan.model.name].estimators_for(plan.model.structure)
     return [
         functools.partial(replicate.compile_unit, plan, name=name)
-        for name, _ in replicate.fitting_units(plan)
-        if not isinstance(available[name], ClosedFormEstimator)
+        for name in replicate.compiled_units(plan)
     ]
+
+
+def _conditions(plan: Any) -> list[dict[str, Any]]:
+    """The study's conditions; exit 2 when its exclude rules leave none."""
+    from simstudy.design import expand_grid
+
+    conditions = expand_grid(plan.factors, plan.exclude)
+    if not conditions:
+        raise InputError(
+            "study.exclude",
+            [dict(e) for e in plan.exclude],
+            "rules that leave at least one condition",
+        )
+    return conditions
 
 
 def cmd_run(overrides: Sequence[str]) -> int:
@@ -193,7 +203,7 @@ def cmd_run(overrides: Sequence[str]) -> int:
     from simstudy.aggregate import ConvergencePolicy, summarise_path
     from simstudy.aggregate.tables import print_summary, write_tables
     from simstudy.config import BATCHED_SAMPLERS, config_hash
-    from simstudy.design import expand_grid, padded_lanes
+    from simstudy.design import padded_lanes
     from simstudy.engine import replicate
     from simstudy.execute.pools import open_pool
     from simstudy.execute.progress import RunProgress
@@ -210,13 +220,7 @@ def cmd_run(overrides: Sequence[str]) -> int:
     )
 
     plan = load_plan(overrides)
-    conditions = expand_grid(plan.factors, plan.exclude)
-    if not conditions:
-        raise InputError(
-            "study.exclude",
-            [dict(e) for e in plan.exclude],
-            "rules that leave at least one condition",
-        )
+    conditions = _conditions(plan)
     study_dir = plan.study_dir
     numbers = plan.numbers_config()
     digest = config_hash(numbers)
@@ -447,22 +451,20 @@ def cmd_show(overrides: Sequence[str]) -> int:
     from omegaconf import OmegaConf
 
     from simstudy import catalog
+    from simstudy.config import plan_from_dict
+    from simstudy.design import condition_id
+    from simstudy.models import model_infos
     from simstudy.store import read_replications
 
     raw = compose_raw(overrides)
-    plan = load_plan(overrides)
-    rows = catalog.condition_rows(plan)
-    if not rows:
-        raise InputError(
-            "study.exclude",
-            [dict(e) for e in plan.exclude],
-            "rules that leave at least one condition",
-        )
+    plan = plan_from_dict(raw, model_infos())
+    rows = [{"condition_id": condition_id(c), **c} for c in _conditions(plan)]
     print(f"# composed config ({config_dir()})")
     print(OmegaConf.to_yaml(raw).rstrip())
     print(f"\n# design grid: {len(rows)} conditions")
     print(catalog.table(rows))
-    stored = read_replications(plan.study_dir) if plan.study_dir.exists() else pd.DataFrame()
+    columns = ["condition_id", "rep", "estimator", "status", "seconds"]
+    stored = read_replications(plan.study_dir, columns)  # empty before the first run
     per_fit: dict[str, float] = {}
     if not stored.empty:
         ok = stored[stored["status"] == "ok"].drop_duplicates(["condition_id", "rep", "estimator"])
@@ -548,7 +550,7 @@ KEY={a: 1} replaces a whole mapping. Exit codes: 0 done, 1 a condition stopped e
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``simstudy`` command."""
-    from simstudy import __version__
+    from simstudy import __version__, catalog
 
     parser = argparse.ArgumentParser(
         prog="simstudy",
@@ -595,8 +597,7 @@ def build_parser() -> argparse.ArgumentParser:
         "topics",
         nargs="*",
         metavar="TOPIC",
-        help="any of: "
-        + ", ".join(("models", "studies", "estimators", "samplers", "executors", "experiments")),
+        help="any of: " + ", ".join(catalog.TOPICS),
     )
     agg = sub.add_parser(
         "aggregate",

@@ -378,6 +378,12 @@ def _exclude(raw: Any, factors: Mapping[str, tuple[Any, ...]]) -> tuple[dict[str
     return tuple(out)
 
 
+def read_config_file(path: Path) -> dict[str, Any]:
+    """One config file as plain containers, not composed or validated (for listing configs)."""
+    raw = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+    return raw if isinstance(raw, dict) else {}
+
+
 def plan_from_dict(raw: Mapping[str, Any], models: Mapping[str, ModelInfo]) -> StudyPlan:
     """Validate a plain config mapping (``study``, ``model``, ``sampler``, ``executor``).
 

@@ -104,8 +104,11 @@ def batch_reps(path: Path) -> tuple[int, int] | None:
     return int(start), int(stop)
 
 
-def read_replications(path: Path) -> pd.DataFrame:
-    """All replication records under a study directory (or its ``replications/`` folder)."""
+def read_replications(path: Path, columns: Sequence[str] | None = None) -> pd.DataFrame:
+    """All replication records under a study directory (or its ``replications/`` folder).
+
+    ``columns``: read only these (all by default).
+    """
     root = Path(path)
     if (root / "replications").is_dir():
         root = root / "replications"
@@ -113,7 +116,7 @@ def read_replications(path: Path) -> pd.DataFrame:
     if not files:
         return pd.DataFrame()
     dataset = pads.dataset([str(f) for f in files], format="parquet")
-    return dataset.to_table().to_pandas()
+    return dataset.to_table(columns=list(columns) if columns else None).to_pandas()
 
 
 def count_records(path: Path) -> tuple[int, int]:

@@ -77,6 +77,16 @@ def fitting_units(plan: StudyPlan) -> list[tuple[str, str | None]]:
     return [(name, partners.get(name)) for name in plan.estimators if name not in paired]
 
 
+def compiled_units(plan: StudyPlan) -> list[str]:
+    """The fitting units (:func:`fitting_units`) that run a compiled program, in order."""
+    available = MODELS[plan.model.name].estimators_for(plan.model.structure)
+    return [
+        name
+        for name, _ in fitting_units(plan)
+        if not isinstance(available[name], ClosedFormEstimator)
+    ]
+
+
 def simulate_key(rep_key: jax.Array) -> jax.Array:
     """Key of the data simulation of a replication."""
     return jax.random.fold_in(rep_key, 0)
