@@ -62,7 +62,7 @@ def measure(name: str, runs: int) -> dict:
     ):
         plan = load_plan(overrides)
         family = MODELS[plan.model.name]
-        simulate = compiled_simulate(family.module, setting_of(plan, condition))
+        simulate = compiled_simulate(family, setting_of(plan, condition))
         estimator = family.estimators_for(plan.model.structure)[name]
         data = {
             k: jnp.asarray(v)

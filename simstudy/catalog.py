@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from simstudy.config import read_config_file
+from simstudy.errors import InputError
 
 #: What ``simstudy list`` can list.
 TOPICS = ("models", "studies", "estimators", "samplers", "executors", "experiments")
@@ -88,11 +89,12 @@ def _kind(estimator: Any) -> str:
 def model_rows(conf: Path) -> list[dict[str, Any]]:
     """One row per registered model: its configs, design factors, parameters, estimators."""
     from simstudy.models import MODELS
+    from simstudy.spec import info as spec_info
 
     configs: dict[str, list[str]] = {}
     for path in sorted((conf / "model").glob("*.yaml")):
         configs.setdefault(str(read_config_file(path).get("name", path.stem)), []).append(path.stem)
-    return [
+    rows = [
         {
             "model": name,
             "configs": ", ".join(f"model={c}" for c in configs.get(name, [])),
@@ -102,6 +104,26 @@ def model_rows(conf: Path) -> list[dict[str, Any]]:
         }
         for name, family in MODELS.items()
     ]
+    for path in sorted((conf / "model").glob("*.yaml")):
+        raw = read_config_file(path)
+        if not spec_info.is_spec(raw) or not raw.get("syntax"):
+            continue
+        try:
+            info = spec_info.model_info(
+                str(raw.get("name")), spec_info.normalise(raw), raw.get("params") or {}
+            )
+        except InputError as exc:
+            info, why = None, str(exc)
+        rows.append(
+            {
+                "model": f"{raw.get('name')} (syntax)",
+                "configs": f"model={path.stem}",
+                "factors": ", ".join(info.factors) if info else f"invalid: {why}",
+                "parameters": _short(", ".join(raw.get("params") or {})),
+                "estimators": ", ".join(spec_info.ESTIMATORS),
+            }
+        )
+    return rows
 
 
 def estimator_rows() -> list[dict[str, Any]]:

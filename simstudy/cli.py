@@ -7,6 +7,7 @@ Exit codes: 0 success; 1 the run finished but some condition was stopped early; 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import os
 import shutil
@@ -16,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from simstudy.errors import InputError
@@ -64,6 +66,19 @@ def _check_group_choices(conf: Path, overrides: Sequence[str]) -> None:
                 raise InputError(group, value, "one of " + ", ".join(options))
 
 
+#: Keys whose values are free text (model syntax), quoted for Hydra's override grammar.
+_TEXT_KEYS = ("model.syntax",)
+
+
+def quote_text(override: str) -> str:
+    """``model.syntax=y ~ x`` as Hydra reads it (``~``, ``(`` and ``|`` need quotes there)."""
+    key, eq, value = override.partition("=")
+    if not eq or key.lstrip("+") not in _TEXT_KEYS or value[:1] in ("'", '"'):
+        return override
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+    return f'{key}="{escaped}"'
+
+
 def compose(overrides: Sequence[str]) -> Any:
     """Compose ``conf/config.yaml`` with command-line overrides (Hydra's compose API).
 
@@ -78,6 +93,7 @@ def compose(overrides: Sequence[str]) -> Any:
     if not (conf / "config.yaml").exists():
         raise InputError("SIMSTUDY_CONFIG_DIR", str(conf), "a directory with config.yaml")
     _check_group_choices(conf, overrides)
+    overrides = [quote_text(o) for o in overrides]
     errors = (HydraException, OmegaConfBaseException)
     try:
         with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
@@ -128,11 +144,17 @@ def compose_raw(overrides: Sequence[str], estimators: Sequence[str] | None = Non
 
     from simstudy.config import INTERCHANGEABLE
     from simstudy.models import model_infos
+    from simstudy.spec import info as spec_info
 
     raw = OmegaConf.to_container(compose(overrides), resolve=True)
     if any(o.lstrip("+").startswith("sampler=") for o in overrides):
         return raw
-    info = model_infos().get((raw.get("model") or {}).get("name"))
+    model = raw.get("model") or {}
+    info = (
+        spec_info.declared(model)
+        if spec_info.is_spec(model)
+        else model_infos().get(model.get("name"))
+    )
     if info is None:
         return raw
     study = raw.get("study") or {}
@@ -208,7 +230,7 @@ def cmd_run(overrides: Sequence[str]) -> int:
     from simstudy.execute.pools import open_pool
     from simstudy.execute.progress import RunProgress
     from simstudy.execute.runner import StopRule, plan_tasks, run_tasks
-    from simstudy.models import model_infos
+    from simstudy.models import family_of
     from simstudy.store import (
         Manifest,
         RunLock,
@@ -261,7 +283,7 @@ def cmd_run(overrides: Sequence[str]) -> int:
         )
         width = plan.sampler.vectorize if plan.kind != "sbc" else 1
         padding = padded_lanes(plan.reps, batch_size, width)
-        samplers = model_infos()[plan.model.name].samplers
+        samplers = family_of(plan.model).info.samplers
         batched = plan.sampler.name in BATCHED_SAMPLERS
         if padding and batched and any(e in samplers for e in plan.estimators):
             _say(
@@ -476,16 +498,87 @@ def cmd_show(overrides: Sequence[str]) -> int:
     return EXIT_OK
 
 
-_FIT_KEYS = ("data", "out", "estimator", "seed", "level")
+_FIT_KEYS = ("data", "out", "estimator", "seed", "level", "missing")
+
+
+def missing_codes(text: str | None) -> list[Any]:
+    """``missing=[-999, "."]`` (YAML): the values that mean 'missing' in a user's table."""
+    import yaml
+
+    if text is None:
+        return []
+    try:
+        codes = yaml.safe_load(text)
+    except yaml.YAMLError:
+        codes = None
+    codes = codes if isinstance(codes, list) else [codes]
+    if not codes or any(isinstance(c, bool) or not isinstance(c, (int, float, str)) for c in codes):
+        raise InputError("missing", text, 'a code or a list of codes, e.g. missing=[-999, "."]')
+    return codes
+
+
+def read_table(path: Path, codes: Sequence[Any]) -> pd.DataFrame:
+    """A user's .csv or .parquet table with its missing-value codes read as NaN."""
+    if path.suffix == ".csv":
+        frame = pd.read_csv(path, na_values=[str(c) for c in codes])
+    else:
+        frame = pd.read_parquet(path)
+    if codes:
+        frame = frame.replace(list(codes), np.nan)
+        for col in frame.select_dtypes(include="object").columns:  # "." read as text: numbers now
+            converted = pd.to_numeric(frame[col], errors="coerce")
+            if converted.notna().sum() == frame[col].notna().sum():
+                frame[col] = converted
+    return frame
+
+
+def fit_warnings(table: pd.DataFrame, sampler: Any, rhat_max: float, ess_min: float) -> list[str]:
+    """Plain words for parameters whose chains have not mixed or are too short."""
+    out = []
+    bad_rhat = table.loc[table["rhat"] > rhat_max, "parameter"].tolist()
+    if bad_rhat:
+        out.append(
+            f"R-hat > {rhat_max} for {', '.join(bad_rhat)}: the chains disagree; raise "
+            f"sampler.warmup (now {sampler.warmup}) and sampler.draws (now {sampler.draws})."
+        )
+    bad_ess = table.loc[table["ess_bulk"] < ess_min, "parameter"].tolist()
+    if bad_ess:
+        out.append(
+            f"bulk ESS < {ess_min:g} for {', '.join(bad_ess)}: too few effective draws for "
+            f"stable estimates; raise sampler.draws (now {sampler.draws}) or sampler.chains "
+            f"(now {sampler.chains})."
+        )
+    return out
+
+
+def _spec_missing(raw: dict[str, Any], frame: pd.DataFrame) -> None:
+    """A spec model fitted to data: its incomplete predictors are the data's (model-based)."""
+    from simstudy.spec import info as spec_info
+
+    model = raw.get("model") or {}
+    if not spec_info.is_spec(model):
+        return
+    given = {**model, "design": {**(model.get("design") or {}), "missing": {}}}
+    spec = spec_info.spec_of(spec_info.normalise(given))
+    incomplete = [v for v in spec.exogenous if v in frame.columns and frame[v].isna().any()]
+    design = dict(model.get("design") or {})
+    design["missing"] = {v: {"given": []} for v in incomplete}
+    model["design"] = design
 
 
 def cmd_fit(arguments: Sequence[str]) -> int:
     """Fit one estimator of a model to a user's data set and write its posterior summary."""
-    import jax
+    import json
 
-    from simstudy.config import fit_plan_from_dict
+    import jax
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from simstudy.config import AggregateSettings, fit_plan_from_dict
     from simstudy.engine.replicate import chain_name, estimator_key, fit_estimator, key_from_seed
-    from simstudy.models import MODELS, model_infos
+    from simstudy.models import family_of, model_infos
+    from simstudy.spec import info as spec_info
+    from simstudy.store import software_versions
 
     options, overrides = {}, []
     for item in arguments:
@@ -503,14 +596,23 @@ def cmd_fit(arguments: Sequence[str]) -> int:
         seed, level = int(options.get("seed", 0)), float(options.get("level", 0.95))
     except ValueError:
         raise InputError("seed/level", options, "an integer seed and a level in (0, 1)") from None
+    codes = missing_codes(options.get("missing"))
     raw = compose_raw(overrides)
-    info = model_infos().get(raw["model"]["name"])
+    model = raw.get("model") or {}
+    info = (
+        spec_info.declared(model)
+        if spec_info.is_spec(model)
+        else model_infos().get(model.get("name"))
+    )
     if info is not None:
         raw = compose_raw(overrides, [options.get("estimator") or info.estimators[0]])
+    frame = read_table(path, codes)
+    _spec_missing(raw, frame)
     plan = fit_plan_from_dict(raw, model_infos(), options.get("estimator"), level, seed)
-    family = MODELS[plan.model.name]
-    frame = pd.read_csv(path) if path.suffix == ".csv" else pd.read_parquet(path)
-    dataset = family.module.from_frame(frame, plan.model.structure)
+    family = family_of(plan.model)
+    if family.from_frame is None:
+        raise InputError("model", plan.model.name, "a model that can read a data table")
+    dataset = family.from_frame(frame, plan.model.structure)
     estimator = family.estimators_for(plan.model.structure)[plan.estimator]
     key = estimator_key(key_from_seed(plan.seed), chain_name(estimator))
     summaries, n_div, seconds = fit_estimator(
@@ -523,12 +625,34 @@ def cmd_fit(arguments: Sequence[str]) -> int:
     table.insert(0, "model", plan.model.name)
     table["n_divergent"] = n_div
     table["seconds"] = seconds
+    missing = {str(c): int(n) for c, n in frame.isna().sum().items()}
+    record = {
+        "model": plan.model.name,
+        "structure": plan.model.structure,
+        "priors": plan.model.priors,
+        "estimator": plan.estimator,
+        "sampler": dataclasses.asdict(plan.sampler),
+        "seed": plan.seed,
+        "level": plan.level,
+        "data": str(path),
+        "rows": len(frame),
+        "missing_codes": codes,
+        "missing_per_column": missing,
+        "versions": software_versions(),
+    }
     out = Path(options.get("out") or path.with_name(f"{path.stem}-{plan.estimator}-fit.parquet"))
-    table.to_parquet(out, index=False)
+    arrow = pa.Table.from_pandas(table, preserve_index=False)
+    meta = {**(arrow.schema.metadata or {}), b"simstudy.fit": json.dumps(record).encode()}
+    pq.write_table(arrow.replace_schema_metadata(meta), out)
     shown = table[["parameter", "mean", "sd", "lower", "upper", "ess_bulk", "ess_tail", "rhat"]]
     print(f"{plan.model.name} / {plan.estimator} on {path} (N = {len(frame)}), {seconds:.1f}s:")
+    counted = ", ".join(f"{c} {n}" for c, n in missing.items() if n)
+    print(f"missing values per column: {counted or 'none'}")
     print(shown.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    print(f"posterior summary: {out}")
+    checks = AggregateSettings()
+    for line in fit_warnings(table, plan.sampler, checks.rhat_max, checks.ess_min):
+        _say(f"[simstudy] warning: {line}")
+    print(f"posterior summary: {out} (settings, seed, versions: its 'simstudy.fit' metadata)")
     return EXIT_OK
 
 

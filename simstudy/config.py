@@ -191,10 +191,10 @@ def config_hash(numbers: Mapping[str, Any]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def _section(raw: Any, name: str, allowed: Sequence[str]) -> dict[str, Any]:
+def _section(raw: Any, name: str, allowed: Sequence[str] | None) -> dict[str, Any]:
     if not isinstance(raw, Mapping):
         raise InputError(name, raw, "a mapping of settings")
-    unknown = sorted(set(raw) - set(allowed))
+    unknown = [] if allowed is None else sorted(set(raw) - set(allowed))
     if unknown:
         raise InputError(
             f"{name}.{unknown[0]}", raw[unknown[0]], "known keys are " + ", ".join(allowed)
@@ -282,18 +282,34 @@ def _aggregate(raw: Any, estimators: Sequence[str]) -> AggregateSettings:
     return AggregateSettings(reference, policy, float(rhat_max), float(ess_min), allow)
 
 
-def _model(raw: Any, models: Mapping[str, ModelInfo]) -> tuple[ModelSettings, ModelInfo]:
-    d = _section(raw, "model", ["name", "params", "priors", "structure"])
-    name = d.get("name")
-    if name not in models:
-        raise InputError("model.name", name, "one of " + ", ".join(sorted(models)))
-    info = models[name]
+def _structure(info: ModelInfo, raw: Any) -> dict[str, Any]:
     if info.check_structure is not None:
-        structure = info.check_structure(d.get("structure"))
-    elif d.get("structure"):
-        raise InputError("model.structure", d.get("structure"), f"nothing: model {name} has none")
+        return info.check_structure(raw)
+    if raw:
+        raise InputError("model.structure", raw, f"nothing: model {info.name} has none")
+    return {}
+
+
+def _model(
+    raw: Any, models: Mapping[str, ModelInfo], *, fitting: bool = False
+) -> tuple[ModelSettings, ModelInfo]:
+    from simstudy.spec import info as spec_info  # pure Python: the syntax grammar, no JAX
+
+    d = _section(raw, "model", ["name", "params", "priors", "structure", *spec_info.SPEC_KEYS])
+    name = d.get("name")
+    if spec_info.is_spec(d):
+        # a model declared in the syntax: its structure is the spec, its info built from it
+        if not isinstance(name, str) or not name:
+            raise InputError("model.name", name, "a name for the model (any text)")
+        structure = spec_info.normalise(d)
+        params_raw = _section(d.get("params", {}), "model.params", None)
+        info = spec_info.model_info(name, structure, params_raw, fitting=fitting)
+        d["priors"] = {**spec_info.PRIOR_DEFAULTS, **dict(d.get("priors") or {})}
+    elif name not in models:
+        raise InputError("model.name", name, "one of " + ", ".join(sorted(models)))
     else:
-        structure = {}
+        info = models[name]
+        structure = _structure(info, d.get("structure"))
     params = _section(d.get("params", {}), "model.params", list(info.params))
     missing = [p for p in info.params if p not in params]
     if missing:
@@ -516,7 +532,7 @@ def fit_plan_from_dict(
     seed: int = 0,
 ) -> FitPlan:
     """Validate the model and sampler sections of a config for fitting one data set."""
-    model, info = _model(raw.get("model"), models)
+    model, info = _model(raw.get("model"), models, fitting=True)
     name = estimator or info.estimators[0]
     if name not in info.estimators:
         raise InputError(

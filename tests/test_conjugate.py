@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from simstudy.models.conjugate import normal_from_precision, overrelaxed, unit_gamma
+from simstudy.blocks.conjugate import normal_from_precision, overrelaxed, unit_gamma
 
 
 @pytest.mark.parametrize("alpha", [0.3, 1.0, 2.5, 251.5])

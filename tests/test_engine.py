@@ -164,9 +164,9 @@ def test_compiled_simulation_is_the_model_simulation_as_one_program():
     from simstudy.models import latent_interaction as li
 
     setting = {**LATENT_PARAMS, "N": 300, "missing_rate": 0.2, "mechanism": "MAR"}
-    simulate = compiled_simulate(li, setting)
-    assert compiled_simulate(li, dict(setting)) is simulate
-    assert compiled_simulate(li, {**setting, "N": 301}) is not simulate
+    simulate = compiled_simulate(li.FAMILY, setting)
+    assert compiled_simulate(li.FAMILY, dict(setting)) is simulate
+    assert compiled_simulate(li.FAMILY, {**setting, "N": 301}) is not simulate
     key = jax.random.key(5)
     compiled, eager = simulate(key), li.simulate(key, setting)
     assert set(compiled) == set(eager)

@@ -7,7 +7,8 @@ import pytest
 from numpyro import distributions as dist
 from scipy import stats
 
-from simstudy.models.conjugate import factor_cov_draw, factor_cov_prior_draw, lkj_log_prior
+from simstudy.blocks.covariance import lkj_log_prior
+from simstudy.models.cfa_moves import factor_cov_draw, factor_cov_prior_draw
 
 PRIORS = {"var_shape": 3.0, "var_scale": 2.0, "factor_cov": "lkj", "lkj_eta": 2.0}
 
@@ -26,7 +27,7 @@ def test_lkj_log_prior_matches_numpyro_densities():
         var = dist.InverseGamma(PRIORS["var_shape"], PRIORS["var_scale"]).log_prob(sd**2).sum()
         return corr + var - (k - 1) * jnp.log(sd).sum()
 
-    args = PRIORS["lkj_eta"], PRIORS["var_shape"], PRIORS["var_scale"]
+    args = PRIORS["lkj_eta"], "inverse_gamma", PRIORS["var_shape"], PRIORS["var_scale"]
     ours = float(lkj_log_prior(phis[0], *args) - lkj_log_prior(phis[1], *args))
     assert ours == pytest.approx(float(reference(phis[0]) - reference(phis[1])), abs=1e-3)
 

@@ -210,7 +210,7 @@ def simulate(name: str, seed: int) -> dict[str, np.ndarray]:
     from simstudy.models import MODELS as FAMILIES
 
     s = spec(name)
-    data = FAMILIES[s.family].module.simulate(jax.random.key(seed), s.setting)
+    data = FAMILIES[s.family].simulate(jax.random.key(seed), s.setting)
     return {k: np.asarray(v) for k, v in data.items()}
 
 

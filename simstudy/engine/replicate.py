@@ -24,7 +24,7 @@ from simstudy.design import condition_id, rep_seed, seed_words
 from simstudy.engine import chees, gibbs, nuts
 from simstudy.engine.nuts import Draws
 from simstudy.engine.summary import Summary, sbc_ranks, summarise_draws
-from simstudy.models import MODELS
+from simstudy.models import family_of
 from simstudy.models.base import (
     ClosedFormEstimator,
     Dataset,
@@ -33,6 +33,7 @@ from simstudy.models.base import (
     ImputationEstimator,
     SampledEstimator,
 )
+from simstudy.models.family import Family
 
 Record = dict[str, Any]
 _NAN = float("nan")
@@ -66,7 +67,7 @@ def fitting_units(plan: StudyPlan) -> list[tuple[str, str | None]]:
     ``name`` when the study fits both (one program fits the pair); otherwise None, and an
     imputation estimator fitted with its sampler has no unit of its own.
     """
-    available = MODELS[plan.model.name].estimators_for(plan.model.structure)
+    available = family_of(plan.model).estimators_for(plan.model.structure)
     partners: dict[str, str] = {}
     for name in plan.estimators:
         est = available[name]
@@ -79,7 +80,7 @@ def fitting_units(plan: StudyPlan) -> list[tuple[str, str | None]]:
 
 def compiled_units(plan: StudyPlan) -> list[str]:
     """The fitting units (:func:`fitting_units`) that run a compiled program, in order."""
-    available = MODELS[plan.model.name].estimators_for(plan.model.structure)
+    available = family_of(plan.model).estimators_for(plan.model.structure)
     return [
         name
         for name, _ in fitting_units(plan)
@@ -223,8 +224,8 @@ class _Rep(NamedTuple):
 _SIMULATORS: dict[tuple[str, str], Any] = {}
 
 
-def compiled_simulate(module: Any, setting: Mapping[str, Any]) -> Any:
-    """``module.simulate`` for one setting as one compiled program, kept for the process.
+def compiled_simulate(family: Family, setting: Mapping[str, Any]) -> Any:
+    """``family.simulate`` for one setting as one compiled program, kept for the process.
 
     Run op by op, a model's simulation dispatches dozens of small operations, each compiled
     on its first use in a process (seconds per worker) and dispatched from Python on every
@@ -232,30 +233,28 @@ def compiled_simulate(module: Any, setting: Mapping[str, Any]) -> Any:
     when there. XLA may fuse its arithmetic, so a data set can differ from the op-by-op one in
     the last bit; studies always simulate through this function.
     """
-    key = (module.__name__, json.dumps(setting, sort_keys=True, default=repr))
+    key = (family.name, json.dumps(setting, sort_keys=True, default=repr))
     fn = _SIMULATORS.get(key)
     if fn is None:
-        fn = _SIMULATORS[key] = jax.jit(functools.partial(module.simulate, setting=dict(setting)))
+        fn = _SIMULATORS[key] = jax.jit(functools.partial(family.simulate, setting=dict(setting)))
     return fn
 
 
 def _simulate(plan: StudyPlan, condition: Mapping[str, Any], rep: int) -> _Rep | list[Record]:
     """Simulate replication ``rep``; the failed rows instead where the DGM fails."""
-    family = MODELS[plan.model.name]
+    family = family_of(plan.model)
     cid = condition_id(condition)
     setting = setting_of(plan, condition)
     seed = rep_seed(plan.seed, cid, rep)
     base = {"study": plan.name, "condition_id": cid, **condition, "rep": rep, "seed": seed}
     key = key_from_seed(seed)
     sbc = plan.kind == "sbc"
-    truth: dict[str, float] = {} if sbc else family.module.truth(setting)
+    truth: dict[str, float] = {} if sbc else family.truth(setting)
     try:
         if sbc:  # parameters drawn from the prior, data from them
-            dataset, truth = family.module.simulate_prior(
-                simulate_key(key), setting, plan.model.priors
-            )
+            dataset, truth = family.simulate_prior(simulate_key(key), setting, plan.model.priors)
         else:
-            dataset = compiled_simulate(family.module, setting)(simulate_key(key))
+            dataset = compiled_simulate(family, setting)(simulate_key(key))
         dataset = jax.block_until_ready(dataset)
     except Exception as exc:  # the DGM failing is data too
         available = family.estimators_for(plan.model.structure)
@@ -294,7 +293,7 @@ def _estimate_rows(
 
 def _fit_rows(plan: StudyPlan, rep: _Rep, name: str) -> list[Record]:
     """Fit estimator ``name`` to one replication; its rows (failed rows if it raises)."""
-    available = MODELS[plan.model.name].estimators_for(plan.model.structure)
+    available = family_of(plan.model).estimators_for(plan.model.structure)
     estimator = available[name]
     start = time.perf_counter()
     key = estimator_key(rep.key, chain_name(estimator))
@@ -354,7 +353,7 @@ def _fit_shared(
     complete-data analyses' pooling (its analyses run inside the shared program). If the
     program raises, each estimator is fitted on its own, replication by replication.
     """
-    available = MODELS[plan.model.name].estimators_for(plan.model.structure)
+    available = family_of(plan.model).estimators_for(plan.model.structure)
     sampler, imputer = available[name], available[imputation]
     keys = [estimator_key(rep.key, name) for rep in reps]
     try:
@@ -384,7 +383,7 @@ def _fit_together(plan: StudyPlan, reps: Sequence[_Rep], name: str) -> list[Reco
     and any batch whose program raises, are fitted one replication at a time, so a failure
     stays with its replication.
     """
-    estimator = MODELS[plan.model.name].estimators_for(plan.model.structure)[name]
+    estimator = family_of(plan.model).estimators_for(plan.model.structure)[name]
     width = plan.sampler.vectorize
     if isinstance(estimator, ClosedFormEstimator) or plan.sampler.name not in BATCHED_SAMPLERS:
         return [row for rep in reps for row in _fit_rows(plan, rep, name)]
@@ -495,7 +494,7 @@ def compile_unit(plan: StudyPlan, condition: Mapping[str, Any], name: str) -> st
         if not isinstance(simulated, _Rep):
             return "simulate failed"
         partner = dict(fitting_units(plan)).get(name)
-        available = MODELS[plan.model.name].estimators_for(plan.model.structure)
+        available = family_of(plan.model).estimators_for(plan.model.structure)
         estimator, data = available[name], simulated.dataset
         sampler, priors = plan.sampler, plan.model.priors
         width = plan.sampler.vectorize
@@ -527,10 +526,10 @@ def failed_batch(
     plan: StudyPlan, condition: Mapping[str, Any], reps: Sequence[int], error: str
 ) -> list[Record]:
     """Rows for a batch whose task itself died (e.g. its worker was killed), rep by rep."""
-    family = MODELS[plan.model.name]
+    family = family_of(plan.model)
     available = family.estimators_for(plan.model.structure)
     cid = condition_id(condition)
-    truth = family.module.truth(setting_of(plan, condition))
+    truth = family.truth(setting_of(plan, condition))
     rows: list[Record] = []
     for rep in reps:
         base = {

@@ -47,20 +47,25 @@ import jax.numpy as jnp
 import numpy as np
 from scipy import stats
 
-from simstudy.errors import InputError
-from simstudy.models import ordinal as ordm
-from simstudy.models.base import GibbsEstimator
-from simstudy.models.cfa_moves import item_scale_move, location_move, scale_move
-from simstudy.models.conjugate import (
-    FACTOR_COV_PRIORS,
-    factor_cov_draw,
-    factor_cov_prior_draw,
+from simstudy.blocks.conjugate import (
     inv_gamma,
     loading_draw,
     marker_signs,
     measurement_draw,
     normal_from_precision,
 )
+from simstudy.errors import InputError
+from simstudy.models import ordinal as ordm
+from simstudy.models.base import GibbsEstimator
+from simstudy.models.cfa_moves import (
+    FACTOR_COV_PRIORS,
+    factor_cov_draw,
+    factor_cov_prior_draw,
+    item_scale_move,
+    location_move,
+    scale_move,
+)
+from simstudy.models.family import Family
 from simstudy.spec import MISSINGNESS_FACTORS, FactorSpec, ModelInfo, with_defaults
 
 DEFAULT_STRUCTURE: dict[str, Any] = {
@@ -537,3 +542,13 @@ def simulate_prior(
 
 
 ESTIMATORS = make_estimators(check_structure(None))
+
+
+FAMILY = Family(
+    info=INFO,
+    simulate=simulate,
+    truth=truth,
+    make_estimators=lambda structure: make_estimators(structure) if structure else ESTIMATORS,
+    simulate_prior=simulate_prior,
+    from_frame=from_frame,
+)

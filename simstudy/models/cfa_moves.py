@@ -13,9 +13,11 @@ from typing import TYPE_CHECKING, Any
 
 import jax
 import jax.numpy as jnp
+from numpyro import distributions as dist
 
+from simstudy.blocks.conjugate import inv_gamma, inverse_wishart, normal_from_precision
+from simstudy.blocks.covariance import lkj_covariance
 from simstudy.models import ordinal as ordm
-from simstudy.models.conjugate import normal_from_precision
 
 if TYPE_CHECKING:
     from simstudy.models.cfa import Layout, State
@@ -201,3 +203,37 @@ def location_move(key: jax.Array, s: State, layout: Layout, cut_mask, coef_sd: f
         nu=jnp.where(ordinal, s.nu, s.nu - shift),
         cuts=s.cuts._replace(u=u),
     )
+
+
+#: Priors of a factor covariance matrix the CFA sampler knows (``model.priors.factor_cov``).
+FACTOR_COV_PRIORS = ("lkj", "inverse_wishart")
+
+
+def factor_cov_draw(
+    key: jax.Array, phi: jax.Array, eta: jax.Array, priors: Mapping[str, Any]
+) -> jax.Array:
+    """Update the covariance of zero-mean factor scores ``eta`` (N × k) under its prior.
+
+    ``priors["factor_cov"]``: ``"inverse_wishart"`` — the conjugate draw from
+    InverseWishart(k + 2 + N, var_scale I + eta'eta); ``"lkj"`` — LKJ(``lkj_eta``) correlations
+    and InverseGamma(var_shape, var_scale) variances, by the independence Metropolis block
+    :func:`simstudy.blocks.covariance.lkj_covariance` (proposal scale ``var_scale``).
+    """
+    k, n = eta.shape[1], eta.shape[0]
+    b0 = priors["var_scale"]
+    if priors["factor_cov"] == "inverse_wishart":
+        return inverse_wishart(key, k + 2 + n, b0 * jnp.eye(k) + eta.T @ eta)
+    return lkj_covariance(
+        key, phi, eta.T @ eta, n, priors["lkj_eta"], "inverse_gamma", priors["var_shape"], b0, b0
+    )
+
+
+def factor_cov_prior_draw(key: jax.Array, k: int, priors: Mapping[str, Any]) -> jax.Array:
+    """A draw of the factor covariance from its prior (for simulation-based calibration)."""
+    b0 = priors["var_scale"]
+    if priors["factor_cov"] == "inverse_wishart":
+        return inverse_wishart(key, k + 2, b0 * jnp.eye(k))
+    k_var, k_corr = jax.random.split(key)
+    sd = jnp.sqrt(inv_gamma(k_var, priors["var_shape"], jnp.full((k,), b0)))
+    chol = dist.LKJCholesky(k, priors["lkj_eta"]).sample(k_corr) if k > 1 else jnp.ones((1, 1))
+    return (sd[:, None] * chol) @ (sd[:, None] * chol).T

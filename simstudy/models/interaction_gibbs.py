@@ -17,8 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from simstudy.models import interaction_moves
-from simstudy.models.conjugate import (
+from simstudy.blocks.conjugate import (
     IndicatorSums,
     marker_signs,
     measurement_draw_from_sums,
@@ -26,6 +25,7 @@ from simstudy.models.conjugate import (
     overrelaxed,
     unit_gamma,
 )
+from simstudy.models import interaction_moves
 from simstudy.models.interaction_layout import FACTORS, Layout, regressions, score_means
 
 
@@ -47,7 +47,7 @@ class State(NamedTuple):
     shift: jax.Array  # (3,) mean of eta_x per category of d (first 0)
 
 
-#: Over-relaxation of the latent scores' updates (:func:`~simstudy.models.conjugate.overrelaxed`;
+#: Over-relaxation of the latent scores' updates (:func:`~simstudy.blocks.conjugate.overrelaxed`;
 #: 0 is the plain Gibbs draw, bit for bit). Off: it mixed faster but failed SBC, with chains
 #: stuck near a variance of 0 (benchmarks/README.md#over-relaxed-latent-scores).
 SCORE_OVERRELAXATION = 0.0

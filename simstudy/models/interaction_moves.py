@@ -15,7 +15,7 @@ import numpy as np
 from simstudy.models.cfa_moves import group_scale
 
 if TYPE_CHECKING:
-    from simstudy.models.conjugate import IndicatorSums
+    from simstudy.blocks.conjugate import IndicatorSums
     from simstudy.models.interaction_gibbs import State
     from simstudy.models.interaction_layout import Layout
 
@@ -40,7 +40,7 @@ def scale_move(
     variance prior; the score density cancels its Jacobian). The three moves do not commute
     (``b3`` scales with all of them), so they are made one after another, each from its own
     conditional (Liu & Sabatti 2000); an observed moderator has no scale to move. The marker's
-    regression comes from ``sums`` (:class:`~simstudy.models.conjugate.IndicatorSums` of the
+    regression comes from ``sums`` (:class:`~simstudy.blocks.conjugate.IndicatorSums` of the
     scores before the moves: each move changes only its own factor's scores). ``noise``: a
     standard normal and a log-uniform draw per factor (``(3,)`` each).
     """

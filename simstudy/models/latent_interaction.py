@@ -71,6 +71,7 @@ import jax.numpy as jnp
 import numpy as np
 from scipy import stats
 
+from simstudy.blocks.conjugate import inv_gamma
 from simstudy.errors import InputError
 from simstudy.models import interaction_gibbs
 from simstudy.models.base import (
@@ -80,7 +81,7 @@ from simstudy.models.base import (
     GibbsEstimator,
     ImputationEstimator,
 )
-from simstudy.models.conjugate import inv_gamma
+from simstudy.models.family import Family
 from simstudy.models.interaction_gibbs import State, mean_y
 from simstudy.models.interaction_layout import (
     FACTORS,
@@ -424,3 +425,13 @@ def simulate_prior(
 
 ESTIMATORS = make_estimators(None)
 BAYES = ESTIMATORS["bayes"]
+
+
+FAMILY = Family(
+    info=INFO,
+    simulate=simulate,
+    truth=truth,
+    make_estimators=lambda structure: make_estimators(structure) if structure else ESTIMATORS,
+    simulate_prior=simulate_prior,
+    from_frame=from_frame,
+)

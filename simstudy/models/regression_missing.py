@@ -32,6 +32,7 @@ from scipy import stats
 
 from simstudy.errors import InputError
 from simstudy.models.base import ClosedFormEstimator, Dataset, Estimate, SampledEstimator
+from simstudy.models.family import Family
 from simstudy.spec import MISSINGNESS_FACTORS, FactorSpec, ModelInfo
 
 PARAMETERS = ("y~1", "y~x", "y~z", "y~~y")
@@ -287,3 +288,13 @@ ESTIMATORS = {
     ),
     "ols_cc": ClosedFormEstimator("ols_cc", ols_complete_cases, PARAMETERS),
 }
+
+
+FAMILY = Family(
+    info=INFO,
+    simulate=simulate,
+    truth=truth,
+    make_estimators=lambda structure: ESTIMATORS,
+    simulate_prior=simulate_prior,
+    from_frame=from_frame,
+)

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-from numpyro import distributions as dist
 
 
 def inv_gamma(key: jax.Array, shape: jax.Array | float, scale: jax.Array | float) -> jax.Array:
@@ -326,71 +324,11 @@ def measurement_draw_from_sums(
     return nu, lam, (var_scale + ssr / 2) / noise[2]
 
 
-#: Priors of a factor covariance matrix the CFA sampler knows (``model.priors.factor_cov``).
-FACTOR_COV_PRIORS = ("lkj", "inverse_wishart")
-
-
-def lkj_log_prior(phi: jax.Array, lkj_eta: float, var_shape: float, var_scale: float):
-    """Log density over ``Phi`` (up to a constant) of LKJ correlations and inverse-gamma variances.
-
-    ``Phi = D R D`` with ``D = diag(sigma)``, ``R ~ LKJ(lkj_eta)`` and every ``sigma_i^2 ~
-    InverseGamma(var_shape, var_scale)``. The map from ``(sigma^2, R)`` to the free entries of
-    ``Phi`` has Jacobian ``prod_i sigma_i^(k - 1)``, which turns the density of ``(sigma^2, R)``
-    into one over ``Phi``.
-    """
-    k = phi.shape[-1]
-    var = jnp.diagonal(phi, axis1=-2, axis2=-1)
-    log_var = jnp.log(var)
-    log_det_r = jnp.linalg.slogdet(phi)[1] - log_var.sum(-1)
-    inv_gamma_part = (-(var_shape + 1) * log_var - var_scale / var).sum(-1)
-    return inv_gamma_part + (lkj_eta - 1) * log_det_r - (k - 1) / 2 * log_var.sum(-1)
-
-
 def inverse_wishart_log_prior(phi: jax.Array, df: float, scale: float):
     """Log density (up to a constant) of InverseWishart(df, scale * I) at ``Phi``."""
     k = phi.shape[-1]
     trace = scale * jnp.trace(jnp.linalg.inv(phi), axis1=-2, axis2=-1)
     return -(df + k + 1) / 2 * jnp.linalg.slogdet(phi)[1] - trace / 2
-
-
-def factor_cov_draw(
-    key: jax.Array, phi: jax.Array, eta: jax.Array, priors: Mapping[str, Any]
-) -> jax.Array:
-    """Update the covariance of zero-mean factor scores ``eta`` (N × k) under its prior.
-
-    ``priors["factor_cov"]``: ``"inverse_wishart"`` — the conjugate draw from
-    InverseWishart(k + 2 + N, var_scale I + eta'eta); ``"lkj"`` — LKJ(``lkj_eta``) correlations
-    and InverseGamma(var_shape, var_scale) variances, by independence Metropolis with the
-    inverse-Wishart posterior of a flatter InverseWishart(k + 1, var_scale I) prior as the
-    proposal. The likelihood cancels from the acceptance ratio, which is the ratio of the two
-    priors; with data the proposal is close to the target and nearly always accepted.
-    """
-    k, n = eta.shape[1], eta.shape[0]
-    b0 = priors["var_scale"]
-    scatter = b0 * jnp.eye(k) + eta.T @ eta
-    if priors["factor_cov"] == "inverse_wishart":
-        return inverse_wishart(key, k + 2 + n, scatter)
-    k_prop, k_u = jax.random.split(key)
-    proposal = inverse_wishart(k_prop, k + 1 + n, scatter)
-
-    def weight(x):
-        target = lkj_log_prior(x, priors["lkj_eta"], priors["var_shape"], b0)
-        return target - inverse_wishart_log_prior(x, k + 1, b0)
-
-    log_ratio = weight(proposal) - weight(phi)
-    accept = jnp.log(jax.random.uniform(k_u)) < log_ratio
-    return jnp.where(accept & jnp.isfinite(log_ratio), proposal, phi)
-
-
-def factor_cov_prior_draw(key: jax.Array, k: int, priors: Mapping[str, Any]) -> jax.Array:
-    """A draw of the factor covariance from its prior (for simulation-based calibration)."""
-    b0 = priors["var_scale"]
-    if priors["factor_cov"] == "inverse_wishart":
-        return inverse_wishart(key, k + 2, b0 * jnp.eye(k))
-    k_var, k_corr = jax.random.split(key)
-    sd = jnp.sqrt(inv_gamma(k_var, priors["var_shape"], jnp.full((k,), b0)))
-    chol = dist.LKJCholesky(k, priors["lkj_eta"]).sample(k_corr) if k > 1 else jnp.ones((1, 1))
-    return (sd[:, None] * chol) @ (sd[:, None] * chol).T
 
 
 def marker_signs(y: jax.Array, observed: jax.Array, marker_of_item: Any) -> jax.Array:

@@ -1,0 +1,186 @@
+"""The simulator back end: a data set drawn from a :class:`~simstudy.spec.ir.ModelSpec`.
+
+Level 2 before level 1: the random effects of each cluster, then per row the exogenous
+observed variables (jointly normal with the moments the population values give), the
+exogenous latents, and every equation in dependency order; then the declared missingness.
+Clusters have sizes drawn uniformly from ``[m (1 - s), m (1 + s)]`` (``m = cluster_size``,
+``s = size_spread``) and are padded to the largest size, so every replication of a condition
+has the same shapes; ``row_real`` marks the rows that exist.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from simstudy.spec.ir import LATENT, ModelSpec
+from simstudy.spec.population import population
+
+#: Keys of the data set besides the observed variables (``observed:<v>`` masks them).
+ROW_REAL = "row_real"
+
+
+def observed_key(name: str) -> str:
+    """Key of the 0/1 mask of where variable ``name`` is observed."""
+    return f"observed:{name}"
+
+
+def cluster_key(group: str) -> str:
+    """Key of the 0/1 mask of which clusters of grouping factor ``group`` exist."""
+    return f"clusters:{group}"
+
+
+def shape_of(spec: ModelSpec, setting: Mapping[str, Any]) -> tuple[int, int, int, int]:
+    """``(rows, clusters, smallest size, largest size)`` of a condition's data sets."""
+    if not spec.groups:
+        n = int(setting["N"])
+        return n, 1, n, n
+    j, m = int(setting["J"]), float(setting["cluster_size"])
+    s = float(setting.get("structure", {}).get("design", {}).get("size_spread", 0.0))
+    low, high = max(1, round(m * (1 - s))), max(1, round(m * (1 + s)))
+    return j * high, j, low, high
+
+
+def _cov(sd_pairs: list[list[float]]) -> jax.Array:
+    return jnp.asarray(sd_pairs, dtype=float)
+
+
+def block_covariance(block, values: Mapping[str, float]) -> list[list[float]]:
+    """A covariance block's matrix from population values (lower triangle given by name)."""
+    k = len(block.members)
+    cov = [[0.0] * k for _ in range(k)]
+    for i, p in enumerate(block.variances):
+        cov[i][i] = values[p.name]
+    it = iter(block.covariances)
+    for i in range(1, k):
+        for j in range(i):
+            p = next(it)
+            cov[i][j] = cov[j][i] = values[p.name] if p.fixed is None else p.fixed
+    return cov
+
+
+def _mvn(key: jax.Array, cov: list[list[float]], n: int) -> jax.Array:
+    k = len(cov)
+    chol = jnp.linalg.cholesky(_cov(cov)) if k else jnp.zeros((0, 0))
+    return jax.random.normal(key, (n, k)) @ chol.T
+
+
+#: Keys of a setting that are design, not population values.
+DESIGN_KEYS = ("N", "J", "cluster_size", "missing_rate", "mechanism", "structure")
+
+
+def population_of(spec: ModelSpec, setting: Mapping[str, Any]) -> dict[str, float]:
+    """Population values by lavaan name from a setting (design keys set aside)."""
+    return population(spec, {k: v for k, v in setting.items() if k not in DESIGN_KEYS})
+
+
+def simulate(
+    spec: ModelSpec,
+    rng_key: jax.Array,
+    setting: Mapping[str, Any],
+    values: Mapping[str, Any] | None = None,
+    fitted: bool = False,
+) -> dict:
+    """Simulate one data set under ``setting``.
+
+    ``setting``: population values, ``N`` or ``J`` and ``cluster_size``, ``missing_rate`` and
+    ``mechanism``, and ``structure.design.size_spread``. ``values``: population values by
+    lavaan name instead of the setting's (e.g. drawn from the prior). ``fitted``: simulate an
+    incomplete exogenous predictor from the model a fit gives it (its nuisance equation,
+    whose parameters ``values`` then holds), not from the exogenous moments.
+    """
+    values = population_of(spec, setting) if values is None else values
+    rows, j, low, high = shape_of(spec, setting)
+    k_size, k_re, k_exo, _k_lat, k_eq, k_mis = jax.random.split(rng_key, 6)
+    if spec.groups:
+        sizes = jax.random.randint(k_size, (j,), low, high + 1)
+        cluster = jnp.repeat(jnp.arange(j), high)
+        position = jnp.tile(jnp.arange(high), j)
+        real = position < sizes[cluster]
+    else:
+        cluster = jnp.zeros(rows, dtype=jnp.int32)
+        real = jnp.ones(rows, dtype=bool)
+    current: dict[str, jax.Array] = {}
+    re_keys = jax.random.split(k_re, max(1, len(spec.blocks)))
+    for key, block in zip(re_keys, spec.blocks, strict=False):
+        cov = block_covariance(block, values)
+        if block.level is None:
+            draws = _mvn(key, cov, rows)
+        else:
+            draws = _mvn(key, cov, j)[cluster]
+        for i, m in enumerate(block.members):
+            current[m] = draws[:, i]
+    exo = list(spec.simulated_exogenous if not fitted else spec.exogenous)
+    if exo:
+        moments = {p.name: values[p.name] for p in spec.exogenous_moments}
+        cov = [[0.0] * len(exo) for _ in exo]
+        for a, va in enumerate(exo):
+            for b, vb in enumerate(exo):
+                if a == b:
+                    cov[a][a] = moments[f"{va}~~{va}"]
+                else:
+                    x, y = sorted((va, vb))
+                    cov[a][b] = moments.get(f"{x}~~{y}", 0.0)
+        draws = _mvn(k_exo, cov, rows)
+        for a, v in enumerate(exo):
+            current[v] = moments[f"{v}~1"] + draws[:, a]
+    eq_noise = jax.random.normal(k_eq, (rows, max(1, len(spec.equations))))
+    simulated_exo = set(spec.simulated_exogenous)
+    for i, eq in enumerate(spec.order()):
+        if eq.target in simulated_exo and not fitted:
+            continue  # an incomplete exogenous predictor: simulated above, modelled in fits
+        mean = jnp.zeros(rows)
+        for c in eq.coefficients:
+            coef = values[c.parameter.name] if c.parameter.fixed is None else c.parameter.fixed
+            mean = mean + coef * _product(current, c.factors, rows)
+        for r in eq.random:
+            mean = mean + current[r.effect] * _product(current, r.factors, rows)
+        sd = jnp.sqrt(values[eq.variance.name] if eq.variance.fixed is None else eq.variance.fixed)
+        current[eq.target] = mean + sd * eq_noise[:, i]
+    data = {ROW_REAL: real}
+    if spec.groups:
+        data[spec.groups[0]] = cluster
+        data[cluster_key(spec.groups[0])] = jnp.ones(j, dtype=bool)
+    observed = [v.name for v in spec.variables if v.kind not in (LATENT, "random_effect")]
+    mis_keys = jax.random.split(k_mis, max(1, len(spec.missing)))
+    masks = {}
+    for key, m in zip(mis_keys, spec.missing, strict=False):
+        masks[m.variable] = _observed_mask(key, m, current, real, setting)
+    for v in observed:
+        mask = masks.get(v, jnp.ones(rows, dtype=bool)) & real
+        data[v] = jnp.where(mask, current[v], 0.0)
+        data[observed_key(v)] = mask
+    return data
+
+
+def _product(current: Mapping[str, jax.Array], factors: tuple[str, ...], rows: int) -> jax.Array:
+    out = jnp.ones(rows)
+    for f in factors:
+        out = out * current[f]
+    return out
+
+
+def _observed_mask(key, m, current, real, setting) -> jax.Array:
+    """The observed mask of one variable under MCAR or MAR.
+
+    MCAR: missing with probability ``missing_rate``; MAR: a probit selection on the
+    standardised sum of ``m.given`` of strength ``m.strength`` (expected rate ``missing_rate``).
+    """
+    rate = float(setting["missing_rate"])
+    rows = real.shape[0]
+    k_u, k_v = jax.random.split(key)
+    if setting.get("mechanism", "MCAR") == "MAR" and m.given:
+        score = sum(current[v] for v in m.given)
+        w = real.astype(float)
+        mean = (score * w).sum() / w.sum()
+        sd = jnp.sqrt((((score - mean) ** 2) * w).sum() / w.sum())
+        s = m.strength
+        r = s * (score - mean) / sd + math.sqrt(1 - s**2) * jax.random.normal(k_v, (rows,))
+        missing = r > jax.scipy.stats.norm.ppf(1.0 - rate)
+    else:
+        missing = jax.random.uniform(k_u, (rows,)) < rate
+    return ~missing

@@ -1,0 +1,181 @@
+"""A spec compiled into a model family: simulator, truth, Gibbs sweep and NumPyro model."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import numpyro.distributions as dist
+import pandas as pd
+
+from simstudy.errors import InputError
+from simstudy.models.base import GibbsEstimator, SampledEstimator
+from simstudy.models.family import Family
+from simstudy.spec import dgm, hmc, sweep
+from simstudy.spec.info import PRIOR_DEFAULTS, model_info, spec_of
+from simstudy.spec.ir import LATENT, RANDOM, ModelSpec, evaluate
+
+
+def estimators(spec: ModelSpec, families: Mapping[str, str]) -> dict[str, Any]:
+    """``bayes`` (the compiled Gibbs sweep) and ``bayes_hmc`` (the NumPyro model)."""
+    lay = sweep.layout(spec)
+    residual, covariance = families["residual"], families["covariance"]
+
+    def priors_of(priors: Mapping[str, Any]) -> sweep.Priors:
+        return sweep.Priors.of(
+            {**PRIOR_DEFAULTS, **priors, "resvar_prior": residual, "cov_prior": covariance}
+        )
+
+    def init(rng_key, data, priors):
+        return sweep.init(rng_key, data, lay, priors_of(priors))
+
+    def step(rng_key, state, data, priors):
+        return sweep.sweep(rng_key, state, data, lay, priors_of(priors))
+
+    def collect(state, data):
+        return sweep.collect(state, lay, spec)
+
+    names = spec.estimands()
+    return {
+        "bayes": GibbsEstimator("bayes", init, step, collect, names),
+        "bayes_hmc": SampledEstimator(
+            "bayes_hmc",
+            hmc.make_model(lay, residual, covariance),
+            lambda dataset, priors: hmc.model_data(dataset, {**PRIOR_DEFAULTS, **priors}),
+            hmc.make_derive(lay, spec, residual, covariance),
+            names,
+        ),
+    }
+
+
+def truth(spec: ModelSpec, setting: Mapping[str, Any]) -> dict[str, float]:
+    """True values of the estimands under a setting."""
+    values = dgm.population_of(spec, setting)
+    return {name: values[name] for name in spec.estimands()}
+
+
+def simulate_prior(
+    spec: ModelSpec,
+    rng_key: jax.Array,
+    setting: Mapping[str, Any],
+    priors: Mapping[str, Any],
+) -> tuple[dict, dict[str, float]]:
+    """Parameters drawn from the estimators' priors, then data from the fitted model (SBC).
+
+    Complete exogenous predictors keep the setting's moments (the fit conditions on them);
+    an incomplete one follows the model the fit gives it.
+    """
+    structure = setting["structure"]
+    p = sweep.Priors.of({**PRIOR_DEFAULTS, **priors})
+    families = structure["prior_families"]
+    values: dict[str, Any] = dict(dgm.population_of(spec, setting))
+    keys = iter(jax.random.split(rng_key, 4 + len(spec.equations) + len(spec.blocks)))
+    k_data = next(keys)
+    for eq in spec.equations:
+        for c in eq.coefficients:
+            if c.parameter.free:
+                values[c.parameter.name] = p.coef_sd * float(jax.random.normal(next(keys)))
+        if eq.variance.free:
+            values[eq.variance.name] = _variance_draw(next(keys), families["residual"], p, False)
+    for b in spec.blocks:
+        k_var, k_corr = jax.random.split(next(keys))
+        k = len(b.members)
+        sd = np.sqrt(
+            [
+                _variance_draw(kk, families["covariance"], p, True)
+                for kk in jax.random.split(k_var, k)
+            ]
+        )
+        corr = (
+            np.asarray(dist.LKJCholesky(k, p.lkj_eta).sample(k_corr)) if k > 1 else np.ones((1, 1))
+        )
+        chol = sd[:, None] * corr
+        cov = chol @ chol.T
+        for i, param in enumerate(b.variances):
+            values[param.name] = float(cov[i, i])
+        it = iter(b.covariances)
+        for i in range(1, k):
+            for j in range(i):
+                values[next(it).name] = float(cov[i, j])
+    data = dgm.simulate(spec, k_data, setting, values=values, fitted=True)
+    by_label = {q.label: values[q.name] for q in spec.parameters() if q.label}
+    for d in spec.derived:
+        values[d.name] = float(evaluate(d.expr, {**values, **by_label}))
+    return data, {name: float(values[name]) for name in spec.estimands()}
+
+
+def _variance_draw(key, family: str, p: sweep.Priors, covariance: bool) -> float:
+    if family == "half_normal":
+        scale = p.cov_scale if covariance else p.sigma_scale
+        return float((scale * jax.random.normal(key)) ** 2)
+    return float(p.var_scale / jax.random.gamma(key, p.var_shape))
+
+
+def from_frame(spec: ModelSpec, frame: Any) -> dict[str, Any]:
+    """A data set from a user's table.
+
+    One column per observed variable (NaN where missing) and, for a two-level model, the
+    grouping factor's column (any labels).
+
+    Raises
+    ------
+    InputError
+        Naming absent columns, or missing values in a variable the model conditions on.
+    """
+    observed = [v.name for v in spec.variables if v.kind not in (LATENT, RANDOM)]
+    needed = [*observed, *spec.groups]
+    absent = [c for c in needed if c not in frame.columns]
+    if absent:
+        raise InputError("data columns", ", ".join(absent), "columns " + ", ".join(needed))
+    rows = len(frame)
+    data: dict[str, Any] = {dgm.ROW_REAL: jnp.ones(rows, dtype=bool)}
+    incomplete = {m.variable for m in spec.missing}
+    for v in observed:
+        x = np.asarray(frame[v], dtype=float)
+        ok = ~np.isnan(x)
+        if not ok.all() and v in spec.exogenous and v not in incomplete:
+            raise InputError(
+                f"data column {v}",
+                f"{int((~ok).sum())} missing values",
+                "complete values, or the variable declared incomplete",
+            )
+        data[v] = jnp.asarray(np.where(ok, x, 0.0))
+        data[dgm.observed_key(v)] = jnp.asarray(ok)
+    for g in spec.groups:
+        if frame[g].isna().any():
+            raise InputError(f"data column {g}", "missing values", "a cluster label on every row")
+        codes, uniques = _codes(frame[g])
+        data[g] = jnp.asarray(codes, dtype=jnp.int32)
+        data[dgm.cluster_key(g)] = jnp.ones(len(uniques), dtype=bool)
+    return data
+
+
+def _codes(column: Any) -> tuple[np.ndarray, Any]:
+    return pd.factorize(column, sort=True)
+
+
+@functools.lru_cache(maxsize=64)
+def _family(name: str, blob: str) -> Family:
+    structure = json.loads(blob)
+    spec = spec_of(structure)
+    built = estimators(spec, structure["prior_families"])
+    info = model_info(name, structure, {}, fitting=True)  # config checks the values
+    return Family(
+        info=dataclasses.replace(info, params={}),
+        simulate=lambda key, setting: dgm.simulate(spec, key, setting),
+        truth=lambda setting: truth(spec, setting),
+        make_estimators=lambda _structure: built,
+        simulate_prior=lambda key, setting, priors: simulate_prior(spec, key, setting, priors),
+        from_frame=lambda frame, _structure=None: from_frame(spec, frame),
+    )
+
+
+def family(name: str, structure: Mapping[str, Any]) -> Family:
+    """The family of a spec model (built once per name and structure)."""
+    return _family(name, json.dumps(dict(structure), sort_keys=True))

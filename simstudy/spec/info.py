@@ -1,0 +1,165 @@
+"""A spec model's declaration, from its config: syntax, design and prior families (no JAX).
+
+A model config with a ``syntax`` is a spec model, whatever its name::
+
+    name: glmm
+    syntax: |
+      y ~ 1 + x + (1 + x | g)
+    design:
+      size_spread: 0.5                 # cluster sizes uniform on [m(1-s), m(1+s)]
+      missing: {x: {given: [y], strength: 0.8}}
+    prior_families: {residual: half_normal, covariance: half_normal}
+    params: {"y~1": 0.0, "y~x": 0.5, ...}   # population values, by label or lavaan name
+    priors: {coef_sd: 10.0, ...}
+
+Its design factors: ``N`` (single level) or ``J`` and ``cluster_size`` (two levels), and
+``missing_rate`` and ``mechanism`` when the design makes a variable incomplete; any population
+value may be a factor too.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from simstudy.errors import InputError
+from simstudy.spec.declare import MISSINGNESS_FACTORS, FactorSpec, ModelInfo
+from simstudy.spec.grammar import parse
+from simstudy.spec.ir import ModelSpec, build
+from simstudy.spec.population import population
+
+#: Keys of a spec model's config besides ``name``, ``params`` and ``priors``.
+SPEC_KEYS = ("syntax", "design", "prior_families")
+PRIOR_FAMILIES = {
+    "residual": ("half_normal", "inverse_gamma"),
+    "covariance": ("half_normal", "inverse_gamma"),
+}
+#: Numeric priors of every spec model, with their defaults (see simstudy.spec.sweep.Priors).
+PRIOR_DEFAULTS = {
+    "coef_sd": 10.0,
+    "sigma_scale": 5.0,
+    "var_shape": 2.0,
+    "var_scale": 0.5,
+    "cov_scale": 5.0,
+    "lkj_eta": 1.0,
+}
+PRIOR_SPECS = {k: FactorSpec("float", low=1e-9) for k in PRIOR_DEFAULTS}
+#: Estimators of every spec model: the compiled Gibbs sweep, and HMC on the NumPyro model.
+ESTIMATORS = ("bayes", "bayes_hmc")
+SAMPLERS = {"bayes": "gibbs", "bayes_hmc": "nuts"}
+
+
+def is_spec(raw_model: Mapping[str, Any] | None) -> bool:
+    """Whether a model config (or a validated structure) declares a spec model."""
+    return isinstance(raw_model, Mapping) and (
+        "syntax" in raw_model or "syntax" in (raw_model.get("structure") or {})
+    )
+
+
+def normalise(raw_model: Mapping[str, Any]) -> dict[str, Any]:
+    """The structure of a spec model (its syntax, design, prior families), validated."""
+    given = dict(raw_model.get("structure") or {})
+    for k in SPEC_KEYS:
+        if k in raw_model:
+            given[k] = raw_model[k]
+    unknown = sorted(set(given) - set(SPEC_KEYS))
+    if unknown:
+        raise InputError(f"model.{unknown[0]}", given[unknown[0]], "one of " + ", ".join(SPEC_KEYS))
+    syntax = given.get("syntax")
+    if not isinstance(syntax, str) or not syntax.strip():
+        raise InputError(
+            "model.syntax", syntax, "a model in the lavaan-style syntax, e.g. 'y ~ 1 + x + (1 | g)'"
+        )
+    design = dict(given.get("design") or {})
+    bad = sorted(set(design) - {"size_spread", "missing"})
+    if bad:
+        raise InputError(f"model.design.{bad[0]}", design[bad[0]], "size_spread or missing")
+    spread = FactorSpec("float", low=0.0, high=1.0, high_open=True).check(
+        "model.design.size_spread", design.get("size_spread", 0.0)
+    )
+    missing = {}
+    for var, m in dict(design.get("missing") or {}).items():
+        m = dict(m or {})
+        extra = sorted(set(m) - {"given", "strength"})
+        if extra:
+            raise InputError(
+                f"model.design.missing.{var}.{extra[0]}", m[extra[0]], "given or strength"
+            )
+        on = m.get("given", [])
+        on = [on] if isinstance(on, str) else list(on)
+        strength = FactorSpec("float", low=0.0, high=1.0, high_open=True).check(
+            f"model.design.missing.{var}.strength", m.get("strength", 0.8)
+        )
+        missing[str(var)] = {"given": on, "strength": strength}
+    families = dict(given.get("prior_families") or {})
+    for k, v in families.items():
+        if k not in PRIOR_FAMILIES:
+            raise InputError(f"model.prior_families.{k}", v, "residual or covariance")
+        if v not in PRIOR_FAMILIES[k]:
+            raise InputError(
+                f"model.prior_families.{k}", v, "one of " + ", ".join(PRIOR_FAMILIES[k])
+            )
+    families = {k: families.get(k, v[0]) for k, v in PRIOR_FAMILIES.items()}
+    structure = {
+        "syntax": syntax,
+        "design": {"size_spread": spread, "missing": missing},
+        "prior_families": families,
+    }
+    spec_of(structure)  # raises on a bad syntax or design
+    return structure
+
+
+@functools.lru_cache(maxsize=64)
+def _spec(blob: str) -> ModelSpec:
+    s = json.loads(blob)
+    return build(parse(s["syntax"]), s["design"]["missing"])
+
+
+def spec_of(structure: Mapping[str, Any]) -> ModelSpec:
+    """The :class:`ModelSpec` of a (normalised) structure, built once per structure."""
+    return _spec(json.dumps(dict(structure), sort_keys=True))
+
+
+def declared(raw_model: Mapping[str, Any]) -> ModelInfo:
+    """What every spec model declares whatever its syntax: estimators, samplers, priors."""
+    return ModelInfo(
+        name=str(raw_model.get("name")),
+        factors={},
+        params={},
+        priors=PRIOR_SPECS,
+        estimators=ESTIMATORS,
+        samplers=SAMPLERS,
+        posteriors=ESTIMATORS,
+    )
+
+
+def model_info(
+    name: str, structure: Mapping[str, Any], params: Mapping[str, Any], *, fitting: bool = False
+) -> ModelInfo:
+    """The declaration of a spec model: factors from its design, params as given.
+
+    ``fitting``: for ``simstudy fit``, which needs no population values.
+    """
+    spec = spec_of(structure)
+    if spec.groups:
+        factors = {"J": FactorSpec("int", low=1), "cluster_size": FactorSpec("float", low=1.0)}
+    else:
+        factors = {"N": FactorSpec("int", low=2)}
+    if spec.missing:
+        factors.update(MISSINGNESS_FACTORS)
+    if not fitting:
+        population(spec, params)  # every parameter has a value, every value a parameter
+    return ModelInfo(
+        name=name,
+        factors=factors,
+        params={
+            k: FactorSpec("float") if not isinstance(v, str) else FactorSpec("str")
+            for k, v in params.items()
+        },
+        priors=PRIOR_SPECS,
+        estimators=ESTIMATORS,
+        samplers=SAMPLERS,
+        posteriors=ESTIMATORS,
+    )

@@ -1,0 +1,485 @@
+"""The model's intermediate representation: frozen dataclasses built from syntax or from Python.
+
+A :class:`ModelSpec` says what every back end needs and nothing about how it is computed:
+
+- **variables**: observed, latent (left of ``=~``) or random effect (one per term of an
+  lme4-style ``(... | g)`` part), each at level 1 or at the level of a grouping factor;
+- **equations**: ``target ~ sum(coefficient x monomial) + sum(random effect x monomial)``
+  with a residual variance (measurements ``f =~ y`` become equations ``y ~ nu + lambda f``);
+- **covariance blocks**: vectors that are jointly normal with a free covariance — the
+  exogenous latent variables at level 1, and the random effects of each ``(... | g)`` part;
+- **missingness** of observed variables (the simulator's, given by the design), **derived
+  quantities** (``:=``) and the **parameters**, each with its lavaan name and optional label.
+
+Identification follows lavaan: the first loading of each factor is fixed at 1, latent means
+are 0, observed outcomes have a free intercept, exogenous latents covary. An exogenous
+observed variable that is incomplete gets a model of its own, ``x ~ 1 + (the complete
+exogenous variables)`` (Blimp's default: predictors are jointly normal), so its missing values
+are drawn, not dropped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from simstudy.errors import InputError
+from simstudy.spec.grammar import Statement, parse
+
+OBSERVED, LATENT, RANDOM = "observed", "latent", "random_effect"
+
+
+@dataclass(frozen=True)
+class Variable:
+    """A variable: ``kind`` observed | latent | random_effect; ``level`` None or a group."""
+
+    name: str
+    kind: str
+    level: str | None = None
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """A parameter: lavaan-style ``name``, optional ``label``, ``fixed`` value or None (free).
+
+    ``kind``: ``coef`` (intercept, slope, loading), ``variance`` (a residual variance, or a
+    variance of a covariance block) or ``covariance``. ``nuisance`` parameters belong to a
+    model the fit adds for an incomplete predictor: sampled, not reported.
+    """
+
+    name: str
+    kind: str
+    label: str | None = None
+    fixed: float | None = None
+    nuisance: bool = False
+
+    @property
+    def free(self) -> bool:
+        """Whether the parameter is estimated."""
+        return self.fixed is None
+
+
+@dataclass(frozen=True)
+class Coefficient:
+    """A fixed-effect term: ``parameter`` times the product of ``factors`` (empty: intercept)."""
+
+    parameter: Parameter
+    factors: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class RandomTerm:
+    """A random-effect term: random effect ``effect`` (a variable) times ``factors``."""
+
+    effect: str
+    factors: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Equation:
+    """``target ~ N(mean, variance)``; ``mean`` = fixed terms + random terms."""
+
+    target: str
+    coefficients: tuple[Coefficient, ...]
+    random: tuple[RandomTerm, ...]
+    variance: Parameter
+
+    def variables(self) -> set[str]:
+        """Every variable in the equation's mean."""
+        out = {f for c in self.coefficients for f in c.factors}
+        out |= {f for r in self.random for f in r.factors}
+        return out | {r.effect for r in self.random}
+
+    def monomials(self) -> list[tuple[str, ...]]:
+        """The variables of each term of the mean (random terms include their effect)."""
+        return [c.factors for c in self.coefficients] + [
+            (r.effect, *r.factors) for r in self.random
+        ]
+
+
+@dataclass(frozen=True)
+class CovBlock:
+    """Variables jointly normal with mean 0 and a free covariance (variances, covariances)."""
+
+    name: str
+    members: tuple[str, ...]
+    level: str | None
+    variances: tuple[Parameter, ...]
+    covariances: tuple[Parameter, ...]  # lower triangle, row by row: (1,0), (2,0), (2,1) ...
+
+
+@dataclass(frozen=True)
+class Missingness:
+    """The simulator's missingness of ``variable``: MCAR, or MAR given ``given`` (probit selection)."""
+
+    variable: str
+    given: tuple[str, ...] = ()
+    strength: float = 0.8
+
+
+@dataclass(frozen=True)
+class Derived:
+    """A derived quantity ``name := expr`` (expression tree over labels, see :func:`evaluate`)."""
+
+    name: str
+    expr: tuple
+    text: str
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A whole model (see the module docstring)."""
+
+    variables: tuple[Variable, ...]
+    equations: tuple[Equation, ...]
+    blocks: tuple[CovBlock, ...]
+    exogenous: tuple[str, ...]
+    missing: tuple[Missingness, ...] = ()
+    derived: tuple[Derived, ...] = ()
+    groups: tuple[str, ...] = ()
+    exogenous_moments: tuple[Parameter, ...] = field(default=())
+    simulated_exogenous: tuple[str, ...] = ()
+
+    def variable(self, name: str) -> Variable:
+        """The variable called ``name``."""
+        return next(v for v in self.variables if v.name == name)
+
+    def parameters(self) -> tuple[Parameter, ...]:
+        """Every parameter of the fitted model, equations first, in syntax order."""
+        out = [c.parameter for e in self.equations for c in e.coefficients]
+        out += [e.variance for e in self.equations]
+        for b in self.blocks:
+            out += [*b.variances, *b.covariances]
+        return tuple(out)
+
+    def estimands(self) -> tuple[str, ...]:
+        """Names of the reported quantities: free non-nuisance parameters, then derived ones."""
+        free = [p.name for p in self.parameters() if p.free and not p.nuisance]
+        return (*free, *(d.name for d in self.derived))
+
+    def labels(self) -> dict[str, str]:
+        """Label -> lavaan name of every labelled parameter."""
+        return {p.label: p.name for p in self.parameters() if p.label}
+
+    def order(self) -> tuple[Equation, ...]:
+        """Equations in an order where each target comes after every variable in its mean."""
+        by_target = {e.target: e for e in self.equations}
+        done: list[Equation] = []
+        state: dict[str, int] = {}
+
+        def visit(name: str, path: tuple[str, ...]) -> None:
+            if state.get(name) == 2 or name not in by_target:
+                return
+            if state.get(name) == 1:
+                cycle = " -> ".join((*path, name))
+                raise InputError("model.syntax", cycle, "equations without a cycle")
+            state[name] = 1
+            for v in sorted(by_target[name].variables()):
+                visit(v, (*path, name))
+            state[name] = 2
+            done.append(by_target[name])
+
+        for e in self.equations:
+            visit(e.target, ())
+        return tuple(done)
+
+    def unknown_nodes(self) -> tuple[str, ...]:
+        """Level-1 variables a fit draws per row: latents, then incomplete predictors."""
+        latent = [v.name for v in self.variables if v.kind == LATENT]
+        used = set().union(*(e.variables() for e in self.equations)) if self.equations else set()
+        imputed = [m.variable for m in self.missing if m.variable in used]
+        return (*latent, *imputed)
+
+
+def evaluate(expr: tuple, values: Mapping[str, Any]) -> Any:
+    """Evaluate an expression tree of :mod:`simstudy.spec.grammar` (arrays work too)."""
+    op = expr[0]
+    if op == "num":
+        return expr[1]
+    if op == "name":
+        return values[expr[1]]
+    if op == "neg":
+        return -evaluate(expr[1], values)
+    a, b = evaluate(expr[1], values), evaluate(expr[2], values)
+    if op == "+":
+        return a + b
+    if op == "-":
+        return a - b
+    if op == "*":
+        return a * b
+    if op == "/":
+        return a / b
+    return a**b
+
+
+def names_in(expr: tuple) -> set[str]:
+    """The names an expression tree refers to."""
+    if expr[0] == "name":
+        return {expr[1]}
+    if expr[0] == "num":
+        return set()
+    return set().union(*(names_in(e) for e in expr[1:]))
+
+
+def _coef_name(target: str, factors: tuple[str, ...], measurement: bool = False) -> str:
+    if measurement:
+        return f"{factors[0]}=~{target}"
+    return f"{target}~" + (":".join(factors) if factors else "1")
+
+
+def _param(name: str, kind: str, term: Any = None, fixed: float | None = None) -> Parameter:
+    label = getattr(term, "label", None)
+    value = getattr(term, "fixed", None)
+    return Parameter(name, kind, label=label, fixed=value if value is not None else fixed)
+
+
+def build(
+    statements: Sequence[Statement],
+    missing: Mapping[str, Mapping[str, Any]] | None = None,
+    field_name: str = "model.syntax",
+) -> ModelSpec:
+    """The :class:`ModelSpec` of parsed statements and the design's missingness.
+
+    ``missing``: variable -> ``{"given": [...], "strength": s}`` (which observed variables the
+    simulator makes incomplete, and what MAR selection depends on).
+
+    Raises
+    ------
+    InputError
+        For a model the back ends cannot take, naming the statement's line.
+    """
+    missing = dict(missing or {})
+    latents = [s.lhs for s in statements if s.op == "=~"]
+    latents = list(dict.fromkeys(latents))
+    coefs: dict[str, list[Coefficient]] = {}
+    random: dict[str, list[RandomTerm]] = {}
+    no_intercept: set[str] = set()
+    variances: dict[str, Parameter] = {}
+    covariances: dict[frozenset[str], Parameter] = {}
+    re_blocks: list[tuple[str, tuple[str, ...], str]] = []
+    groups: list[str] = []
+    derived: list[Derived] = []
+    targets: list[str] = []
+
+    def where(s: Statement) -> str:
+        return f"{field_name} (line {s.line})"
+
+    for s in statements:
+        if s.op == "=~":
+            for i, term in enumerate(s.terms):
+                if len(term.factors) != 1:
+                    raise InputError(where(s), ":".join(term.factors), "one indicator per term")
+                y = term.factors[0]
+                targets.append(y)
+                name = _coef_name(y, (s.lhs,), measurement=True)
+                param = _param(name, "coef", term, fixed=1.0 if i == 0 and not term.label else None)
+                if i == 0 and term.label and term.fixed is None:
+                    param = Parameter(name, "coef", label=term.label)
+                coefs.setdefault(y, []).append(Coefficient(param, (s.lhs,)))
+        elif s.op == "~":
+            targets.append(s.lhs)
+            for term in s.terms:
+                if term.factors == () and term.fixed == 0.0:
+                    no_intercept.add(s.lhs)
+                    continue
+                param = _param(_coef_name(s.lhs, term.factors), "coef", term)
+                coefs.setdefault(s.lhs, []).append(Coefficient(param, term.factors))
+            for part in s.random:
+                if part.group not in groups:
+                    groups.append(part.group)
+                members = []
+                for monomial in part.terms:
+                    effect = f"{':'.join(monomial) or '1'}|{part.group}"
+                    members.append(effect)
+                    random.setdefault(s.lhs, []).append(RandomTerm(effect, monomial))
+                re_blocks.append((s.lhs, tuple(members), part.group))
+        elif s.op == "~~":
+            other = s.terms[0].factors[0]
+            if other == s.lhs:
+                variances[s.lhs] = _param(f"{s.lhs}~~{s.lhs}", "variance", s.terms[0])
+            else:
+                a, b = sorted((s.lhs, other))
+                covariances[frozenset((a, b))] = _param(f"{a}~~{b}", "covariance", s.terms[0])
+        else:
+            derived.append(Derived(s.lhs, s.expr, _expr_text(s.expr)))
+
+    if len(groups) > 1:
+        raise InputError(field_name, ", ".join(groups), "one grouping factor (two-level models)")
+    # Random effects are named 'term|group'; when two equations share one, prefix the outcome.
+    effect_owner: dict[str, list[str]] = {}
+    for target, members, _ in re_blocks:
+        for m in members:
+            effect_owner.setdefault(m, []).append(target)
+    rename = {}
+    for m, owners in effect_owner.items():
+        if len(set(owners)) > 1:
+            raise InputError(
+                field_name, m, "one equation per random-effect term and group (for now)"
+            )
+    random = {
+        t: [RandomTerm(rename.get(r.effect, r.effect), r.factors) for r in rs]
+        for t, rs in random.items()
+    }
+
+    mentioned: list[str] = []
+    for s in statements:
+        if s.op in ("=~", "~"):
+            mentioned.append(s.lhs)
+            for term in s.terms:
+                mentioned.extend(term.factors)
+            for part in s.random:
+                for monomial in part.terms:
+                    mentioned.extend(monomial)
+        elif s.op == "~~":
+            mentioned.extend((s.lhs, s.terms[0].factors[0]))
+    mentioned = [m for m in dict.fromkeys(mentioned) if m not in groups]
+    for m in mentioned:
+        if m in groups:
+            raise InputError(field_name, m, "a grouping factor only after '|'")
+    observed = [m for m in mentioned if m not in latents]
+    endogenous = list(dict.fromkeys(targets))
+    exogenous_latent = [f for f in latents if f not in endogenous]
+    exogenous = [v for v in observed if v not in endogenous]
+    for name in missing:
+        if name not in observed:
+            raise InputError(
+                f"model.design.missing.{name}",
+                name,
+                "an observed variable of the model: " + ", ".join(observed),
+            )
+        for on in missing[name].get("given", ()) or ():
+            if on not in observed or on in missing:
+                raise InputError(
+                    f"model.design.missing.{name}.given", on, "a complete observed variable"
+                )
+
+    exo_all = list(exogenous)
+    # Incomplete exogenous predictors get a model: regressed on the complete exogenous ones.
+    nuisance_targets = []
+    complete_exo = [v for v in exogenous if v not in missing]
+    for v in exogenous:
+        if v in missing:
+            nuisance_targets.append(v)
+            terms = [Coefficient(Parameter(f"{v}~1", "coef", nuisance=True), ())]
+            terms += [
+                Coefficient(Parameter(f"{v}~{c}", "coef", nuisance=True), (c,))
+                for c in complete_exo
+            ]
+            coefs[v] = terms
+            endogenous.append(v)
+    exogenous = complete_exo
+
+    equations = []
+    for target in endogenous:
+        cs = list(coefs.get(target, []))
+        if target in observed and target not in no_intercept:
+            if not any(c.factors == () for c in cs):
+                cs.insert(0, Coefficient(Parameter(f"{target}~1", "coef"), ()))
+        nuisance = target in nuisance_targets
+        var = variances.get(target, Parameter(f"{target}~~{target}", "variance"))
+        if nuisance:
+            var = Parameter(var.name, "variance", nuisance=True)
+        equations.append(Equation(target, tuple(cs), tuple(random.get(target, ())), var))
+
+    blocks = []
+    if exogenous_latent:
+        blocks.append(
+            _cov_block("latent", exogenous_latent, None, variances, covariances, free_cov=True)
+        )
+    for target, members, group in re_blocks:
+        names = [rename.get(m, m) for m in members]
+        blocks.append(
+            _cov_block(f"{target}|{group}", names, group, variances, covariances, free_cov=True)
+        )
+    in_blocks = {m for b in blocks for m in b.members}
+    for pair, param in covariances.items():
+        a, b = sorted(pair)
+        if not ({a, b} <= in_blocks or {a, b} <= set(exo_all)):
+            raise InputError(
+                field_name,
+                param.name,
+                "covariances between exogenous variables or random effects of one block",
+            )
+    variables = [Variable(m, LATENT if m in latents else OBSERVED) for m in mentioned]
+    variables += [Variable(r.effect, RANDOM, level=groups[0]) for rs in random.values() for r in rs]
+    # The simulator's moments of the exogenous observed variables (defaults: 0 means, unit
+    # variances, no covariances); population values may set any of them by name or label.
+    exo_moments = [Parameter(f"{v}~1", "mean", fixed=0.0) for v in exo_all]
+    exo_moments += [
+        variances.get(v, Parameter(f"{v}~~{v}", "variance", fixed=1.0)) for v in exo_all
+    ]
+    exo_moments += [p for pair, p in covariances.items() if pair <= set(exo_all)]
+    spec = ModelSpec(
+        variables=tuple(variables),
+        equations=tuple(equations),
+        blocks=tuple(blocks),
+        exogenous=tuple(exogenous),
+        missing=tuple(
+            Missingness(k, tuple(v.get("given", ()) or ()), float(v.get("strength", 0.8)))
+            for k, v in missing.items()
+        ),
+        derived=tuple(derived),
+        groups=tuple(groups),
+        exogenous_moments=tuple(exo_moments),
+        simulated_exogenous=tuple(exo_all),
+    )
+    _check(spec, field_name)
+    return spec
+
+
+def _cov_block(name, members, level, variances, covariances, free_cov):
+    var = tuple(variances.get(m, Parameter(f"{m}~~{m}", "variance")) for m in members)
+    cov = []
+    for i in range(1, len(members)):
+        for j in range(i):
+            a, b = sorted((members[i], members[j]))
+            cov.append(covariances.get(frozenset((a, b)), Parameter(f"{a}~~{b}", "covariance")))
+    for p in (*var, *cov):
+        if p.fixed is not None:
+            raise InputError(
+                "model.syntax",
+                f"{p.name} fixed at {p.fixed:g}",
+                "free variances and covariances of latent variables and random effects "
+                "(identification by a marker indicator)",
+            )
+    return CovBlock(name, tuple(members), level, var, tuple(cov))
+
+
+def _check(spec: ModelSpec, field_name: str) -> None:
+    spec.order()  # raises on a cycle
+    labels: dict[str, str] = {}
+    for p in spec.parameters():
+        if p.label:
+            if p.label in labels and labels[p.label] != p.name:
+                raise InputError(
+                    field_name, p.label, f"one parameter per label (also on {labels[p.label]})"
+                )
+            labels[p.label] = p.name
+    names = {*labels, *(p.name for p in spec.parameters())}
+    for d in spec.derived:
+        unknown = sorted(names_in(d.expr) - names)
+        if unknown:
+            raise InputError(f"{field_name} ({d.name} :=)", unknown[0], "a parameter label")
+    for e in spec.equations:
+        for c in e.coefficients:
+            if len(set(c.factors)) != len(c.factors):
+                raise InputError(field_name, ":".join(c.factors), "products of distinct variables")
+    if not spec.equations:
+        raise InputError(field_name, "", "at least one regression or measurement")
+
+
+def _expr_text(expr: tuple) -> str:
+    op = expr[0]
+    if op == "num":
+        return f"{expr[1]:g}"
+    if op == "name":
+        return expr[1]
+    if op == "neg":
+        return f"-{_expr_text(expr[1])}"
+    return f"({_expr_text(expr[1])}{op}{_expr_text(expr[2])})"
+
+
+def from_syntax(syntax: str, missing: Mapping[str, Mapping[str, Any]] | None = None) -> ModelSpec:
+    """Parse and build a :class:`ModelSpec` (see :func:`simstudy.spec.grammar.parse`)."""
+    return build(parse(syntax), missing)

@@ -1,0 +1,105 @@
+"""Population values: what the simulator uses for every parameter, given by label or lavaan name.
+
+A value is a number or an expression (text) of other values and design factors, so that a
+design factor can be a derived quantity: e.g. ``icc: 0.1`` with
+``"1|g~~1|g": "icc / (1 - icc) * sigma2"``. Pure Python (no JAX): config validation and
+``truth`` use it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from simstudy.errors import InputError
+from simstudy.spec.grammar import parse
+from simstudy.spec.ir import ModelSpec, Parameter, evaluate, names_in
+
+
+def parse_expr(text: str, field: str) -> tuple:
+    """The expression tree of ``text`` (``a / (1 - a) * b``)."""
+    statements = parse(f"_value := {text}", field)
+    return statements[0].expr
+
+
+def _numeric(values: Mapping[str, Any], field: str) -> dict[str, float]:
+    """Numbers and expressions of ``values`` resolved to numbers (expressions in any order)."""
+    numbers: dict[str, float] = {}
+    exprs: dict[str, tuple] = {}
+    for k, v in values.items():
+        if isinstance(v, str):
+            exprs[k] = parse_expr(v, f"{field}.{k}")
+        elif isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise InputError(f"{field}.{k}", v, "a number or an expression of other values")
+        else:
+            numbers[k] = float(v)
+    while exprs:
+        ready = [k for k, e in exprs.items() if names_in(e) <= set(numbers)]
+        if not ready:
+            k = sorted(exprs)[0]
+            unknown = sorted(names_in(exprs[k]) - set(numbers) - set(exprs))
+            what = (
+                f"names of other values (unknown: {', '.join(unknown)})"
+                if unknown
+                else ("expressions without a cycle")
+            )
+            raise InputError(f"{field}.{k}", values[k], what)
+        for k in ready:
+            numbers[k] = float(evaluate(exprs.pop(k), numbers))
+    return numbers
+
+
+def value_of(param: Parameter, numbers: Mapping[str, float]) -> float | None:
+    """A parameter's population value: by label, else by name, else its fixed value."""
+    if param.label and param.label in numbers:
+        return numbers[param.label]
+    if param.name in numbers:
+        return numbers[param.name]
+    return param.fixed
+
+
+def population(spec: ModelSpec, values: Mapping[str, Any], field: str = "model.params") -> dict:
+    """Every parameter's population value by lavaan name (and derived quantities by name).
+
+    Raises
+    ------
+    InputError
+        A free parameter without a value, or a value that names no parameter nor is used by
+        an expression.
+    """
+    numbers = _numeric(values, field)
+    known = {p.name for p in spec.parameters()} | {p.label for p in spec.parameters() if p.label}
+    known |= {p.name for p in spec.exogenous_moments}
+    known |= {p.label for p in spec.exogenous_moments if p.label}
+    used = (
+        set().union(
+            *(names_in(parse_expr(v, field)) for v in values.values() if isinstance(v, str))
+        )
+        if values
+        else set()
+    )
+    for k in values:
+        if k not in known and k not in used:
+            raise InputError(
+                f"{field}.{k}",
+                values[k],
+                "a parameter's label or lavaan name (" + ", ".join(sorted(known)) + ")",
+            )
+    out: dict[str, float] = {}
+    for p in (*spec.parameters(), *spec.exogenous_moments):
+        if p.nuisance:
+            continue
+        v = value_of(p, numbers)
+        if v is None:
+            names = f"{p.label} or {p.name}" if p.label else p.name
+            raise InputError(f"{field}.{p.label or p.name}", None, f"a population value ({names})")
+        out[p.name] = v
+    by_label = {p.label: out[p.name] for p in spec.parameters() if p.label and p.name in out}
+    for d in spec.derived:
+        out[d.name] = float(evaluate(d.expr, {**out, **by_label}))
+    return out
+
+
+def required(spec: ModelSpec) -> list[str]:
+    """Names of the parameters that need a population value (labels where given)."""
+    return [p.label or p.name for p in spec.parameters() if p.free and not p.nuisance]
