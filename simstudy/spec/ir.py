@@ -111,7 +111,7 @@ class CovBlock:
 
 @dataclass(frozen=True)
 class Missingness:
-    """The simulator's missingness of ``variable``: MCAR, or MAR given ``given`` (probit selection)."""
+    """The simulator's missingness of ``variable``: MCAR, or MAR given ``given`` (probit)."""
 
     variable: str
     given: tuple[str, ...] = ()

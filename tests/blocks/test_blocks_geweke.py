@@ -72,7 +72,7 @@ def _half_normal_case(n, seed):
     s = 1.5
 
     def one(key):
-        kv, ke, kg, ku, kc = jax.random.split(key, 5)
+        kv, ke, kg, ku = jax.random.split(key, 4)
         v = (s * jax.random.normal(kv)) ** 2
         e = jnp.sqrt(v) * jax.random.normal(ke, (n,))
         gamma = unit_gamma(kg, half_normal_shape(jnp.asarray(float(n))))
