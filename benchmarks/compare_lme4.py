@@ -123,7 +123,7 @@ def main() -> None:
         "",
         f"Produced by `.venv/bin/python benchmarks/compare_lme4.py --draws {args.draws}` "
         f"(simstudy {record['versions'].get('simstudy')}, commit "
-        f"{record['versions'].get('simstudy_commit', '?')}; lme4 {ref['version']}).",
+        f"{record['versions'].get('simstudy_commit', '?')}; lme4 {''.join(ref['version'])}).",
         "",
         f"Model `{SYNTAX}`, 180 rows; simstudy: estimator `{record['estimator']}` (compiled "
         f"Gibbs sweep), {sampler['chains']} chains x {sampler['warmup']} warmup + "

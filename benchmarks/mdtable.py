@@ -11,7 +11,7 @@ def frame_markdown(frame: pd.DataFrame, digits: int = 3) -> str:
     def cell(v: object) -> str:
         if isinstance(v, float):
             return "–" if v != v else f"{v:.{digits}f}"
-        return str(v)
+        return str(v).replace("|", "\\|")  # a pipe would end the cell
 
     head = "| " + " | ".join(map(str, frame.columns)) + " |"
     rule = (

@@ -525,7 +525,8 @@ def read_table(path: Path, codes: Sequence[Any]) -> pd.DataFrame:
         frame = pd.read_parquet(path)
     if codes:
         frame = frame.replace(list(codes), np.nan)
-        for col in frame.select_dtypes(include="object").columns:  # "." read as text: numbers now
+        text = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
+        for col in text:  # a column with "." was read as text: numbers now
             converted = pd.to_numeric(frame[col], errors="coerce")
             if converted.notna().sum() == frame[col].notna().sum():
                 frame[col] = converted

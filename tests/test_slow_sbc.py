@@ -31,6 +31,16 @@ ALPHA = 0.0005
             ],
         ),
         ("cfa", 200, ["study.factors.N=[200]", "sampler.draws=2000"]),
+        # The compiled engine: GLMM with correlated random intercept and slope, x MAR.
+        (
+            "glmm",
+            500,
+            [
+                "study.estimators=[bayes]",
+                "study.factors={J: [20], cluster_size: [8], missing_rate: [0.2], mechanism: [MAR]}",
+                "sampler.draws=2000",
+            ],
+        ),
         ("cfa_ordinal", 200, ["study.factors.N=[300]", "sampler.draws=2000"]),
         (
             "cfa_ordinal",
