@@ -12,7 +12,8 @@ Three comparisons, each on data sets simulated once and handed to both fits:
   ``bayes_fiml`` (NUTS) of ``regression_missing``: the same posterior.
 * ``latent_interaction`` — the seeds' model (N = 500, 3 factors x 3 indicators,
   ``eta_m ~ eta_x``, ``eta_y ~ eta_x + eta_m + eta_x:eta_m``) on the hand-written simulator's data:
-  the compiled sweep against the hand-written Gibbs sampler, both with InverseGamma(2, 0.5) on
+  the compiled sweep of ``latent_interaction.SYNTAX`` (estimator ``bayes_engine``) against the
+  hand-written Gibbs sampler (``bayes``), both with InverseGamma(2, 0.5) on
   every (residual) variance and N(0, 10^2) on every coefficient, so the posteriors are the same.
 
 Per (model, sampler): seconds per replication (compilation apart), min bulk ESS over the common
@@ -52,19 +53,11 @@ from simstudy.engine.replicate import (
 from simstudy.models import MODELS, family_of, model_infos
 from simstudy.spec import dgm
 from simstudy.spec.family import family as spec_family
-from simstudy.spec.info import PRIOR_DEFAULTS, normalise
+from simstudy.spec.info import PRIOR_DEFAULTS
 
 OUT = Path(__file__).resolve().parent / "results"
 GIBBS = SamplerSettings(name="gibbs", chains=2, warmup=500, draws=4000)
 NUTS = SamplerSettings(name="nuts", chains=2, warmup=500, draws=500)
-LATENT_SYNTAX = """
-eta_x =~ x1 + x2 + x3
-eta_m =~ m1 + m2 + m3
-eta_y =~ y1 + y2 + y3
-eta_m ~ eta_x
-eta_y ~ eta_x + eta_m + eta_x:eta_m
-"""
-ITEMS = ("x1", "x2", "x3", "m1", "m2", "m3", "y1", "y2", "y3")
 
 
 def fit_all(estimator, datasets, sampler, priors, seed=0):
@@ -228,29 +221,11 @@ def latent(reps, out):
     }
     sim = compiled_simulate(hand, setting)
     hand_data = [sim(jax.random.key(r)) for r in range(reps)]
-    st = normalise(
-        {
-            "syntax": LATENT_SYNTAX,
-            "prior_families": {"residual": "inverse_gamma", "covariance": "inverse_gamma"},
-        }
-    )
-    fam = spec_family("latent_interaction_syntax", st)
-    spec_data = []
-    for d in hand_data:
-        row = {dgm.ROW_REAL: jnp.ones(500, bool)}
-        for j, v in enumerate(ITEMS):
-            row[v], row[dgm.observed_key(v)] = d["y"][:, j], d["observed"][:, j]
-        spec_data.append(row)
+    # the compiled sweep of latent_interaction.SYNTAX on the same data (bayes_engine)
     est_hand = hand.estimators_for(setting["structure"])["bayes"]
-    est_spec = fam.estimators_for(st)["bayes"]
+    est_spec = hand.estimators_for(setting["structure"])["bayes_engine"]
     common = sorted(set(est_hand.parameters) & set(est_spec.parameters))
-    spec_priors = {
-        **PRIOR_DEFAULTS,
-        "coef_sd": priors["coef_sd"],
-        "var_shape": 2.0,
-        "var_scale": 0.5,
-    }
-    a, a_s, a_c = fit_all(est_spec, spec_data, GIBBS, spec_priors)
+    a, a_s, a_c = fit_all(est_spec, hand_data, GIBBS, priors)
     b, b_s, b_c = fit_all(est_hand, hand_data, GIBBS, priors)
     out["summary"] += [
         summary_row("latent_interaction", "compiled Gibbs", a, a_s, a_c, common),

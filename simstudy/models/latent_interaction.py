@@ -160,8 +160,8 @@ INFO = ModelInfo(
         "latent_var_shape": FactorSpec("float", low=-1.0),
         "latent_var_scale": FactorSpec("float", low=0.0),
     },
-    estimators=("bayes", "fs_imputation", "sum_score_ols"),
-    samplers={"bayes": "gibbs", "fs_imputation": "gibbs"},
+    estimators=("bayes", "fs_imputation", "sum_score_ols", "bayes_engine"),
+    samplers={"bayes": "gibbs", "fs_imputation": "gibbs", "bayes_engine": "gibbs"},
     posteriors=("bayes",),
     check_structure=check_structure,
     check_priors=check_priors,
@@ -362,13 +362,81 @@ def make_estimators(structure: Mapping[str, Any] | None) -> dict[str, Any]:
     bayes = GibbsEstimator(
         "bayes", parts.init, parts.step, parts.collect, layout.bayes, prepare=parts.prepare
     )
-    return {
+    out = {
         "bayes": bayes,
         "fs_imputation": ImputationEstimator(
             "fs_imputation", bayes, 20, parts.analyse_scores, layout.regression
         ),
         "sum_score_ols": ClosedFormEstimator("sum_score_ols", sum_score_ols, layout.regression),
     }
+    if not layout.observed_moderator and not layout.nominal:
+        out["bayes_engine"] = engine_estimator(layout)
+    return out
+
+
+#: The model in the syntax (simstudy.spec), fitted by the compiled sweep as ``bayes_engine``.
+SYNTAX = """
+eta_x =~ x1 + x2 + x3
+eta_m =~ m1 + m2 + m3
+eta_y =~ y1 + y2 + y3
+eta_m ~ a1*eta_x
+eta_y ~ b1*eta_x + b2*eta_m + b3*eta_x:eta_m
+eta_x ~~ phi_x*eta_x
+eta_m ~~ psi_m*eta_m
+slope_lo := b1 - b3 * (a1^2 * phi_x + psi_m)^0.5
+slope_hi := b1 + b3 * (a1^2 * phi_x + psi_m)^0.5
+"""
+#: The syntax's derived simple slopes (at the moderator's mean -/+ 1 SD) by this family's names.
+ENGINE_NAMES = {"slope_lo": "eta_y~eta_x@eta_m=-1SD", "slope_hi": "eta_y~eta_x@eta_m=+1SD"}
+
+
+def engine_estimator(layout: Layout) -> GibbsEstimator:
+    """``bayes``'s model compiled from :data:`SYNTAX` by the engine, on this family's data.
+
+    Its priors are ``bayes``'s except that every (residual) variance, the latent ones included,
+    is InverseGamma(var_shape, var_scale): the compiled sweep has one variance prior per
+    model. With ``latent_var_shape = var_shape`` and ``latent_var_scale = var_scale`` the two
+    estimators have the same posterior (benchmarks/compare_engine.py). It reports every
+    estimand of ``bayes``, the simple slopes as derived quantities of the syntax.
+    """
+    from simstudy.spec import dgm
+    from simstudy.spec.family import family
+    from simstudy.spec.info import normalise
+
+    structure = normalise(
+        {
+            "syntax": SYNTAX,
+            "prior_families": {"residual": "inverse_gamma", "covariance": "inverse_gamma"},
+        }
+    )
+    compiled = family("latent_interaction_syntax", structure).estimators_for(structure)["bayes"]
+    items = layout.items
+
+    def as_spec(data):
+        n = data["y"].shape[0]
+        out = {dgm.ROW_REAL: jnp.ones(n, dtype=bool)}
+        for j, v in enumerate(items):
+            out[v], out[dgm.observed_key(v)] = data["y"][:, j], data["observed"][:, j]
+        return out
+
+    def spec_priors(priors):
+        keep = ("coef_sd", "var_shape", "var_scale")
+        return {k: priors[k] for k in keep}
+
+    renamed = {n: ENGINE_NAMES.get(n, n) for n in compiled.parameters}
+    names = tuple(v for v in renamed.values() if v in set(layout.bayes))
+
+    def collect(state, data):
+        values = compiled.collect(state, as_spec(data))
+        return {renamed[k]: v for k, v in values.items() if renamed[k] in names}
+
+    return GibbsEstimator(
+        "bayes_engine",
+        lambda key, data, priors: compiled.init(key, as_spec(data), spec_priors(priors)),
+        lambda key, s, data, priors: compiled.step(key, s, as_spec(data), spec_priors(priors)),
+        collect,
+        names,
+    )
 
 
 def simulate_prior(
