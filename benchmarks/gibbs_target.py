@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from simstudy.models import interaction_gibbs
+from simstudy.models.latent_interaction import gibbs as interaction_gibbs
 from simstudy.store import read_replications
 
 OUT = Path(__file__).parent / "results"

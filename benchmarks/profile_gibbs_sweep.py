@@ -56,8 +56,9 @@ def measure(variant: str, lanes: int, sweeps: int) -> dict:
 
     from simstudy.cli import load_plan
     from simstudy.engine import gibbs
-    from simstudy.models import interaction_gibbs, interaction_moves
     from simstudy.models import latent_interaction as li
+    from simstudy.models.latent_interaction import gibbs as interaction_gibbs
+    from simstudy.models.latent_interaction import moves as interaction_moves
 
     if variant == "no scale moves":
         interaction_moves.scale_move = lambda key, s, *args: s

@@ -15,72 +15,13 @@ import jax
 import jax.numpy as jnp
 from numpyro import distributions as dist
 
+from simstudy.blocks import ordinal as ordm
 from simstudy.blocks.conjugate import inv_gamma, inverse_wishart, normal_from_precision
 from simstudy.blocks.covariance import lkj_covariance
-from simstudy.models import ordinal as ordm
+from simstudy.blocks.group import group_scale
 
 if TYPE_CHECKING:
     from simstudy.models.cfa import Layout, State
-
-
-def group_scale(
-    key: jax.Array,
-    a: jax.Array,
-    b: jax.Array,
-    c: jax.Array,
-    e: jax.Array,
-    extra: Any = None,
-    noise: tuple[jax.Array, jax.Array] | None = None,
-) -> jax.Array:
-    """Draw a scale ``g`` for a group move, Metropolis from ``g = 1``.
-
-    The target is ``log p(g) = -a g^2 / 2 + b g - c / g^2 + e log g`` (+ ``extra(g)``, a
-    non-normal correction), elementwise, with the Jacobian and Haar measure folded into ``e``
-    (Liu & Sabatti 2000). The proposal is normal in ``t = log g`` at the mode of that target
-    (safeguarded Newton steps from ``b / a``, ``a^-1/2`` or ``c^1/2``) with its curvature
-    there. Every step of that construction is equivariant: at ``T_h x`` the coefficients are
-    ``(h^2 a, h b, c / h^2, e)``, the target in ``t`` is shifted by ``-log h`` and so is the
-    proposal, so on the orbit of ``x`` the move is an independence sampler, and the acceptance
-    ratio from ``g = 1`` is the right one. (A fallback such as "start at 1 when ``b <= 0``"
-    would break this and bias the chain.) Returns the accepted ``g`` (1 where rejected).
-    ``noise``: a standard normal and a log-uniform draw of ``a``'s shape, drawn beforehand
-    (then ``key`` is unused).
-    """
-    if noise is None:
-        k_t, k_u = jax.random.split(key)
-        shape = jnp.shape(a)
-        noise = (jax.random.normal(k_t, shape), jnp.log(jax.random.uniform(k_u, shape)))
-    z, log_u = noise
-    positive_a = a > 0
-    safe_a = jnp.where(positive_a, a, 1.0)
-    start = jnp.where(
-        positive_a & (b > 0), b / safe_a, jnp.where(positive_a, 1 / jnp.sqrt(safe_a), jnp.sqrt(c))
-    )
-    start = jnp.where(start > 0, start, 1.0)
-
-    def log_target(t):  # over t = log g, with the Jacobian g
-        g = jnp.exp(t)
-        return -a * g**2 / 2 + b * g - c / g**2 + (e + 1) * t
-
-    def slope(t):
-        g = jnp.exp(t)
-        return -a * g**2 + b * g + 2 * c / g**2 + e + 1
-
-    def curvature(t):  # minus the second derivative, floored
-        g = jnp.exp(t)
-        return jnp.maximum(2 * a * g**2 - b * g + 4 * c / g**2, 0.25)
-
-    t = jnp.log(start)
-    for _ in range(8):
-        t = t + jnp.clip(slope(t) / curvature(t), -2.0, 2.0)
-    prec = curvature(t)
-    proposal = t + z / jnp.sqrt(prec)
-    log_ratio = log_target(proposal) - log_target(0.0) + prec * ((proposal - t) ** 2 - t**2) / 2
-    g = jnp.exp(proposal)
-    if extra is not None:
-        log_ratio += extra(g)
-    accept = log_u < log_ratio
-    return jnp.where(accept & jnp.isfinite(log_ratio), g, 1.0)
 
 
 def scale_move(

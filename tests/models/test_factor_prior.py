@@ -8,7 +8,7 @@ from numpyro import distributions as dist
 from scipy import stats
 
 from simstudy.blocks.covariance import lkj_log_prior
-from simstudy.models.cfa_moves import factor_cov_draw, factor_cov_prior_draw
+from simstudy.models.cfa.moves import factor_cov_draw, factor_cov_prior_draw
 
 PRIORS = {"var_shape": 3.0, "var_scale": 2.0, "factor_cov": "lkj", "lkj_eta": 2.0}
 

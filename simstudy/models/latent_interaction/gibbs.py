@@ -4,7 +4,7 @@ One sweep (:func:`sampler` builds it for a layout): a missing ``d`` from its dis
 conditional; the latent scores, each normal given the other two factors (the product term is
 linear in each); intercepts, loadings and residual variances of the indicators; the
 structural coefficients and variances from their conjugate conditionals; then a scale move per
-factor (:mod:`simstudy.models.interaction_moves`). Only observed indicators enter, so missing
+factor (:mod:`simstudy.models.latent_interaction.moves`). Only observed indicators enter, so missing
 ones are marginalised.
 """
 
@@ -25,8 +25,8 @@ from simstudy.blocks.conjugate import (
     overrelaxed,
     unit_gamma,
 )
-from simstudy.models import interaction_moves
-from simstudy.models.interaction_layout import FACTORS, Layout, regressions, score_means
+from simstudy.models.latent_interaction import moves as interaction_moves
+from simstudy.models.latent_interaction.layout import FACTORS, Layout, regressions, score_means
 
 
 class State(NamedTuple):

@@ -14,11 +14,11 @@ import pytest
 from conftest import LATENT_PARAMS
 from scipy import stats
 
+from simstudy.blocks.group import group_scale
 from simstudy.config import SamplerSettings
 from simstudy.engine import gibbs
 from simstudy.models import cfa
 from simstudy.models import latent_interaction as li
-from simstudy.models.cfa_moves import group_scale
 
 SETTINGS = SamplerSettings(name="gibbs", chains=2, warmup=500, draws=20_000)
 THIN = 50

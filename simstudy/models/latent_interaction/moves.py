@@ -1,6 +1,6 @@
 """Group moves for the latent interaction sampler: one scale move per latent factor.
 
-See :func:`scale_move`; the draw of each scale is :func:`~simstudy.models.cfa_moves.group_scale`.
+See :func:`scale_move`; the draw of each scale is :func:`~simstudy.models.cfa.moves.group_scale`.
 """
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from simstudy.models.cfa_moves import group_scale
+from simstudy.blocks.group import group_scale
 
 if TYPE_CHECKING:
     from simstudy.blocks.conjugate import IndicatorSums
-    from simstudy.models.interaction_gibbs import State
-    from simstudy.models.interaction_layout import Layout
+    from simstudy.models.latent_interaction.gibbs import State
+    from simstudy.models.latent_interaction.layout import Layout
 
 
 def scale_move(

@@ -1,7 +1,7 @@
 """Static layout of a latent interaction variant: indicators, estimand names, OLS helpers.
 
 Shared by the model (:mod:`simstudy.models.latent_interaction`), its Gibbs sampler
-(:mod:`simstudy.models.interaction_gibbs`) and its scale moves.
+(:mod:`simstudy.models.latent_interaction.gibbs`) and its scale moves.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from simstudy.models import ordinal as ordm
+from simstudy.blocks import ordinal as ordm
 
 
 @pytest.mark.parametrize("link", ["probit", "logit"])

@@ -46,7 +46,8 @@ Estimators:
   latent score), loadings, intercepts and variances are all drawn exactly; a missing ``d`` is
   drawn from its discrete full conditional, its category probabilities from their Dirichlet
   conditional. A factor scale move per factor (Liu & Sabatti 2000, see
-  :mod:`simstudy.models.interaction_moves`) crosses the direction the plain updates cross slowly.
+  :mod:`simstudy.models.latent_interaction.moves`) crosses the direction the plain
+  updates cross slowly.
 - ``fs_imputation``: M sets of latent scores (and missing ``w``, ``d``) drawn from that
   posterior; OLS of the structural regressions on each; pooled by Rubin's rules ("Imp"). The
   states are those of the ``bayes`` chains (same key), so a study fitting both runs one chain.
@@ -73,7 +74,6 @@ from scipy import stats
 
 from simstudy.blocks.conjugate import inv_gamma
 from simstudy.errors import InputError
-from simstudy.models import interaction_gibbs
 from simstudy.models.base import (
     ClosedFormEstimator,
     Dataset,
@@ -82,8 +82,9 @@ from simstudy.models.base import (
     ImputationEstimator,
 )
 from simstudy.models.family import Family
-from simstudy.models.interaction_gibbs import State, mean_y
-from simstudy.models.interaction_layout import (
+from simstudy.models.latent_interaction import gibbs as interaction_gibbs
+from simstudy.models.latent_interaction.gibbs import State, mean_y
+from simstudy.models.latent_interaction.layout import (
     FACTORS,
     Layout,
     check_structure,

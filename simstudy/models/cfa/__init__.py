@@ -25,7 +25,7 @@ inverse_wishart`` makes it conjugate). Ordinal indicators (theta
 parameterisation: intercept 0, residual variance 1 under probit, pi^2/3 under logit) are
 augmented with latent responses, their thresholds drawn by Metropolis with the latent responses
 integrated out; under the logit link the score and loading updates are Metropolis-corrected
-(see :mod:`simstudy.models.ordinal`). Missing indicators are left out of the likelihood
+(see :mod:`simstudy.blocks.ordinal`). Missing indicators are left out of the likelihood
 (masks), which is exact under MAR.
 
 Estimands (lavaan names): loadings ``f=~x``, factor (co)variances ``f~~g``, residual variances
@@ -47,6 +47,7 @@ import jax.numpy as jnp
 import numpy as np
 from scipy import stats
 
+from simstudy.blocks import ordinal as ordm
 from simstudy.blocks.conjugate import (
     inv_gamma,
     loading_draw,
@@ -55,9 +56,8 @@ from simstudy.blocks.conjugate import (
     normal_from_precision,
 )
 from simstudy.errors import InputError
-from simstudy.models import ordinal as ordm
 from simstudy.models.base import GibbsEstimator
-from simstudy.models.cfa_moves import (
+from simstudy.models.cfa.moves import (
     FACTOR_COV_PRIORS,
     factor_cov_draw,
     factor_cov_prior_draw,
