@@ -9,13 +9,15 @@ marginal far beyond what the Kolmogorov-Smirnov tests allow.
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from numpyro import distributions as dist
 from scipy import stats
 
-from simstudy.blocks.conjugate import unit_gamma
+from simstudy.blocks.conjugate import inverse_wishart, unit_gamma
 from simstudy.blocks.covariance import lkj_covariance
 from simstudy.blocks.group import half_normal_scale_draw, location_shift_draw, rescale_covariance
 from simstudy.blocks.linear import gaussian_terms, is_affine, normal_step
+from simstudy.blocks.ordinal import latent_responses
 from simstudy.blocks.variance import (
     half_normal_shape,
     half_normal_variance,
@@ -159,3 +161,39 @@ def test_affine_check_tells_affine_from_not():
     at, direction = jnp.asarray([0.3, -0.2]), jnp.asarray([0.5, 1.0])
     assert is_affine(lambda b: 2.0 * b + 1.0, at, direction)
     assert not is_affine(lambda b: b * b, at, direction)
+
+
+def test_inverse_wishart_conjugate_draw_keeps_its_prior():
+    k, j, df = 2, 6, 5.0
+    scale = jnp.asarray([[1.0, 0.3], [0.3, 0.8]])
+
+    def one(key):
+        kp, ku, kb = jax.random.split(key, 3)
+        phi = inverse_wishart(kp, df, scale)
+        u = jax.random.multivariate_normal(ku, jnp.zeros(k), phi, (j,))
+        return inverse_wishart(kb, df + j, scale + u.T @ u)
+
+    after = jax.jit(jax.vmap(one))(_keys(7, M))
+    reference = jax.vmap(lambda key: inverse_wishart(key, df, scale))(_keys(92, M))
+    _same_law(after[:, 0, 0], reference[:, 0, 0])
+    _same_law(after[:, 0, 1], reference[:, 0, 1])
+
+
+@pytest.mark.parametrize("link", ["probit", "logit"])
+def test_ordinal_latent_responses_keep_their_law(link):
+    """y* ~ link's distribution around its mean, y its category: y* | y keeps y*'s law."""
+    tau = jnp.asarray([[-0.8, 0.1, 1.2]])
+
+    def one(key):
+        ks, kd, km = jax.random.split(key, 3)
+        mean = 0.5 * jax.random.normal(km, (1, 1))
+        noise = (
+            jax.random.normal(ks, (1, 1)) if link == "probit" else jax.random.logistic(ks, (1, 1))
+        )
+        ystar = mean + noise
+        y = (ystar[..., None] > tau[None]).sum(-1)
+        return latent_responses(kd, link, y, tau, mean)[0, 0], ystar[0, 0]
+
+    after, _ = jax.jit(jax.vmap(one))(_keys(8, M))
+    _, reference = jax.jit(jax.vmap(one))(_keys(91, M))  # independent prior draws of y*
+    _same_law(after, reference)
