@@ -666,6 +666,7 @@ examples:
   simstudy show study=cfa_ordinal              config, conditions and cost, without running
   simstudy aggregate results/missing_x --reference ols_cc
   simstudy fit model=latent_interaction data=items.csv
+  simstudy fit model=spec 'model.syntax=y ~ 1 + x + (1 + x | g)' data=d.csv missing=[-999]
 
 Configs are Hydra's: GROUP=OPTION picks a file of conf/GROUP/, KEY=VALUE sets a value,
 KEY={a: 1} replaces a whole mapping. Exit codes: 0 done, 1 a condition stopped early,
