@@ -15,6 +15,12 @@ def inv_gamma(key: jax.Array, shape: jax.Array | float, scale: jax.Array | float
     return scale / jax.random.gamma(key, jnp.broadcast_to(shape, out))
 
 
+#: Rounds of further candidates before :func:`unit_gamma` gives up on a variate (returns NaN):
+#: at acceptance >= 0.95 a finite shape needs more than 4 + 60 candidates with probability
+#: below 1e-80; only a NaN or infinite shape gets there.
+GAMMA_MAX_ROUNDS = 60
+
+
 def unit_gamma(
     key: jax.Array,
     alpha: jax.Array,
@@ -71,7 +77,11 @@ def unit_gamma(
         )
         return jnp.where(done, value, v), done | ok, i + 1
 
-    value, _, _ = jax.lax.while_loop(lambda c: ~c[1].all(), more, (value, done, 0))
+    # bounded: a NaN shape accepts no candidate, and an unbounded loop would never end
+    value, done, _ = jax.lax.while_loop(
+        lambda c: ~c[1].all() & (c[2] < GAMMA_MAX_ROUNDS), more, (value, done, 0)
+    )
+    value = jnp.where(done, value, jnp.nan)
     u_boost = jnp.maximum(u_boost, jnp.finfo(value.dtype).tiny)
     return jnp.where(boost, value * u_boost ** (1 / jnp.where(boost, alpha, 1.0)), value)
 

@@ -71,3 +71,16 @@ def test_overrelaxed_update_keeps_the_normal_and_correlates_alpha(alpha):
 def test_overrelaxed_update_refuses_alpha_outside_the_open_interval(alpha):
     with pytest.raises(ValueError, match="alpha"):
         overrelaxed(jnp.zeros(2), 0.0, jnp.ones(2), alpha)
+
+
+def test_unit_gamma_ends_on_a_nan_shape():
+    """A NaN shape accepts no candidate: the loop is bounded and the draw is NaN, not a hang."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from simstudy.blocks.conjugate import unit_gamma
+
+    draws = jax.jit(unit_gamma)(jax.random.key(0), jnp.asarray([2.0, jnp.nan, 0.5]))
+    out = np.asarray(draws)
+    assert np.isfinite(out[[0, 2]]).all() and np.isnan(out[1])
