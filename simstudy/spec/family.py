@@ -19,7 +19,7 @@ from simstudy.models.base import GibbsEstimator, SampledEstimator
 from simstudy.models.family import Family
 from simstudy.spec import dgm, hmc, sweep
 from simstudy.spec.info import PRIOR_DEFAULTS, model_info, spec_of
-from simstudy.spec.ir import LATENT, RANDOM, ModelSpec, evaluate
+from simstudy.spec.ir import LATENT, RANDOM, ModelSpec, with_derived
 
 
 def estimators(spec: ModelSpec, families: Mapping[str, str]) -> dict[str, Any]:
@@ -104,9 +104,7 @@ def simulate_prior(
             for j in range(i):
                 values[next(it).name] = float(cov[i, j])
     data = dgm.simulate(spec, k_data, setting, values=values, fitted=True)
-    by_label = {q.label: values[q.name] for q in spec.parameters() if q.label}
-    for d in spec.derived:
-        values[d.name] = float(evaluate(d.expr, {**values, **by_label}))
+    values = with_derived(spec, values)
     return data, {name: float(values[name]) for name in spec.estimands()}
 
 

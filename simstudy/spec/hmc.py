@@ -19,7 +19,7 @@ import numpyro
 import numpyro.distributions as dist
 
 from simstudy.spec.dgm import ROW_REAL, cluster_key, observed_key
-from simstudy.spec.ir import CovBlock, ModelSpec, evaluate
+from simstudy.spec.ir import CovBlock, ModelSpec, with_derived
 from simstudy.spec.sweep import Layout, coef_vector, equation_mean
 
 #: The numeric prior settings the model reads from its data (kinds are fixed per model).
@@ -153,13 +153,7 @@ def make_derive(
             for i in range(1, k):
                 for j in range(i):
                     out[next(it).name] = cov[..., i, j]
-        labelled = {p.label: out[p.name] for p in spec.parameters() if p.label and p.name in out}
-        for p in spec.parameters():
-            if p.label and p.fixed is not None:
-                labelled[p.label] = p.fixed
-        for d in spec.derived:
-            out[d.name] = evaluate(d.expr, {**out, **labelled})
-        return out
+        return with_derived(spec, out)
 
     return derive
 

@@ -213,6 +213,21 @@ def evaluate(expr: tuple, values: Mapping[str, Any]) -> Any:
     return a**b
 
 
+def with_derived(spec: ModelSpec, values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` (by lavaan name) with every derived quantity added, its labels resolved.
+
+    A label names a free parameter's value, or a fixed parameter's constant. Works on numbers
+    and on arrays (per-draw derived quantities of the back ends).
+    """
+    labelled = {p.label: values[p.name] for p in spec.parameters() if p.label and p.name in values}
+    for p in spec.parameters():
+        if p.label and p.fixed is not None:
+            labelled[p.label] = p.fixed
+    for d in spec.derived:
+        values[d.name] = evaluate(d.expr, {**values, **labelled})
+    return values
+
+
 def names_in(expr: tuple) -> set[str]:
     """The names an expression tree refers to."""
     if expr[0] == "name":

@@ -13,7 +13,7 @@ from typing import Any
 
 from simstudy.errors import InputError
 from simstudy.spec.grammar import parse
-from simstudy.spec.ir import ModelSpec, Parameter, evaluate, names_in
+from simstudy.spec.ir import ModelSpec, Parameter, evaluate, names_in, with_derived
 
 
 def parse_expr(text: str, field: str) -> tuple:
@@ -94,10 +94,7 @@ def population(spec: ModelSpec, values: Mapping[str, Any], field: str = "model.p
             names = f"{p.label} or {p.name}" if p.label else p.name
             raise InputError(f"{field}.{p.label or p.name}", None, f"a population value ({names})")
         out[p.name] = v
-    by_label = {p.label: out[p.name] for p in spec.parameters() if p.label and p.name in out}
-    for d in spec.derived:
-        out[d.name] = float(evaluate(d.expr, {**out, **by_label}))
-    return out
+    return {k: float(v) for k, v in with_derived(spec, out).items()}
 
 
 def required(spec: ModelSpec) -> list[str]:

@@ -41,7 +41,7 @@ from simstudy.blocks.variance import (
     inverse_gamma_variance,
 )
 from simstudy.spec.dgm import ROW_REAL, cluster_key, observed_key
-from simstudy.spec.ir import LATENT, CovBlock, Equation, ModelSpec, evaluate
+from simstudy.spec.ir import LATENT, CovBlock, Equation, ModelSpec, with_derived
 
 
 @dataclass(frozen=True)
@@ -535,10 +535,4 @@ def collect(state: Mapping[str, Any], lay: Layout, spec: ModelSpec) -> dict[str,
                 p = next(it)
                 if p.free:
                     out[p.name] = cov[i, j]
-    labelled = {p.label: out[p.name] for p in spec.parameters() if p.label and p.name in out}
-    for p in spec.parameters():
-        if p.label and p.fixed is not None:
-            labelled[p.label] = p.fixed
-    for d in spec.derived:
-        out[d.name] = evaluate(d.expr, {**out, **labelled})
-    return out
+    return with_derived(spec, out)

@@ -1,6 +1,6 @@
 """Group moves for the latent interaction sampler: one scale move per latent factor.
 
-See :func:`scale_move`; the draw of each scale is :func:`~simstudy.models.cfa.moves.group_scale`.
+See :func:`scale_move`; the draw of each scale is :func:`~simstudy.blocks.group.group_scale`.
 """
 
 from __future__ import annotations
