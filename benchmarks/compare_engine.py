@@ -172,6 +172,20 @@ def glmm(reps, out):
     out["summary"].append(summary_row("glmm", "compiled Gibbs", recs, s16, c16, common, width=16))
 
 
+def regression_as_spec(d):
+    """A regression_missing data set in the compiled model's keys (x's mask; y, z complete)."""
+    n = d["y"].shape[0]
+    return {
+        "y": d["y"],
+        "z": d["z"],
+        "x": d["x"],
+        dgm.ROW_REAL: jnp.ones(n, bool),
+        dgm.observed_key("y"): jnp.ones(n, bool),
+        dgm.observed_key("z"): jnp.ones(n, bool),
+        dgm.observed_key("x"): d["x_observed"],
+    }
+
+
 def regression(reps, out):
     hand = MODELS["regression_missing"]
     plan = plan_from_dict(
@@ -183,18 +197,7 @@ def regression(reps, out):
     setting = {**raw["model"]["params"], "N": 250, "missing_rate": 0.3, "mechanism": "MAR"}
     sim = compiled_simulate(hand, setting)
     hand_data = [sim(jax.random.key(r)) for r in range(reps)]
-    spec_data = [
-        {
-            "y": d["y"],
-            "z": d["z"],
-            "x": d["x"],
-            dgm.ROW_REAL: jnp.ones(250, bool),
-            dgm.observed_key("y"): jnp.ones(250, bool),
-            dgm.observed_key("z"): jnp.ones(250, bool),
-            dgm.observed_key("x"): d["x_observed"],
-        }
-        for d in hand_data
-    ]
+    spec_data = [regression_as_spec(d) for d in hand_data]
     priors = raw["model"]["priors"]
     common = list(hand.estimators["bayes_fiml"].parameters)
     a, a_s, a_c = fit_all(

@@ -17,12 +17,12 @@ import sys
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from compare_engine import regression_as_spec
 from mdtable import frame_markdown
 
 from simstudy.cli import compose_raw
@@ -30,7 +30,6 @@ from simstudy.config import SamplerSettings
 from simstudy.engine.replicate import compiled_simulate, key_from_seed, posterior_draws
 from simstudy.engine.summary import summarise_draws
 from simstudy.models import MODELS
-from simstudy.spec import dgm
 from simstudy.spec.family import family
 from simstudy.spec.info import PRIOR_DEFAULTS, normalise
 
@@ -60,15 +59,7 @@ def main() -> None:
     rows = []
     for rep in range(args.reps):
         d = sim(jax.random.key(rep))
-        spec_data = {
-            "y": d["y"],
-            "z": d["z"],
-            "x": d["x"],
-            dgm.ROW_REAL: jnp.ones(250, bool),
-            dgm.observed_key("y"): jnp.ones(250, bool),
-            dgm.observed_key("z"): jnp.ones(250, bool),
-            dgm.observed_key("x"): d["x_observed"],
-        }
+        spec_data = regression_as_spec(d)
         a, _ = posterior_draws(
             compiled, spec_data, key_from_seed(rep), GIBBS, {**PRIOR_DEFAULTS, **priors}
         )
