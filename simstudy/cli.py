@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
+import math
 import os
 import shutil
 import sys
@@ -170,11 +171,27 @@ def compose_raw(overrides: Sequence[str], estimators: Sequence[str] | None = Non
 
 
 def load_plan(overrides: Sequence[str]) -> Any:
-    """Compose and validate a study from overrides."""
-    from simstudy.config import plan_from_dict
+    """Compose and validate a study from overrides, and check that it can run here.
+
+    :func:`~simstudy.config.check_runnable`: sizes the estimators can fit, and workers and
+    memory this machine has (a stored manifest is not checked for them).
+    """
+    from simstudy.config import check_runnable, plan_from_dict
     from simstudy.models import model_infos
 
-    return plan_from_dict(compose_raw(overrides), model_infos())
+    plan = plan_from_dict(compose_raw(overrides), model_infos())
+    check_runnable(plan, model_infos())
+    return plan
+
+
+def check_results_dir(plan: Any) -> None:
+    """Exit 2 unless the plan's study directory can be created and written to.
+
+    :func:`simstudy.config.check_results_dir`: before any work, leaving nothing behind.
+    """
+    from simstudy.config import check_results_dir as check
+
+    check(plan.study_dir, shown=str(plan.results_dir))
 
 
 def _differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
@@ -220,12 +237,64 @@ def _conditions(plan: Any) -> list[dict[str, Any]]:
     return conditions
 
 
+def _lost_batch(plan: Any, pool: Any, task: Any, exc: BaseException) -> str:
+    """Why a batch was lost to the machine: the condition, the error, the workers' memory."""
+    limit = pool.memory_limit() if hasattr(pool, "memory_limit") else None
+    memory = (
+        f"each worker may use {limit / 2**30:.2f} GiB (executor.memory_limit)"
+        if limit
+        else "workers have no memory limit"
+    )
+    condition = ", ".join(f"{k}={v}" for k, v in task.condition.items())
+    return (
+        f"condition {task.cond_id} ({condition}), batch {task.k} (reps {task.start}-"
+        f"{task.stop - 1}): {type(exc).__name__}: its workers died while running it, e.g. "
+        f"killed or out of memory; {memory}. Fewer workers (executor.n_workers) or smaller "
+        "batches (executor.batch_size) give each more room"
+    )
+
+
+def _run_record(plan: Any, started: float, status: str, report: Any = None) -> dict[str, Any]:
+    """One entry of the manifest's history of runs."""
+    import socket
+
+    entry: dict[str, Any] = {
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
+        "seconds": round(time.time() - started, 1),
+        "status": status,
+        "host": socket.gethostname(),
+        "executor": plan.executor.name,
+        "reps": plan.reps,
+        "factors": {k: list(v) for k, v in plan.factors.items()},
+    }
+    if report is not None:
+        entry.update(
+            batches_written=report.batches_written,
+            fits=report.fits,
+            failed_fits=report.failed_fits,
+            timed_out_batches=report.timed_out,
+            lost_batches=len(report.lost),
+            stopped=sorted(report.stopped),
+        )
+    return entry
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, turned into an interruption so that the run cleans up (lock, cluster)."""
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise _Terminated()
+
+
 def cmd_run(overrides: Sequence[str]) -> int:
     """Run (or resume) the study the overrides describe."""
+    import signal
+
     from simstudy.aggregate import ConvergencePolicy, summarise_path
     from simstudy.aggregate.tables import print_summary, write_tables
     from simstudy.config import BATCHED_SAMPLERS, config_hash
-    from simstudy.design import padded_lanes
+    from simstudy.design import condition_id, padded_lanes
     from simstudy.engine import replicate
     from simstudy.execute.pools import open_pool
     from simstudy.execute.progress import RunProgress
@@ -234,14 +303,18 @@ def cmd_run(overrides: Sequence[str]) -> int:
     from simstudy.store import (
         Manifest,
         RunLock,
+        batch_files,
         count_records,
         read_manifest,
+        read_stopped,
         replication_schema,
         software_versions,
         write_manifest,
+        write_stopped,
     )
 
     plan = load_plan(overrides)
+    check_results_dir(plan)
     conditions = _conditions(plan)
     study_dir = plan.study_dir
     numbers = plan.numbers_config()
@@ -256,9 +329,20 @@ def cmd_run(overrides: Sequence[str]) -> int:
             f"(changed: {changes}). Use a new study.name, or fresh=true to delete those "
             "results and start over",
         )
-    with RunLock(study_dir):
+    try:
+        previous_sigterm = signal.signal(signal.SIGTERM, _on_sigterm)
+    except ValueError:  # not the main thread: SIGTERM keeps its handler
+        previous_sigterm = None
+    lock = RunLock(study_dir)
+    started = time.time()
+    report = manifest = None
+    runs: list[dict[str, Any]] = []
+    try:
+        lock.acquire()
+        if lock.taken_over:
+            _say(f"[simstudy] took over {lock.path}, left by a run that is gone: {lock.taken_over}")
         if plan.fresh:
-            for name in ("replications", "summary.parquet", "manifest.json"):
+            for name in ("replications", "summary.parquet", "manifest.json", "stopped.json"):
                 target = study_dir / name
                 if target.is_dir():
                     shutil.rmtree(target)
@@ -271,11 +355,36 @@ def cmd_run(overrides: Sequence[str]) -> int:
                 f"[simstudy] resuming with batch_size={batch_size} from the manifest "
                 f"(executor.batch_size={plan.executor.batch_size} applies to fresh runs)"
             )
-        write_manifest(
-            study_dir,
-            Manifest(plan.name, digest, batch_size, numbers, plan.to_config(), software_versions()),
+        stopped_before = {} if plan.retry_stopped else read_stopped(study_dir)
+        design_ids = {condition_id(c) for c in conditions}
+        skip = [cid for cid in stopped_before if cid in design_ids]
+        todo = plan_tasks(study_dir, conditions, plan.reps, batch_size, digest, skip)
+        foreign = {p: why for p, why in todo.unusable.items() if "config hash" in why}
+        if foreign and existing is None:
+            first, why = next(iter(foreign.items()))
+            raise InputError(
+                "results_dir",
+                str(study_dir),
+                f"a study directory whose batches match this config: {len(foreign)} batch "
+                f"files were written under another (e.g. {first}: {why}) and there is no "
+                "manifest.json to say which. Use a new study.name, or fresh=true to delete "
+                "those results and start over",
+            )
+        runs = (existing.runs if existing else []) + [_run_record(plan, started, "running")]
+        manifest = Manifest(
+            plan.name, digest, batch_size, numbers, plan.to_config(), software_versions(), runs
         )
-        tasks, skipped = plan_tasks(study_dir, conditions, plan.reps, batch_size)
+        write_manifest(study_dir, manifest)
+        for path, why in list(todo.unusable.items())[:5]:
+            _say(f"[simstudy] recomputing {path}: {why}")
+        if len(todo.unusable) > 5:
+            _say(f"[simstudy] ... and {len(todo.unusable) - 5} more batch files to recompute")
+        for cid in todo.skipped_conditions:
+            _say(
+                f"[simstudy] condition {cid} was stopped by an earlier run and is not run: "
+                f"{stopped_before[cid]['reason']} (retry_stopped=true runs it again)"
+            )
+        tasks, skipped = todo.todo, todo.done
         _say(
             f"[simstudy] study {plan.name}: {len(conditions)} conditions × {plan.reps} reps × "
             f"{len(plan.estimators)} estimators; {len(tasks)} batches to run, "
@@ -292,8 +401,7 @@ def cmd_run(overrides: Sequence[str]) -> int:
                 f"sampler.vectorize = {width} at a time); reps and batch_size that are "
                 f"multiples of {width} avoid them"
             )
-        started = time.monotonic()
-        report = None
+        clock = time.monotonic()
         if tasks:
             with open_pool(plan.executor) as pool:
                 if pool.dashboard_link:
@@ -309,65 +417,113 @@ def cmd_run(overrides: Sequence[str]) -> int:
                         fail_fn=functools.partial(replicate.failed_batch, plan),
                         stop_rule=StopRule(plan.max_failure_rate, plan.min_reps_for_stop),
                         n_estimators=len(plan.estimators),
+                        config_hash=digest,
                         window=plan.executor.window,
                         progress=progress,
                         warm=_compile_tasks(plan, pool),
+                        fit_timeout=plan.executor.fit_timeout,
+                        resubmits=plan.executor.retries,
+                        describe_loss=functools.partial(_lost_batch, plan, pool),
                     )
                 finally:
                     progress.close()
+        if report is not None and report.stopped:
+            stopped = {k: v for k, v in read_stopped(study_dir).items() if k not in report.stopped}
+            for cid, why in report.stopped.items():
+                stopped[cid] = {"reason": why, "reps_run": report.reps_run.get(cid, 0)}
+            write_stopped(study_dir, stopped)
+        elif plan.retry_stopped:
+            write_stopped(study_dir, {})
         agg = plan.aggregate
         policy = ConvergencePolicy(agg.policy, agg.rhat_max, agg.ess_min, agg.allow_divergent)
-        summary = summarise_path(study_dir, reference=plan.reference, policy=policy)
-        summary.to_parquet(study_dir / "summary.parquet", index=False)
-        write_tables(summary, list(plan.factors), study_dir / "tables")
-    elapsed = time.monotonic() - started
-    print_summary(summary, list(plan.factors), title=f"{plan.name}: performance (MCSE)")
-    n_records, n_failed = count_records(study_dir)
-    print(f"replications: {study_dir / 'replications'}  ({n_records} records, {n_failed} failed)")
-    print(f"summary:      {study_dir / 'summary.parquet'}")
-    print(f"tables:       {study_dir / 'tables'}/*.md, *.tex")
-    if report is not None:
-        print(
-            f"this run: {report.batches_written} batches written, {skipped} skipped as finished, "
-            f"{report.fits} fits ({report.failed_fits} failed) in {elapsed:.1f}s"
-        )
-        if report.stopped:
-            for cid, why in report.stopped.items():
-                print(f"condition {cid} stopped early: {why}")
-            print(
-                f"{report.batches_not_run} batches were not run; "
-                "fix the cause and run again to resume."
+        summary = None
+        if batch_files(study_dir):  # none when every batch was lost to the machine
+            summary = summarise_path(
+                study_dir, reference=plan.reference, policy=policy, design=(design_ids, plan.reps)
             )
-            return EXIT_STOPPED
+            summary.to_parquet(study_dir / "summary.parquet", index=False)
+            write_tables(summary, list(plan.factors), study_dir / "tables")
+        outcome = "finished" if report is None or not (report.lost or report.stopped) else "partial"
+        runs[-1] = _run_record(plan, started, outcome, report)
+        write_manifest(study_dir, dataclasses.replace(manifest, runs=runs))
+    except KeyboardInterrupt as exc:
+        import logging
+
+        logging.getLogger("distributed").setLevel(logging.CRITICAL)
+        what = "terminated (SIGTERM)" if isinstance(exc, _Terminated) else "interrupted"
+        if manifest is not None and lock.held:
+            runs[-1] = _run_record(plan, started, what, report)
+            write_manifest(study_dir, dataclasses.replace(manifest, runs=runs))
+        _say(
+            f"\n[simstudy] {what}: every finished batch is kept in {study_dir / 'replications'}; "
+            "run the same command again to resume"
+        )
+        return 143 if isinstance(exc, _Terminated) else 130
+    finally:
+        lock.release()
+        if previous_sigterm is not None:
+            signal.signal(signal.SIGTERM, previous_sigterm)
+    elapsed = time.monotonic() - clock
+    n_records, n_failed = count_records(study_dir)
+    if summary is not None:
+        print_summary(summary, list(plan.factors), title=f"{plan.name}: performance (MCSE)")
+        print(
+            f"replications: {study_dir / 'replications'}  ({n_records} records, {n_failed} failed)"
+        )
+        print(f"summary:      {study_dir / 'summary.parquet'}")
+        print(f"tables:       {study_dir / 'tables'}/*.md, *.tex")
     else:
+        print("no replications are stored yet: nothing to summarise")
+    if report is None:
         print("nothing to run: every batch was finished earlier")
+        return EXIT_STOPPED if todo.skipped_conditions else EXIT_OK
+    print(
+        f"this run: {report.batches_written} batches written, {skipped} skipped as finished, "
+        f"{report.fits} fits ({report.failed_fits} failed) in {elapsed:.1f}s"
+    )
+    if report.timed_out:
+        print(
+            f"{report.timed_out} batches ran past executor.fit_timeout="
+            f"{plan.executor.fit_timeout:g} s per replication: their fits are recorded as "
+            "failed, with the reason"
+        )
+    for cid, why in report.stopped.items():
+        print(f"condition {cid} stopped early: {why}")
+    for why in report.lost.values():
+        print(f"batch not computed (lost to the machine, not a model failure): {why}")
+    if report.stopped or report.lost:
+        print(
+            f"{report.batches_not_run + len(report.lost)} batches were not run; "
+            + ("fix the cause and run again with retry_stopped=true; " if report.stopped else "")
+            + ("run the same command again to compute the lost batches" if report.lost else "")
+        )
+        return EXIT_STOPPED
     return EXIT_OK
 
 
 def cmd_aggregate(args: argparse.Namespace) -> int:
     """Summarise replication records into summary.parquet, tables and a printout."""
     from simstudy.aggregate import ConvergencePolicy, summarise_path, summary_factors
-    from simstudy.aggregate.tables import print_tables, write_tables
+    from simstudy.aggregate.tables import convergence_notes, print_tables, write_tables
+    from simstudy.config import check_results_dir as check_writable
+    from simstudy.design import condition_id
     from simstudy.store import read_manifest
 
     path = Path(args.input)
     if not path.exists():
         raise InputError("INPUT", str(path), "an existing results directory, .parquet or .csv file")
+    if path.is_file() and path.suffix not in (".csv", ".parquet"):
+        raise InputError("INPUT", str(path), "a results directory, .parquet or .csv file")
     if not 0 < args.level < 1:
         raise InputError("--level", args.level, "a number in (0, 1)")
-    reference = args.reference
-    manifest = read_manifest(path) if path.is_dir() else None
-    if manifest is not None and reference is None:
-        study = manifest.config["study"]
-        reference = manifest.config.get("aggregate", {}).get("reference") or study["estimators"][0]
-    policy = ConvergencePolicy(args.policy, args.rhat_max, args.ess_min, args.allow_divergent)
-    started = time.monotonic()
-    summary = summarise_path(
-        path, reference=reference, policy=policy, truth=args.truth, level=args.level
-    )
-    if args.reference is not None and args.reference not in set(summary["estimator"]):
-        known = ", ".join(sorted(set(summary["estimator"])))
-        raise InputError("--reference", args.reference, f"an estimator in the records: {known}")
+    if args.policy not in ("all", "converged"):
+        raise InputError("--policy", args.policy, "all or converged")
+    if not 1 <= args.rhat_max < math.inf:
+        raise InputError("--rhat-max", args.rhat_max, "a number >= 1")
+    if not 0 <= args.ess_min < math.inf:
+        raise InputError("--ess-min", args.ess_min, "a number >= 0")
+    if args.truth is not None and not math.isfinite(args.truth):
+        raise InputError("--truth", args.truth, "a finite number")
     if path.is_dir():
         out = Path(args.out) if args.out else path / "summary.parquet"
     else:
@@ -377,28 +533,81 @@ def cmd_aggregate(args: argparse.Namespace) -> int:
         if args.tables
         else out.with_name(out.stem.replace("summary", "tables") or "tables")
     )
+    if out.suffix != ".parquet" or out.is_dir():
+        raise InputError("--out", str(out), "a path for a .parquet file")
+    check_writable(out.parent, "--out", shown=str(out))
+    check_writable(tables, "--tables")
+    reference = args.reference
+    manifest = read_manifest(path) if path.is_dir() else None
+    if manifest is not None and reference is None:
+        study = manifest.config["study"]
+        reference = manifest.config.get("aggregate", {}).get("reference") or study["estimators"][0]
+    design = None
+    if manifest is not None:  # the study's current design, not all that lies in the directory
+        _, plan = _study_plan(path)
+        design = ({condition_id(c) for c in _conditions(plan)}, plan.reps)
+    policy = ConvergencePolicy(args.policy, args.rhat_max, args.ess_min, args.allow_divergent)
+    started = time.monotonic()
+    summary = summarise_path(
+        path, reference=reference, policy=policy, truth=args.truth, level=args.level, design=design
+    )
+    if args.reference is not None and args.reference not in set(summary["estimator"]):
+        known = ", ".join(sorted(set(summary["estimator"])))
+        raise InputError("--reference", args.reference, f"an estimator in the records: {known}")
     factors = summary_factors(summary)
     summary.to_parquet(out, index=False)
     written = write_tables(summary, factors, tables)
     print_tables(summary, factors)
+    for line in convergence_notes(summary, factors):
+        print(line)
     print(f"summary: {out}  ({len(summary)} rows, {time.monotonic() - started:.1f}s)")
     print(f"tables:  {tables}/ ({len(written)} files: markdown and LaTeX)")
     return EXIT_OK
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    """Write report.html (self-contained) and report.md beside a study's summary.parquet."""
+    from simstudy.report import Limits, write_report
+
+    names = ("max_rows", "max_panels", "zip_reps", "zip_panels")
+    for name in names:
+        if getattr(args, name) < 1:
+            raise InputError(f"--{name.replace('_', '-')}", getattr(args, name), "a number >= 1")
+    limits = Limits(**{name: getattr(args, name) for name in names})
+    paths = write_report(Path(args.results_dir), limits)
+    print(f"report:  {paths.html}")
+    print(f"         {paths.markdown}")
+    print(f"figures: {paths.html.parent / 'figures'}/ ({len(paths.figures)} files: PNG and PDF)")
+    print(f"written in {paths.seconds:.1f}s")
+    return EXIT_OK
+
+
 def cmd_status(args: argparse.Namespace) -> int:
-    """Say how far a study directory has got."""
-    from simstudy.design import expand_grid
+    """Say how far a study directory has got, and which files a run would recompute."""
     from simstudy.execute.runner import plan_tasks
+    from simstudy.store import read_stopped
 
     study_dir = Path(args.results_dir)
     manifest, plan = _study_plan(study_dir)
-    conditions = expand_grid(plan.factors, plan.exclude)
-    todo, done = plan_tasks(study_dir, conditions, plan.reps, manifest.batch_size)
-    total = len(todo) + done
-    print(
-        f"study {manifest.study} ({study_dir}): {done}/{total} batches finished, {len(todo)} to run"
+    stopped = read_stopped(study_dir)
+    todo = plan_tasks(
+        study_dir, _conditions(plan), plan.reps, manifest.batch_size, manifest.config_hash
     )
+    total = len(todo.todo) + todo.done
+    print(
+        f"study {manifest.study} ({study_dir}): {todo.done}/{total} batches finished, "
+        f"{len(todo.todo)} to run"
+    )
+    for path, why in todo.unusable.items():
+        print(f"  to recompute: {path}: {why}")
+    for cid, entry in stopped.items():
+        print(
+            f"  condition {cid} stopped early after {entry.get('reps_run', '?')} reps: "
+            f"{entry.get('reason', '')}"
+        )
+    if manifest.runs:
+        last = manifest.runs[-1]
+        print(f"  last run: {last.get('started')} on {last.get('host')}, {last.get('status')}")
     return EXIT_OK
 
 
@@ -473,13 +682,14 @@ def cmd_show(overrides: Sequence[str]) -> int:
     from omegaconf import OmegaConf
 
     from simstudy import catalog
-    from simstudy.config import plan_from_dict
+    from simstudy.config import check_runnable, plan_from_dict
     from simstudy.design import condition_id
     from simstudy.models import model_infos
     from simstudy.store import read_replications
 
     raw = compose_raw(overrides)
     plan = plan_from_dict(raw, model_infos())
+    check_runnable(plan, model_infos())
     rows = [{"condition_id": condition_id(c), **c} for c in _conditions(plan)]
     print(f"# composed config ({config_dir()})")
     print(OmegaConf.to_yaml(raw).rstrip())
@@ -518,11 +728,35 @@ def missing_codes(text: str | None) -> list[Any]:
 
 
 def read_table(path: Path, codes: Sequence[Any]) -> pd.DataFrame:
-    """A user's .csv or .parquet table with its missing-value codes read as NaN."""
-    if path.suffix == ".csv":
-        frame = pd.read_csv(path, na_values=[str(c) for c in codes])
-    else:
-        frame = pd.read_parquet(path)
+    """A user's .csv or .parquet table with its missing-value codes read as NaN.
+
+    Raises
+    ------
+    InputError
+        When the file is empty, cannot be read as a table, or has a header but no rows.
+        (The columns a model reads are checked by :mod:`simstudy.userdata`: numbers only,
+        true/false read as 1/0.)
+    """
+    try:
+        if path.suffix == ".csv":
+            frame = pd.read_csv(path, na_values=[str(c) for c in codes])
+        else:
+            frame = pd.read_parquet(path)
+    except pd.errors.EmptyDataError:
+        raise InputError(
+            "data", str(path), "a table with a header row and data rows (the file is empty)"
+        ) from None
+    except (ValueError, OSError, UnicodeDecodeError) as exc:  # parser, Arrow and I/O errors
+        text = " ".join(str(exc).split())[:200]
+        raise InputError(
+            "data", str(path), f"a readable {path.suffix[1:]} table ({text})"
+        ) from None
+    if len(frame) == 0:
+        raise InputError(
+            "data",
+            str(path),
+            f"a table with data rows (it has a header of {len(frame.columns)} columns and no rows)",
+        )
     if codes:
         frame = frame.replace(list(codes), np.nan)
         text = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
@@ -567,6 +801,27 @@ def _spec_missing(raw: dict[str, Any], frame: pd.DataFrame) -> None:
     model["design"] = design
 
 
+def _check_data_size(frame: pd.DataFrame, plan: Any, path: Path) -> None:
+    """Refuse data smaller than the model's minimum for the estimator (``plan.minimum``)."""
+    from simstudy.spec import info as spec_info
+
+    sizes: dict[str, float] = {"N": len(frame)}
+    if "J" in plan.minimum and spec_info.is_spec({"structure": plan.model.structure}):
+        groups = spec_info.spec_of(plan.model.structure).groups
+        if groups:
+            clusters = frame[groups[0]].nunique()
+            sizes |= {"J": clusters, "cluster_size": len(frame) / max(clusters, 1)}
+    words = {"N": "rows", "J": "clusters", "cluster_size": "rows per cluster on average"}
+    for factor, (low, why) in plan.minimum.items():
+        if factor in sizes and sizes[factor] < low:
+            raise InputError(
+                f"data {words.get(factor, factor)}",
+                round(sizes[factor], 2),
+                f"at least {low:g} in {path}, the minimum of model {plan.model.name} for "
+                f"estimator {plan.estimator}: {why}",
+            )
+
+
 def cmd_fit(arguments: Sequence[str]) -> int:
     """Fit one estimator of a model to a user's data set and write its posterior summary."""
     import json
@@ -578,8 +833,10 @@ def cmd_fit(arguments: Sequence[str]) -> int:
     from simstudy.config import AggregateSettings, fit_plan_from_dict
     from simstudy.engine.replicate import chain_name, estimator_key, fit_estimator, key_from_seed
     from simstudy.models import family_of, model_infos
+    from simstudy.models.base import ClosedFormEstimator
     from simstudy.spec import info as spec_info
     from simstudy.store import software_versions
+    from simstudy.userdata import boolean_columns
 
     options, overrides = {}, []
     for item in arguments:
@@ -613,12 +870,29 @@ def cmd_fit(arguments: Sequence[str]) -> int:
     family = family_of(plan.model)
     if family.from_frame is None:
         raise InputError("model", plan.model.name, "a model that can read a data table")
+    for name in boolean_columns(frame):
+        _say(
+            f"[simstudy] note: column {name} holds true/false, read as 1/0 where the model reads it"
+        )
     dataset = family.from_frame(frame, plan.model.structure)
+    _check_data_size(frame, plan, path)
     estimator = family.estimators_for(plan.model.structure)[plan.estimator]
     key = estimator_key(key_from_seed(plan.seed), chain_name(estimator))
-    summaries, n_div, seconds = fit_estimator(
-        estimator, jax.block_until_ready(dataset), key, plan.sampler, plan.model.priors, plan.level
-    )
+    try:
+        summaries, n_div, seconds = fit_estimator(
+            estimator,
+            jax.block_until_ready(dataset),
+            key,
+            plan.sampler,
+            plan.model.priors,
+            plan.level,
+        )
+    except ValueError as exc:  # a closed form that cannot be computed on these data
+        if not isinstance(estimator, ClosedFormEstimator):
+            raise
+        raise InputError(
+            "data", str(path), f"data that estimator {plan.estimator} can fit: {exc}"
+        ) from None
     table = pd.DataFrame(
         [{"parameter": name, **summaries[name]._asdict()} for name in estimator.parameters]
     ).rename(columns={"estimate": "mean", "se": "sd"})
@@ -665,6 +939,7 @@ examples:
   simstudy list studies                        what can be run
   simstudy show study=cfa_ordinal              config, conditions and cost, without running
   simstudy aggregate results/missing_x --reference ols_cc
+  simstudy report results/missing_x            report.html, report.md and figures/
   simstudy fit model=latent_interaction data=items.csv
   simstudy fit model=spec 'model.syntax=y ~ 1 + x + (1 + x | g)' data=d.csv missing=[-999]
 
@@ -768,6 +1043,29 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("results_dir")
     replay.add_argument("--condition", required=True, help="condition_id")
     replay.add_argument("--rep", required=True, type=int)
+    report = sub.add_parser(
+        "report",
+        help="write report.html and report.md of a study directory",
+        description="Write RESULTS_DIR/report.html (one self-contained file: ADEMP summary, "
+        "figures, performance tables with MCSEs, convergence overview), report.md and "
+        "figures/*.png, *.pdf, from summary.parquet, manifest.json and the replications.",
+    )
+    report.add_argument("results_dir", metavar="RESULTS_DIR", help="study directory")
+    report.add_argument(
+        "--max-rows", type=int, default=200, help="rows a table shows (default 200)"
+    )
+    report.add_argument(
+        "--max-panels", type=int, default=12, help="panels a figure holds (default 12)"
+    )
+    report.add_argument(
+        "--zip-reps", type=int, default=100, help="intervals a zip-plot panel draws (default 100)"
+    )
+    report.add_argument(
+        "--zip-panels",
+        type=int,
+        default=16,
+        help="zip-plot panels (coverage figures furthest from nominal first; default 16)",
+    )
     return parser
 
 
@@ -795,7 +1093,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "run":
-        return cmd_run(args.overrides)
+        # each rank of `srun -n K simstudy run ... executor=slurm_runner` takes its part there
+        from simstudy.execute.clusters import run_in_allocation
+
+        return run_in_allocation(args.overrides, cmd_run, compose_raw)
     if args.command == "show":
         return cmd_show(args.overrides)
     if args.command == "list":
@@ -806,6 +1107,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return cmd_replay(args)
     if args.command == "fit":
         return cmd_fit(args.arguments)
+    if args.command == "report":
+        return cmd_report(args)
     return cmd_status(args)
 
 

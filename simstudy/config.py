@@ -10,7 +10,10 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
+import os
 import re
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -21,7 +24,11 @@ from omegaconf import DictConfig, OmegaConf
 from simstudy.errors import InputError
 from simstudy.spec import ModelInfo
 
-EXECUTORS = ("local", "synchronous")
+EXECUTORS = ("local", "synchronous", "slurm", "slurm_runner", "address", "kubernetes")
+#: Executors whose workers run elsewhere, on a Dask cluster (``simstudy.execute.clusters``).
+CLUSTER_EXECUTORS = ("slurm", "slurm_runner", "address", "kubernetes")
+#: What a ``_target_`` in a config may name: nothing else is ever instantiated from config.
+TARGET_PREFIXES = ("simstudy.", "dask_jobqueue.", "distributed.", "dask_kubernetes.")
 SAMPLERS = ("nuts", "chees", "gibbs")
 #: Samplers that fit ``sampler.vectorize`` replications together (NUTS fits one at a time: its
 #: lanes would wait for the longest trajectory).
@@ -65,6 +72,59 @@ class SamplerSettings:
 
 
 @dataclass(frozen=True)
+class SlurmSettings:
+    """``executor=slurm``: Dask workers as SLURM jobs, submitted by this process (the driver).
+
+    One job is ``cores`` single-threaded worker processes (as local workers are); between
+    ``minimum_jobs`` and ``maximum_jobs`` of them run at once (``cluster.adapt``). Each worker
+    retires before its job's ``walltime`` (see :func:`simstudy.execute.clusters.lifetime`),
+    and a new job replaces it.
+    """
+
+    _target_: str = "simstudy.execute.clusters.SLURMCluster"
+    cores: int = 1
+    memory: str = "4GB"
+    walltime: str = "01:00:00"
+    queue: str | None = None
+    account: str | None = None
+    job_extra_directives: tuple[str, ...] = ()
+    job_script_prologue: tuple[str, ...] = ()
+    interface: str | None = None
+    python: str | None = None
+    minimum_jobs: int | None = None
+    maximum_jobs: int = 2
+    lifetime: float | None = None
+    lifetime_margin: float = 300.0
+    lifetime_stagger: float = 120.0
+    log_directory: str | None = "dask-worker-logs"
+    local_directory: str | None = None
+
+
+@dataclass(frozen=True)
+class RunnerSettings:
+    """``executor=slurm_runner``: the whole study inside one allocation (``srun -n K``)."""
+
+    _target_: str = "dask_jobqueue.slurm.SLURMRunner"
+    scheduler_file: str = "scheduler-{job_id}.json"
+    interface: str | None = None
+    local_directory: str | None = None
+
+
+@dataclass(frozen=True)
+class KubernetesSettings:
+    """``executor=kubernetes``: a Dask cluster of single-threaded worker pods (Dask operator)."""
+
+    _target_: str = "dask_kubernetes.operator.KubeCluster"
+    name: str = "simstudy"
+    namespace: str | None = None
+    image: str | None = None
+    cpu: str = "1"
+    memory: str = "4Gi"
+    env: dict[str, str] = field(default_factory=dict)
+    scheduler_service_type: str = "ClusterIP"
+
+
+@dataclass(frozen=True)
 class ExecutorSettings:
     """Where and how batches run; none of this changes a replication's numbers."""
 
@@ -76,6 +136,17 @@ class ExecutorSettings:
     dashboard: bool = True
     pin_cores: bool = True
     compile_first: bool = True
+    #: Seconds one replication's fits may take on average; a batch gets this × its reps.
+    fit_timeout: float | None = 600.0
+    #: Memory each local worker may use ("auto": the machine's memory shared out; "2GiB").
+    memory_limit: str = "auto"
+    #: Where the workers reach the driver's scheduler (``executor=slurm``); None: Dask's choice.
+    scheduler_host: str | None = None
+    #: A running Dask scheduler (``executor=address``), e.g. ``tcp://10.0.0.5:8786``.
+    address: str | None = None
+    slurm: SlurmSettings | None = None
+    runner: RunnerSettings | None = None
+    kubernetes: KubernetesSettings | None = None
 
 
 @dataclass(frozen=True)
@@ -118,6 +189,7 @@ class StudyPlan:
     executor: ExecutorSettings
     results_dir: Path = Path("results")
     fresh: bool = False
+    retry_stopped: bool = False
     factor_kinds: dict[str, str] = field(default_factory=dict)
     aggregate: AggregateSettings = field(default_factory=AggregateSettings)
     kind: str = "simulation"
@@ -182,6 +254,7 @@ class StudyPlan:
             "aggregate": asdict(self.aggregate),
             "results_dir": str(self.results_dir),
             "fresh": self.fresh,
+            "retry_stopped": self.retry_stopped,
         }
 
 
@@ -254,8 +327,293 @@ def _executor(raw: Any) -> ExecutorSettings:
         batch_size=_int("executor.batch_size", d.get("batch_size", 16), 1),
         window=_int("executor.window", d.get("window"), 1, none_ok=True),
         retries=_int("executor.retries", d.get("retries", 1), 0),
+        fit_timeout=_fit_timeout(d.get("fit_timeout", 600.0)),
+        memory_limit=_memory_limit(d.get("memory_limit", "auto")),
         **flags,
+        **_cluster_fields(d, name),
     )
+
+
+def executor_settings(raw: Any) -> ExecutorSettings:
+    """Validate an ``executor`` section alone (what the ranks of ``slurm_runner`` read)."""
+    check_targets(raw, "executor")
+    return _executor(raw)
+
+
+def check_targets(raw: Any, where: str = "") -> None:
+    """Refuse any ``_target_`` outside :data:`TARGET_PREFIXES`, anywhere in ``raw``.
+
+    Nothing else may ever be instantiated from a config: a ``_target_`` names a class of
+    simstudy, dask_jobqueue, distributed or dask_kubernetes, or it exits 2 naming the field.
+    """
+    if isinstance(raw, Mapping):
+        for key, value in raw.items():
+            path = f"{where}.{key}" if where else str(key)
+            if key == "_target_" and (
+                not isinstance(value, str)
+                or not value.startswith(TARGET_PREFIXES)
+                or not re.fullmatch(r"[A-Za-z_][\w.]*", value)
+            ):
+                raise InputError(
+                    path,
+                    value,
+                    "a dotted class name in simstudy, dask_jobqueue, distributed or "
+                    "dask_kubernetes (nothing else is instantiated from a config)",
+                )
+            check_targets(value, path)
+    elif isinstance(raw, (list, tuple)):
+        for i, value in enumerate(raw):
+            check_targets(value, f"{where}[{i}]")
+
+
+_WALLTIME_RE = re.compile(r"^(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?$")
+
+
+def walltime_seconds(text: Any) -> int | None:
+    """Seconds in a SLURM time limit: M, M:S, H:M:S, D-H, D-H:M or D-H:M:S; None if not one."""
+    if not isinstance(text, str):
+        return None
+    m = _WALLTIME_RE.match(text.strip())
+    if m is None:
+        return None
+    days, a, b, c = m.groups()
+    parts = [int(x) for x in (a, b, c) if x is not None]
+    if days is not None:  # D-H, D-H:M, D-H:M:S
+        h, mi, se = ([*parts, 0, 0])[:3]
+        return ((int(days) * 24 + h) * 60 + mi) * 60 + se
+    if len(parts) == 1:  # minutes
+        return parts[0] * 60
+    if len(parts) == 2:  # minutes:seconds
+        return parts[0] * 60 + parts[1]
+    return (parts[0] * 60 + parts[1]) * 60 + parts[2]
+
+
+_BYTES_RE = re.compile(r"^\s*\d+(\.\d+)?\s*(b|[kmgtp]i?b?)?\s*$", re.IGNORECASE)
+_K8S_QUANTITY_RE = re.compile(r"^\d+(\.\d+)?(m|k|Ki|M|Mi|G|Gi|T|Ti|P|Pi|E|Ei)?$")
+
+
+def _text(name: str, value: Any, *, none_ok: bool = True, what: str = "a string") -> str | None:
+    if value is None and none_ok:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise InputError(name, value, what + (" or null" if none_ok else ""))
+    return value
+
+
+def _seconds(name: str, value: Any, *, none_ok: bool = False, low: float = 0.0) -> float | None:
+    if value is None and none_ok:
+        return None
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not ok or not math.isfinite(value) or value < low:
+        raise InputError(
+            name, value, f"a number of seconds >= {low:g}" + (" or null" if none_ok else "")
+        )
+    return float(value)
+
+
+def _lines(name: str, value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+        raise InputError(name, value, "a list of strings")
+    for i, item in enumerate(value):
+        if not isinstance(item, str):
+            raise InputError(f"{name}[{i}]", item, "a string")
+    return tuple(value)
+
+
+def _target(name: str, value: Any, default: str) -> str:
+    value = default if value is None else value
+    check_targets({"_target_": value}, name.rsplit("._target_", 1)[0])
+    return value
+
+
+def _slurm(raw: Any) -> SlurmSettings:
+    keys = list(SlurmSettings.__dataclass_fields__)
+    d = _section(raw or {}, "executor.slurm", keys)
+    f = "executor.slurm."
+    cores = _int(f + "cores", d.get("cores", 1), 1)
+    memory = d.get("memory", "4GB")
+    if not isinstance(memory, str) or not _BYTES_RE.match(memory):
+        raise InputError(f + "memory", memory, 'memory per job, such as "4GB" or "16GiB"')
+    walltime = d.get("walltime", "01:00:00")
+    if walltime_seconds(walltime) is None:
+        raise InputError(
+            f + "walltime",
+            walltime,
+            'a SLURM time limit in quotes: "MM", "HH:MM:SS" or "D-HH:MM:SS"',
+        )
+    maximum = _int(f + "maximum_jobs", d.get("maximum_jobs", 2), 1)
+    minimum = _int(f + "minimum_jobs", d.get("minimum_jobs"), 0, none_ok=True)
+    if minimum is not None and minimum > maximum:
+        raise InputError(f + "minimum_jobs", minimum, f"at most maximum_jobs ({maximum}) or null")
+    margin = _seconds(f + "lifetime_margin", d.get("lifetime_margin", 300.0))
+    stagger = _seconds(f + "lifetime_stagger", d.get("lifetime_stagger", 120.0))
+    lifetime = _seconds(f + "lifetime", d.get("lifetime"), none_ok=True, low=1.0)
+    if lifetime is None and walltime_seconds(walltime) - margin - stagger < 60:
+        raise InputError(
+            f + "walltime",
+            walltime,
+            f"a time limit longer than lifetime_margin + lifetime_stagger + 60 s "
+            f"({margin + stagger + 60:g} s): workers retire that long before it",
+        )
+    return SlurmSettings(
+        _target_=_target(f + "_target_", d.get("_target_"), SlurmSettings._target_),
+        cores=cores,
+        memory=memory,
+        walltime=walltime,
+        queue=_text(f + "queue", d.get("queue"), what="a partition name"),
+        account=_text(f + "account", d.get("account"), what="an account name"),
+        job_extra_directives=_lines(f + "job_extra_directives", d.get("job_extra_directives")),
+        job_script_prologue=_lines(f + "job_script_prologue", d.get("job_script_prologue")),
+        interface=_text(f + "interface", d.get("interface"), what="a network interface (ib0)"),
+        python=_text(f + "python", d.get("python"), what="the workers' python executable"),
+        minimum_jobs=minimum,
+        maximum_jobs=maximum,
+        lifetime=lifetime,
+        lifetime_margin=margin,
+        lifetime_stagger=stagger,
+        log_directory=_text(f + "log_directory", d.get("log_directory", "dask-worker-logs")),
+        local_directory=_text(f + "local_directory", d.get("local_directory")),
+    )
+
+
+def _runner(raw: Any) -> RunnerSettings:
+    d = _section(raw or {}, "executor.runner", list(RunnerSettings.__dataclass_fields__))
+    f = "executor.runner."
+    scheduler_file = _text(
+        f + "scheduler_file",
+        d.get("scheduler_file", RunnerSettings.scheduler_file),
+        none_ok=False,
+        what="a file path on a file system every node sees ({job_id} is replaced)",
+    )
+    return RunnerSettings(
+        _target_=_target(f + "_target_", d.get("_target_"), RunnerSettings._target_),
+        scheduler_file=scheduler_file,
+        interface=_text(f + "interface", d.get("interface"), what="a network interface (ib0)"),
+        local_directory=_text(f + "local_directory", d.get("local_directory")),
+    )
+
+
+def _kubernetes(raw: Any) -> KubernetesSettings:
+    keys = list(KubernetesSettings.__dataclass_fields__)
+    d = _section(raw or {}, "executor.kubernetes", keys)
+    f = "executor.kubernetes."
+    name = d.get("name", "simstudy")
+    if not isinstance(name, str) or not re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?", name):
+        raise InputError(f + "name", name, "a DNS label: lower-case letters, digits and '-'")
+    image = _text(
+        f + "image",
+        d.get("image"),
+        none_ok=False,
+        what="a container image with this version of simstudy installed",
+    )
+    quantities = {}
+    for key, default in (("cpu", "1"), ("memory", "4Gi")):
+        value = d.get(key, default)
+        value = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+        if not isinstance(value, str) or not _K8S_QUANTITY_RE.match(value):
+            raise InputError(f + key, value, 'a Kubernetes quantity such as "1", "500m", "4Gi"')
+        quantities[key] = value
+    env = d.get("env") or {}
+    if not isinstance(env, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, (str, int, float)) for k, v in env.items()
+    ):
+        raise InputError(f + "env", env, "a mapping of variable names to values")
+    service = d.get("scheduler_service_type", "ClusterIP")
+    if service not in ("ClusterIP", "NodePort", "LoadBalancer"):
+        raise InputError(
+            f + "scheduler_service_type", service, "ClusterIP, NodePort or LoadBalancer"
+        )
+    return KubernetesSettings(
+        _target_=_target(f + "_target_", d.get("_target_"), KubernetesSettings._target_),
+        name=name,
+        namespace=_text(f + "namespace", d.get("namespace"), what="a namespace"),
+        image=image,
+        env={str(k): str(v) for k, v in env.items()},
+        scheduler_service_type=service,
+        **quantities,
+    )
+
+
+_ADDRESS_RE = re.compile(r"^(tcp|tls|ucx|ws|wss)://[^\s/:]+:\d+$")
+
+
+def _cluster_fields(d: Mapping[str, Any], name: str) -> dict[str, Any]:
+    """The settings of the cluster executors (none for ``local`` and ``synchronous``)."""
+    for section, owner in (("slurm", "slurm"), ("runner", "slurm_runner")):
+        if d.get(section) is not None and name != owner:
+            raise InputError(f"executor.{section}", d[section], f"nothing unless executor={owner}")
+    if d.get("kubernetes") is not None and name != "kubernetes":
+        raise InputError(
+            "executor.kubernetes", d["kubernetes"], "nothing unless executor=kubernetes"
+        )
+    out: dict[str, Any] = {
+        "scheduler_host": _text(
+            "executor.scheduler_host",
+            d.get("scheduler_host"),
+            what="a host name or IP address the workers reach this machine at",
+        ),
+    }
+    if d.get("scheduler_host") is not None and name != "slurm":
+        raise InputError(
+            "executor.scheduler_host", d["scheduler_host"], "null unless executor=slurm"
+        )
+    address = d.get("address")
+    if name == "address":
+        if not isinstance(address, str) or not _ADDRESS_RE.match(address):
+            raise InputError(
+                "executor.address",
+                address,
+                "the address of a running Dask scheduler, such as tcp://10.0.0.5:8786",
+            )
+        out["address"] = address
+    elif address is not None:
+        raise InputError("executor.address", address, "null unless executor=address")
+    workers = d.get("n_workers")
+    if name in ("slurm", "slurm_runner", "address") and workers is not None:
+        derived = {
+            "slurm": "slurm.maximum_jobs × slurm.cores",
+            "slurm_runner": "the allocation's tasks less two (srun -n)",
+            "address": "read from the scheduler",
+        }[name]
+        raise InputError(
+            "executor.n_workers", workers, f"null: with executor={name} it is {derived}"
+        )
+    if name == "kubernetes" and workers is None:
+        raise InputError("executor.n_workers", workers, "the number of worker pods (>= 1)")
+    if name == "slurm":
+        out["slurm"] = _slurm(d.get("slurm"))
+    elif name == "slurm_runner":
+        out["runner"] = _runner(d.get("runner"))
+    elif name == "kubernetes":
+        out["kubernetes"] = _kubernetes(d.get("kubernetes"))
+    return out
+
+
+def _fit_timeout(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise InputError("executor.fit_timeout", value, "a number of seconds > 0, or null")
+    if not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def _memory_limit(value: Any) -> str:
+    from dask.utils import parse_bytes
+
+    if value == "auto":
+        return "auto"
+    try:
+        if parse_bytes(str(value)) <= 0:
+            raise ValueError
+    except (ValueError, TypeError):
+        raise InputError(
+            "executor.memory_limit", value, '"auto" or a size such as "2GiB" or "500MB"'
+        ) from None
+    return str(value)
 
 
 def _aggregate(raw: Any, estimators: Sequence[str]) -> AggregateSettings:
@@ -419,10 +777,20 @@ def plan_from_dict(raw: Mapping[str, Any], models: Mapping[str, ModelInfo]) -> S
     InputError
         On the first invalid setting.
     """
+    check_targets(raw)
     top = _section(
         raw,
         "config",
-        ["study", "model", "sampler", "executor", "aggregate", "results_dir", "fresh"],
+        [
+            "study",
+            "model",
+            "sampler",
+            "executor",
+            "aggregate",
+            "results_dir",
+            "fresh",
+            "retry_stopped",
+        ],
     )
     model, info = _model(top.get("model"), models)
     study = _section(top.get("study"), "study", _STUDY_KEYS)
@@ -465,6 +833,9 @@ def plan_from_dict(raw: Mapping[str, Any], models: Mapping[str, ModelInfo]) -> S
     fresh = top.get("fresh", False)
     if not isinstance(fresh, bool):
         raise InputError("fresh", fresh, "true or false")
+    retry_stopped = top.get("retry_stopped", False)
+    if not isinstance(retry_stopped, bool):
+        raise InputError("retry_stopped", retry_stopped, "true or false")
     sampler = _sampler(top.get("sampler", {}))
     _check_sampler(info, estimators, sampler)
     executor = _executor(top.get("executor", {}))
@@ -493,6 +864,7 @@ def plan_from_dict(raw: Mapping[str, Any], models: Mapping[str, ModelInfo]) -> S
         executor=executor,
         results_dir=Path(results_dir),
         fresh=fresh,
+        retry_stopped=retry_stopped,
         factor_kinds=kinds,
         aggregate=_aggregate(top.get("aggregate"), estimators),
         kind=kind,
@@ -522,6 +894,8 @@ class FitPlan:
     estimator: str
     level: float
     seed: int
+    #: The smallest data the estimator can fit: {size factor: (smallest level, why)}.
+    minimum: dict[str, tuple[float, str]] = field(default_factory=dict)
 
 
 def fit_plan_from_dict(
@@ -546,4 +920,225 @@ def fit_plan_from_dict(
         estimator=name,
         level=_unit("level", level, closed=False),
         seed=_int("seed", seed, 0),
+        minimum=dict(info.min_size(model.structure, [name])) if info.min_size else {},
     )
+
+
+# --- what a run needs beyond a valid config: a fittable design, a machine, a place to write --
+
+#: Memory a worker process takes before it holds any data (Python, JAX, compiled programs).
+WORKER_BASE_BYTES = 512 * 2**20
+#: Local worker processes per core this process may use, at most.
+WORKERS_PER_CORE = 4
+
+
+def machine_memory() -> int:
+    """Bytes of memory here: the physical memory, or a cgroup's limit where that is lower."""
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            text = Path(path).read_text().strip()
+        except OSError:
+            continue
+        if text.isdigit():
+            total = min(total, int(text))
+    return int(total)
+
+
+def available_cores() -> int:
+    """Cores this process may use (CPU affinity, e.g. under SLURM or taskset)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not on Linux
+        return os.cpu_count() or 1
+
+
+def _gib(n: float) -> str:
+    return f"{n / 2**30:,.1f} GiB"
+
+
+def _info_of(plan: StudyPlan, models: Mapping[str, ModelInfo]) -> ModelInfo:
+    from simstudy.spec import info as spec_info
+
+    if spec_info.is_spec({"structure": plan.model.structure}):
+        return spec_info.model_info(
+            plan.model.name, plan.model.structure, plan.model.params, fitting=True
+        )
+    return models[plan.model.name]
+
+
+def check_runnable(plan: StudyPlan, models: Mapping[str, ModelInfo]) -> None:
+    """Refuse a valid config that cannot run well here (:class:`InputError`, exit code 2).
+
+    Checked before any work starts: every level of a size factor is at least the model's
+    minimum for the study's estimators (``ModelInfo.min_size``), no more local workers than
+    :data:`WORKERS_PER_CORE` per core, and the memory a worker needs for the largest
+    condition (``ModelInfo.footprint``: its data sets, and the draws its chains store) times
+    the workers fits in this machine's memory (:func:`machine_memory`) and in
+    ``executor.memory_limit`` where that is a size. Depends on the machine, so a stored
+    study's manifest is not checked by it (``simstudy status`` and ``replay`` keep working).
+    """
+    info = _info_of(plan, models)
+    _check_minimum(plan, info)
+    _check_resources(plan, info)
+
+
+def _check_minimum(plan: StudyPlan, info: ModelInfo) -> None:
+    if info.min_size is None:
+        return
+    for factor, (low, why) in info.min_size(plan.model.structure, plan.estimators).items():
+        for i, level in enumerate(plan.factors.get(factor, ())):
+            if level < low:
+                raise InputError(
+                    f"study.factors.{factor}[{i}]",
+                    level,
+                    f"{factor} >= {low:g}, the minimum of model {info.name} for the estimators "
+                    f"{', '.join(plan.estimators)}: {why}",
+                )
+
+
+def worker_bytes(
+    plan: StudyPlan, info: ModelInfo, warmup: int | None = None, draws: int | None = None
+) -> tuple[float, str]:
+    """Memory one worker needs for the study's largest condition, and how it adds up.
+
+    8 bytes per value: ``executor.batch_size`` data sets, and per replication fitted at once
+    (``sampler.vectorize`` for the batched samplers) and chain twice a data set's values (the
+    sampler's state) and the values it stores for every warm-up and sampling sweep.
+    """
+    if info.footprint is None:
+        return float(WORKER_BASE_BYTES), "not estimated for this model"
+    setting: dict[str, Any] = dict(plan.model.params)
+    for name, levels in plan.factors.items():
+        numbers = [v for v in levels if isinstance(v, int | float) and not isinstance(v, bool)]
+        setting[name] = max(numbers) if numbers else levels[0]
+    if plan.model.structure:
+        setting["structure"] = plan.model.structure
+    data, per_draw = info.footprint(setting, plan.estimators)
+    s = plan.sampler
+    sampled = any(e in info.samplers for e in plan.estimators)
+    lanes = s.vectorize if sampled and s.name in BATCHED_SAMPLERS and plan.kind != "sbc" else 1
+    steps = (s.warmup if warmup is None else warmup) + (s.draws if draws is None else draws)
+    chains = s.chains if sampled else 1
+    batch = plan.executor.batch_size
+    values = batch * data + lanes * chains * (2 * data + (steps * per_draw if sampled else 0))
+    how = (
+        f"{batch} data sets of {data:,.0f} values"
+        + (
+            f", {lanes} x {chains} chains storing {steps:,} sweeps x {per_draw:,.0f} values"
+            if sampled
+            else ""
+        )
+        + ", 8 bytes each"
+    )
+    return WORKER_BASE_BYTES + 8.0 * values, how
+
+
+def _check_resources(plan: StudyPlan, info: ModelInfo) -> None:
+    ex, cores = plan.executor, available_cores()
+    if ex.name == "local" and ex.n_workers is not None and ex.n_workers > WORKERS_PER_CORE * cores:
+        raise InputError(
+            "executor.n_workers",
+            ex.n_workers,
+            f"at most {WORKERS_PER_CORE * cores}: {WORKERS_PER_CORE} per core, and this machine "
+            f"gives simstudy {cores} (each local worker is a process of its own)",
+        )
+    here = ex.name in ("local", "synchronous")  # workers on this machine
+    machine = float(machine_memory())
+    cap, where = machine, "this machine's memory"
+    limit = getattr(ex, "memory_limit", "auto")
+    if limit not in (None, "auto"):
+        from dask.utils import parse_bytes
+
+        if not here or parse_bytes(str(limit)) < cap:
+            cap, where = float(parse_bytes(str(limit))), f"executor.memory_limit ({limit})"
+    elif not here:
+        return  # workers elsewhere: their machines' memory is not known here
+    need, how = worker_bytes(plan, info)
+    if cap < machine and need <= machine:
+        # a limit below what the data and draws alone take (the process itself is not
+        # counted here: a limit that small is what fault tests set on purpose)
+        if need - WORKER_BASE_BYTES > cap:
+            raise InputError(
+                "executor.memory_limit",
+                limit,
+                f"a size of at least {_gib(need)}, or auto: a worker needs about that for the "
+                f"largest condition ({how}, and {_gib(WORKER_BASE_BYTES)} for the process)",
+            )
+        cap = machine
+    if need > cap:
+        s = plan.sampler
+        field_name, value = None, None
+        if s.warmup + s.draws > 2000 and worker_bytes(plan, info, 1000, 1000)[0] <= cap:
+            field_name, value = ("sampler.draws", s.draws)
+            if s.warmup > s.draws:
+                field_name, value = ("sampler.warmup", s.warmup)
+        else:
+            for factor in ("N", "J", "cluster_size"):
+                if factor in plan.factors:
+                    levels = list(plan.factors[factor])
+                    i = levels.index(max(levels))
+                    field_name, value = f"study.factors.{factor}[{i}]", levels[i]
+                    break
+        if field_name is None:
+            field_name, value = "sampler.vectorize", s.vectorize
+        raise InputError(
+            field_name,
+            value,
+            f"a size that fits in memory: the largest condition needs about {_gib(need)} per "
+            f"worker ({how}), more than {where}, {_gib(cap)}. Use smaller sizes, fewer "
+            "sampler.draws, or smaller sampler.vectorize and executor.batch_size",
+        )
+    workers = (ex.n_workers or cores) if ex.name == "local" else 1
+    if here and workers * need > machine:
+        most = max(1, int(machine // need))
+        shown = ex.n_workers if ex.n_workers is not None else f"{workers} (one per core)"
+        raise InputError(
+            "executor.n_workers",
+            shown,
+            f"at most {most} workers: each needs about {_gib(need)} for the largest condition "
+            f"({how}) and this machine's memory is {_gib(machine)}",
+        )
+
+
+def check_results_dir(
+    directory: Path, field_name: str = "results_dir", shown: str | None = None
+) -> None:
+    """Refuse a results directory that cannot be created or written to; leave nothing behind.
+
+    Creates the missing directories and a probe file in ``directory``, then removes what it
+    created: a path through a regular file, a read-only file system or a directory without
+    write permission is an :class:`InputError` (exit code 2) before any work starts, its
+    value ``shown`` (default: ``directory``).
+    """
+    directory = Path(directory)
+    shown = str(directory) if shown is None else shown
+    missing, existing = [], directory
+    while not existing.exists() and existing != existing.parent:
+        missing.append(existing)
+        existing = existing.parent
+    if not existing.is_dir():
+        raise InputError(
+            field_name, shown, f"a directory path ({existing} is a file, not a directory)"
+        )
+    created: list[Path] = []
+    try:
+        for d in reversed(missing):
+            d.mkdir()
+            created.append(d)
+        fd, probe = tempfile.mkstemp(prefix=".simstudy-probe-", dir=directory)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise InputError(
+            field_name,
+            shown,
+            f"a directory simstudy can create and write in ({reason}: {exc.filename or directory})",
+        ) from None
+    finally:
+        for d in reversed(created):
+            try:
+                d.rmdir()
+            except OSError:
+                pass

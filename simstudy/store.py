@@ -3,14 +3,23 @@
 Layout of a study directory::
 
     <results_dir>/<study>/
-        manifest.json                          resolved config, its hash, batch size
+        manifest.json                          resolved config, its hash, batch size, runs
         run.lock                               present while a run is writing
+        stopped.json                           conditions stopped early, and why
         replications/condition=<id>/batch-<k>.parquet
+        replications/condition=<id>/.batch-<k>.parquet.sha256  the batch file's checksum
         summary.parquet                        written by the aggregator
+
+A batch file carries the rep range it covers and the hash of the config its numbers depend on
+in its Parquet metadata, and the SHA-256 of its bytes beside it: a resumed run adopts a batch
+only when all three match, so a corrupted, truncated or foreign batch is recomputed, never
+summarised. Nothing here is ever unpickled: JSON and Parquet only.
 """
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import json
 import os
 import socket
@@ -52,6 +61,8 @@ RECORD_FIELDS: tuple[tuple[str, pa.DataType], ...] = (
 )
 MANIFEST = "manifest.json"
 LOCK = "run.lock"
+STOPPED = "stopped.json"
+CHECKSUM_SUFFIX = ".sha256"
 
 
 #: Extra columns of simulation-based-calibration studies.
@@ -79,49 +90,155 @@ def batch_path(study_dir: Path, cond_id: str, k: int) -> Path:
 
 
 def write_batch(
-    path: Path, records: Sequence[Mapping[str, Any]], schema: pa.Schema, reps: tuple[int, int]
+    path: Path,
+    records: Sequence[Mapping[str, Any]],
+    schema: pa.Schema,
+    reps: tuple[int, int],
+    config_hash: str = "",
 ) -> None:
     """Write one batch atomically: a temporary file in the same directory, then a rename.
 
-    The rep range ``[start, stop)`` goes into the file's metadata so that a resumed run can
-    tell a finished batch from one written for a different range.
+    The rep range ``[start, stop)`` and ``config_hash`` go into the file's metadata, so that a
+    resumed run can tell a finished batch from one written for a different range or config;
+    the SHA-256 of the file's bytes is written beside it first (see :func:`batch_state`).
+    Raises :class:`InputError` when the disk is full, after removing what it half wrote.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    meta = {b"simstudy.reps": json.dumps(list(reps)).encode()}
+    meta = {
+        b"simstudy.reps": json.dumps(list(reps)).encode(),
+        b"simstudy.config_hash": config_hash.encode(),
+    }
     table = pa.Table.from_pylist(list(records), schema=schema.with_metadata(meta))
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    pq.write_table(table, tmp)
-    os.replace(tmp, path)
+    sidecar = _checksum_path(path)
+    tmp_sum = sidecar.with_name(f".{sidecar.name}.{os.getpid()}.tmp")
+    try:
+        pq.write_table(table, tmp)
+        tmp_sum.write_text(_sha256(tmp) + "\n")
+        # The checksum first: a crash between the renames leaves a mismatch (recomputed),
+        # never an unverified file.
+        os.replace(tmp_sum, sidecar)
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        tmp_sum.unlink(missing_ok=True)
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES):
+            raise InputError(
+                "results_dir",
+                str(path.parent.parent.parent),
+                f"a writable directory with free space (writing {path.name}: "
+                f"{os.strerror(exc.errno)}); nothing finished is lost: free space and run "
+                "the same command again to resume",
+            ) from None
+        raise
 
 
-def batch_reps(path: Path) -> tuple[int, int] | None:
-    """The rep range a batch file covers, or None if it is missing or unreadable."""
+def _checksum_path(path: Path) -> Path:
+    # hidden, so that Parquet readers given the directory (pandas, pyarrow, DuckDB) skip it
+    return path.with_name(f".{path.name}{CHECKSUM_SUFFIX}")
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class BatchState:
+    """What a batch file on disk is: its rep range and config hash, or why it is unusable."""
+
+    reps: tuple[int, int] | None
+    config_hash: str | None
+    problem: str = ""
+
+
+def batch_state(path: Path) -> BatchState:
+    """Read and verify a batch file: checksum, rep range, config hash.
+
+    ``problem`` is empty for a sound file, else says what is wrong ('missing', a checksum
+    mismatch, unreadable metadata); such a file must be recomputed, not read.
+    """
+    path = Path(path)
+    if not path.exists():
+        return BatchState(None, None, "missing")
+    try:
+        expected = _checksum_path(path).read_text().strip()
+    except OSError:
+        return BatchState(None, None, "no checksum beside it (written by an older simstudy?)")
+    try:
+        actual = _sha256(path)
+    except OSError as exc:
+        return BatchState(None, None, f"unreadable ({exc.strerror})")
+    if actual != expected:
+        return BatchState(None, None, "its bytes do not match its checksum (corrupted)")
     try:
         meta = pq.read_schema(path).metadata or {}
         start, stop = json.loads(meta[b"simstudy.reps"])
-    except (OSError, KeyError, ValueError, pa.ArrowInvalid):
-        return None
-    return int(start), int(stop)
+        digest = meta.get(b"simstudy.config_hash", b"").decode()
+    except (OSError, KeyError, ValueError, pa.ArrowInvalid) as exc:
+        return BatchState(None, None, f"unreadable metadata ({type(exc).__name__})")
+    return BatchState((int(start), int(stop)), digest)
+
+
+def batch_reps(path: Path) -> tuple[int, int] | None:
+    """The rep range a sound batch file covers, or None if it is missing or unusable."""
+    return batch_state(path).reps
+
+
+def check_batch_file(path: Path) -> None:
+    """Raise :class:`InputError` naming ``path`` when a batch file in a study is unusable.
+
+    Files of other programs (no checksum beside them) are only checked for being Parquet.
+    """
+    path = Path(path)
+    if _checksum_path(path).exists():
+        state = batch_state(path)
+        if not state.problem:
+            return
+        problem = state.problem
+    else:
+        try:
+            pq.read_metadata(path)
+            return
+        except (OSError, pa.ArrowInvalid) as exc:
+            problem = f"not a readable Parquet file ({exc})"
+    raise InputError(
+        "INPUT",
+        str(path),
+        f"sound batch files; this one is unusable: {problem}. `simstudy run` with the "
+        "study's config recomputes it (or delete it)",
+    )
+
+
+def batch_files(path: Path) -> list[Path]:
+    """The batch files under a study directory (or its ``replications/`` folder)."""
+    root = Path(path)
+    if (root / "replications").is_dir():
+        root = root / "replications"
+    return sorted(root.glob("condition=*/batch-*.parquet"))
 
 
 def read_replications(path: Path, columns: Sequence[str] | None = None) -> pd.DataFrame:
     """All replication records under a study directory (or its ``replications/`` folder).
 
-    ``columns``: read only these (all by default).
+    ``columns``: read only these (all by default). Every file is verified first
+    (:func:`check_batch_file`): a corrupted one raises :class:`InputError` naming it.
     """
-    root = Path(path)
-    if (root / "replications").is_dir():
-        root = root / "replications"
-    files = sorted(root.glob("condition=*/batch-*.parquet"))
+    files = batch_files(path)
     if not files:
         return pd.DataFrame()
+    for f in files:
+        check_batch_file(f)
     dataset = pads.dataset([str(f) for f in files], format="parquet")
     return dataset.to_table(columns=list(columns) if columns else None).to_pandas()
 
 
 def count_records(path: Path) -> tuple[int, int]:
     """(records, failed records) under a study directory, reading only the status column."""
-    files = sorted(Path(path).glob("replications/condition=*/batch-*.parquet"))
+    files = batch_files(path)
     if not files:
         return 0, 0
     status = pads.dataset([str(f) for f in files], format="parquet").to_table(columns=["status"])
@@ -142,6 +259,8 @@ class Manifest:
     numbers: dict[str, Any]
     config: dict[str, Any]
     software: dict[str, Any] = field(default_factory=dict)
+    #: One entry per run that wrote to the directory (start, end, what it did), oldest first.
+    runs: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> str:
         """Serialise, pretty-printed."""
@@ -178,19 +297,32 @@ def software_versions() -> dict[str, str]:
 
 
 def read_manifest(study_dir: Path) -> Manifest | None:
-    """The manifest of a study directory, or None if there is none."""
+    """The manifest of a study directory, or None if there is none.
+
+    Raises :class:`InputError` naming the file when it is not a manifest simstudy wrote.
+    """
     path = Path(study_dir) / MANIFEST
     if not path.exists():
         return None
-    raw = json.loads(path.read_text())
-    return Manifest(
-        raw["study"],
-        raw["config_hash"],
-        int(raw["batch_size"]),
-        raw["numbers"],
-        raw["config"],
-        raw.get("software", {}),
-    )
+    try:
+        raw = json.loads(path.read_text())
+        return Manifest(
+            str(raw["study"]),
+            str(raw["config_hash"]),
+            int(raw["batch_size"]),
+            dict(raw["numbers"]),
+            dict(raw["config"]),
+            dict(raw.get("software", {})),
+            list(raw.get("runs", [])),
+        )
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise InputError(
+            "manifest",
+            str(path),
+            f"a manifest.json written by simstudy ({type(exc).__name__}: {exc}); restore it, "
+            "or move it away and rerun with the study's config (finished batches whose config "
+            "hash matches are kept)",
+        ) from None
 
 
 def write_manifest(study_dir: Path, manifest: Manifest) -> None:
@@ -202,23 +334,62 @@ def write_manifest(study_dir: Path, manifest: Manifest) -> None:
     os.replace(tmp, study_dir / MANIFEST)
 
 
+# --- stopped conditions ---------------------------------------------------------------------
+
+
+def read_stopped(study_dir: Path) -> dict[str, dict[str, Any]]:
+    """Conditions an earlier run stopped early: ``{condition_id: {"reason", "reps", ...}}``."""
+    path = Path(study_dir) / STOPPED
+    if not path.exists():
+        return {}
+    try:
+        raw = json.loads(path.read_text())
+        return {str(k): dict(v) for k, v in raw.items()}
+    except (OSError, ValueError, AttributeError, TypeError) as exc:
+        raise InputError(
+            "stopped.json", str(path), f"a JSON object written by simstudy ({exc})"
+        ) from None
+
+
+def write_stopped(study_dir: Path, stopped: Mapping[str, Mapping[str, Any]]) -> None:
+    """Write (or, when empty, remove) the record of stopped conditions, atomically."""
+    path = Path(study_dir) / STOPPED
+    if not stopped:
+        path.unlink(missing_ok=True)
+        return
+    tmp = path.with_name(f".{STOPPED}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(stopped, indent=2, sort_keys=True))
+    os.replace(tmp, path)
+
+
 # --- lock -----------------------------------------------------------------------------------
 
 
 class RunLock:
     """An exclusive lock on a study directory, so that two runs never write the same batches.
 
-    A lock left by a process that no longer exists on this host (a killed run) is taken over.
+    The lock file is created with its owner already in it (written aside, then hard-linked
+    into place, which fails if it exists), so no run ever sees an empty lock. A lock left by a
+    process that no longer exists on this host (a killed run) is taken over, and ``taken_over``
+    says whose it was.
     """
 
     def __init__(self, study_dir: Path) -> None:
         self.path = Path(study_dir) / LOCK
         self._held = False
+        self.taken_over: str | None = None
 
-    def _stale(self) -> bool:
+    def _owner(self) -> dict[str, Any] | None:
         try:
             owner = json.loads(self.path.read_text())
+        except FileNotFoundError:
+            return {}
         except (OSError, ValueError):
+            return None
+        return owner if isinstance(owner, dict) else None
+
+    def _stale(self, owner: dict[str, Any] | None) -> bool:
+        if owner is None:  # unreadable: not written by this class, which never leaves it so
             return True
         if owner.get("host") != socket.gethostname():
             return False
@@ -226,7 +397,7 @@ class RunLock:
             os.kill(int(owner["pid"]), 0)
         except ProcessLookupError:
             return True
-        except PermissionError:
+        except (PermissionError, KeyError, ValueError, TypeError):
             return False
         return False
 
@@ -234,24 +405,36 @@ class RunLock:
         """Take the lock or raise :class:`InputError` naming the run that holds it."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         payload = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "t": time.time()})
-        for _ in range(2):
-            try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-            except FileExistsError:
-                if self._stale():
-                    self.path.unlink(missing_ok=True)
-                    continue
-                raise InputError(
-                    "results_dir",
-                    str(self.path.parent),
-                    f"a study directory no other run is using ({self.path} is held by "
-                    f"{self.path.read_text().strip()}; remove it if that run is gone)",
-                ) from None
-            with os.fdopen(fd, "w") as fh:
-                fh.write(payload)
-            self._held = True
-            return
+        tmp = self.path.with_name(f".{LOCK}.{os.getpid()}.tmp")
+        tmp.write_text(payload)
+        try:
+            for _ in range(3):
+                try:
+                    os.link(tmp, self.path)
+                except FileExistsError:
+                    owner = self._owner()
+                    if owner == {}:  # released meanwhile
+                        continue
+                    if self._stale(owner):
+                        self.taken_over = json.dumps(owner) if owner else "an unreadable lock"
+                        self.path.unlink(missing_ok=True)
+                        continue
+                    raise InputError(
+                        "results_dir",
+                        str(self.path.parent),
+                        f"a study directory no other run is using ({self.path} is held by "
+                        f"{json.dumps(owner)}; remove it if that run is gone)",
+                    ) from None
+                self._held = True
+                return
+        finally:
+            tmp.unlink(missing_ok=True)
         raise InputError("results_dir", str(self.path.parent), "a lockable directory")
+
+    @property
+    def held(self) -> bool:
+        """Whether this object holds the lock."""
+        return self._held
 
     def release(self) -> None:
         """Give the lock back."""

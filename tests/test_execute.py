@@ -131,18 +131,20 @@ def test_condition_past_failure_limit_stops_early(run_cli, tmp_path):
         "executor.batch_size=2",
         "study.estimators=[ols_cc]",
         "study.reps=20",
-        "study.factors.N=[2,40]",
+        # N = 5 (ols_cc's minimum) with half of x missing: most fits have < 4 complete cases
+        "study.factors.N=[5,40]",
+        "study.factors.missing_rate=[0.5]",
         "study.factors.mechanism=[MCAR]",
         "study.min_reps_for_stop=4",
         "study.max_failure_rate=0.5",
     ]
     rc, out = run_cli(*args)
     assert rc == 1
-    bad = condition_id({"N": 2, "missing_rate": 0.2, "mechanism": "MCAR"})
+    bad = condition_id({"N": 5, "missing_rate": 0.5, "mechanism": "MCAR"})
     assert f"condition {bad} stopped early" in out and "max_failure_rate=0.5" in out
     df = records_of(tmp_path / "results" / "tiny")
     assert df[df["N"] == 40]["rep"].nunique() == 20  # the healthy condition finished
-    assert df[df["N"] == 2]["rep"].nunique() == 4  # stopped after min_reps_for_stop
+    assert df[df["N"] == 5]["rep"].nunique() == 4  # stopped after min_reps_for_stop
 
 
 def test_killed_run_resumes_without_recomputing(tmp_path):
@@ -280,7 +282,7 @@ def test_warm_tasks_run_once_per_condition_before_its_batches(tmp_path):
 
     log = []
     conditions = [{"N": 1}, {"N": 2}]
-    tasks, _ = plan_tasks(tmp_path, conditions, reps=4, batch_size=2)
+    tasks = plan_tasks(tmp_path, conditions, reps=4, batch_size=2, config_hash="h").todo
 
     def run(condition, reps):
         log.append(("batch", condition["N"], tuple(reps)))

@@ -52,7 +52,7 @@ def test_batch_round_trip_with_rep_range(tmp_path):
     )
     assert path.name == "batch-00003.parquet"
     assert batch_reps(path) == (6, 8)
-    assert not [p for p in path.parent.iterdir() if p.name.startswith(".")]  # no temp left
+    assert not [p for p in path.parent.iterdir() if p.name.endswith(".tmp")]  # no temp left
     df = read_replications(tmp_path)
     assert list(df.columns) == schema.names
     assert df["rep"].tolist() == [6, 7]

@@ -18,6 +18,7 @@ from simstudy.aggregate.policy import ConvergencePolicy
 from simstudy.aggregate.prepare import RECORD_COLUMNS, factor_columns, prepare_records
 from simstudy.aggregate.sbc import sbc_measures
 from simstudy.aggregate.stream import conditions
+from simstudy.errors import InputError
 
 __all__ = [
     "RECORD_COLUMNS",
@@ -67,7 +68,7 @@ def summarise(
     # Undefined measures (no or one usable replication, zero variance) are NaN, not warnings.
     with np.errstate(all="ignore"):
         out, keys = performance(df, policy)
-        mcmc_measures(df, keys, out, policy.rhat_max)
+        mcmc_measures(df, keys, out, policy.rhat_max, policy.ess_min)
         used, _ = usable(df, policy)
         comparisons(df, used, keys, out, reference)
         if "sbc_rank" in df.columns:
@@ -83,15 +84,25 @@ def summarise_path(
     policy: ConvergencePolicy | None = None,
     truth: float | None = None,
     level: float = 0.95,
+    design: tuple[set[str], int] | None = None,
 ) -> pd.DataFrame:
     """:func:`summarise` over a results directory, Parquet or CSV file, a condition at a time.
 
-    Memory is bounded by the largest condition, not by the number of records.
+    Memory is bounded by the largest condition, not by the number of records. ``design``,
+    ``(condition ids, reps)``: summarise only those conditions and replications ``< reps``
+    (a study's current design, whatever else an earlier, larger design left on disk).
     """
     frames = []
     with conditions(Path(path), truth) as parts:
         for part in parts:
+            if design is not None:
+                ids, reps = design
+                part = part[part["condition_id"].isin(ids) & (part["rep"] < reps)]
+                if part.empty:
+                    continue
             # One reference for every condition: the first estimator of the first condition.
             reference = reference or str(part["estimator"].iloc[0])
             frames.append(summarise(part, reference, policy, truth, level))
+    if not frames:
+        raise InputError("INPUT", str(path), "records of at least one condition of the design")
     return pd.concat(frames, ignore_index=True)

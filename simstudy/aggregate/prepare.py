@@ -63,6 +63,51 @@ def check_columns(columns: Sequence[str], truth: float | None = None) -> None:
         )
 
 
+#: Record columns that hold numbers (NaN where absent or failed).
+NUMERIC_COLUMNS = ("truth", "estimate", *_OPTIONAL_FLOATS, "n_divergent", "sbc_rank", "sbc_draws")
+
+
+def check_numbers(frame: pd.DataFrame) -> None:
+    """Make the numeric record columns numbers, in place; text in them is an InputError.
+
+    Empty cells and NaN are missing values; an infinite ``truth`` is refused too (an
+    infinite estimate is a failed fit, see :func:`prepare_records`).
+    """
+    for col in NUMERIC_COLUMNS:
+        if col not in frame.columns:
+            continue
+        values = frame[col]
+        if pd.api.types.is_bool_dtype(values.dtype) or not pd.api.types.is_numeric_dtype(
+            values.dtype
+        ):
+            converted = pd.to_numeric(values.astype(object), errors="coerce")
+            flags = values.map(lambda v: isinstance(v, bool | np.bool_))
+            bad = (values.notna() & converted.isna()) | flags
+            if bad.any():
+                first = values[bad].iloc[0]
+                raise InputError(
+                    f"INPUT column {col}",
+                    first,
+                    f"numbers in every row (empty or NaN where missing); {int(bad.sum())} "
+                    f"of {len(values)} rows of condition {_condition(frame, bad)} are not",
+                )
+            frame[col] = converted.astype(float)
+        if col == "truth" and np.isinf(frame[col].astype(float)).any():
+            raise InputError(
+                "INPUT column truth",
+                float(frame[col][np.isinf(frame[col].astype(float))].iloc[0]),
+                "finite true values (NaN where unknown)",
+            )
+
+
+def _condition(frame: pd.DataFrame, bad: pd.Series) -> str:
+    if "condition_id" in frame.columns:
+        return str(frame.loc[bad, "condition_id"].iloc[0])
+    factors = factor_columns(frame)
+    row = frame.loc[bad].iloc[0]
+    return ", ".join(f"{f}={row[f]}" for f in factors) or "(no factors)"
+
+
 def condition_ids(frame: pd.DataFrame, factors: Sequence[str]) -> pd.Series:
     """Condition ids for records that lack them, from their design-factor values."""
     from simstudy.design import condition_id
@@ -102,11 +147,19 @@ def prepare_records(
     """
     check_columns(list(records.columns), truth)
     df = records.copy()
+    check_numbers(df)
     if "truth" not in df.columns:
         df["truth"] = float(truth)
     if "status" not in df.columns:
         df["status"] = np.where(df["estimate"].notna(), "ok", "failed")
     df["status"] = df["status"].fillna("failed").astype(str)
+    # An estimate that is not a number is no successful fit, whatever its status says (e.g.
+    # another program's CSV): counted as failed, never as a replication.
+    bad = (df["status"] == "ok") & ~np.isfinite(df["estimate"].astype(float))
+    if bad.any():
+        df.loc[bad, "status"] = "failed"
+        if "error" in df.columns:
+            df.loc[bad, "error"] = "non-finite estimate with status ok"
     for col in _OPTIONAL_FLOATS:
         if col not in df.columns:
             df[col] = math.nan

@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 
 from simstudy.aggregate.prepare import check_columns, condition_ids, factor_columns
 from simstudy.errors import InputError
+from simstudy.store import check_batch_file
 
 BATCH_ROWS = 65_536
 SPLIT_OPEN_FILES = 64
@@ -93,6 +94,12 @@ def split_by_condition(path: Path, truth: float | None = None) -> Iterator[Path]
                 table = table.cast(writers.schema)
                 for cond_id, rows in frame.groupby("condition_id", sort=False).indices.items():
                     writers.write(str(cond_id), table.take(rows))
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+            # a later block of a CSV whose column changes type (numbers, then text)
+            text = " ".join(str(exc).split())[:300]
+            raise InputError(
+                "INPUT", str(path), f"a table whose columns each hold one type ({text})"
+            ) from None
         finally:
             if writers is not None:
                 writers.close()
@@ -109,9 +116,11 @@ def condition_parts(root: Path) -> list[Path]:
 
 
 def read_condition(part: Path) -> pd.DataFrame:
-    """All records of one condition directory."""
-    files = sorted(str(f) for f in part.glob("*.parquet"))
-    table = pads.dataset(files, format="parquet").to_table()
+    """All records of one condition directory (each batch file verified first)."""
+    files = sorted(part.glob("*.parquet"))
+    for f in files:
+        check_batch_file(f)
+    table = pads.dataset([str(f) for f in files], format="parquet").to_table()
     frame = table.to_pandas()
     if "condition_id" not in frame.columns:
         frame["condition_id"] = part.name.split("=", 1)[1]

@@ -74,6 +74,7 @@ GROUPS: dict[str, tuple[str, tuple[Column, ...]]] = {
             Column("ess_tail", "ESS tail", 1, 0),
             Column("ess_per_second", "ESS/s", 1, 1),
             Column("rhat_fail_rate", "R̂>1.01", 1, 3),
+            Column("unconverged_rate", "Not conv.", 1, 3),
             Column("divergent_rate", "Div.", 1, 3),
             Column("seconds", "Seconds", 1, 3),
         ),
@@ -326,13 +327,22 @@ SHOWN = {
 }
 
 
+#: The compact table's column of fits that did not converge (``unconverged_rate``).
+UNCONVERGED = "not conv."
+
+
 def summary_table(summary: pd.DataFrame, factors: Sequence[str], title: str = "") -> Table:
-    """One row per condition × parameter × estimator with the main measures and MCSEs."""
+    """One row per condition × parameter × estimator with the main measures and MCSEs.
+
+    Column ``not conv.``: of the condition's MCMC fits of the estimator, how many had some
+    R-hat above or bulk ESS below the thresholds (``unconverged_rate`` × its ``n_reps``),
+    ``k/n`` with a ``!`` where k > 0; :func:`convergence_notes` says it in words.
+    """
     keys = [*factors, "parameter", "estimator"]
-    part = summary[summary["measure"].isin(SHOWN)]
+    part = summary[summary["measure"].isin([*SHOWN, "unconverged_rate"])]
     wide = (
         part.drop_duplicates([*keys, "measure"])
-        .set_index([*keys, "measure"])[["value", "mcse"]]
+        .set_index([*keys, "measure"])[["value", "mcse", "n_reps"]]
         .unstack("measure")
         .sort_index()
     )
@@ -343,6 +353,11 @@ def summary_table(summary: pd.DataFrame, factors: Sequence[str], title: str = ""
     measures = [m for m in SHOWN if ("value", m) in wide.columns]
     for m in measures:
         table.add_column(SHOWN[m], justify="right", no_wrap=True)
+    flag = ("value", "unconverged_rate") in wide.columns and bool(
+        wide[("n_reps", "unconverged_rate")].fillna(0).gt(0).any()
+    )
+    if flag:
+        table.add_column(UNCONVERGED, justify="right", no_wrap=True)
     previous = None
     for index, row in wide.iterrows():
         group = index[: len(factors) + 1]
@@ -353,10 +368,75 @@ def summary_table(summary: pd.DataFrame, factors: Sequence[str], title: str = ""
         for m in measures:
             col = Column(m, SHOWN[m], 1, 0 if m == "ess_bulk" else 3, m in ("bias", "coverage"))
             cells.append(_cell(row[("value", m)], row[("mcse", m)], col))
+        if flag:
+            cells.append(_unconverged_cell(row))
         table.add_row(*cells)
     return table
 
 
+def _unconverged_cell(row: pd.Series) -> str:
+    n = row[("n_reps", "unconverged_rate")]
+    rate = row[("value", "unconverged_rate")]
+    if pd.isna(n) or n == 0 or pd.isna(rate):
+        return "–"
+    k = round(rate * n)
+    return f"{k}/{int(n)}" + (" !" if k else "")
+
+
+def convergence_notes(summary: pd.DataFrame, factors: Sequence[str], limit: int = 12) -> list[str]:
+    """Lines naming each condition × estimator whose MCMC fits did not all converge.
+
+    From ``unconverged_rate`` (k of n fits with some R-hat > ``rhat_max`` or bulk ESS <
+    ``ess_min``, as its note says), with the largest R-hat and smallest bulk ESS over the
+    estimands, and whether the convergence policy left those fits out of the measures. No
+    lines when every fit converged (or none is MCMC).
+    """
+    rows = summary[summary["measure"] == "unconverged_rate"]
+    rows = rows[(rows["n_reps"] > 0) & (rows["value"] > 0)]
+    if rows.empty:
+        return []
+    group = [*factors, "condition_id", "estimator"]
+    group = [g for g in group if g in summary.columns]
+    first = rows.drop_duplicates(group)
+    worst = summary[summary["measure"].isin(["rhat_max", "ess_bulk_min"])]
+    worst = worst.groupby([*group, "measure"], dropna=False)["value"].agg(["max", "min"])
+    excluded = summary[summary["measure"] == "bias"].groupby(group, dropna=False)["n_excluded"]
+    excluded = excluded.max()
+    lines, included = [], False
+    for _, r in first.iterrows():
+        key = tuple(r[g] for g in group)
+        n, k = int(r["n_reps"]), round(r["value"] * r["n_reps"])
+        where = ", ".join(f"{f}={r[f]}" for f in factors) or r["condition_id"]
+        detail = []
+        if (*key, "rhat_max") in worst.index:
+            detail.append(f"max R-hat {worst.loc[(*key, 'rhat_max'), 'max']:.3g}")
+        if (*key, "ess_bulk_min") in worst.index:
+            detail.append(f"min bulk ESS {worst.loc[(*key, 'ess_bulk_min'), 'min']:.0f}")
+        left_out = int(excluded.get(key, 0)) if len(excluded) else 0
+        fate = "left out by the convergence policy" if left_out else "included in the measures"
+        included = included or not left_out
+        lines.append(
+            f"  {r['estimator']} at {where}: {k} of {n} fits ({', '.join(detail)}), {fate}"
+        )
+    head = f"! fits that did not converge ({first['note'].iloc[0]} on some estimand)"
+    if included:
+        head += "; measures that include them are not to be trusted:"
+        advice = (
+            "  (raise sampler.warmup and sampler.draws, or summarise only converged fits: "
+            "simstudy aggregate DIR --policy converged)"
+        )
+    else:
+        head += ", left out of the measures by the convergence policy:"
+        advice = "  (raise sampler.warmup and sampler.draws to keep more of them)"
+    tail = []
+    if len(lines) > limit:
+        tail = [f"  ... and {len(lines) - limit} more condition × estimator pairs"]
+    return [head, *lines[:limit], *tail, advice]
+
+
 def print_summary(summary: pd.DataFrame, factors: Sequence[str], title: str = "") -> None:
-    """Print :func:`summary_table` to standard output."""
-    _console().print(summary_table(summary, factors, title))
+    """Print :func:`summary_table` to standard output, then :func:`convergence_notes`."""
+    console = _console()
+    console.print(summary_table(summary, factors, title))
+    for line in convergence_notes(summary, factors):
+        console.print(line, markup=False, highlight=False)

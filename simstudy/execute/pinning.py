@@ -44,6 +44,27 @@ class PinCores(WorkerPlugin):
         pin_process(self.cores[index % len(self.cores)])
 
 
+class PinWithinJob(WorkerPlugin):
+    """Worker ``<job>-i`` of a cluster job runs on the ``i``-th core its job was given.
+
+    For ``executor=slurm`` with ``pin_cores``: the cores are the worker's CPU affinity when
+    the plugin is set up, which is its job's cores where SLURM binds jobs to cores
+    (``TaskPlugin=task/affinity`` or ``task/cgroup``). A worker that sees fewer cores than its
+    index, or a name without an index, is left as it is.
+    """
+
+    name = "simstudy-pin-within-job"
+
+    def setup(self, worker: Any) -> None:
+        """Pin this worker's process to its core of the job (called in the worker)."""
+        _, _, index = str(worker.name).rpartition("-")
+        if not hasattr(os, "sched_getaffinity") or not index.isdigit():
+            return
+        cores = sorted(os.sched_getaffinity(0))
+        if int(index) < len(cores) and len(cores) > 1:
+            pin_process(cores[int(index)])
+
+
 class KeepFreedMemory(WorkerPlugin):
     """Applies :func:`~simstudy.execute.malloc.keep_freed_memory` in each worker process.
 
@@ -58,3 +79,22 @@ class KeepFreedMemory(WorkerPlugin):
         from simstudy.execute.malloc import keep_freed_memory
 
         keep_freed_memory()
+
+
+class IgnoreInterrupts(WorkerPlugin):
+    """Workers ignore SIGINT, which Ctrl-C sends to the whole process group.
+
+    The driver, not each worker, decides what happens: it shuts them down and says how to
+    resume, instead of every worker printing its own traceback.
+    """
+
+    name = "simstudy-ignore-interrupts"
+
+    def setup(self, worker: Any) -> None:
+        """Called in the worker's main thread when the plugin is registered (and on restart)."""
+        import signal
+
+        try:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+        except ValueError:  # pragma: no cover - not the main thread: nothing to do
+            pass

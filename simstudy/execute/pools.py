@@ -14,7 +14,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, Protocol
 
-from simstudy.config import ExecutorSettings
+from simstudy import XLA_EIGEN_FLAG
+from simstudy.config import CLUSTER_EXECUTORS, ExecutorSettings
 
 
 class Handle(Protocol):
@@ -36,6 +37,12 @@ class Pool(Protocol):
 
     def completed(self) -> Any:
         """An object with ``add(handle)`` that iterates over handles as they finish."""
+
+    def cancel(self, handle: Handle) -> bool:
+        """Cancel a submitted task; whether it was cancelled (it will not be yielded)."""
+
+    def recycle(self, worker: str) -> None:
+        """Restart a worker whose task hung (a compiled program cannot be interrupted)."""
 
 
 class _Done:
@@ -82,15 +89,29 @@ class SynchronousPool:
         """Finished tasks in submission order."""
         return _Queue()
 
+    def cancel(self, handle: _Done) -> bool:
+        """Nothing to cancel: a task has finished when it is submitted."""
+        return False
+
+    def recycle(self, worker: str) -> None:
+        """A hung fit's thread cannot be stopped in this process; say so, once."""
+        if not getattr(self, "_warned", False):
+            self._warned = True
+            print(
+                "[simstudy] a fit ran past executor.fit_timeout; its thread keeps running in "
+                "this process (the synchronous executor cannot stop it)",
+                flush=True,
+            )
+
 
 class DaskPool:
     """Tasks on a ``distributed`` cluster, each retried on worker loss."""
 
-    def __init__(self, client: Any, n_workers: int, retries: int) -> None:
+    def __init__(self, client: Any, n_workers: int, retries: int, dashboard: bool = True) -> None:
         self.client = client
         self.n_workers = n_workers
         self.retries = retries
-        self.dashboard_link = client.dashboard_link
+        self.dashboard_link = client.dashboard_link if dashboard else None
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Submit ``fn(*args)`` as one task (never cached: ``pure=False``)."""
@@ -102,6 +123,26 @@ class DaskPool:
 
         return as_completed()
 
+    def cancel(self, handle: Any) -> bool:
+        """Cancel a task that has not finished (a running one's result is dropped)."""
+        if handle.done():
+            return False
+        handle.cancel()
+        return True
+
+    def recycle(self, worker: str) -> None:
+        """Restart ``worker`` through its nanny, which kills the process and its hung thread."""
+        try:
+            self.client.restart_workers([worker], timeout=120)
+        except Exception as exc:  # a worker that is gone already needs no restart
+            print(f"[simstudy] could not restart worker {worker}: {exc}", flush=True)
+
+    def memory_limit(self) -> int | None:
+        """Each worker's memory limit in bytes (the smallest), or None if unlimited."""
+        workers = self.client.scheduler_info().get("workers", {})
+        limits = [w.get("memory_limit") or 0 for w in workers.values()]
+        return min(limits) if limits and min(limits) > 0 else None
+
 
 def available_cores() -> int:
     """Cores this process may use (respects CPU affinity, e.g. under SLURM or taskset)."""
@@ -111,13 +152,31 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
-#: Environment of worker processes: one thread each, so that workers do not oversubscribe cores.
+#: Environment of worker processes: one thread each, so that workers do not oversubscribe
+#: cores. The XLA flag is the one every process that imports simstudy sets (simstudy/__init__).
 WORKER_ENV = {
     "OMP_NUM_THREADS": "1",
     "MKL_NUM_THREADS": "1",
     "OPENBLAS_NUM_THREADS": "1",
-    "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false",
+    "XLA_FLAGS": XLA_EIGEN_FLAG,
 }
+
+
+def worker_env(base: dict[str, str] | None = None) -> dict[str, str]:
+    """:data:`WORKER_ENV` merged into ``base`` (default ``os.environ``): XLA flags appended.
+
+    ``JAX_PLATFORMS`` and ``SIMSTUDY_JAX_CACHE`` are passed on, so that workers use the same
+    back end and compilation cache as the driver.
+    """
+    base = dict(os.environ if base is None else base)
+    env = {k: base[k] for k in ("JAX_PLATFORMS", "SIMSTUDY_JAX_CACHE") if k in base}
+    env.update({k: v for k, v in WORKER_ENV.items() if k != "XLA_FLAGS"})
+    flags = base.get("XLA_FLAGS", "").split()
+    ours = WORKER_ENV["XLA_FLAGS"]
+    if ours not in flags:
+        flags.append(ours)
+    env["XLA_FLAGS"] = " ".join(flags)
+    return env
 
 
 @contextmanager
@@ -129,15 +188,24 @@ def open_pool(settings: ExecutorSettings) -> Iterator[SynchronousPool | DaskPool
     settings
         ``local``: a ``distributed.LocalCluster`` with one single-threaded worker process per
         core (or ``n_workers``), each pinned to its core (``pin_cores``, see
-        :class:`~simstudy.execute.pinning.PinCores`); ``synchronous``: this process. Either
-        way the processes that fit keep freed memory for reuse
-        (:mod:`simstudy.execute.malloc`).
+        :class:`~simstudy.execute.pinning.PinCores`); ``synchronous``: this process;
+        ``slurm``, ``slurm_runner``, ``address``, ``kubernetes``: a Dask cluster elsewhere
+        (:func:`simstudy.execute.clusters.open_cluster`). Every way the processes that fit
+        keep freed memory for reuse (:mod:`simstudy.execute.malloc`).
     """
     if settings.name == "synchronous":
         from simstudy.execute.malloc import keep_freed_memory
 
         keep_freed_memory()
         yield SynchronousPool()
+        return
+    if settings.name in CLUSTER_EXECUTORS:  # workers elsewhere: simstudy.execute.clusters
+        from simstudy.execute.clusters import open_cluster
+        from simstudy.execute.pinning import KeepFreedMemory
+
+        with open_cluster(settings) as (client, n_workers):
+            client.register_plugin(KeepFreedMemory())
+            yield DaskPool(client, n_workers, settings.retries, settings.dashboard)
         return
     from distributed import Client, LocalCluster
 
@@ -146,21 +214,27 @@ def open_pool(settings: ExecutorSettings) -> Iterator[SynchronousPool | DaskPool
         n_workers=n_workers,
         threads_per_worker=1,
         processes=True,
-        dashboard_address=":8787" if settings.dashboard else None,
+        # Off means off: no dashboard routes, and the scheduler's health endpoint on a free
+        # port instead of 8787.
+        dashboard_address=":8787" if settings.dashboard else ":0",
+        scheduler_kwargs={"dashboard": settings.dashboard},
+        worker_dashboard_address=None,
+        memory_limit=settings.memory_limit,
         silence_logs=logging.ERROR,
-        env={**WORKER_ENV, **{k: os.environ[k] for k in ("JAX_PLATFORMS",) if k in os.environ}},
+        env=worker_env(),
     )
     client = Client(cluster)
-    from simstudy.execute.pinning import KeepFreedMemory
+    from simstudy.execute.pinning import IgnoreInterrupts, KeepFreedMemory
 
     client.register_plugin(KeepFreedMemory())
+    client.register_plugin(IgnoreInterrupts())
     cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
     if settings.pin_cores and len(cores) > 1:
         from simstudy.execute.pinning import PinCores
 
         client.register_plugin(PinCores(cores))
     try:
-        yield DaskPool(client, n_workers, settings.retries)
+        yield DaskPool(client, n_workers, settings.retries, settings.dashboard)
     finally:
         client.close()
         cluster.close()

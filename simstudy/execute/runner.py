@@ -2,12 +2,19 @@
 
 The runner knows batches, files and counts, nothing of models: it is handed ``run_fn(condition,
 reps) -> records`` and ``fail_fn(condition, reps, error) -> records`` by the command line.
+
+Two kinds of trouble are kept apart. A fit that fails, or runs past ``fit_timeout``, is data:
+its rows are written with ``status='failed'`` and the reason. A task lost to the machine (its
+worker killed, out of memory, preempted, its connection gone) is not: it is resubmitted, and
+when it keeps dying its batch is left unwritten, so that the next run computes it.
 """
 
 from __future__ import annotations
 
+import threading
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import CancelledError
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,7 +24,7 @@ import pyarrow as pa
 from simstudy.design import batches, condition_id
 from simstudy.execute.pools import Pool
 from simstudy.execute.progress import RunProgress
-from simstudy.store import batch_path, batch_reps, write_batch
+from simstudy.store import batch_path, batch_state, write_batch
 
 Records = list[dict[str, Any]]
 
@@ -58,25 +65,62 @@ class RunReport:
     batches_not_run: int = 0
     fits: int = 0
     failed_fits: int = 0
+    timed_out: int = 0
     stopped: dict[str, str] = field(default_factory=dict)
+    #: Batches lost to the machine after every resubmission, ``(cond_id, k) -> why``; unwritten.
+    lost: dict[tuple[str, int], str] = field(default_factory=dict)
+    reps_run: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class TaskPlan:
+    """The batches still to run, those finished on disk, and files that must be recomputed."""
+
+    todo: list[BatchTask]
+    done: int
+    #: ``path -> why``: files present but unusable (corrupted, truncated, another config).
+    unusable: dict[Path, str] = field(default_factory=dict)
+    #: Conditions left out because an earlier run stopped them.
+    skipped_conditions: list[str] = field(default_factory=list)
 
 
 def plan_tasks(
-    study_dir: Path, conditions: Sequence[Mapping[str, Any]], reps: int, batch_size: int
-) -> tuple[list[BatchTask], int]:
+    study_dir: Path,
+    conditions: Sequence[Mapping[str, Any]],
+    reps: int,
+    batch_size: int,
+    config_hash: str,
+    skip: Sequence[str] = (),
+) -> TaskPlan:
     """The batches still to run, and how many are already finished on disk.
 
-    A batch is finished when its file exists and covers exactly its rep range.
+    A batch is finished when its file is sound (its checksum matches), covers exactly its rep
+    range and was written under ``config_hash``; any other file is listed in ``unusable`` and
+    planned again. Conditions in ``skip`` (stopped earlier) are not planned.
     """
-    todo, done = [], 0
+    plan = TaskPlan([], 0)
     for condition in conditions:
         cid = condition_id(condition)
+        if cid in skip:
+            plan.skipped_conditions.append(cid)
+            continue
         for k, start, stop in batches(reps, batch_size):
-            if batch_reps(batch_path(study_dir, cid, k)) == (start, stop):
-                done += 1
-            else:
-                todo.append(BatchTask(dict(condition), cid, k, start, stop))
-    return todo, done
+            path = batch_path(study_dir, cid, k)
+            state = batch_state(path)
+            if state.reps == (start, stop) and state.config_hash == config_hash:
+                plan.done += 1
+                continue
+            if state.problem and state.problem != "missing":
+                plan.unusable[path] = state.problem
+            elif state.reps is not None and state.config_hash != config_hash:
+                plan.unusable[path] = (
+                    f"written under config hash {state.config_hash or '(none)'}, "
+                    f"not this study's {config_hash}"
+                )
+            elif state.reps is not None:
+                plan.unusable[path] = f"covers reps {state.reps}, not {(start, stop)}"
+            plan.todo.append(BatchTask(dict(condition), cid, k, start, stop))
+    return plan
 
 
 def _fit_counts(records: Records) -> tuple[int, int]:
@@ -88,9 +132,75 @@ def _fit_counts(records: Records) -> tuple[int, int]:
     return len(status), sum(status.values())
 
 
-def _after(fn: Callable[..., Records], condition: dict[str, Any], reps: list[int], *_ready: Any):
-    """``fn(condition, reps)``, as a task that waits for the tasks passed in ``_ready``."""
-    return fn(condition, reps)
+#: Exceptions that say the machine lost a task, not that its fits failed. Anything else a
+#: task raises (run_fn turns model errors into rows) is a deterministic error: stored as data.
+INFRASTRUCTURE_ERRORS = frozenset(
+    {"KilledWorker", "CommClosedError", "CancelledError", "FutureCancelledError"}
+)
+
+
+def is_infrastructure(exc: BaseException) -> bool:
+    """Whether a task's exception means its worker or connection was lost."""
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    return bool(names & INFRASTRUCTURE_ERRORS) or isinstance(
+        exc, MemoryError | ConnectionError | CancelledError | TimeoutError
+    )
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a batch task returns: its records, and the worker to recycle if a fit hung."""
+
+    records: Records
+    stuck_worker: str | None = None
+
+
+def _worker_address() -> str | None:
+    try:
+        from distributed import get_worker
+
+        return str(get_worker().address)
+    except (ImportError, ValueError):
+        return None
+
+
+def run_guarded(
+    fn: Callable[..., Records],
+    fail_fn: Callable[[dict[str, Any], list[int], str], Records],
+    timeout: float | None,
+    condition: dict[str, Any],
+    reps: list[int],
+    *_ready: Any,
+) -> Outcome:
+    """``fn(condition, reps)`` with a time limit, as a task that waits for ``_ready`` tasks.
+
+    A compiled program cannot be interrupted, so the batch runs in a daemon thread that this
+    one waits for. Past ``timeout`` seconds its fits are recorded as failed, with the reason,
+    and the worker is named in the outcome so that the driver restarts it (in the synchronous
+    executor the thread is abandoned).
+    """
+    if timeout is None:
+        return Outcome(fn(condition, reps))
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["records"] = fn(condition, reps)
+        except BaseException as exc:  # handed to the waiting thread, raised there
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, name="simstudy-batch", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        why = (
+            f"fit_timeout: the batch of {len(reps)} replications ran past {timeout:.0f} s "
+            f"(executor.fit_timeout per replication × {len(reps)}); its fits never finished"
+        )
+        return Outcome(fail_fn(condition, reps, why), _worker_address() or "this process")
+    if "error" in box:
+        raise box["error"]
+    return Outcome(box["records"])
 
 
 def run_tasks(
@@ -103,9 +213,13 @@ def run_tasks(
     fail_fn: Callable[[dict[str, Any], list[int], str], Records],
     stop_rule: StopRule,
     n_estimators: int,
+    config_hash: str = "",
     window: int | None = None,
     progress: RunProgress | None = None,
     warm: Sequence[Callable[[dict[str, Any]], Any]] = (),
+    fit_timeout: float | None = None,
+    resubmits: int = 1,
+    describe_loss: Callable[[BatchTask, BaseException], str] | None = None,
 ) -> RunReport:
     """Submit batches through a sliding window and write each as it completes.
 
@@ -120,11 +234,14 @@ def run_tasks(
     schema
         Arrow schema of the replication records.
     run_fn, fail_fn
-        Produce a batch's records; records for a batch whose task raised.
+        Produce a batch's records; records for a batch whose fits raised or timed out.
     stop_rule
-        When to give up on a condition.
+        When to give up on a condition: its queued batches are not submitted and those
+        waiting for a worker are cancelled.
     n_estimators
         Estimators per replication (to turn fits into replications for the stop rule).
+    config_hash
+        Written into each batch file (see :func:`simstudy.store.write_batch`).
     window
         Tasks in flight at once; default two per worker.
     progress
@@ -133,6 +250,13 @@ def run_tasks(
         Functions of a condition run once per condition, as tasks of their own, before its
         batches (which wait for them): e.g. compiling the condition's programs, one per
         worker at a time, for the batches to load. They must not raise.
+    fit_timeout
+        Seconds per replication a batch may take (None: no limit); see :func:`run_guarded`.
+    resubmits
+        Times a batch lost to the machine is submitted again in this run before it is left
+        for the next run.
+    describe_loss
+        Says why a batch was lost, for the report (default: the exception).
 
     Returns
     -------
@@ -141,10 +265,23 @@ def run_tasks(
     report = RunReport()
     window = window or 2 * pool.n_workers
     queue = deque(tasks)
-    inflight: dict[Any, BatchTask] = {}
+    inflight: dict[Any, tuple[BatchTask, Any]] = {}
     fits: dict[str, list[int]] = {}
+    losses: dict[tuple[str, int], int] = {}
+    cold: set[tuple[str, int]] = set()
     finished = pool.completed()
     warmed: dict[str, list[Any]] = {}
+
+    def submit(task: BatchTask) -> None:
+        if task.cond_id not in warmed:
+            warmed[task.cond_id] = [pool.submit(fn, task.condition) for fn in warm]
+        reps = list(range(task.start, task.stop))
+        limit = None if fit_timeout is None else fit_timeout * len(reps)
+        # A resubmitted batch waits for nothing: its warm task may have died with a worker.
+        ready = () if (task.cond_id, task.k) in cold else warmed[task.cond_id]
+        handle = pool.submit(run_guarded, run_fn, fail_fn, limit, task.condition, reps, *ready)
+        inflight[handle.key] = (task, handle)
+        finished.add(handle)
 
     def fill() -> None:
         while queue and len(inflight) < window:
@@ -152,28 +289,59 @@ def run_tasks(
             if task.cond_id in report.stopped:
                 report.batches_not_run += 1
                 continue
-            if task.cond_id not in warmed:
-                warmed[task.cond_id] = [pool.submit(fn, task.condition) for fn in warm]
-            reps = list(range(task.start, task.stop))
-            handle = pool.submit(_after, run_fn, task.condition, reps, *warmed[task.cond_id])
-            inflight[handle.key] = task
-            finished.add(handle)
+            submit(task)
+
+    def stop(cond_id: str, why: str) -> None:
+        report.stopped[cond_id] = why
+        for key, (task, handle) in list(inflight.items()):
+            if task.cond_id == cond_id and pool.cancel(handle):
+                del inflight[key]
+                report.batches_not_run += 1
 
     fill()
     for handle in finished:
-        task = inflight.pop(handle.key)
+        if handle.key not in inflight:  # cancelled after a stop
+            continue
+        task, _ = inflight.pop(handle.key)
         reps = list(range(task.start, task.stop))
         try:
-            records = handle.result()
-        except Exception as exc:  # the task itself died, e.g. its worker was killed
+            outcome = handle.result()
+            records = outcome.records
+        except Exception as exc:
+            if is_infrastructure(exc):
+                key = (task.cond_id, task.k)
+                if key not in cold and warmed.get(task.cond_id):
+                    # it may be its warm task that died, not the batch: once more, free of it
+                    cold.add(key)
+                    queue.appendleft(task)
+                    fill()
+                    continue
+                n = losses[key] = losses.get(key, 0) + 1
+                if n <= resubmits:
+                    queue.appendleft(task)
+                else:
+                    why = describe_loss(task, exc) if describe_loss else f"{type(exc).__name__}"
+                    report.lost[(task.cond_id, task.k)] = why
+                fill()
+                continue
+            # a deterministic error of the task itself (run_fn turns fit errors into rows)
             records = fail_fn(task.condition, reps, f"{type(exc).__name__}: {exc}")
+            outcome = Outcome(records)
+        if outcome.stuck_worker is not None:
+            report.timed_out += 1
+            pool.recycle(outcome.stuck_worker)
         write_batch(
-            batch_path(study_dir, task.cond_id, task.k), records, schema, (task.start, task.stop)
+            batch_path(study_dir, task.cond_id, task.k),
+            records,
+            schema,
+            (task.start, task.stop),
+            config_hash,
         )
         n_fits, n_failed = _fit_counts(records)
         report.batches_written += 1
         report.fits += n_fits
         report.failed_fits += n_failed
+        report.reps_run[task.cond_id] = report.reps_run.get(task.cond_id, 0) + len(reps)
         counts = fits.setdefault(task.cond_id, [0, 0])
         counts[0] += n_fits
         counts[1] += n_failed
@@ -182,10 +350,11 @@ def run_tasks(
             and counts[0] >= stop_rule.min_reps * n_estimators
             and counts[1] / counts[0] > stop_rule.max_failure_rate
         ):
-            report.stopped[task.cond_id] = (
+            stop(
+                task.cond_id,
                 f"{counts[1]} of {counts[0]} fits failed, more than max_failure_rate="
                 f"{stop_rule.max_failure_rate:g}; first error: "
-                + next((r["error"] for r in records if r["status"] != "ok"), "")
+                + next((r["error"] for r in records if r["status"] != "ok"), ""),
             )
         if progress is not None:
             progress.update(1, n_fits, n_failed)

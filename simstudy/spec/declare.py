@@ -6,7 +6,7 @@ heavy dependencies, and shared pieces every missing-data model uses.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -97,6 +97,17 @@ class ModelInfo:
         Cross-field checks of ``model.priors`` beyond each value's range: called with the
         priors and whether the study needs proper priors to draw from (simulation-based
         calibration); raises :class:`InputError`. None when the ranges say it all.
+    min_size
+        ``(structure, estimators) -> {size factor: (smallest level, why)}``: the smallest
+        design (``N``; ``J``, ``cluster_size``) the estimators can fit, e.g. more rows than
+        the parameters a regression estimates. A study below it is refused before it runs,
+        and so is a data set ``simstudy fit`` is given. None: the factor ranges say it all.
+    footprint
+        ``(setting, estimators) -> (data values, values per draw)``: how many numbers one
+        data set (with its masks and the sampler's per-person state) holds, and how many
+        one chain stores per draw, for the largest of the estimators; ``setting`` is the
+        largest level of each factor with ``structure``. It sizes the memory a condition
+        needs (:func:`simstudy.config.check_runnable`). None: not estimated.
     """
 
     name: str
@@ -108,6 +119,10 @@ class ModelInfo:
     posteriors: tuple[str, ...] = ()
     check_structure: Callable[[Any], dict[str, Any]] | None = None
     check_priors: Callable[[Mapping[str, Any], bool], None] | None = None
+    min_size: Callable[[Mapping[str, Any], Sequence[str]], dict[str, tuple[float, str]]] | None = (
+        None
+    )
+    footprint: Callable[[Mapping[str, Any], Sequence[str]], tuple[float, float]] | None = None
 
 
 #: Factors of every model with a missingness mechanism: the rate, and MCAR or MAR.

@@ -20,6 +20,7 @@ from simstudy.models.family import Family
 from simstudy.spec import dgm, hmc, sweep
 from simstudy.spec.info import PRIOR_DEFAULTS, model_info, spec_of
 from simstudy.spec.ir import LATENT, RANDOM, ModelSpec, with_derived
+from simstudy.userdata import numeric
 
 
 def estimators(spec: ModelSpec, families: Mapping[str, str]) -> dict[str, Any]:
@@ -135,7 +136,7 @@ def from_frame(spec: ModelSpec, frame: Any) -> dict[str, Any]:
     data: dict[str, Any] = {dgm.ROW_REAL: jnp.ones(rows, dtype=bool)}
     incomplete = {m.variable for m in spec.missing}
     for v in observed:
-        x = np.asarray(frame[v], dtype=float)
+        x = numeric(frame, v)
         ok = ~np.isnan(x)
         if not ok.all() and v in spec.exogenous and v not in incomplete:
             raise InputError(

@@ -151,6 +151,7 @@ def model_info(
         factors.update(MISSINGNESS_FACTORS)
     if not fitting:
         population(spec, params)  # every parameter has a value, every value a parameter
+    spread = float(structure.get("design", {}).get("size_spread", 0.0))
     return ModelInfo(
         name=name,
         factors=factors,
@@ -162,4 +163,47 @@ def model_info(
         estimators=ESTIMATORS,
         samplers=SAMPLERS,
         posteriors=ESTIMATORS,
+        min_size=lambda _structure, _estimators: min_size(spec),
+        footprint=lambda setting, estimators: footprint(spec, spread, setting, estimators),
     )
+
+
+def min_size(spec: ModelSpec) -> dict[str, tuple[float, str]]:
+    """The smallest design a spec model can be fitted to.
+
+    Single level: ``N`` above the largest equation's coefficients (and a covariance block's
+    size) by 2. Two levels: ``J`` above the random effects per cluster by 2 (their covariance
+    matrix needs more clusters than effects), clusters of at least 2 (with one row a cluster's
+    random intercept cannot be told from the residual).
+    """
+    coefs = max((sum(c.parameter.free for c in e.coefficients) for e in spec.equations), default=0)
+    if spec.groups:
+        q = max((len(b.members) for b in spec.blocks if b.level is not None), default=1)
+        return {
+            "J": (q + 2, f"more clusters than the {q} random effects per cluster, by 2"),
+            "cluster_size": (2, "clusters of 2 rows or more (a random intercept needs them)"),
+        }
+    block = max((len(b.members) for b in spec.blocks), default=0)
+    if block + 2 > coefs + 2:
+        return {"N": (block + 2, f"more rows than the {block} variables of a covariance block")}
+    return {"N": (max(coefs + 2, 3), f"more rows than an equation's {coefs} coefficients, by 2")}
+
+
+def footprint(
+    spec: ModelSpec, spread: float, setting: Mapping[str, Any], estimators: Any
+) -> tuple[float, float]:
+    """Values per row (observed variables, masks, latent variables), draws per estimator."""
+    from simstudy.spec.ir import LATENT, RANDOM
+
+    if spec.groups:
+        clusters = float(setting["J"])
+        rows = clusters * float(setting["cluster_size"]) * (1.0 + spread)
+    else:
+        clusters, rows = 0.0, float(setting["N"])
+    observed = sum(v.kind not in (LATENT, RANDOM) for v in spec.variables)
+    latent = sum(v.kind == LATENT for v in spec.variables)
+    effects = sum(v.kind == RANDOM for v in spec.variables)
+    data = rows * (2 * observed + latent + 1) + clusters * (effects + 1)
+    sampled = len(spec.parameters()) + clusters * effects + rows * (latent + len(spec.missing))
+    per_draw = {"bayes": float(len(spec.estimands())), "bayes_hmc": sampled}
+    return data, max((per_draw.get(e, 0.0) for e in estimators), default=0.0)

@@ -67,6 +67,7 @@ from simstudy.models.cfa.moves import (
 )
 from simstudy.models.family import Family
 from simstudy.spec import MISSINGNESS_FACTORS, FactorSpec, ModelInfo, with_defaults
+from simstudy.userdata import numeric_columns
 
 DEFAULT_STRUCTURE: dict[str, Any] = {
     "factors": {
@@ -124,6 +125,25 @@ def check_structure(raw: Any) -> dict[str, Any]:
     }
 
 
+def min_size(structure: Mapping[str, Any], estimators: Any) -> dict[str, tuple[float, str]]:
+    """``N`` >= 10 and above the number of factors plus 1 (their covariance matrix)."""
+    k = len(check_structure(structure)["factors"])
+    return {
+        "N": (
+            max(10, k + 2),
+            f"enough rows for each indicator's intercept, loading and residual variance and "
+            f"the {k} x {k} factor covariance matrix",
+        )
+    }
+
+
+def footprint(setting: Mapping[str, Any], estimators: Any) -> tuple[float, float]:
+    """Indicators and masks (and latent responses) per row, the scores; draws of estimands."""
+    layout = Layout(check_structure(setting.get("structure")))
+    n, p, k = float(setting["N"]), len(layout.items), len(layout.factors)
+    return n * (3 * p + k), float(len(layout.parameters()))
+
+
 INFO = ModelInfo(
     name="cfa",
     factors={
@@ -146,6 +166,8 @@ INFO = ModelInfo(
     samplers={"bayes": "gibbs"},
     posteriors=("bayes",),
     check_structure=check_structure,
+    min_size=min_size,
+    footprint=footprint,
 )
 
 
@@ -306,7 +328,7 @@ def from_frame(frame: Any, structure: Mapping[str, Any] | None = None) -> dict[s
     absent = [c for c in layout.items if c not in frame.columns]
     if absent:
         raise InputError("data columns", ", ".join(absent), "the indicators of model.structure")
-    y = np.asarray(frame[layout.items], dtype=float)
+    y = numeric_columns(frame, layout.items)
     observed = ~np.isnan(y)
     if layout.any_ordinal:
         codes = y[:, layout.ordinal]

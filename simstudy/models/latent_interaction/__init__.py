@@ -92,6 +92,7 @@ from simstudy.models.latent_interaction.layout import (
     score_means,
 )
 from simstudy.spec import MISSINGNESS_FACTORS, FactorSpec, ModelInfo
+from simstudy.userdata import numeric, numeric_columns
 
 __all__ = ["FACTORS", "Layout", "State", "check_structure", "make_estimators", "simulate"]
 
@@ -132,6 +133,29 @@ def check_priors(priors: Mapping[str, Any], proper: bool) -> None:
             )
 
 
+def min_size(structure: Mapping[str, Any], estimators: Any) -> dict[str, tuple[float, str]]:
+    """``N`` >= 10: fewer rows leave the indicators' regressions to their priors."""
+    layout = Layout(structure)
+    return {
+        "N": (
+            10,
+            f"enough rows for the {len(layout.items)} indicators' intercepts, loadings and "
+            "residual variances and eta_y's regression (4 slopes and a variance)",
+        )
+    }
+
+
+def footprint(setting: Mapping[str, Any], estimators: Any) -> tuple[float, float]:
+    """Indicators and masks per row, the 3 latent scores; draws of every estimand."""
+    layout = Layout(setting.get("structure"))
+    n = float(setting["N"])
+    data = n * (2 * (len(layout.items) + len(layout.extra_columns)) + 3)
+    if "fs_imputation" in estimators:
+        data += 20 * 3 * n  # the M = 20 recorded draws of the scores
+    sampled = {"bayes", "fs_imputation", "bayes_engine"} & set(estimators)
+    return data, float(len(layout.bayes)) if sampled else 0.0
+
+
 INFO = ModelInfo(
     name="latent_interaction",
     factors={
@@ -166,6 +190,8 @@ INFO = ModelInfo(
     posteriors=("bayes",),
     check_structure=check_structure,
     check_priors=check_priors,
+    min_size=min_size,
+    footprint=footprint,
 )
 
 
@@ -301,14 +327,14 @@ def from_frame(frame: Any, structure: Mapping[str, Any] | None = None) -> dict[s
     absent = [c for c in wanted if c not in frame.columns]
     if absent:
         raise InputError("data columns", ", ".join(absent), "columns " + ", ".join(wanted))
-    y = np.asarray(frame[list(layout.items)], dtype=float)
+    y = numeric_columns(frame, layout.items)
     observed = ~np.isnan(y)
     data = {"y": jnp.asarray(np.where(observed, y, 0.0)), "observed": jnp.asarray(observed)}
     if layout.observed_moderator:
-        w = np.asarray(frame["w"], dtype=float)
+        w = numeric(frame, "w")
         data |= {"w": jnp.asarray(np.nan_to_num(w)), "w_observed": jnp.asarray(~np.isnan(w))}
     if layout.nominal:
-        d = np.asarray(frame["d"], dtype=float)
+        d = numeric(frame, "d")
         seen = d[~np.isnan(d)]
         strange = seen[~np.isin(seen, (1, 2, 3))]
         if strange.size:

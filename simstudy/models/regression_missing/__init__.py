@@ -34,8 +34,28 @@ from simstudy.errors import InputError
 from simstudy.models.base import ClosedFormEstimator, Dataset, Estimate, SampledEstimator
 from simstudy.models.family import Family
 from simstudy.spec import MISSINGNESS_FACTORS, FactorSpec, ModelInfo
+from simstudy.userdata import numeric
 
 PARAMETERS = ("y~1", "y~x", "y~z", "y~~y")
+
+#: Parameters each estimator estimates: y's 3 coefficients and its variance, and the model
+#: of x given z (2 coefficients and a variance) where x's missing values are handled.
+N_PARAMETERS = {"ols_cc": 4, "bayes_cc": 4, "bayes_fiml": 7, "bayes_fiml_marginal": 7}
+
+
+def min_size(structure: Mapping[str, Any], estimators: Any) -> dict[str, tuple[float, str]]:
+    """``N`` above the parameters each estimator estimates (fewer rows cannot identify them)."""
+    est = max(estimators, key=lambda e: N_PARAMETERS.get(e, 4))  # the first of the largest
+    p = N_PARAMETERS.get(est, 4)
+    return {"N": (p + 1, f"more rows than the {p} parameters {est} estimates")}
+
+
+def footprint(setting: Mapping[str, Any], estimators: Any) -> tuple[float, float]:
+    """4 values per row (y, z, x, its mask); bayes_fiml samples each row's x (N + 7)."""
+    n = float(setting["N"])
+    per_draw = {"bayes_fiml": n + 7, "bayes_cc": 4, "bayes_fiml_marginal": 7}
+    return 4 * n, max((per_draw.get(e, 0) for e in estimators), default=0)
+
 
 INFO = ModelInfo(
     name="regression_missing",
@@ -55,6 +75,8 @@ INFO = ModelInfo(
     estimators=("bayes_fiml", "bayes_cc", "ols_cc", "bayes_fiml_marginal"),
     samplers={"bayes_fiml": "nuts", "bayes_cc": "nuts", "bayes_fiml_marginal": "nuts"},
     posteriors=("bayes_fiml", "bayes_cc", "bayes_fiml_marginal"),
+    min_size=min_size,
+    footprint=footprint,
 )
 
 
@@ -152,17 +174,17 @@ def from_frame(frame: Any, structure: Mapping[str, Any] | None = None) -> dict[s
     absent = [c for c in COLUMNS if c not in frame.columns]
     if absent:
         raise InputError("data columns", ", ".join(absent), "columns y, x and z (x may have NaN)")
-    for col in ("y", "z"):
-        n_missing = int(frame[col].isna().sum())
+    y, x, z = (numeric(frame, c) for c in COLUMNS)
+    for col, values in (("y", y), ("z", z)):
+        n_missing = int(np.isnan(values).sum())
         if n_missing:
             raise InputError(
                 f"data column {col}", f"{n_missing} missing values", "complete y and z"
             )
-    x = np.asarray(frame["x"], dtype=float)
     observed = ~np.isnan(x)
     return {
-        "y": jnp.asarray(frame["y"], dtype=float),
-        "z": jnp.asarray(frame["z"], dtype=float),
+        "y": jnp.asarray(y),
+        "z": jnp.asarray(z),
         "x": jnp.asarray(np.where(observed, x, 0.0)),
         "x_observed": jnp.asarray(observed),
     }

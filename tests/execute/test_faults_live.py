@@ -1,0 +1,169 @@
+"""Faults on real processes: interrupts, killed workers, hung fits, memory, executors.
+
+``pytest -m faults`` (run by ``.ci/run``); the cheap checks of the same properties are in
+``test_faults.py``.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pandas as pd
+import psutil
+import pytest
+from conftest import TINY, numbers, records_of
+
+from simstudy.cli import main
+
+pytestmark = pytest.mark.faults
+
+SIMSTUDY = str(Path(sys.executable).with_name("simstudy"))
+#: One MCMC estimator, one replication per batch, on two local workers: many small tasks.
+LIVE = [
+    *TINY,
+    "executor=local",
+    "executor.n_workers=2",
+    "executor.batch_size=1",
+    "study.reps=12",
+    "study.factors.mechanism=[MAR]",
+    "study.estimators=[ols_cc,bayes_cc]",
+]
+
+
+def _batches(study: Path) -> list[Path]:
+    return sorted((study / "replications").rglob("batch-*.parquet"))
+
+
+def _wait_for(study: Path, n: int, proc: subprocess.Popen, limit: float = 240) -> None:
+    deadline = time.monotonic() + limit
+    while len(_batches(study)) < n:
+        assert proc.poll() is None, "the run ended before it could be interrupted"
+        assert time.monotonic() < deadline, "no batches written in time"
+        time.sleep(0.05)
+
+
+def _reference(tmp_path: Path, args: list[str]) -> pd.DataFrame:
+    """An undisturbed run of the same study in this process (synchronous executor)."""
+    root = tmp_path / "reference"
+    assert main(["run", f"results_dir={root}", *args, "executor=synchronous"]) == 0
+    return records_of(root / "tiny")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupted_run_says_how_to_resume_and_leaves_no_lock(tmp_path, sig):
+    results = tmp_path / "results"
+    cmd = [SIMSTUDY, "run", f"results_dir={results}", *LIVE]
+    # Ctrl-C goes to the whole foreground process group: the driver and every worker.
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
+    _wait_for(results / "tiny", 2, proc)
+    if sig == signal.SIGINT:
+        os.killpg(proc.pid, sig)
+    else:
+        proc.send_signal(sig)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == (130 if sig == signal.SIGINT else 143), out
+    assert "run the same command again to resume" in out
+    assert "Traceback" not in out, out
+    assert not (results / "tiny" / "run.lock").exists()
+    assert len(out.splitlines()) < 15, out
+    done = len(_batches(results / "tiny"))
+    resumed = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"{done} finished earlier" in resumed.stderr
+    pd.testing.assert_frame_equal(
+        numbers(records_of(results / "tiny")), numbers(_reference(tmp_path, LIVE))
+    )
+
+
+def _workers() -> list[psutil.Process]:
+    return [
+        p
+        for p in psutil.Process().children(recursive=True)
+        if "spawn_main" in " ".join(p.cmdline()) and "resource_tracker" not in " ".join(p.cmdline())
+    ]
+
+
+def test_workers_killed_again_and_again_lose_no_replication(run_cli, tmp_path):
+    """As an OOM killer or preempted nodes do: no batch becomes failed rows, and the rerun
+    computes what was lost, equal to an undisturbed run."""
+    stop = threading.Event()
+    kills = []
+
+    def killer():
+        time.sleep(8)  # let the cluster start and the first batches finish
+        while not stop.is_set() and len(kills) < 12:
+            for proc in _workers():
+                try:
+                    proc.kill()
+                    kills.append(proc.pid)
+                except psutil.NoSuchProcess:
+                    pass
+            stop.wait(1.5)
+
+    thread = threading.Thread(target=killer, daemon=True)
+    thread.start()
+    try:
+        rc, out = run_cli(*LIVE, "executor.retries=0")
+    finally:
+        stop.set()
+        thread.join()
+    assert len(kills) >= 4, "the workers were not killed"
+    study = tmp_path / "results" / "tiny"
+    if (study / "replications").exists():
+        records = records_of(study)
+        assert (records["status"] == "ok").all(), records[records["status"] != "ok"]["error"]
+    if rc != 0:
+        assert rc == 1 and "lost to the machine, not a model failure" in out, out
+    rc, out = run_cli(*LIVE)
+    assert rc == 0, out
+    pd.testing.assert_frame_equal(numbers(records_of(study)), numbers(_reference(tmp_path, LIVE)))
+
+
+def test_a_fit_past_fit_timeout_is_a_failed_row_and_its_worker_is_restarted(run_cli, tmp_path):
+    args = [
+        *LIVE,
+        "study.reps=2",
+        "study.estimators=[bayes_cc]",
+        "sampler.warmup=2000000",  # minutes of sampling: far past the limit
+        "executor.fit_timeout=4",
+    ]
+    started = time.monotonic()
+    rc, out = run_cli(*args)
+    assert rc == 0, out
+    assert time.monotonic() - started < 180
+    assert "ran past executor.fit_timeout=4 s" in out
+    records = records_of(tmp_path / "results" / "tiny")
+    assert (records["status"] == "failed").all()
+    assert records["error"].str.contains("fit_timeout").all()
+    assert not _workers(), "the restarted workers should be gone with the cluster"
+
+
+def test_a_worker_out_of_memory_is_reported_with_condition_and_memory(run_cli, tmp_path):
+    rc, out = run_cli(*LIVE, "study.reps=1", "executor.memory_limit=200MB", "executor.retries=0")
+    assert rc == 1, out
+    assert "lost to the machine" in out and "0.19 GiB" in out and "memory" in out
+    assert "condition " in out and "N=40" in out
+    assert not _batches(tmp_path / "results" / "tiny")  # nothing stored as a model failure
+
+
+def test_local_synchronous_and_replay_agree_bit_for_bit(run_cli, tmp_path, capsys):
+    """The default study's sampler (ChEES, replications vectorised): the same numbers on two
+    local workers, in this process, and replayed."""
+    args = ["+experiment=smoke", "executor.dashboard=false", "study.estimators=[bayes_fiml]"]
+    rc, out = run_cli(*args, "executor.n_workers=2", results=tmp_path / "local")
+    assert rc == 0, out
+    rc, out = run_cli(*args, "executor=synchronous", results=tmp_path / "sync")
+    assert rc == 0, out
+    local = records_of(tmp_path / "local" / "missing_x_smoke")
+    sync = records_of(tmp_path / "sync" / "missing_x_smoke")
+    pd.testing.assert_frame_equal(numbers(local), numbers(sync))
+    study = tmp_path / "local" / "missing_x_smoke"
+    cid = local["condition_id"].iloc[0]
+    assert main(["replay", str(study), "--condition", cid, "--rep", "3"]) == 0
+    assert "identical to the stored replication" in capsys.readouterr().out
