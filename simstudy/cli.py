@@ -292,7 +292,7 @@ def cmd_run(overrides: Sequence[str]) -> int:
     import signal
 
     from simstudy.aggregate import ConvergencePolicy, summarise_path
-    from simstudy.aggregate.tables import print_summary, write_tables
+    from simstudy.aggregate.tables import Layout, print_summary, write_tables
     from simstudy.config import BATCHED_SAMPLERS, config_hash
     from simstudy.design import condition_id, padded_lanes
     from simstudy.engine import replicate
@@ -442,7 +442,8 @@ def cmd_run(overrides: Sequence[str]) -> int:
                 study_dir, reference=plan.reference, policy=policy, design=(design_ids, plan.reps)
             )
             summary.to_parquet(study_dir / "summary.parquet", index=False)
-            write_tables(summary, list(plan.factors), study_dir / "tables")
+            layout = Layout(levels=dict(plan.factors), estimators=list(plan.estimators))
+            write_tables(summary, list(plan.factors), study_dir / "tables", layout)
         outcome = "finished" if report is None or not (report.lost or report.stopped) else "partial"
         runs[-1] = _run_record(plan, started, outcome, report)
         write_manifest(study_dir, dataclasses.replace(manifest, runs=runs))
@@ -504,7 +505,13 @@ def cmd_run(overrides: Sequence[str]) -> int:
 def cmd_aggregate(args: argparse.Namespace) -> int:
     """Summarise replication records into summary.parquet, tables and a printout."""
     from simstudy.aggregate import ConvergencePolicy, summarise_path, summary_factors
-    from simstudy.aggregate.tables import convergence_notes, print_tables, write_tables
+    from simstudy.aggregate.tables import (
+        FORMATS,
+        Layout,
+        convergence_notes,
+        print_tables,
+        write_tables,
+    )
     from simstudy.config import check_results_dir as check_writable
     from simstudy.design import condition_id
     from simstudy.store import read_manifest
@@ -531,10 +538,13 @@ def cmd_aggregate(args: argparse.Namespace) -> int:
     tables = (
         Path(args.tables)
         if args.tables
-        else out.with_name(out.stem.replace("summary", "tables") or "tables")
+        else out.with_name(
+            out.stem.replace("summary", "tables") if "summary" in out.stem else out.stem + "-tables"
+        )
     )
-    if out.suffix != ".parquet" or out.is_dir():
-        raise InputError("--out", str(out), "a path for a .parquet file")
+    if out.suffix not in (".parquet", ".csv") or out.is_dir():
+        raise InputError("--out", str(out), "a path for a .parquet or .csv file")
+    formats = _names("--format", args.format, FORMATS) or ["md", "tex"]
     check_writable(out.parent, "--out", shown=str(out))
     check_writable(tables, "--tables")
     reference = args.reference
@@ -542,27 +552,63 @@ def cmd_aggregate(args: argparse.Namespace) -> int:
     if manifest is not None and reference is None:
         study = manifest.config["study"]
         reference = manifest.config.get("aggregate", {}).get("reference") or study["estimators"][0]
-    design = None
+    design, levels, order = None, None, None
     if manifest is not None:  # the study's current design, not all that lies in the directory
         _, plan = _study_plan(path)
         design = ({condition_id(c) for c in _conditions(plan)}, plan.reps)
+        levels, order = dict(plan.factors), list(plan.estimators)
+    if args.by is not None and path.is_dir():
+        raise InputError(
+            "--by", args.by, "only for a .csv/.parquet file (a study knows its factors)"
+        )
+    by = _names("--by", args.by) or None
     policy = ConvergencePolicy(args.policy, args.rhat_max, args.ess_min, args.allow_divergent)
     started = time.monotonic()
     summary = summarise_path(
-        path, reference=reference, policy=policy, truth=args.truth, level=args.level, design=design
+        path,
+        reference=reference,
+        policy=policy,
+        truth=args.truth,
+        level=args.level,
+        design=design,
+        by=by,
     )
     if args.reference is not None and args.reference not in set(summary["estimator"]):
         known = ", ".join(sorted(set(summary["estimator"])))
         raise InputError("--reference", args.reference, f"an estimator in the records: {known}")
     factors = summary_factors(summary)
-    summary.to_parquet(out, index=False)
-    written = write_tables(summary, factors, tables)
-    print_tables(summary, factors)
+    layout = Layout(
+        levels=levels,
+        estimators=_names("--estimators", args.estimators, sorted(set(summary["estimator"])))
+        or order,
+        parameters=_names("--parameters", args.parameters, sorted(set(summary["parameter"])))
+        or None,
+        measures=_names("--measures", args.measures, sorted(set(summary["measure"]))) or None,
+    )
+    if out.suffix == ".csv":
+        summary.to_csv(out, index=False)
+    else:
+        summary.to_parquet(out, index=False)
+    written = write_tables(summary, factors, tables, layout, formats)
+    print_tables(summary, factors, layout=layout)
     for line in convergence_notes(summary, factors):
         print(line)
     print(f"summary: {out}  ({len(summary)} rows, {time.monotonic() - started:.1f}s)")
-    print(f"tables:  {tables}/ ({len(written)} files: markdown and LaTeX)")
+    print(f"tables:  {tables}/ ({len(written)} files: {', '.join(formats)})")
     return EXIT_OK
+
+
+def _names(option: str, text: str | None, allowed: Sequence[str] | None = None) -> list[str]:
+    """A comma-separated option as a list (empty when not given), each name checked."""
+    if text is None:
+        return []
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise InputError(option, text, "one or more comma-separated names")
+    for name in names:
+        if allowed is not None and name not in allowed:
+            raise InputError(option, name, "one of " + ", ".join(allowed))
+    return names
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -1022,8 +1068,21 @@ def build_parser() -> argparse.ArgumentParser:
     agg.add_argument(
         "--level", type=float, default=0.95, help="interval level if lower/upper absent"
     )
-    agg.add_argument("--out", default=None, help="summary Parquet (default beside the input)")
-    agg.add_argument("--tables", default=None, help="directory for markdown/LaTeX tables")
+    agg.add_argument(
+        "--out", default=None, help="summary .parquet or .csv (default Parquet beside the input)"
+    )
+    agg.add_argument("--tables", default=None, help="directory for the tables")
+    agg.add_argument(
+        "--format", default=None, help="table formats, comma-separated: md, tex, csv (md,tex)"
+    )
+    agg.add_argument(
+        "--by",
+        default=None,
+        help="design-factor columns of a .csv/.parquet, comma-separated (others are ignored)",
+    )
+    agg.add_argument("--estimators", default=None, help="tables: these estimators, in this order")
+    agg.add_argument("--parameters", default=None, help="tables: these estimands, in this order")
+    agg.add_argument("--measures", default=None, help="tables: only these measures' columns")
     fit = sub.add_parser(
         "fit",
         help="fit a model's estimator to your own data set",

@@ -50,7 +50,7 @@ def test_csv_from_another_program_with_truth_on_command_line(tmp_path, capsys):
     assert set(ratio["estimator"]) == {"naive"} and set(ratio["reference"]) == {"ml"}
     tables = tmp_path / "mplus_results-tables"
     bias_md = (tables / "bias.md").read_text()
-    assert "| N | parameter | ml: Bias |" in bias_md and "(" in bias_md
+    assert "| N | parameter | Population | ml: Bias |" in bias_md and "(" in bias_md
     latex = (tables / "comparison.tex").read_text()
     assert r"\multicolumn{3}{c}{naive}" in latex and r"\toprule" in latex
     assert "Bias and proportional bias" in out

@@ -6,6 +6,7 @@ replication schema can be summarised.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -85,15 +86,17 @@ def summarise_path(
     truth: float | None = None,
     level: float = 0.95,
     design: tuple[set[str], int] | None = None,
+    by: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """:func:`summarise` over a results directory, Parquet or CSV file, a condition at a time.
 
     Memory is bounded by the largest condition, not by the number of records. ``design``,
     ``(condition ids, reps)``: summarise only those conditions and replications ``< reps``
     (a study's current design, whatever else an earlier, larger design left on disk).
+    ``by``: the design-factor columns of a single file (other extra columns are dropped).
     """
     frames = []
-    with conditions(Path(path), truth) as parts:
+    with conditions(Path(path), truth, by) as parts:
         for part in parts:
             if design is not None:
                 ids, reps = design

@@ -149,4 +149,7 @@ def performance(
     out.add("width", mean["width"], np.sqrt(var["width"] / n))
     fail = everything["failed"].mean()
     out.add("failure_rate", fail, np.sqrt(fail * (1 - fail) / n_all), n=n_all, note="")
+    # the population value (Mplus's "Population" column), over every record: known exactly
+    truth = everything["truth"].mean()
+    out.add("truth", truth, truth * 0.0, n=n_all, note="")
     return out, keys

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import tempfile
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -19,7 +19,7 @@ import pyarrow.csv as pacsv
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
-from simstudy.aggregate.prepare import check_columns, condition_ids, factor_columns
+from simstudy.aggregate.prepare import RECORD_COLUMNS, check_columns, condition_ids
 from simstudy.errors import InputError
 from simstudy.store import check_batch_file
 
@@ -75,18 +75,63 @@ class _PartWriters:
             self.open.popitem()[1].close()
 
 
+def _design_columns(names: Sequence[str], by: Sequence[str] | None, path: Path) -> list[str]:
+    """The columns kept as design factors: ``by`` (each must exist), else every extra one."""
+    extra = [c for c in names if c not in RECORD_COLUMNS and c != "condition_id"]
+    if by is None:
+        return extra
+    for name in by:
+        if name not in names:
+            raise InputError(
+                "--by", name, f"a column of {path.name}: " + ", ".join(names) or "(none)"
+            )
+    return list(by)
+
+
+def _check_factors(frame: pd.DataFrame, factors: Sequence[str], path: Path) -> None:
+    """Refuse a 'factor' that is a measurement (a distinct value in most rows), unless --by."""
+    if len(frame) < 20:
+        return
+    for name in factors:
+        distinct = frame[name].nunique(dropna=False)
+        if distinct > len(frame) / 2:
+            raise InputError(
+                f"INPUT column {name}",
+                f"{distinct} distinct values in {len(frame)} rows",
+                "design factors with few levels; name the design factors with --by "
+                f"(e.g. --by {','.join(f for f in factors if f != name) or 'N'}), and other "
+                "columns are ignored",
+            )
+
+
 @contextmanager
-def split_by_condition(path: Path, truth: float | None = None) -> Iterator[Path]:
-    """A directory of ``condition_id=<id>/`` Parquet parts made from one file, streamed."""
+def split_by_condition(
+    path: Path, truth: float | None = None, by: Sequence[str] | None = None
+) -> Iterator[Path]:
+    """A directory of ``condition_id=<id>/`` Parquet parts made from one file, streamed.
+
+    ``by``: the design-factor columns; other columns outside the replication schema are
+    dropped (without it every such column is a factor).
+    """
     schema, batches = _batches(path)
     check_columns(schema.names, truth)
+    factors = _design_columns(schema.names, by, path)
+    dropped = [
+        c
+        for c in schema.names
+        if c not in RECORD_COLUMNS and c != "condition_id" and c not in factors
+    ]
+    checked = False
     with tempfile.TemporaryDirectory(prefix="simstudy-split-") as tmp:
         writers: _PartWriters | None = None
         try:
             for batch in batches:
-                frame = batch.to_pandas()
+                frame = batch.to_pandas().drop(columns=dropped)
+                if not checked and by is None:
+                    _check_factors(frame, factors, path)
+                    checked = True
                 if "condition_id" not in frame.columns:
-                    frame["condition_id"] = condition_ids(frame, factor_columns(frame))
+                    frame["condition_id"] = condition_ids(frame, factors)
                 frame["condition_id"] = frame["condition_id"].astype(str)
                 table = pa.Table.from_pandas(frame, preserve_index=False)
                 if writers is None:
@@ -128,8 +173,13 @@ def read_condition(part: Path) -> pd.DataFrame:
 
 
 @contextmanager
-def conditions(path: Path, truth: float | None = None) -> Iterator[Iterator[pd.DataFrame]]:
-    """Yield an iterator over the records of each condition of ``path``, one at a time."""
+def conditions(
+    path: Path, truth: float | None = None, by: Sequence[str] | None = None
+) -> Iterator[Iterator[pd.DataFrame]]:
+    """Yield an iterator over the records of each condition of ``path``, one at a time.
+
+    ``by``: design-factor columns of a single file (see :func:`split_by_condition`).
+    """
     path = Path(path)
     if not path.exists():
         raise InputError("INPUT", str(path), "an existing results directory, .parquet or .csv file")
@@ -141,5 +191,5 @@ def conditions(path: Path, truth: float | None = None) -> Iterator[Iterator[pd.D
             )
         yield (read_condition(p) for p in parts)
         return
-    with split_by_condition(path, truth) as root:
+    with split_by_condition(path, truth, by) as root:
         yield (read_condition(p) for p in condition_parts(root))

@@ -11,6 +11,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from rich.console import Console
@@ -108,6 +109,67 @@ def _cell(value: float, mcse: float, col: Column) -> str:
 
 
 @dataclass(frozen=True)
+class Layout:
+    """How tables are cut and ordered (none of it changes a number).
+
+    Attributes
+    ----------
+    levels
+        Design factors' levels in design order: rows follow it (default: sorted values).
+    estimators
+        Estimators in the order their column groups appear (default: the reference first,
+        then the summary's order); also a filter.
+    parameters
+        Only these estimands (default all), in this order.
+    measures
+        Only these measures' columns (default all).
+    """
+
+    levels: dict[str, Sequence[Any]] | None = None
+    estimators: Sequence[str] | None = None
+    parameters: Sequence[str] | None = None
+    measures: Sequence[str] | None = None
+
+
+def _filtered(summary: pd.DataFrame, layout: Layout) -> pd.DataFrame:
+    out = summary
+    if layout.estimators is not None:
+        out = out[out["estimator"].isin(layout.estimators)]
+    if layout.parameters is not None:
+        out = out[out["parameter"].isin(layout.parameters)]
+    return out
+
+
+def _row_order(
+    rows: list[tuple[Any, ...]], factors: Sequence[str], layout: Layout
+) -> list[tuple[Any, ...]]:
+    """Rows in design order: by each factor's level position, then the estimand order."""
+    levels = layout.levels or {}
+    params = list(layout.parameters or dict.fromkeys(r[len(factors)] for r in rows))
+
+    def position(values: Sequence[Any], value: Any) -> tuple[int, Any]:
+        values = list(values)
+        if value in values:
+            return (values.index(value), "")
+        return (len(values), str(value))
+
+    def key(row: tuple[Any, ...]) -> tuple[Any, ...]:
+        parts = []
+        for f, v in zip(factors, row, strict=False):
+            parts.append(position(levels[f], v) if f in levels else (0, _sortable(v)))
+        parts.append(position(params, row[len(factors)]))
+        return tuple(parts)
+
+    return sorted(rows, key=key)
+
+
+def _sortable(value: Any) -> tuple[int, Any]:
+    if isinstance(value, int | float) and not (isinstance(value, float) and math.isnan(value)):
+        return (0, value)
+    return (1, str(value))
+
+
+@dataclass(frozen=True)
 class WideTable:
     """A measure group laid out for printing."""
 
@@ -119,9 +181,27 @@ class WideTable:
     cells: list[list[str]]
 
 
-def wide_table(summary: pd.DataFrame, factors: Sequence[str], group: str) -> WideTable | None:
-    """Lay out one measure group; None when the summary has none of its measures."""
-    title, columns = GROUPS[group]
+def wide_table(
+    summary: pd.DataFrame,
+    factors: Sequence[str],
+    group: str,
+    layout: Layout | None = None,
+    spec: tuple[str, tuple[Column, ...]] | None = None,
+) -> WideTable | None:
+    """Lay out one measure group; None when the summary has none of its measures.
+
+    Rows are conditions × estimand in design order with the estimand's population value
+    (``Population``, measure ``truth``), column groups the estimators (see :class:`Layout`).
+    ``spec``: a title and columns other than those of ``GROUPS[group]``.
+    """
+    layout = layout or Layout()
+    title, columns = spec or GROUPS[group]
+    if layout.measures is not None:
+        columns = tuple(c for c in columns if c.measure.split(":")[0] in layout.measures)
+        if not columns:
+            return None
+    truths = _truths(summary, factors)
+    summary = _filtered(summary, layout)
     measures = {c.measure.split(":")[0] for c in columns} - {"n_reps", "n_excluded"}
     if group == "failures":
         measures = {"failure_rate", "bias"}
@@ -137,6 +217,8 @@ def wide_table(summary: pd.DataFrame, factors: Sequence[str], group: str) -> Wid
         dict.fromkeys([*(r for r in refs if r in set(summary["estimator"])), *part["estimator"]])
     )
     estimators = [e for e in estimators if e in set(part["estimator"])]
+    if layout.estimators is not None:
+        estimators = [e for e in layout.estimators if e in set(estimators)]
     # One wide frame: rows are conditions × parameter, columns (field, estimator, measure).
     wide = (
         part.drop_duplicates([*keys, "estimator", "measure"])
@@ -144,6 +226,7 @@ def wide_table(summary: pd.DataFrame, factors: Sequence[str], group: str) -> Wid
         .unstack(["estimator", "measure"])
     )
     order = list(dict.fromkeys(tuple(r) for r in part[keys].itertuples(index=False, name=None)))
+    order = _row_order(order, factors, layout)
     wide = wide.reindex(
         pd.MultiIndex.from_tuples(order, names=keys) if len(keys) > 1 else [o[0] for o in order]
     )
@@ -163,12 +246,28 @@ def wide_table(summary: pd.DataFrame, factors: Sequence[str], group: str) -> Wid
         title += f" ({', '.join(refs)})" if refs else ""
     return WideTable(
         title,
-        list(keys),
-        [[str(v) for v in rk] for rk in row_keys],
+        [*keys, "Population"],
+        [[*(str(v) for v in rk), _number(truths.get(tuple(rk)))] for rk in row_keys],
         estimators,
         list(columns),
         cells,
     )
+
+
+def _truths(summary: pd.DataFrame, factors: Sequence[str]) -> dict[tuple[Any, ...], float]:
+    """Population value per (factors..., parameter), from the ``truth`` measure."""
+    part = summary[summary["measure"] == "truth"]
+    keys = [*factors, "parameter"]
+    return {
+        tuple(row[:-1]): row[-1]
+        for row in part[[*keys, "value"]].itertuples(index=False, name=None)
+    }
+
+
+def _number(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return f"{value:.4g}"
 
 
 _BARS = " ▁▂▃▄▅▆▇█"
@@ -276,18 +375,78 @@ def to_rich(t: WideTable) -> Table:
     return table
 
 
-def write_tables(summary: pd.DataFrame, factors: Sequence[str], directory: Path) -> list[Path]:
-    """Write ``<group>.md`` and ``<group>.tex`` for every measure group present."""
+#: What ``write_tables`` can write, by format name.
+FORMATS = ("md", "tex", "csv")
+
+#: Measures of the compact per-estimand tables (``compact.md``): what fits on a page.
+COMPACT = (
+    Column("bias", "Bias"),
+    Column("coverage", "Cov."),
+    Column("rmse", "RMSE"),
+)
+
+
+def compact_tables(
+    summary: pd.DataFrame, factors: Sequence[str], layout: Layout | None = None
+) -> list[WideTable]:
+    """One narrow table per estimand: conditions as rows, bias, coverage and RMSE (MCSE)."""
+    layout = layout or Layout()
+    params = list(layout.parameters or dict.fromkeys(summary["parameter"]))
+    out = []
+    for param in params:
+        one = Layout(layout.levels, layout.estimators, [param], layout.measures)
+        spec = (f"{param}: bias, coverage and RMSE (MCSE)", COMPACT)
+        t = wide_table(summary, factors, "compact", one, spec)
+        if t is not None:
+            out.append(t)
+    return out
+
+
+def to_csv(t: WideTable) -> str:
+    """The table as CSV: one row per table row, a column per estimator × measure."""
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(t.row_names + [f"{e}: {c.title}" for e in t.estimators for c in t.columns])
+    for names, cells in zip(t.rows, t.cells, strict=True):
+        writer.writerow([*names, *cells])
+    return buffer.getvalue()
+
+
+def write_tables(
+    summary: pd.DataFrame,
+    factors: Sequence[str],
+    directory: Path,
+    layout: Layout | None = None,
+    formats: Sequence[str] = ("md", "tex"),
+) -> list[Path]:
+    """Write ``<group>.<format>`` for every measure group present, and ``compact.<format>``.
+
+    Files of groups that are not present any more are removed, so that the directory never
+    mixes tables of two summaries.
+    """
     directory.mkdir(parents=True, exist_ok=True)
+    render = {"md": to_markdown, "tex": to_latex, "csv": to_csv}
     written = []
     for group in GROUPS:
-        t = wide_table(summary, factors, group)
-        if t is None:
-            continue
-        for suffix, render in ((".md", to_markdown), (".tex", to_latex)):
-            path = directory / f"{group}{suffix}"
-            path.write_text(render(t))
+        t = wide_table(summary, factors, group, layout)
+        for fmt in FORMATS:
+            path = directory / f"{group}.{fmt}"
+            if t is not None and fmt in formats:
+                path.write_text(render[fmt](t))
+                written.append(path)
+            elif path.exists():
+                path.unlink()
+    compact = compact_tables(summary, factors, layout)
+    for fmt in FORMATS:
+        path = directory / f"compact.{fmt}"
+        if compact and fmt in formats:
+            path.write_text("\n".join(render[fmt](t) for t in compact))
             written.append(path)
+        elif path.exists():
+            path.unlink()
     return written
 
 
@@ -301,11 +460,12 @@ def print_tables(
     factors: Sequence[str],
     groups: Sequence[str] = tuple(GROUPS),
     max_rows: int = 40,
+    layout: Layout | None = None,
 ) -> None:
     """Print the measure groups to standard output (at most ``max_rows`` rows each)."""
     console = _console()
     for group in groups:
-        t = wide_table(summary, factors, group)
+        t = wide_table(summary, factors, group, layout)
         if t is None:
             continue
         shown = WideTable(
