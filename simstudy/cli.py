@@ -279,6 +279,59 @@ def _run_record(plan: Any, started: float, status: str, report: Any = None) -> d
     return entry
 
 
+def _precision_check(plan: Any, study_dir: Path) -> Any:
+    """``cond_id -> why | None``: whether a condition's stored reps reach ``study.target``."""
+    from simstudy.aggregate import ConvergencePolicy
+    from simstudy.aggregate.precision import target_reached
+    from simstudy.aggregate.stream import read_condition
+    from simstudy.store import condition_dir
+
+    agg = plan.aggregate
+    policy = ConvergencePolicy(agg.policy, agg.rhat_max, agg.ess_min, agg.allow_divergent)
+
+    def check(cond_id: str) -> str | None:
+        folder = condition_dir(study_dir, cond_id)
+        if not folder.is_dir() or not any(folder.glob("batch-*.parquet")):
+            return None
+        records = read_condition(folder)
+        records = records[records["rep"] < plan.reps]
+        ok, why = target_reached(records, plan.target, plan.reference, policy)
+        return why if ok else None
+
+    return check
+
+
+def _write_precision(plan: Any, study_dir: Path, conditions: Sequence[dict[str, Any]]) -> None:
+    """``precision.json``: per condition, the reps run and why they stopped (the report's)."""
+    import json
+
+    from simstudy.aggregate import ConvergencePolicy
+    from simstudy.aggregate.precision import target_reached
+    from simstudy.aggregate.stream import read_condition
+    from simstudy.design import condition_id
+    from simstudy.store import condition_dir
+
+    agg = plan.aggregate
+    policy = ConvergencePolicy(agg.policy, agg.rhat_max, agg.ess_min, agg.allow_divergent)
+    out = {}
+    for condition in conditions:
+        cid = condition_id(condition)
+        folder = condition_dir(study_dir, cid)
+        if not folder.is_dir() or not any(folder.glob("batch-*.parquet")):
+            out[cid] = {"condition": condition, "reps": 0, "reached": False, "why": "not run"}
+            continue
+        records = read_condition(folder)
+        records = records[records["rep"] < plan.reps]
+        ok, why = target_reached(records, plan.target, plan.reference, policy)
+        n = int(records["rep"].nunique())
+        if not ok and n >= plan.reps:
+            why = f"the cap study.reps={plan.reps} reached: {why}"
+        out[cid] = {"condition": condition, "reps": n, "reached": ok, "why": why}
+    target = dataclasses.asdict(plan.target)
+    text = json.dumps({"target": target, "conditions": out}, indent=2, default=str)
+    (study_dir / "precision.json").write_text(text)
+
+
 class _Terminated(KeyboardInterrupt):
     """SIGTERM, turned into an interruption so that the run cleans up (lock, cluster)."""
 
@@ -385,6 +438,10 @@ def cmd_run(overrides: Sequence[str]) -> int:
                 f"{stopped_before[cid]['reason']} (retry_stopped=true runs it again)"
             )
         tasks, skipped = todo.todo, todo.done
+        reached = _precision_check(plan, study_dir) if plan.target else None
+        if reached is not None:  # conditions whose stored batches reach the target already
+            enough = {t.cond_id for t in tasks if reached(t.cond_id) is not None}
+            tasks = [t for t in tasks if t.cond_id not in enough]
         _say(
             f"[simstudy] study {plan.name}: {len(conditions)} conditions × {plan.reps} reps × "
             f"{len(plan.estimators)} estimators; {len(tasks)} batches to run, "
@@ -424,9 +481,13 @@ def cmd_run(overrides: Sequence[str]) -> int:
                         fit_timeout=plan.executor.fit_timeout,
                         resubmits=plan.executor.retries,
                         describe_loss=functools.partial(_lost_batch, plan, pool),
+                        reached=reached,
+                        per_condition=pool.n_workers if reached else None,
                     )
                 finally:
                     progress.close()
+        if plan.target is not None:
+            _write_precision(plan, study_dir, conditions)
         if report is not None and report.stopped:
             stopped = {k: v for k, v in read_stopped(study_dir).items() if k not in report.stopped}
             for cid, why in report.stopped.items():
@@ -488,6 +549,10 @@ def cmd_run(overrides: Sequence[str]) -> int:
             f"{plan.executor.fit_timeout:g} s per replication: their fits are recorded as "
             "failed, with the reason"
         )
+    for cid, why in report.reached.items():
+        print(f"condition {cid}: enough replications, {why}")
+    if report.batches_not_needed:
+        print(f"{report.batches_not_needed} batches not needed: conditions reached the target")
     for cid, why in report.stopped.items():
         print(f"condition {cid} stopped early: {why}")
     for why in report.lost.values():

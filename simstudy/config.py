@@ -170,6 +170,47 @@ class ModelSettings:
     structure: dict[str, Any] = field(default_factory=dict)
 
 
+#: Measures a precision target may name (those of every estimator, with an MCSE).
+TARGET_MEASURES = (
+    "bias",
+    "rel_bias",
+    "empse",
+    "modelse",
+    "mse",
+    "rmse",
+    "coverage",
+    "be_coverage",
+    "power",
+    "width",
+)
+
+
+@dataclass(frozen=True)
+class PrecisionTarget:
+    """``study.target``: add batches to a condition until a measure's MCSE is this small.
+
+    ``study.reps`` is then the cap. Which replications run never changes their numbers: rep
+    ``r`` has the numbers it has in a run of fixed ``reps``.
+
+    Attributes
+    ----------
+    measure
+        The measure whose MCSE is watched (:data:`TARGET_MEASURES`).
+    mcse
+        The MCSE to reach, on the measure's scale (coverage 0.005 is half a point).
+    parameters, estimators
+        Whose MCSE must all be at most ``mcse``; empty: every estimand, every estimator.
+    min_reps
+        Replications before the target is checked (a coverage of 1 over 10 reps has MCSE 0).
+    """
+
+    measure: str
+    mcse: float
+    parameters: tuple[str, ...] = ()
+    estimators: tuple[str, ...] = ()
+    min_reps: int = 50
+
+
 @dataclass(frozen=True)
 class StudyPlan:
     """A validated study: everything the executor and the replications need, as plain values."""
@@ -194,6 +235,7 @@ class StudyPlan:
     aggregate: AggregateSettings = field(default_factory=AggregateSettings)
     kind: str = "simulation"
     point_estimate: str = "mean"
+    target: PrecisionTarget | None = None
 
     @property
     def reference(self) -> str:
@@ -247,6 +289,13 @@ class StudyPlan:
                 "exclude": [dict(e) for e in self.exclude],
                 "max_failure_rate": self.max_failure_rate,
                 "min_reps_for_stop": self.min_reps_for_stop,
+                "target": None
+                if self.target is None
+                else {
+                    **asdict(self.target),
+                    "parameters": list(self.target.parameters) or "all",
+                    "estimators": list(self.target.estimators) or "all",
+                },
             },
             "model": asdict(self.model),
             "sampler": asdict(self.sampler),
@@ -701,6 +750,7 @@ _STUDY_KEYS = (
     "exclude",
     "max_failure_rate",
     "min_reps_for_stop",
+    "target",
 )
 
 
@@ -869,6 +919,44 @@ def plan_from_dict(raw: Mapping[str, Any], models: Mapping[str, ModelInfo]) -> S
         aggregate=_aggregate(top.get("aggregate"), estimators),
         kind=kind,
         point_estimate=_point_estimate(study.get("point_estimate", "mean")),
+        target=_target_precision(study.get("target"), estimators, kind),
+    )
+
+
+def _target_precision(raw: Any, estimators: Sequence[str], kind: str) -> PrecisionTarget | None:
+    """Validate ``study.target`` (null: a fixed number of replications)."""
+    if raw is None:
+        return None
+    if kind == "sbc":
+        raise InputError("study.target", raw, "null for an SBC study (its ranks need every rep)")
+    d = _section(raw, "study.target", list(PrecisionTarget.__dataclass_fields__))
+    measure = d.get("measure")
+    if measure not in TARGET_MEASURES:
+        raise InputError("study.target.measure", measure, "one of " + ", ".join(TARGET_MEASURES))
+    mcse = d.get("mcse")
+    if isinstance(mcse, bool) or not isinstance(mcse, int | float) or not 0 < mcse < math.inf:
+        raise InputError("study.target.mcse", mcse, "a number > 0 (the MCSE to reach)")
+    chosen = []
+    for key, allowed in (("parameters", None), ("estimators", estimators)):
+        value = d.get(key, "all")
+        if value == "all" or value is None:
+            chosen.append(())
+            continue
+        if isinstance(value, str) or not isinstance(value, Sequence) or not value:
+            raise InputError(f"study.target.{key}", value, "all, or a non-empty list of names")
+        for i, item in enumerate(value):
+            if not isinstance(item, str) or (allowed is not None and item not in allowed):
+                what = (
+                    "one of the study's estimators: " + ", ".join(allowed) if allowed else "a name"
+                )
+                raise InputError(f"study.target.{key}[{i}]", item, what)
+        chosen.append(tuple(value))
+    return PrecisionTarget(
+        measure,
+        float(mcse),
+        chosen[0],
+        chosen[1],
+        _int("study.target.min_reps", d.get("min_reps", 50), 2),
     )
 
 

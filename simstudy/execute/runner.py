@@ -70,6 +70,9 @@ class RunReport:
     #: Batches lost to the machine after every resubmission, ``(cond_id, k) -> why``; unwritten.
     lost: dict[tuple[str, int], str] = field(default_factory=dict)
     reps_run: dict[str, int] = field(default_factory=dict)
+    #: Conditions that reached their precision target, ``cond_id -> why``.
+    reached: dict[str, str] = field(default_factory=dict)
+    batches_not_needed: int = 0
 
 
 @dataclass
@@ -220,6 +223,8 @@ def run_tasks(
     fit_timeout: float | None = None,
     resubmits: int = 1,
     describe_loss: Callable[[BatchTask, BaseException], str] | None = None,
+    reached: Callable[[str], str | None] | None = None,
+    per_condition: int | None = None,
 ) -> RunReport:
     """Submit batches through a sliding window and write each as it completes.
 
@@ -257,6 +262,13 @@ def run_tasks(
         for the next run.
     describe_loss
         Says why a batch was lost, for the report (default: the exception).
+    reached
+        For a precision target: called with a condition id after each of its batches is
+        written, returns why the condition has enough replications (or None); its other
+        batches are then not run (``RunReport.reached``).
+    per_condition
+        At most this many batches of one condition in flight (None: no limit), so that a
+        condition that reaches its target early has few batches to cancel.
 
     Returns
     -------
@@ -283,20 +295,36 @@ def run_tasks(
         inflight[handle.key] = (task, handle)
         finished.add(handle)
 
+    def busy(cond_id: str) -> bool:
+        if per_condition is None:
+            return False
+        return sum(t.cond_id == cond_id for t, _ in inflight.values()) >= per_condition
+
     def fill() -> None:
+        waiting: deque[BatchTask] = deque()
         while queue and len(inflight) < window:
             task = queue.popleft()
             if task.cond_id in report.stopped:
                 report.batches_not_run += 1
-                continue
-            submit(task)
+            elif task.cond_id in report.reached:
+                report.batches_not_needed += 1
+            elif busy(task.cond_id):
+                waiting.append(task)
+            else:
+                submit(task)
+        queue.extendleft(reversed(waiting))
 
-    def stop(cond_id: str, why: str) -> None:
-        report.stopped[cond_id] = why
+    def cancel(cond_id: str) -> int:
+        n = 0
         for key, (task, handle) in list(inflight.items()):
             if task.cond_id == cond_id and pool.cancel(handle):
                 del inflight[key]
-                report.batches_not_run += 1
+                n += 1
+        return n
+
+    def stop(cond_id: str, why: str) -> None:
+        report.stopped[cond_id] = why
+        report.batches_not_run += cancel(cond_id)
 
     fill()
     for handle in finished:
@@ -356,6 +384,11 @@ def run_tasks(
                 f"{stop_rule.max_failure_rate:g}; first error: "
                 + next((r["error"] for r in records if r["status"] != "ok"), ""),
             )
+        elif reached is not None and task.cond_id not in report.reached:
+            why = reached(task.cond_id)
+            if why is not None:
+                report.reached[task.cond_id] = why
+                report.batches_not_needed += cancel(task.cond_id)
         if progress is not None:
             progress.update(1, n_fits, n_failed)
         fill()

@@ -15,8 +15,10 @@ Sections are plain data (:mod:`~simstudy.report.document`) built by pure functio
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
@@ -29,6 +31,7 @@ from simstudy.report import html, markdown
 from simstudy.report.ademp import ademp, conditions_of, estimator_order, mcmc_estimators, varying
 from simstudy.report.document import Block, Figure, Heading, KeyValues, Paragraph
 from simstudy.report.records import Digest, digest
+from simstudy.report.stopping import read_stopping, stopping_blocks
 from simstudy.report.tables import (
     convergence_summary,
     failure_table,
@@ -107,6 +110,7 @@ def report_blocks(
     manifest: object,
     records: Digest | None,
     limits: Limits = Limits(),
+    stopping: Mapping[str, Any] | None = None,
 ) -> list[Block | fig.Plot]:
     """The report's blocks, each figure still a :class:`~.figures.Plot` (not yet written).
 
@@ -123,6 +127,7 @@ def report_blocks(
     blocks: list[Block | fig.Plot] = []
 
     blocks += ademp(manifest, summary, factors, records.truth if records else None)
+    blocks += stopping_blocks(stopping)
 
     blocks.append(Heading(2, "Bias and coverage"))
     blocks.append(
@@ -239,7 +244,7 @@ def write_report(study_dir: Path, limits: Limits = Limits()) -> ReportPaths:
     directory = study_dir / "figures"
     blocks: list[Block] = [
         fig.save(b, directory) if isinstance(b, fig.Plot) else b
-        for b in report_blocks(summary, manifest, records, limits)
+        for b in report_blocks(summary, manifest, records, limits, read_stopping(study_dir))
     ]
     names = [b.name for b in blocks if isinstance(b, Figure)]
     written = [directory / f"{n}{s}" for n in names for s in (".png", ".pdf")]
