@@ -746,6 +746,17 @@ def cmd_replay(args: argparse.Namespace) -> int:
         raise InputError("--condition", args.condition, "one of " + ", ".join(conditions))
     if not 0 <= args.rep < plan.reps:
         raise InputError("--rep", args.rep, f"an integer in [0, {plan.reps})")
+    save = getattr(args, "save", None)
+    simulated = None
+    if save is not None:  # refused before any fitting: an unwritable DIR, a model without a table
+        from simstudy.config import check_results_dir as check_writable
+        from simstudy.engine.replicate import _simulate
+        from simstudy.export import keyed_frame
+
+        check_writable(Path(save), "--save")
+        simulated = _simulate(plan, conditions[args.condition], args.rep)
+        if not isinstance(simulated, list):
+            keyed_frame(plan.model, simulated.dataset, simulated.base)
     # run_batch, not run_replication: with sampler.vectorize the replication is fitted in the
     # same compiled program (its lane padded) as in the study, so its numbers are identical.
     fresh = pd.DataFrame(run_batch(plan, conditions[args.condition], [args.rep]))
@@ -754,6 +765,14 @@ def cmd_replay(args: argparse.Namespace) -> int:
         stored = stored[(stored["condition_id"] == args.condition) & (stored["rep"] == args.rep)]
     cols = ["estimator", "parameter", "estimate", "se", "lower", "upper", "status"]
     print(fresh[cols].to_string(index=False))
+    code = _compare_replay(fresh, stored)
+    if save is not None:
+        _save_replay(plan, simulated, fresh, Path(save))
+    return code
+
+
+def _compare_replay(fresh: pd.DataFrame, stored: pd.DataFrame) -> int:
+    """Say whether a recomputed replication equals its stored rows (exit 0, else 1)."""
     if stored.empty:
         print("(this replication is not stored yet)")
         return EXIT_OK
@@ -770,6 +789,171 @@ def cmd_replay(args: argparse.Namespace) -> int:
     which = ", ".join(f"{e} ({n} of {counts[e]} estimands)" for e, n in differing.items())
     print(f"DIFFERS from the stored replication: {which}")
     return EXIT_STOPPED
+
+
+def _save_replay(plan: Any, simulated: Any, fresh: pd.DataFrame, directory: Path) -> None:
+    """``replay --save``: the replication's data set (Parquet) and posteriors (NetCDF).
+
+    Each MCMC estimator's draws are summarised again and compared with the replayed rows, so
+    that the file says whether it holds the draws behind the replication's numbers.
+    """
+    from simstudy.engine.summary import summarise_draws
+    from simstudy.export import inference_data, keyed_frame, replication_draws, write_table
+
+    if isinstance(simulated, list):  # the DGM failed: its rows say why
+        print(f"nothing saved: the data set could not be simulated ({simulated[0]['error']})")
+        return
+    directory.mkdir(parents=True, exist_ok=True)
+    base = simulated.base
+    stem = f"{base['condition_id']}-rep{base['rep']}"
+    frame = keyed_frame(plan.model, simulated.dataset, base)
+    write_table(frame, directory / f"{stem}.parquet")
+    print(f"data set:  {directory / f'{stem}.parquet'} ({len(frame)} rows)")
+    draws = replication_draws(plan, simulated)
+    if not draws:
+        print("posterior: none written (no estimator of this study draws from a posterior)")
+    for name, fit in draws.items():
+        attrs = {
+            "study": plan.name,
+            **{k: base[k] for k in ("condition_id", "rep", "seed")},
+            "estimator": name,
+            "sampler": plan.sampler.name,
+            "point_estimate": plan.point_estimate,
+        }
+        path = directory / f"{stem}-{name}.nc"
+        inference_data(fit, frame, attrs).to_netcdf(str(path))
+        chains, n_draws = next(iter(fit.draws.values())).shape[:2]
+        rows = fresh[fresh["estimator"] == name].set_index("parameter")["estimate"]
+        summary = summarise_draws(fit.draws, plan.level, plan.point_estimate)
+        same = all(
+            summary[p].estimate == rows[p]
+            or (math.isnan(summary[p].estimate) and math.isnan(rows[p]))
+            for p in rows.index
+        )
+        note = (
+            "their summary is the replayed estimates"
+            if same
+            else "NOTE: their summary differs from the replayed estimates"
+        )
+        print(
+            f"posterior: {path} ({name}: {chains} chains x {n_draws} draws of "
+            f"{len(fit.draws)} estimands; {note})"
+        )
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    """Write the data sets of a study's replications as CSV or Parquet (Mplus's REPSAVE).
+
+    The data are those the study fitted: each simulated from its replication's seed as in
+    the study (:func:`simstudy.engine.replicate._simulate`). Exit 1 when a data set could not
+    be simulated (the study recorded that replication as failed too).
+    """
+    from simstudy.config import check_results_dir as check_writable
+    from simstudy.design import condition_id, expand_grid
+    from simstudy.engine.replicate import _simulate
+    from simstudy.export import SUFFIXES, keyed_frame, write_table
+
+    study_dir = Path(args.results_dir)
+    _, plan = _study_plan(study_dir)
+    conditions = {condition_id(c): c for c in expand_grid(plan.factors, plan.exclude)}
+    if not args.all and args.condition not in conditions:
+        raise InputError("--condition", args.condition, "one of " + ", ".join(conditions))
+    if args.rep is not None and not 0 <= args.rep < plan.reps:
+        raise InputError("--rep", args.rep, f"an integer in [0, {plan.reps})")
+    out = Path(args.out)
+    if out.suffix not in SUFFIXES or out.is_dir():
+        raise InputError("--out", args.out, "a file path ending in .csv or .parquet")
+    if "*" in out.parent.as_posix() or out.name.count("*") > 1:
+        raise InputError("--out", args.out, "a path with at most one '*', in the file name")
+    check_writable(out.parent, "--out", shown=str(out))
+    chosen = list(conditions) if args.all else [args.condition]
+    reps = range(plan.reps) if args.rep is None else [args.rep]
+    per_rep = "*" in out.name
+    frames, written, failed = [], [], []
+    for cid in chosen:
+        for rep in reps:
+            simulated = _simulate(plan, conditions[cid], rep)
+            if isinstance(simulated, list):  # failed rows, as the study stored them
+                failed.append(f"condition {cid} rep {rep}: {simulated[0]['error']}")
+                continue
+            frame = keyed_frame(plan.model, simulated.dataset, simulated.base)
+            if per_rep:
+                label = f"{cid}-{rep}" if args.all else str(rep)
+                path = out.with_name(out.name.replace("*", label))
+                write_table(frame, path)
+                written.append((path, len(frame)))
+            else:
+                frames.append(frame)
+    if frames:
+        table = pd.concat(frames, ignore_index=True)
+        write_table(table, out)
+        written.append((out, len(table)))
+    n_sets = len(chosen) * len(reps) - len(failed)
+    rows = sum(n for _, n in written)
+    where = (
+        str(written[0][0])
+        if len(written) == 1
+        else f"{len(written)} files, {written[0][0]} ... {written[-1][0]}"
+    )
+    if written:
+        print(f"{n_sets} data sets of study {plan.name} ({rows} rows): {where}")
+    for line in failed:
+        print(f"not written (its simulation failed in the study too): {line}")
+    return EXIT_STOPPED if failed else EXIT_OK
+
+
+def cmd_diagnose(args: argparse.Namespace) -> int:
+    """Residuals from imputed latent scores of one replication of a latent interaction study.
+
+    Writes RESULTS_DIR/diagnostics/residuals-<condition>-<rep>.png, .pdf and .parquet
+    (:mod:`simstudy.diagnostics.latent_residuals`); ``simstudy report`` shows the figures.
+    """
+    from simstudy.config import check_results_dir as check_writable
+    from simstudy.design import condition_id, expand_grid
+
+    study_dir = Path(args.results_dir)
+    _, plan = _study_plan(study_dir)
+    if plan.model.name != "latent_interaction":
+        raise InputError(
+            "model",
+            plan.model.name,
+            "a study of model latent_interaction (the residual diagnostics impute its latent "
+            "scores with its bayes Gibbs sampler)",
+        )
+    conditions = {condition_id(c): c for c in expand_grid(plan.factors, plan.exclude)}
+    if args.condition not in conditions:
+        raise InputError("--condition", args.condition, "one of " + ", ".join(conditions))
+    if not 0 <= args.rep < plan.reps:
+        raise InputError("--rep", args.rep, f"an integer in [0, {plan.reps})")
+    most = plan.sampler.chains * plan.sampler.draws
+    if not 2 <= args.imputations <= most:
+        raise InputError(
+            "--imputations",
+            args.imputations,
+            f"an integer in [2, {most}] (at most sampler.chains x sampler.draws states)",
+        )
+    directory = study_dir / "diagnostics"
+    check_writable(directory, "RESULTS_DIR/diagnostics")
+    from simstudy.diagnostics.latent_residuals import diagnose_replication
+
+    done = diagnose_replication(
+        plan, conditions[args.condition], args.rep, args.imputations, directory
+    )
+    cols = ["model", "formula", "r2", "curvature", "curvature_se"]
+    shown = done.diagnostics.models[[*cols, "curvature_lower", "curvature_upper"]]
+    print(
+        f"residuals of condition {args.condition}, rep {args.rep}, from {args.imputations} "
+        f"imputations of the latent scores ({done.seconds:.1f}s, compilation included):"
+    )
+    print(shown.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print(
+        "curvature: the coefficient of z^2 (z: standardised predicted value) in the residuals' "
+        "regression, pooled by Rubin's rules; far from 0 without the product term and near 0 "
+        "with it points to a latent interaction"
+    )
+    for path in done.paths:
+        print(f"written: {path}")
+    return EXIT_OK
 
 
 def cmd_list(topics: Sequence[str]) -> int:
@@ -1167,6 +1351,55 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("results_dir")
     replay.add_argument("--condition", required=True, help="condition_id")
     replay.add_argument("--rep", required=True, type=int)
+    replay.add_argument(
+        "--save",
+        default=None,
+        metavar="DIR",
+        help="also write the replication's data set (DIR/<condition>-rep<R>.parquet) and the "
+        "posterior draws of each MCMC estimator as ArviZ InferenceData "
+        "(DIR/<condition>-rep<R>-<estimator>.nc)",
+    )
+    simulate = sub.add_parser(
+        "simulate",
+        help="write a study's simulated data sets as CSV or Parquet (as Mplus REPSAVE)",
+        description="Write the data sets a study's replications fitted (the same seeds, the "
+        "same numbers) as a table: columns condition_id, rep, seed and the model's variables "
+        "(empty where missing), the columns `simstudy fit` reads. A '*' in --out writes one "
+        "file per replication, '*' replaced by the rep (by <condition>-<rep> with --all).",
+    )
+    simulate.add_argument("results_dir", metavar="RESULTS_DIR", help="study directory")
+    which = simulate.add_mutually_exclusive_group(required=True)
+    which.add_argument("--condition", default=None, help="condition_id (simstudy show lists them)")
+    which.add_argument("--all", action="store_true", help="every condition of the study")
+    simulate.add_argument(
+        "--rep", type=int, default=None, help="one replication (default: all of the study's reps)"
+    )
+    simulate.add_argument(
+        "--out", required=True, metavar="FILE", help="a .csv or .parquet path; '*': one per rep"
+    )
+    diagnose = sub.add_parser(
+        "diagnose",
+        help="residuals of the latent interaction model from imputed latent scores",
+        description="For one replication of a latent_interaction study: draw M imputations "
+        "of the latent scores from the bayes Gibbs sampler's posterior (the study's seed and "
+        "sampler settings), fit eta_y's regression by OLS to each, without and with the "
+        "product term, and plot residuals against predicted values averaged over the "
+        "imputations, with binned means and a curvature statistic (Rubin-pooled z^2 "
+        "coefficient). Writes RESULTS_DIR/diagnostics/residuals-<condition>-<rep>.png, "
+        ".pdf and .parquet; simstudy report shows the figures.",
+    )
+    diagnose.add_argument("results_dir", metavar="RESULTS_DIR", help="study directory")
+    diagnose.add_argument(
+        "--condition", required=True, help="condition_id (simstudy show lists them)"
+    )
+    diagnose.add_argument("--rep", required=True, type=int, help="the replication")
+    diagnose.add_argument(
+        "--imputations",
+        type=int,
+        default=20,
+        metavar="M",
+        help="imputations of the latent scores (default 20, fs_imputation's M)",
+    )
     report = sub.add_parser(
         "report",
         help="write report.html and report.md of a study directory",
@@ -1229,6 +1462,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         return cmd_aggregate(args)
     if args.command == "replay":
         return cmd_replay(args)
+    if args.command == "simulate":
+        return cmd_simulate(args)
+    if args.command == "diagnose":
+        return cmd_diagnose(args)
     if args.command == "fit":
         return cmd_fit(args.arguments)
     if args.command == "report":

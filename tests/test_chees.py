@@ -82,8 +82,12 @@ def test_a_study_on_chees_vectorized_replays_a_padded_lane(run_cli, tmp_path, ca
     study = tmp_path / "results" / "missing_x"
     cid = next((study / "replications").iterdir()).name.split("=", 1)[1]
     capsys.readouterr()
-    assert main(["replay", str(study), "--condition", cid, "--rep", "1"]) == 0
-    assert "identical to the stored replication" in capsys.readouterr().out
+    saved = tmp_path / "saved"
+    assert main(["replay", str(study), "--condition", cid, "--rep", "1", "--save", str(saved)]) == 0
+    out = capsys.readouterr().out
+    assert "identical to the stored replication" in out
+    # the saved posterior comes from the same width-3 program: its summary is the lane's
+    assert "bayes_cc: 4 chains x 100 draws of 4 estimands; their summary is the replayed" in out
 
 
 HANG = """

@@ -15,7 +15,7 @@ Sections are plain data (:mod:`~simstudy.report.document`) built by pure functio
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,8 @@ from simstudy.report import html, markdown
 from simstudy.report.ademp import ademp, conditions_of, estimator_order, mcmc_estimators, varying
 from simstudy.report.document import Block, Figure, Heading, KeyValues, Paragraph
 from simstudy.report.records import Digest, digest
+from simstudy.report.residuals import PREFIX as RESIDUALS_PREFIX
+from simstudy.report.residuals import residual_figures
 from simstudy.report.stopping import read_stopping, stopping_blocks
 from simstudy.report.tables import (
     convergence_summary,
@@ -46,7 +48,15 @@ __all__ = ["ReportPaths", "read_summary", "report_blocks", "write_report"]
 
 SUMMARY = "summary.parquet"
 #: Names of the figures a report writes (older ones of these names are removed on a rewrite).
-_OURS = ("bias_", "coverage_", "nested_loop_", "zip_", "mcmc_diagnostics", "failures_")
+_OURS = (
+    "bias_",
+    "coverage_",
+    "nested_loop_",
+    "zip_",
+    "mcmc_diagnostics",
+    "failures_",
+    RESIDUALS_PREFIX,
+)
 
 
 @dataclass(frozen=True)
@@ -111,8 +121,12 @@ def report_blocks(
     records: Digest | None,
     limits: Limits = Limits(),
     stopping: Mapping[str, Any] | None = None,
+    residuals: Sequence[Figure] = (),
 ) -> list[Block | fig.Plot]:
     """The report's blocks, each figure still a :class:`~.figures.Plot` (not yet written).
+
+    ``residuals``: the figures of ``simstudy diagnose`` (:mod:`.residuals`), a section of
+    their own when there are any.
 
     :func:`write_report` saves the plots (PNG and PDF) and puts their :class:`Figure` in place.
     """
@@ -205,6 +219,17 @@ def report_blocks(
         blocks += fig.diagnostic_plots(fits, mcmc, rhat_max, ess_min)
     blocks += fig.failure_plots(summary, factors, vary, estimators, max_pages=2)
 
+    if residuals:
+        blocks.append(Heading(2, "Residual diagnostics"))
+        blocks.append(
+            Paragraph(
+                "Residuals of the structural regression from imputed latent scores (simstudy "
+                "diagnose), without and with the product term: curvature without it that is "
+                "gone with it points to a latent interaction."
+            )
+        )
+        blocks += residuals
+
     blocks.append(Heading(2, "Files"))
     blocks.append(
         KeyValues(
@@ -214,6 +239,11 @@ def report_blocks(
                 ("figures", "figures/*.png, *.pdf (this report's figures)"),
                 ("replications", "replications/condition=<id>/batch-*.parquet"),
                 ("manifest", "manifest.json (config, versions, runs)"),
+            )
+            + (
+                (("diagnostics", "diagnostics/residuals-*.png, *.pdf, *.parquet"),)
+                if residuals
+                else ()
             )
         )
     )
@@ -244,7 +274,14 @@ def write_report(study_dir: Path, limits: Limits = Limits()) -> ReportPaths:
     directory = study_dir / "figures"
     blocks: list[Block] = [
         fig.save(b, directory) if isinstance(b, fig.Plot) else b
-        for b in report_blocks(summary, manifest, records, limits, read_stopping(study_dir))
+        for b in report_blocks(
+            summary,
+            manifest,
+            records,
+            limits,
+            read_stopping(study_dir),
+            residual_figures(study_dir, directory),
+        )
     ]
     names = [b.name for b in blocks if isinstance(b, Figure)]
     written = [directory / f"{n}{s}" for n in names for s in (".png", ".pdf")]

@@ -1,0 +1,146 @@
+"""Residual diagnostics from imputed latent scores (`simstudy diagnose`, issue 20 item 2)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import LATENT_PARAMS, LATENT_PRIORS, TINY, records_of
+
+from simstudy.cli import main
+from simstudy.config import SamplerSettings
+from simstudy.diagnostics import latent_residuals as lr
+from simstudy.engine import gibbs
+from simstudy.models import latent_interaction as li
+from simstudy.models.latent_interaction.layout import Layout, check_structure, regressions
+
+#: A strong interaction at a small N; the study below has the same N and sampler settings, so
+#: both fit one compiled program.
+SETTING = {**LATENT_PARAMS, "b3": 0.5, "N": 300, "missing_rate": 0.0, "mechanism": "MCAR"}
+SAMPLER = SamplerSettings(name="gibbs", chains=2, warmup=100, draws=100)
+M = 10
+#: ``bayes`` as a study of the default structure builds it (the compiled program's key)
+BAYES = li.FAMILY.estimators_for(check_structure(None))["bayes"]
+
+
+def _population_scores(b3: float, n: int, m: int, seed: int = 0) -> np.ndarray:
+    """``m`` noisy copies of latent scores from the DGM: stand-ins for imputations."""
+    rng = np.random.default_rng(seed)
+    ex = rng.standard_normal(n)
+    em = 0.3 * ex + np.sqrt(0.91) * rng.standard_normal(n)
+    ey = 0.3 * ex + 0.3 * em + b3 * ex * em + 0.6 * rng.standard_normal(n)
+    true = np.stack([ex, em, ey], axis=1)
+    return true + 0.1 * rng.standard_normal((m, n, 3))
+
+
+def test_the_statistics_on_known_scores():
+    stats = lr.residual_diagnostics(_population_scores(0.5, 4000, 5)).models.set_index("model")
+    # b3 Cov(x, f) Cov(m, f) / Var(f) with f = 0.3 (x + m): 0.5 * 0.39^2 / 0.234 = 0.325
+    assert stats.loc["linear", "curvature"] == pytest.approx(0.325, abs=0.04)
+    assert abs(stats.loc["product", "curvature"]) < 3 * stats.loc["product", "curvature_se"]
+    assert stats.loc["product", "r2"] > stats.loc["linear", "r2"]
+    assert stats.loc["linear", "formula"] == "eta_y ~ eta_x + eta_m"
+    assert stats.loc["product", "formula"] == "eta_y ~ eta_x + eta_m + eta_x:eta_m"
+    flat = lr.residual_diagnostics(_population_scores(0.0, 4000, 5)).models.set_index("model")
+    assert (flat["curvature"].abs() < 3 * flat["curvature_se"]).all()
+    means = lr.binned_means(np.arange(10.0), np.arange(10.0) ** 2, 2)
+    assert means["predicted"].tolist() == [2.0, 7.0] and means["residual"].tolist() == [6.0, 51.0]
+    with pytest.raises(ValueError, match="at least 2"):
+        lr.residual_diagnostics(np.zeros((1, 50, 3)))
+
+
+def test_imputed_scores_show_the_missing_interaction(tmp_path):
+    data = li.simulate(jax.random.key(11), SETTING)
+    scores = lr.latent_score_imputations(BAYES, data, jax.random.key(3), SAMPLER, LATENT_PRIORS, M)
+    assert scores.shape == (M, 300, 3)
+    diagnostics = lr.residual_diagnostics(scores)
+    stats = diagnostics.models.set_index("model")
+    # measured: linear +0.376 (SE 0.043), product +0.007 (SE 0.017)
+    assert stats.loc["linear", "curvature_lower"] > 0.15
+    assert abs(stats.loc["product", "curvature"]) < 0.1
+    assert abs(stats.loc["product", "curvature"]) < 3 * stats.loc["product", "curvature_se"]
+    assert len(diagnostics.persons) == 2 * 300
+    paths = lr.write_diagnostics(diagnostics, tmp_path, "residuals-x-0", "t", {"rep": 0})
+    assert all(p.stat().st_size > 0 for p in paths)
+    back, meta = lr.read_diagnostics(paths[2])
+    assert meta == {"rep": 0}
+    pd.testing.assert_frame_equal(back.models, diagnostics.models, check_dtype=False)
+
+
+@pytest.mark.slow
+def test_the_scores_are_the_states_fs_imputation_analyses():
+    """With fs_imputation's key and M, its OLS of each state is OLS of these scores."""
+    data = li.simulate(jax.random.key(11), SETTING)
+    estimator = li.ESTIMATORS["fs_imputation"]
+    key = jax.random.key(3)
+    scores = lr.latent_score_imputations(
+        li.BAYES, data, key, SAMPLER, LATENT_PRIORS, estimator.imputations
+    )
+    program = gibbs.imputation_program(estimator, SAMPLER, LATENT_PRIORS, data)
+    estimates, _ = program(key, {k: jnp.asarray(v) for k, v in data.items()})
+    name = "eta_y~eta_x:eta_m"
+    theirs = np.asarray(estimates[name]).reshape(-1)[: estimator.imputations]
+    ours = [
+        float(regressions(Layout(None), *(jnp.asarray(s[:, j]) for j in range(3)))[0][name])
+        for s in scores
+    ]
+    np.testing.assert_allclose(ours, theirs, atol=1e-5)
+
+
+def test_diagnose_writes_its_files_and_the_report_shows_them(run_cli, tmp_path, capsys):
+    args = [
+        "study=latent_interaction",
+        "study.name=li_tiny",
+        "study.reps=2",
+        "study.factors.N=[300]",
+        "study.estimators=[sum_score_ols]",
+        "model.params.b3=0.5",
+        f"sampler.warmup={SAMPLER.warmup}",
+        f"sampler.draws={SAMPLER.draws}",
+        "executor=synchronous",
+    ]
+    rc, out = run_cli(*args)
+    assert rc == 0, out
+    study = tmp_path / "results" / "li_tiny"
+    cid = records_of(study)["condition_id"].iloc[0]
+    base = ["diagnose", str(study), "--condition", cid]
+    assert main([*base, "--rep", "1", "--imputations", str(M)]) == 0
+    printed = capsys.readouterr().out
+    assert "curvature" in printed and "eta_x:eta_m" in printed
+    stem = study / "diagnostics" / f"residuals-{cid}-1"
+    for suffix in (".png", ".pdf", ".parquet"):
+        assert stem.with_suffix(suffix).is_file()
+    table = pd.read_parquet(stem.with_suffix(".parquet")).drop_duplicates("model")
+    stats = table.set_index("model")
+    assert stats.loc["linear", "curvature_lower"] > 0 and stats["imputations"].eq(M).all()
+
+    assert main(["report", str(study)]) == 0
+    capsys.readouterr()
+    html = (study / "report.html").read_text()
+    assert "Residual diagnostics" in html and f"residuals-{cid}-1" in html
+    assert (study / "figures" / f"residuals-{cid}-1.png").is_file()
+    assert "true interaction 0.5" in (study / "report.md").read_text()
+
+    for extra, field in (
+        (["--rep", "2"], "--rep = 2"),
+        (["--rep", "-1"], "--rep = -1"),
+        (["--rep", "0", "--imputations", "1"], "--imputations = 1"),
+        (["--rep", "0", "--imputations", "201"], "--imputations = 201"),
+    ):
+        assert main([*base, *extra]) == 2
+        err = capsys.readouterr().err
+        assert field in err and "Traceback" not in err
+    assert main(["diagnose", str(study), "--condition", "nope", "--rep", "0"]) == 2
+    assert "--condition = 'nope'" in capsys.readouterr().err
+    assert main(["diagnose", str(tmp_path / "none"), "--condition", cid, "--rep", "0"]) == 2
+    assert "RESULTS_DIR" in capsys.readouterr().err
+
+
+def test_diagnose_refuses_another_model(run_cli, tmp_path, capsys):
+    rc, out = run_cli(*TINY, "executor=synchronous", "study.estimators=[ols_cc]")
+    assert rc == 0, out
+    study = tmp_path / "results" / "tiny"
+    assert main(["diagnose", str(study), "--condition", "any", "--rep", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "model = 'regression_missing'" in err and "latent_interaction" in err
+    assert not (study / "diagnostics").exists()
