@@ -9,15 +9,31 @@ import jax.numpy as jnp
 
 
 def inv_gamma(key: jax.Array, shape: jax.Array | float, scale: jax.Array | float) -> jax.Array:
-    """Inverse-gamma draws with the given shape and scale (broadcast)."""
+    """Inverse-gamma draws with the given shape and scale (broadcast).
+
+    The gamma variates come from :func:`unit_gamma`, never from ``jax.random.gamma``, whose
+    rejection loops can run forever in a compiled program (see :func:`unit_gamma`); a shape
+    that is not a positive number gives NaN.
+    """
     shape, scale = jnp.asarray(shape), jnp.asarray(scale)
     out = jnp.broadcast_shapes(shape.shape, scale.shape)
-    return scale / jax.random.gamma(key, jnp.broadcast_to(shape, out))
+    return scale / unit_gamma(key, jnp.broadcast_to(shape, out))
+
+
+def dirichlet(key: jax.Array, alpha: jax.Array) -> jax.Array:
+    """A Dirichlet(``alpha``) draw over the last axis: normalised :func:`unit_gamma` variates.
+
+    For ``alpha >= 1`` (a posterior with a uniform prior); for small ``alpha`` every variate
+    can underflow to 0 in float32 and the draw is NaN. Replaces ``jax.random.dirichlet``, which
+    draws through ``jax.random.gamma`` (see :func:`unit_gamma`).
+    """
+    g = unit_gamma(key, jnp.asarray(alpha))
+    return g / g.sum(-1, keepdims=True)
 
 
 #: Rounds of further candidates before :func:`unit_gamma` gives up on a variate (returns NaN):
 #: at acceptance >= 0.95 a finite shape needs more than 4 + 60 candidates with probability
-#: below 1e-80; only a NaN or infinite shape gets there.
+#: below 1e-80; only a shape that is not a positive finite number gets there.
 GAMMA_MAX_ROUNDS = 60
 
 
@@ -41,6 +57,16 @@ def unit_gamma(
     ``noise``: ``(normal, uniform, uniform)`` draws of shapes ``(tries, *alpha.shape)`` twice and
     ``alpha.shape``, drawn beforehand (a sampler that draws a sweep's noise in one call);
     without it they are drawn from ``key``.
+
+    Every loop ends: the loop runs at most :data:`GAMMA_MAX_ROUNDS` rounds, and it continues
+    on carried flags, never on a recomputed float test. A shape that is NaN, infinite, 0 or
+    negative gives NaN (a failed fit downstream, not a hang). ``jax.random.gamma`` is not safe
+    inside a compiled sampler: its rejection loops are unbounded and vmapped over variates,
+    and a batched ``while_loop`` evaluates the accept test twice, in the loop's condition and
+    again in its body, in separately compiled XLA computations; for a candidate at the edge
+    of acceptance the two can disagree in float32 (``1 - V + log V`` cancels), and then the
+    condition keeps the loop going while the body leaves every lane unchanged: a loop that
+    never ends, at valid shapes (seen in the ordinal CFA's SBC at shapes 152, 151.5, 151).
     """
     alpha = jnp.asarray(alpha)
     boost = alpha < 1
@@ -81,9 +107,10 @@ def unit_gamma(
     value, done, _ = jax.lax.while_loop(
         lambda c: ~c[1].all() & (c[2] < GAMMA_MAX_ROUNDS), more, (value, done, 0)
     )
-    value = jnp.where(done, value, jnp.nan)
+    value = jnp.where(done & (alpha > 0), value, jnp.nan)
     u_boost = jnp.maximum(u_boost, jnp.finfo(value.dtype).tiny)
-    return jnp.where(boost, value * u_boost ** (1 / jnp.where(boost, alpha, 1.0)), value)
+    safe_alpha = jnp.where(boost & (alpha > 0), alpha, 1.0)
+    return jnp.where(boost, value * u_boost ** (1 / safe_alpha), value)
 
 
 def overrelaxed(old: jax.Array, mean: jax.Array, noise: jax.Array, alpha: float) -> jax.Array:
@@ -157,7 +184,7 @@ def inverse_wishart(key: jax.Array, df: jax.Array | float, scale: jax.Array) -> 
     k = scale.shape[-1]
     k_chi, k_norm = jax.random.split(key)
     dof = df - jnp.arange(k)
-    diag = jnp.sqrt(2.0 * jax.random.gamma(k_chi, dof / 2.0))
+    diag = jnp.sqrt(2.0 * unit_gamma(k_chi, dof / 2.0))  # chi-square(dof): bounded loop
     lower = jnp.tril(jax.random.normal(k_norm, (k, k)), -1)
     bartlett = lower + jnp.diag(diag)
     # W = L_inv A A' L_inv' ~ Wishart(df, scale^-1), with scale^-1 = L_inv L_inv'

@@ -193,3 +193,41 @@ def test_ordinal_from_frame_codes():
     assert np.asarray(data["y"])[:, 0].tolist() == [0.5, -1.0, 2.0]
     with pytest.raises(InputError, match=r"data column b = 7\.0.*0\.\.2"):
         cfa.from_frame(frame.assign(b=[0, 7, 1]), structure)
+
+
+def _primitives(jaxpr) -> set[str]:
+    """Names of the primitives of a (closed) jaxpr, its sub-jaxprs' (loops, jit) included."""
+    jaxpr = getattr(jaxpr, "jaxpr", jaxpr)
+    names = set()
+    for eqn in jaxpr.eqns:
+        names.add(eqn.primitive.name)
+        for param in eqn.params.values():
+            for sub in param if isinstance(param, list | tuple) else [param]:
+                if hasattr(sub, "eqns") or hasattr(getattr(sub, "jaxpr", None), "eqns"):
+                    names |= _primitives(sub)
+    return names
+
+
+@pytest.mark.parametrize(
+    ("structure", "factor_cov"),
+    [
+        (TWO, "lkj"),
+        (TWO, "inverse_wishart"),
+        ({**ORD, "link": "probit"}, "lkj"),
+        ({**ORD, "link": "logit"}, "lkj"),
+    ],
+)
+def test_sweep_has_no_unbounded_gamma_loop(structure, factor_cov):
+    """The sweep draws its gamma variates by the bounded ``unit_gamma``: no
+    ``jax.random.gamma``, whose rejection loop never ended in the ordinal CFA's SBC (rep 129)."""
+    structure = cfa.check_structure(structure)
+    est = cfa.make_estimators(structure)["bayes"]
+    data = cfa.simulate(jax.random.key(0), {**_setting(), "N": 50, "structure": structure})
+    priors = {**PRIORS, "factor_cov": factor_cov}
+
+    def sweep(key, data):
+        state = est.init(key, data, priors)
+        return (est.warmup_step or est.step)(key, state, data, priors)
+
+    names = _primitives(jax.make_jaxpr(sweep)(jax.random.key(1), data))
+    assert "while" in names and "random_gamma" not in names

@@ -166,3 +166,31 @@ def test_structure_is_validated():
         li.check_structure({"moderator": "manifest"})
     with pytest.raises(InputError, match="nominal"):
         li.check_structure({"nominal": "yes"})
+
+
+def test_nominal_sweep_has_no_unbounded_gamma_loop():
+    """P(d) is drawn from normalised bounded gamma variates, not ``jax.random.dirichlet``
+    (``jax.random.gamma``'s rejection loop can run forever in a compiled program)."""
+
+    def primitives(jaxpr) -> set[str]:
+        jaxpr = getattr(jaxpr, "jaxpr", jaxpr)
+        names = set()
+        for eqn in jaxpr.eqns:
+            names.add(eqn.primitive.name)
+            for param in eqn.params.values():
+                for sub in param if isinstance(param, list | tuple) else [param]:
+                    if hasattr(sub, "eqns") or hasattr(getattr(sub, "jaxpr", None), "eqns"):
+                        names |= primitives(sub)
+        return names
+
+    structure = {"moderator": "latent", "nominal": True}
+    data = li.simulate(jax.random.key(0), {**SETTING, "N": 60, "structure": structure})
+    est = li.make_estimators(structure)["bayes"]
+    prepare = est.prepare or (lambda d: d)
+
+    def sweep(key, data):
+        data = prepare(data)
+        return est.step(key, est.init(key, data, PRIORS), data, PRIORS)
+
+    names = primitives(jax.make_jaxpr(sweep)(jax.random.key(1), data))
+    assert "while" in names and "random_gamma" not in names

@@ -19,6 +19,7 @@ import numpy as np
 
 from simstudy.blocks.conjugate import (
     IndicatorSums,
+    dirichlet,
     marker_signs,
     measurement_draw_from_sums,
     normal_from_precision,
@@ -281,7 +282,7 @@ def sampler(layout: Layout) -> Sampler:
         prob, shift, dummies = s.prob, s.shift, None
         if layout.nominal:
             dummies = onehot_d(s.d)
-            prob = jax.random.dirichlet(nominal_keys[1], 1.0 + dummies.sum(0))
+            prob = dirichlet(nominal_keys[1], 1.0 + dummies.sum(0))  # bounded loop
             free = dummies[:, 1:]
             prec_s = free.T @ free / s.phi_x + jnp.eye(2) / c2
             drawn = normal_from_precision(None, prec_s, free.T @ ex / s.phi_x, noise["shift"])
