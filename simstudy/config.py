@@ -650,15 +650,25 @@ def _fit_timeout(value: Any) -> float | None:
     return float(value)
 
 
-def _memory_limit(value: Any) -> str:
-    from dask.utils import parse_bytes
+_UNITS = {"": 1, "b": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12, "p": 10**15}
 
+
+def size_bytes(text: str) -> int | None:
+    """Bytes in a size such as ``"500MB"``, ``"2GiB"`` or ``"4G"``; None if it is not one."""
+    m = _BYTES_RE.match(str(text))
+    if m is None:
+        return None
+    unit = (m.group(2) or "").lower()
+    binary = "i" in unit
+    factor = 1024 ** "bkmgtp".index(unit[0]) if binary else _UNITS[unit[:1]]
+    return int(float(str(text).strip()[: m.start(2) if m.group(2) else None]) * factor)
+
+
+def _memory_limit(value: Any) -> str:
     if value == "auto":
         return "auto"
-    try:
-        if parse_bytes(str(value)) <= 0:
-            raise ValueError
-    except (ValueError, TypeError):
+    size = size_bytes(value) if isinstance(value, str | int) else None
+    if not size:
         raise InputError(
             "executor.memory_limit", value, '"auto" or a size such as "2GiB" or "500MB"'
         ) from None
@@ -1136,10 +1146,9 @@ def _check_resources(plan: StudyPlan, info: ModelInfo) -> None:
     cap, where = machine, "this machine's memory"
     limit = getattr(ex, "memory_limit", "auto")
     if limit not in (None, "auto"):
-        from dask.utils import parse_bytes
-
-        if not here or parse_bytes(str(limit)) < cap:
-            cap, where = float(parse_bytes(str(limit))), f"executor.memory_limit ({limit})"
+        size = float(size_bytes(limit) or 0)
+        if not here or size < cap:
+            cap, where = size, f"executor.memory_limit ({limit})"
     elif not here:
         return  # workers elsewhere: their machines' memory is not known here
     need, how = worker_bytes(plan, info)

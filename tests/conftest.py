@@ -76,3 +76,16 @@ def records_of(study_dir: Path) -> pd.DataFrame:
 def numbers(df: pd.DataFrame, columns: Sequence[str] = ("estimate", "se", "lower", "upper")):
     """The numeric results of records, for exact comparison."""
     return df[["condition_id", "rep", "seed", "estimator", "parameter", *columns]]
+
+
+def primitives(jaxpr) -> set[str]:
+    """Names of the primitives of a (closed) jaxpr, its sub-jaxprs' (loops, jit) included."""
+    jaxpr = getattr(jaxpr, "jaxpr", jaxpr)
+    names = set()
+    for eqn in jaxpr.eqns:
+        names.add(eqn.primitive.name)
+        for param in eqn.params.values():
+            for sub in param if isinstance(param, list | tuple) else [param]:
+                if hasattr(sub, "eqns") or hasattr(getattr(sub, "jaxpr", None), "eqns"):
+                    names |= primitives(sub)
+    return names

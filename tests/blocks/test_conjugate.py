@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import primitives
 from scipy import stats
 
 from simstudy.blocks.conjugate import (
@@ -91,19 +92,6 @@ def test_unit_gamma_ends_on_a_nan_shape():
     draws = jax.jit(unit_gamma)(jax.random.key(0), jnp.asarray([2.0, jnp.nan, 0.5]))
     out = np.asarray(draws)
     assert np.isfinite(out[[0, 2]]).all() and np.isnan(out[1])
-
-
-def primitives(jaxpr) -> set[str]:
-    """Names of the primitives of a (closed) jaxpr, its sub-jaxprs' (loops, jit) included."""
-    jaxpr = getattr(jaxpr, "jaxpr", jaxpr)
-    names = set()
-    for eqn in jaxpr.eqns:
-        names.add(eqn.primitive.name)
-        for param in eqn.params.values():
-            for sub in param if isinstance(param, list | tuple) else [param]:
-                if hasattr(sub, "eqns") or hasattr(getattr(sub, "jaxpr", None), "eqns"):
-                    names |= primitives(sub)
-    return names
 
 
 def test_gamma_based_draws_do_not_use_jax_random_gamma():

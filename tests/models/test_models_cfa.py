@@ -2,6 +2,7 @@ import jax
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import primitives
 
 from simstudy.cli import load_plan, main
 from simstudy.config import SamplerSettings
@@ -195,19 +196,6 @@ def test_ordinal_from_frame_codes():
         cfa.from_frame(frame.assign(b=[0, 7, 1]), structure)
 
 
-def _primitives(jaxpr) -> set[str]:
-    """Names of the primitives of a (closed) jaxpr, its sub-jaxprs' (loops, jit) included."""
-    jaxpr = getattr(jaxpr, "jaxpr", jaxpr)
-    names = set()
-    for eqn in jaxpr.eqns:
-        names.add(eqn.primitive.name)
-        for param in eqn.params.values():
-            for sub in param if isinstance(param, list | tuple) else [param]:
-                if hasattr(sub, "eqns") or hasattr(getattr(sub, "jaxpr", None), "eqns"):
-                    names |= _primitives(sub)
-    return names
-
-
 @pytest.mark.parametrize(
     ("structure", "factor_cov"),
     [
@@ -229,5 +217,5 @@ def test_sweep_has_no_unbounded_gamma_loop(structure, factor_cov):
         state = est.init(key, data, priors)
         return (est.warmup_step or est.step)(key, state, data, priors)
 
-    names = _primitives(jax.make_jaxpr(sweep)(jax.random.key(1), data))
+    names = primitives(jax.make_jaxpr(sweep)(jax.random.key(1), data))
     assert "while" in names and "random_gamma" not in names

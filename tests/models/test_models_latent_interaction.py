@@ -1,7 +1,7 @@
 import jax
 import numpy as np
 import pytest
-from conftest import LATENT_PARAMS, LATENT_PRIORS
+from conftest import LATENT_PARAMS, LATENT_PRIORS, primitives
 from scipy import stats
 
 from simstudy.config import SamplerSettings
@@ -171,17 +171,6 @@ def test_structure_is_validated():
 def test_nominal_sweep_has_no_unbounded_gamma_loop():
     """P(d) is drawn from normalised bounded gamma variates, not ``jax.random.dirichlet``
     (``jax.random.gamma``'s rejection loop can run forever in a compiled program)."""
-
-    def primitives(jaxpr) -> set[str]:
-        jaxpr = getattr(jaxpr, "jaxpr", jaxpr)
-        names = set()
-        for eqn in jaxpr.eqns:
-            names.add(eqn.primitive.name)
-            for param in eqn.params.values():
-                for sub in param if isinstance(param, list | tuple) else [param]:
-                    if hasattr(sub, "eqns") or hasattr(getattr(sub, "jaxpr", None), "eqns"):
-                        names |= primitives(sub)
-        return names
 
     structure = {"moderator": "latent", "nominal": True}
     data = li.simulate(jax.random.key(0), {**SETTING, "N": 60, "structure": structure})
