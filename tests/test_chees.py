@@ -22,6 +22,8 @@ def _data(name: str, seed: int, n: int) -> dict:
     return rm.ESTIMATORS[name].data(rm.simulate(jax.random.key(seed), {**SETTING, "N": n}), PRIORS)
 
 
+# slow tier: the batch/lane test below compares ChEES posteriors by default
+@pytest.mark.slow
 def test_chees_recovers_parameters_at_large_n():
     estimator = rm.ESTIMATORS["bayes_fiml"]  # 1,507 dimensions: the missing x are sampled
     setting = {**SETTING, "N": 1500, "mechanism": "MCAR"}

@@ -45,6 +45,8 @@ def test_fit_regression_with_missing_x(regression_csv, tmp_path, capsys):
     assert "y~x" in printed and "posterior summary" in printed
 
 
+# slow tier: the regression and CFA fit commands run by default
+@pytest.mark.slow
 def test_fit_latent_interaction_picks_its_sampler(tmp_path, capsys):
     setting = {**LATENT_PARAMS, "N": 600, "missing_rate": 0.1, "mechanism": "MCAR"}
     d = li.simulate(jax.random.key(1), setting)

@@ -47,6 +47,8 @@ def test_summary_flags_disagreeing_chains_and_rejects_nan():
         summarise_draws({"a": np.full((2, 10), np.nan)}, 0.95)
 
 
+# slow tier: test_fiml_is_unbiased_where_complete_cases_are_not recovers y~x by default
+@pytest.mark.slow
 @pytest.mark.parametrize(("name", "n"), [("bayes_fiml", 1000), ("bayes_cc", 3000)])
 def test_nuts_recovers_parameters_at_large_n(name, n):
     setting = {**SETTING, "N": n, "mechanism": "MCAR"}  # bayes_fiml: n + 7 dimensions

@@ -49,6 +49,8 @@ def test_the_statistics_on_known_scores():
         lr.residual_diagnostics(np.zeros((1, 50, 3)))
 
 
+# slow tier: the statistics on known scores and the diagnose command run by default
+@pytest.mark.slow
 def test_imputed_scores_show_the_missing_interaction(tmp_path):
     data = li.simulate(jax.random.key(11), SETTING)
     scores = lr.latent_score_imputations(BAYES, data, jax.random.key(3), SAMPLER, LATENT_PRIORS, M)

@@ -68,6 +68,8 @@ def test_vectorize_wider_than_a_task_is_refused():
         _plan(16, batch_size=10)
 
 
+# slow tier: test_chees.py checks the padded-lane report and replay of a study by default
+@pytest.mark.slow
 def test_a_run_says_when_lanes_are_padded_and_replay_matches_a_lane(run_cli, tmp_path, capsys):
     rc, out = run_cli(
         "study=latent_interaction",
@@ -90,6 +92,8 @@ def test_a_run_says_when_lanes_are_padded_and_replay_matches_a_lane(run_cli, tmp
     assert "identical to the stored replication" in capsys.readouterr().out
 
 
+# slow tier: the study-level check below fits both in one program with the same numbers
+@pytest.mark.slow
 def test_imputation_analyses_the_same_states_with_or_without_the_sampler_draws():
     """One program recording the draws and the M analyses visits the states of the programs
     recording either: bayes' draws are unchanged, and the analysed latent scores are the same."""

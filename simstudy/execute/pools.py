@@ -179,6 +179,19 @@ def worker_env(base: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+def scheduler_routes() -> list[str]:
+    """The scheduler's HTTP route modules, as a fresh list without the no-bokeh dashboard page.
+
+    A scheduler with the dashboard on but no bokeh appends its placeholder ``/status`` page to
+    the list in Dask's config itself, so every later scheduler of the process would serve it
+    too, dashboard off or not. Each cluster gets its own copy; an "on" one adds the page again.
+    """
+    import dask
+
+    routes = dask.config.get("distributed.scheduler.http.routes")
+    return [module for module in routes if module != "distributed.http.scheduler.missing_bokeh"]
+
+
 @contextmanager
 def open_pool(settings: ExecutorSettings) -> Iterator[SynchronousPool | DaskPool]:
     """Start the executor a config names, and shut it down afterwards.
@@ -200,29 +213,34 @@ def open_pool(settings: ExecutorSettings) -> Iterator[SynchronousPool | DaskPool
         yield SynchronousPool()
         return
     if settings.name in CLUSTER_EXECUTORS:  # workers elsewhere: simstudy.execute.clusters
+        import dask
+
         from simstudy.execute.clusters import open_cluster
         from simstudy.execute.pinning import KeepFreedMemory
 
-        with open_cluster(settings) as (client, n_workers):
+        routes = {"distributed.scheduler.http.routes": scheduler_routes()}
+        with dask.config.set(routes), open_cluster(settings) as (client, n_workers):
             client.register_plugin(KeepFreedMemory())
             yield DaskPool(client, n_workers, settings.retries, settings.dashboard)
         return
+    import dask
     from distributed import Client, LocalCluster
 
     n_workers = settings.n_workers or available_cores()
-    cluster = LocalCluster(
-        n_workers=n_workers,
-        threads_per_worker=1,
-        processes=True,
-        # Off means off: no dashboard routes, and the scheduler's health endpoint on a free
-        # port instead of 8787.
-        dashboard_address=":8787" if settings.dashboard else ":0",
-        scheduler_kwargs={"dashboard": settings.dashboard},
-        worker_dashboard_address=None,
-        memory_limit=settings.memory_limit,
-        silence_logs=logging.ERROR,
-        env=worker_env(),
-    )
+    with dask.config.set({"distributed.scheduler.http.routes": scheduler_routes()}):
+        cluster = LocalCluster(
+            n_workers=n_workers,
+            threads_per_worker=1,
+            processes=True,
+            # Off means off: no dashboard routes, and the scheduler's health endpoint on a
+            # free port instead of 8787.
+            dashboard_address=":8787" if settings.dashboard else ":0",
+            scheduler_kwargs={"dashboard": settings.dashboard},
+            worker_dashboard_address=None,
+            memory_limit=settings.memory_limit,
+            silence_logs=logging.ERROR,
+            env=worker_env(),
+        )
     client = Client(cluster)
     from simstudy.execute.pinning import IgnoreInterrupts, KeepFreedMemory
 

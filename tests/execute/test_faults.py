@@ -312,6 +312,10 @@ def test_dashboard_off_serves_no_dashboard():
     from simstudy.config import ExecutorSettings
     from simstudy.execute.pools import open_pool
 
+    # A dashboard-on cluster first, as an earlier test of the same process may have opened:
+    # without bokeh, Dask used to leave its placeholder page in every later scheduler.
+    with open_pool(ExecutorSettings(n_workers=1, dashboard=True, pin_cores=False)):
+        pass
     with open_pool(ExecutorSettings(n_workers=1, dashboard=False, pin_cores=False)) as pool:
         assert pool.dashboard_link is None
         port = pool.client.cluster.scheduler.http_server.port

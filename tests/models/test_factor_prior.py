@@ -32,6 +32,8 @@ def test_lkj_log_prior_matches_numpyro_densities():
     assert ours == pytest.approx(float(reference(phis[0]) - reference(phis[1])), abs=1e-3)
 
 
+# slow tier: test_lkj_covariance_keeps_its_prior (tests/blocks) runs by default
+@pytest.mark.slow
 def test_lkj_update_without_data_samples_the_prior():
     """With no scores the update must leave LKJ x inverse-gamma invariant, and move.
 

@@ -42,6 +42,8 @@ def _ks(draws, cdf):
     return stats.kstest(draws, cdf).pvalue
 
 
+# slow tier: each block keeps its prior in tests/blocks/test_blocks_geweke.py by default
+@pytest.mark.slow
 @pytest.mark.parametrize("factor_cov", ["lkj", "inverse_wishart"])
 def test_cfa_sampler_without_data_samples_its_prior(factor_cov):
     structure = cfa.check_structure(None)
@@ -68,6 +70,8 @@ def test_cfa_sampler_without_data_samples_its_prior(factor_cov):
     assert min(p) > 0.001, p
 
 
+# slow tier: each block keeps its prior in tests/blocks/test_blocks_geweke.py by default
+@pytest.mark.slow
 def test_latent_interaction_sampler_without_data_samples_its_prior():
     setting = {**LATENT_PARAMS, "N": 40, "missing_rate": 0.0, "mechanism": "MCAR"}
     data = li.simulate(jax.random.key(0), setting)

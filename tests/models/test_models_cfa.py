@@ -92,7 +92,11 @@ def test_shapes_truth_and_parameters():
     assert est.parameters == tuple(t)
 
 
-@pytest.mark.parametrize("identification", ["marker", "standardized"])
+@pytest.mark.parametrize(
+    "identification",
+    # slow tier: standardized identification is fitted by test_fit_cfa_from_a_csv by default
+    ["marker", pytest.param("standardized", marks=pytest.mark.slow)],
+)
 def test_gibbs_recovers_cfa_with_mar_missing_items(identification):
     s = _setting(identification, N=3000, missing_rate=0.2, mechanism="MAR")
     z, rhat = _fit_z_and_rhat(s, seed=1, warmup=300)
@@ -168,9 +172,9 @@ def test_ordinal_truth_names_and_categories():
 @pytest.mark.parametrize(
     ("link", "identification", "categories"),
     [
-        ("probit", "marker", 4),
-        # slow tier: the logit correction and binary items are checked by their blocks in the
-        # default tier (test_ordinal.py), standardized identification by the continuous CFA
+        # slow tier: the ordinal blocks are checked in the default tier (tests/blocks/
+        # test_ordinal.py), the ordinal sweep traced by test_sweep_has_no_unbounded_gamma_loop
+        pytest.param("probit", "marker", 4, marks=pytest.mark.slow),
         pytest.param("logit", "standardized", 3, marks=pytest.mark.slow),
         pytest.param("probit", "standardized", 2, marks=pytest.mark.slow),
     ],

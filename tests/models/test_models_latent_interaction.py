@@ -95,6 +95,8 @@ def test_rubin_pooling_by_hand():
     assert pooled.upper - pooled.estimate == pytest.approx(half)
 
 
+# slow tier: Rubin pooling by hand and test_vectorize's fs_imputation study run by default
+@pytest.mark.slow
 def test_fs_imputation_pools_m_draws():
     setting = {**SETTING, "N": 3000}
     data = li.simulate(jax.random.key(6), setting)
@@ -115,6 +117,8 @@ VARIANTS = [
 ]
 
 
+# slow tier: the latent-moderator recovery above and the nominal sweep check run by default
+@pytest.mark.slow
 @pytest.mark.parametrize("structure", VARIANTS)
 def test_variants_recover_their_parameters(structure):
     """Observed moderator (w) and incomplete nominal predictor (d): every estimand recovered."""
@@ -141,6 +145,8 @@ def test_variants_recover_their_parameters(structure):
     assert set(naive) == set(layout.regression)
 
 
+# slow tier: test_nominal_sweep_has_no_unbounded_gamma_loop runs the nominal sweep by default
+@pytest.mark.slow
 def test_nominal_predictor_imputation_uses_its_relations():
     """Missing d are drawn given eta_x and eta_y: complete-case estimates of P(d=2) would be
     biased under MAR, the model's are not (d is missing more often where x1 is high, and eta_x
