@@ -212,22 +212,21 @@ def open_pool(settings: ExecutorSettings) -> Iterator[SynchronousPool | DaskPool
         keep_freed_memory()
         yield SynchronousPool()
         return
-    if settings.name in CLUSTER_EXECUTORS:  # workers elsewhere: simstudy.execute.clusters
-        import dask
+    import dask
 
+    routes = {"distributed.scheduler.http.routes": scheduler_routes()}
+    if settings.name in CLUSTER_EXECUTORS:  # workers elsewhere: simstudy.execute.clusters
         from simstudy.execute.clusters import open_cluster
         from simstudy.execute.pinning import KeepFreedMemory
 
-        routes = {"distributed.scheduler.http.routes": scheduler_routes()}
         with dask.config.set(routes), open_cluster(settings) as (client, n_workers):
             client.register_plugin(KeepFreedMemory())
             yield DaskPool(client, n_workers, settings.retries, settings.dashboard)
         return
-    import dask
     from distributed import Client, LocalCluster
 
     n_workers = settings.n_workers or available_cores()
-    with dask.config.set({"distributed.scheduler.http.routes": scheduler_routes()}):
+    with dask.config.set(routes):
         cluster = LocalCluster(
             n_workers=n_workers,
             threads_per_worker=1,
