@@ -112,6 +112,8 @@ class DaskPool:
         self.n_workers = n_workers
         self.retries = retries
         self.dashboard_link = client.dashboard_link if dashboard else None
+        self._memory_limit: int | None = None
+        self.memory_limit()  # remembered now: when a batch is lost its workers may be gone
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Submit ``fn(*args)`` as one task (never cached: ``pure=False``)."""
@@ -138,10 +140,17 @@ class DaskPool:
             print(f"[simstudy] could not restart worker {worker}: {exc}", flush=True)
 
     def memory_limit(self) -> int | None:
-        """Each worker's memory limit in bytes (the smallest), or None if unlimited."""
+        """Each worker's memory limit in bytes (the smallest seen), or None if unlimited.
+
+        Read from the workers alive now and remembered, since the workers of a batch lost to
+        the machine are often all dead (and not yet replaced) when the loss is reported.
+        """
         workers = self.client.scheduler_info().get("workers", {})
         limits = [w.get("memory_limit") or 0 for w in workers.values()]
-        return min(limits) if limits and min(limits) > 0 else None
+        if limits and min(limits) > 0:
+            seen = min(limits)
+            self._memory_limit = min(seen, self._memory_limit or seen)
+        return self._memory_limit
 
 
 def available_cores() -> int:
@@ -187,6 +196,7 @@ def scheduler_routes() -> list[str]:
     too, dashboard off or not. Each cluster gets its own copy; an "on" one adds the page again.
     """
     import dask
+    import distributed  # noqa: F401  (importing it puts its defaults into Dask's config)
 
     routes = dask.config.get("distributed.scheduler.http.routes")
     return [module for module in routes if module != "distributed.http.scheduler.missing_bokeh"]

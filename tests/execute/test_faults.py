@@ -8,6 +8,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 import time
 import urllib.request
 
@@ -322,3 +323,27 @@ def test_dashboard_off_serves_no_dashboard():
         assert port != 8787
         with pytest.raises(urllib.error.HTTPError):
             urllib.request.urlopen(f"http://127.0.0.1:{port}/status", timeout=5)
+
+
+def test_the_memory_limit_is_still_known_when_every_worker_is_gone():
+    """A batch lost to the machine is reported with the workers' memory limit, though its
+    workers are often all dead (and not yet replaced) at that moment."""
+    from simstudy.config import ExecutorSettings
+    from simstudy.execute.pools import open_pool
+
+    settings = ExecutorSettings(n_workers=1, memory_limit="200MB", dashboard=False)
+    with open_pool(settings) as pool:
+        pool.client.cluster.scale(0)
+        deadline = time.monotonic() + 60
+        while pool.client.scheduler_info().get("workers"):
+            assert time.monotonic() < deadline, "the worker did not stop"
+            time.sleep(0.1)
+        assert pool.memory_limit() == 200_000_000
+
+
+def test_the_scheduler_routes_need_no_earlier_import_of_distributed():
+    code = (
+        "from simstudy.execute.pools import scheduler_routes; "
+        "assert 'distributed.http.scheduler.missing_bokeh' not in scheduler_routes()"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

@@ -92,11 +92,17 @@ def _workers() -> list[psutil.Process]:
 def test_workers_killed_again_and_again_lose_no_replication(run_cli, tmp_path):
     """As an OOM killer or preempted nodes do: no batch becomes failed rows, and the rerun
     computes what was lost, equal to an undisturbed run."""
+    # Enough batches that the run outlives several rounds of kills even with a warm compile
+    # cache, and kills that start on progress (the first batch written), not after a fixed
+    # sleep that a fast machine finishes the whole study in.
+    args = [*LIVE, "study.reps=36"]
+    study = tmp_path / "results" / "tiny"
     stop = threading.Event()
     kills = []
 
     def killer():
-        time.sleep(8)  # let the cluster start and the first batches finish
+        while not stop.is_set() and not _batches(study):
+            stop.wait(0.05)
         while not stop.is_set() and len(kills) < 12:
             for proc in _workers():
                 try:
@@ -109,20 +115,18 @@ def test_workers_killed_again_and_again_lose_no_replication(run_cli, tmp_path):
     thread = threading.Thread(target=killer, daemon=True)
     thread.start()
     try:
-        rc, out = run_cli(*LIVE, "executor.retries=0")
+        rc, out = run_cli(*args, "executor.retries=0")
     finally:
         stop.set()
         thread.join()
-    assert len(kills) >= 4, "the workers were not killed"
-    study = tmp_path / "results" / "tiny"
-    if (study / "replications").exists():
-        records = records_of(study)
-        assert (records["status"] == "ok").all(), records[records["status"] != "ok"]["error"]
+    assert len(kills) >= 4, f"the workers were not killed again and again: {kills}"
+    records = records_of(study)
+    assert (records["status"] == "ok").all(), records[records["status"] != "ok"]["error"]
     if rc != 0:
         assert rc == 1 and "lost to the machine, not a model failure" in out, out
-    rc, out = run_cli(*LIVE)
+    rc, out = run_cli(*args)
     assert rc == 0, out
-    pd.testing.assert_frame_equal(numbers(records_of(study)), numbers(_reference(tmp_path, LIVE)))
+    pd.testing.assert_frame_equal(numbers(records_of(study)), numbers(_reference(tmp_path, args)))
 
 
 def test_a_fit_past_fit_timeout_is_a_failed_row_and_its_worker_is_restarted(run_cli, tmp_path):
