@@ -57,10 +57,21 @@ def _reference(tmp_path: Path, args: list[str]) -> pd.DataFrame:
 def test_an_interrupted_run_says_how_to_resume_and_leaves_no_lock(tmp_path, sig):
     results = tmp_path / "results"
     cmd = [SIMSTUDY, "run", f"results_dir={results}", *LIVE]
-    # Ctrl-C goes to the whole foreground process group: the driver and every worker.
-    proc = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
-    )
+    # Ctrl-C goes to the whole foreground process group: the driver and every worker. The
+    # driver must start with SIGINT's default action, as in a terminal: under a background job
+    # (as CI may run) this process ignores SIGINT, a child would inherit that and, as Unix
+    # programs do, keep it. A handled signal is reset to the default on exec.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        proc = subprocess.Popen(
+            cmd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+    finally:
+        signal.signal(signal.SIGINT, previous)
     _wait_for(results / "tiny", 2, proc)
     if sig == signal.SIGINT:
         os.killpg(proc.pid, sig)
