@@ -86,6 +86,22 @@ def _kind(estimator: Any) -> str:
     return "NumPyro model"
 
 
+def _model_name(path: Path, seen: frozenset[Path] = frozenset()) -> str:
+    """The model a ``conf/model`` file configures.
+
+    Its ``name``, or that of the model config it extends through its defaults list (e.g. a
+    variant that changes only priors).
+    """
+    raw = read_config_file(path)
+    if "name" in raw:
+        return str(raw["name"])
+    for entry in raw.get("defaults") or []:
+        base = path.with_name(f"{entry}.yaml") if isinstance(entry, str) else None
+        if base is not None and base.is_file() and base not in seen:
+            return _model_name(base, seen | {path})
+    return path.stem
+
+
 def model_rows(conf: Path) -> list[dict[str, Any]]:
     """One row per registered model: its configs, design factors, parameters, estimators."""
     from simstudy.models import MODELS
@@ -93,7 +109,7 @@ def model_rows(conf: Path) -> list[dict[str, Any]]:
 
     configs: dict[str, list[str]] = {}
     for path in sorted((conf / "model").glob("*.yaml")):
-        configs.setdefault(str(read_config_file(path).get("name", path.stem)), []).append(path.stem)
+        configs.setdefault(_model_name(path), []).append(path.stem)
     rows = [
         {
             "model": name,

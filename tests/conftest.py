@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 # The default tier (no -m given) runs short chains, so its time is XLA's compile, which backend
@@ -97,3 +98,26 @@ def primitives(jaxpr) -> set[str]:
                 if hasattr(sub, "eqns") or hasattr(getattr(sub, "jaxpr", None), "eqns"):
                     names |= primitives(sub)
     return names
+
+
+#: JAX's monitoring event for each program XLA compiles.
+BACKEND_COMPILE = "/jax/core/compile/backend_compile_duration"
+
+
+@contextmanager
+def compile_events(*names: str) -> Iterator[list[str]]:
+    """The JAX compile events (default: backend compiles) that happen inside the block."""
+    from jax import monitoring
+
+    wanted = names or (BACKEND_COMPILE,)
+    events: list[str] = []
+
+    def listener(event: str, duration: float, **kwargs: object) -> None:
+        if event in wanted:
+            events.append(event)
+
+    monitoring.register_event_duration_secs_listener(listener)
+    try:
+        yield events
+    finally:
+        monitoring.unregister_event_duration_listener(listener)

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from jax import monitoring
+from conftest import compile_events
 
 from simstudy.cli import main
 
@@ -30,17 +30,8 @@ def no_compile():
     for module in ("simstudy.engine.replicate", "simstudy.models", "simstudy.spec.family"):
         importlib.import_module(module)  # blackjax and module constants compile on import
 
-    events: list[str] = []
-
-    def listener(event: str, duration: float, **kwargs: object) -> None:
-        if event == "/jax/core/compile/backend_compile_duration":
-            events.append(event)
-
-    monitoring.register_event_duration_secs_listener(listener)
-    try:
+    with compile_events() as events:
         yield events
-    finally:
-        monitoring.unregister_event_duration_listener(listener)
 
 
 def _tree(root: Path) -> dict[str, bytes]:

@@ -33,6 +33,8 @@ def test_list_names_every_model_study_estimator_and_sampler(capsys):
     for name in ("bayes_fiml_marginal", "fs_imputation", "sum_score_ols", "chees", "gibbs"):
         assert name in out
     assert "imputation from bayes's chains" in out
+    # A variant config that names no model itself is listed under the model it extends.
+    assert "model=latent_interaction, model=latent_interaction_ig" in out
     assert main(["list", "samplers"]) == 0
     out = capsys.readouterr().out
     assert "nuts" in out and "missing_x" not in out

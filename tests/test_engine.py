@@ -1,8 +1,7 @@
 import jax
 import numpy as np
 import pytest
-from conftest import LATENT_PARAMS, REGRESSION_PARAMS
-from jax import monitoring
+from conftest import BACKEND_COMPILE, LATENT_PARAMS, REGRESSION_PARAMS, compile_events
 
 from simstudy.config import SamplerSettings, plan_from_dict
 from simstudy.design import condition_id, rep_seed
@@ -83,17 +82,8 @@ def test_fiml_is_unbiased_where_complete_cases_are_not():
     [(nuts, FAST), (chees, CHEES_FAST)],
 )
 def test_second_replication_of_a_condition_does_not_recompile(engine, settings):
-    events = []
-
-    def listener(event, duration, **kwargs):
-        if event in (
-            "/jax/core/compile/backend_compile_duration",
-            "/jax/core/compile/jaxpr_trace_duration",
-        ):
-            events.append(event)
-
-    monitoring.register_event_duration_secs_listener(listener)
-    try:
+    trace = "/jax/core/compile/jaxpr_trace_duration"
+    with compile_events(BACKEND_COMPILE, trace) as events:
         # shapes and settings of programs other tests compile too (large-n NUTS recovery;
         # test_chees's batch-and-lane test), so that the tier compiles each once
         setting = {**SETTING, "N": 3000 if engine is nuts else 80}
@@ -109,8 +99,6 @@ def test_second_replication_of_a_condition_does_not_recompile(engine, settings):
         third = estimator.data(rm.simulate(jax.random.key(12), {**setting, "N": 124}), PRIORS)
         engine.prepare(estimator, third, settings)(jax.random.key(2), third)
         assert len(events) > before
-    finally:
-        monitoring.unregister_event_duration_listener(listener)
 
 
 def _plan(**study):
@@ -185,21 +173,12 @@ def test_a_batch_after_compile_unit_compiles_nothing():
 
     plan = _plan(factors={"N": [61], "missing_rate": [0.3], "mechanism": ["MCAR"]})
     cond = {"N": 61, "missing_rate": 0.3, "mechanism": "MCAR"}
-    events = []
-
-    def listener(event, duration, **kwargs):
-        if event == "/jax/core/compile/backend_compile_duration":
-            events.append(event)
-
-    monitoring.register_event_duration_secs_listener(listener)
-    try:
+    with compile_events() as events:
         assert compile_unit(plan, cond, "bayes_cc") == ""
         assert events  # it compiled
         before = len(events)
         rows = run_batch(plan, cond, [0, 1])
         assert len(events) == before, "the batch compiled again"
-    finally:
-        monitoring.unregister_event_duration_listener(listener)
     assert {r["status"] for r in rows} == {"ok"}
     bad = _plan(factors={"N": [1], "missing_rate": [0.3], "mechanism": ["MCAR"]})
     assert compile_unit(bad, {"N": 1, "missing_rate": 0.3, "mechanism": "MCAR"}, "nope")

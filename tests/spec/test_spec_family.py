@@ -5,7 +5,7 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
-from jax import monitoring
+from conftest import compile_events
 
 from simstudy.cli import compose_raw
 from simstudy.config import plan_from_dict
@@ -81,22 +81,13 @@ def test_glmm_simulator_pads_unequal_clusters_and_marks_missing_x():
 def test_glmm_batches_compile_once_and_fit():
     plan = _plan(GLMM)
     condition = expand_grid(plan.factors)[0]
-    events = []
-
-    def listener(event, duration, **kwargs):
-        if event == "/jax/core/compile/backend_compile_duration":
-            events.append(event)
-
-    monitoring.register_event_duration_secs_listener(listener)
-    try:
+    with compile_events() as events:
         assert compile_unit(plan, condition, "bayes") == ""
         assert events  # the sweep compiled
         run_batch(plan, condition, [0, 1])  # the first batch may stack keys (a tiny program)
         before = len(events)
         rows = run_batch(plan, condition, [2, 3])
         assert len(events) == before, "a second batch compiled again"
-    finally:
-        monitoring.unregister_event_duration_listener(listener)
     assert {r["status"] for r in rows} == {"ok"}
     assert {r["parameter"] for r in rows} >= {"y~x", "1|g~~1|g", "1|g~~x|g"}
 
