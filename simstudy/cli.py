@@ -240,11 +240,12 @@ def _conditions(plan: Any) -> list[dict[str, Any]]:
 def _lost_batch(plan: Any, pool: Any, task: Any, exc: BaseException) -> str:
     """Why a batch was lost to the machine: the condition, the error, the workers' memory."""
     limit = pool.memory_limit() if hasattr(pool, "memory_limit") else None
-    memory = (
-        f"each worker may use {limit / 2**30:.2f} GiB (executor.memory_limit)"
-        if limit
-        else "workers have no memory limit"
-    )
+    if limit:
+        memory = f"each worker may use {limit / 2**30:.2f} GiB (executor.memory_limit)"
+    elif getattr(pool, "memory_known", True):
+        memory = "workers have no memory limit"
+    else:
+        memory = "the workers' memory limit is not known (no worker was alive to ask)"
     condition = ", ".join(f"{k}={v}" for k, v in task.condition.items())
     return (
         f"condition {task.cond_id} ({condition}), batch {task.k} (reps {task.start}-"

@@ -113,6 +113,8 @@ class DaskPool:
         self.retries = retries
         self.dashboard_link = client.dashboard_link if dashboard else None
         self._memory_limit: int | None = None
+        #: Whether any worker has been asked (an adaptive cluster may start with none).
+        self.memory_known = False
         self.memory_limit()  # remembered now: when a batch is lost its workers may be gone
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Any:
@@ -147,6 +149,7 @@ class DaskPool:
         """
         workers = self.client.scheduler_info().get("workers", {})
         limits = [w.get("memory_limit") or 0 for w in workers.values()]
+        self.memory_known = self.memory_known or bool(limits)
         if limits and min(limits) > 0:
             seen = min(limits)
             self._memory_limit = min(seen, self._memory_limit or seen)

@@ -338,7 +338,7 @@ def test_the_memory_limit_is_still_known_when_every_worker_is_gone():
         while pool.client.scheduler_info().get("workers"):
             assert time.monotonic() < deadline, "the worker did not stop"
             time.sleep(0.1)
-        assert pool.memory_limit() == 200_000_000
+        assert pool.memory_limit() == 200_000_000 and pool.memory_known
 
 
 def test_the_scheduler_routes_need_no_earlier_import_of_distributed():
