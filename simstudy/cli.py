@@ -333,6 +333,25 @@ def _write_precision(plan: Any, study_dir: Path, conditions: Sequence[dict[str, 
     (study_dir / "precision.json").write_text(text)
 
 
+def _refuse_stray(todo: Any, study_dir: Path) -> None:
+    """Exit 2 for an unusable batch file that no batch of the design rewrites.
+
+    It would stop the summary, and only the user may delete it.
+    """
+    targets = {t.target(study_dir) for t in todo.todo}
+    stray = [(path, why) for path, why in todo.unusable.items() if path not in targets]
+    if stray:
+        path, why = stray[0]
+        raise InputError(
+            "results_dir",
+            str(study_dir),
+            f"a study directory whose batch files are this study's: {path} cannot be used "
+            f"({why}) and no batch of the current design replaces it"
+            + (f" (and {len(stray) - 1} more)" if len(stray) > 1 else "")
+            + "; move it out of the study directory",
+        )
+
+
 class _Terminated(KeyboardInterrupt):
     """SIGTERM, turned into an interruption so that the run cleans up (lock, cluster)."""
 
@@ -424,6 +443,7 @@ def cmd_run(overrides: Sequence[str]) -> int:
                 "manifest.json to say which. Use a new study.name, or fresh=true to delete "
                 "those results and start over",
             )
+        _refuse_stray(todo, study_dir)
         runs = (existing.runs if existing else []) + [_run_record(plan, started, "running")]
         manifest = Manifest(
             plan.name, digest, batch_size, numbers, plan.to_config(), software_versions(), runs
@@ -638,7 +658,13 @@ def cmd_aggregate(args: argparse.Namespace) -> int:
         level=args.level,
         design=design,
         by=by,
+        dedupe=args.dedupe,
     )
+    if summary.attrs.get("duplicates_dropped"):
+        print(
+            f"--dedupe: dropped {summary.attrs['duplicates_dropped']} repeated rows (the first "
+            "row of each condition, rep, estimator and parameter is kept)"
+        )
     if args.reference is not None and args.reference not in set(summary["estimator"]):
         known = ", ".join(sorted(set(summary["estimator"])))
         raise InputError("--reference", args.reference, f"an estimator in the records: {known}")
@@ -712,6 +738,12 @@ def cmd_status(args: argparse.Namespace) -> int:
     )
     for path, why in todo.unusable.items():
         print(f"  to recompute: {path}: {why}")
+    beyond = _beyond_design(study_dir, plan)
+    if beyond:
+        print(
+            f"  kept beyond the current design (not summarised; replay and simulate reach "
+            f"them): {'; '.join(beyond)}"
+        )
     for cid, entry in stopped.items():
         print(
             f"  condition {cid} stopped early after {entry.get('reps_run', '?')} reps: "
@@ -721,6 +753,21 @@ def cmd_status(args: argparse.Namespace) -> int:
         last = manifest.runs[-1]
         print(f"  last run: {last.get('started')} on {last.get('host')}, {last.get('status')}")
     return EXIT_OK
+
+
+def _beyond_design(study_dir: Path, plan: Any) -> list[str]:
+    """Stored conditions and reps outside the current design, one phrase each."""
+    from simstudy.design import condition_id
+
+    design = {condition_id(c) for c in _conditions(plan)}
+    out = []
+    for cid, (condition, reps) in _reachable(study_dir, plan).items():
+        if cid not in design:
+            levels = ", ".join(f"{k}={v}" for k, v in condition.items())
+            out.append(f"condition {cid} ({levels}) reps 0-{reps - 1}")
+        elif reps > plan.reps:
+            out.append(f"condition {cid} reps {plan.reps}-{reps - 1}")
+    return out
 
 
 def _study_plan(study_dir: Path) -> tuple[Any, Any]:
@@ -734,19 +781,46 @@ def _study_plan(study_dir: Path) -> tuple[Any, Any]:
     return manifest, plan_from_dict(manifest.config, model_infos())
 
 
+def _reachable(study_dir: Path, plan: Any) -> dict[str, tuple[dict[str, Any], int]]:
+    """``condition_id -> (condition, reps)``: the current design's, and every stored one.
+
+    A stored condition or replication outside the current design (its reps or levels were
+    lowered) stays reachable by ``status``, ``replay`` and ``simulate``.
+    """
+    from simstudy.design import condition_id
+    from simstudy.store import stored_conditions
+
+    out = {condition_id(c): (c, plan.reps) for c in _conditions(plan)}
+    for cid, (condition, reps) in stored_conditions(study_dir, list(plan.factors)).items():
+        if condition_id(condition) != cid:  # factors renamed since: its seeds are not ours
+            continue
+        current = out.get(cid, (condition, 0))
+        out[cid] = (current[0], max(current[1], reps))
+    return out
+
+
+def _pick(study_dir: Path, plan: Any, cond: str | None, rep: int | None) -> Any:
+    """The reachable conditions, with ``--condition`` and ``--rep`` checked against them."""
+    reachable = _reachable(study_dir, plan)
+    if cond is not None and cond not in reachable:
+        raise InputError("--condition", cond, "one of " + ", ".join(reachable))
+    if cond is not None and rep is not None and not 0 <= rep < reachable[cond][1]:
+        raise InputError(
+            "--rep", rep, f"an integer in [0, {reachable[cond][1]}) for condition {cond}"
+        )
+    return reachable
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
     """Recompute one replication from a study's manifest and compare it with the stored rows."""
-    from simstudy.design import condition_id, expand_grid
     from simstudy.engine.replicate import run_batch
     from simstudy.store import read_replications
 
     study_dir = Path(args.results_dir)
     _, plan = _study_plan(study_dir)
-    conditions = {condition_id(c): c for c in expand_grid(plan.factors, plan.exclude)}
-    if args.condition not in conditions:
-        raise InputError("--condition", args.condition, "one of " + ", ".join(conditions))
-    if not 0 <= args.rep < plan.reps:
-        raise InputError("--rep", args.rep, f"an integer in [0, {plan.reps})")
+    conditions = {
+        cid: c for cid, (c, _) in _pick(study_dir, plan, args.condition, args.rep).items()
+    }
     save = getattr(args, "save", None)
     simulated = None
     if save is not None:  # refused before any fitting: an unwritable DIR, a model without a table
@@ -850,17 +924,21 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     be simulated (the study recorded that replication as failed too).
     """
     from simstudy.config import check_results_dir as check_writable
-    from simstudy.design import condition_id, expand_grid
     from simstudy.engine.replicate import _simulate
     from simstudy.export import SUFFIXES, keyed_frame, write_table
 
     study_dir = Path(args.results_dir)
     _, plan = _study_plan(study_dir)
-    conditions = {condition_id(c): c for c in expand_grid(plan.factors, plan.exclude)}
-    if not args.all and args.condition not in conditions:
-        raise InputError("--condition", args.condition, "one of " + ", ".join(conditions))
-    if args.rep is not None and not 0 <= args.rep < plan.reps:
-        raise InputError("--rep", args.rep, f"an integer in [0, {plan.reps})")
+    reachable = _pick(study_dir, plan, None if args.all else args.condition, args.rep)
+    if (
+        args.all
+        and args.rep is not None
+        and not 0 <= args.rep < min(n for _, n in reachable.values())
+    ):
+        raise InputError(
+            "--rep", args.rep, f"an integer in [0, {min(n for _, n in reachable.values())})"
+        )
+    conditions = {cid: c for cid, (c, _) in reachable.items()}
     out = Path(args.out)
     if out.suffix not in SUFFIXES or out.is_dir():
         raise InputError("--out", args.out, "a file path ending in .csv or .parquet")
@@ -868,10 +946,12 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         raise InputError("--out", args.out, "a path with at most one '*', in the file name")
     check_writable(out.parent, "--out", shown=str(out))
     chosen = list(conditions) if args.all else [args.condition]
-    reps = range(plan.reps) if args.rep is None else [args.rep]
     per_rep = "*" in out.name
     frames, written, failed = [], [], []
+    n_sets = 0
     for cid in chosen:
+        reps = range(reachable[cid][1]) if args.rep is None else [args.rep]
+        n_sets += len(reps)
         for rep in reps:
             simulated = _simulate(plan, conditions[cid], rep)
             if isinstance(simulated, list):  # failed rows, as the study stored them
@@ -889,7 +969,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         table = pd.concat(frames, ignore_index=True)
         write_table(table, out)
         written.append((out, len(table)))
-    n_sets = len(chosen) * len(reps) - len(failed)
+    n_sets -= len(failed)
     rows = sum(n for _, n in written)
     where = (
         str(written[0][0])
@@ -1329,6 +1409,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--by",
         default=None,
         help="design-factor columns of a .csv/.parquet, comma-separated (others are ignored)",
+    )
+    agg.add_argument(
+        "--dedupe",
+        action="store_true",
+        help="keep the first of repeated (condition, rep, estimator, parameter) rows (default: "
+        "refuse them)",
     )
     agg.add_argument("--estimators", default=None, help="tables: these estimators, in this order")
     agg.add_argument("--parameters", default=None, help="tables: these estimands, in this order")

@@ -10,10 +10,11 @@ Layout of a study directory::
         replications/condition=<id>/.batch-<k>.parquet.sha256  the batch file's checksum
         summary.parquet                        written by the aggregator
 
-A batch file carries the rep range it covers and the hash of the config its numbers depend on
-in its Parquet metadata, and the SHA-256 of its bytes beside it: a resumed run adopts a batch
-only when all three match, so a corrupted, truncated or foreign batch is recomputed, never
-summarised. Nothing here is ever unpickled: JSON and Parquet only.
+A batch file carries the rep range it covers, its condition id and study, and the hash of the
+config its numbers depend on in its Parquet metadata, and the SHA-256 of its bytes beside it: a
+resumed run adopts a batch only when its checksum, its condition (that of the folder it lies in)
+and its config hash match, so a corrupted, truncated, misplaced or foreign batch is recomputed,
+never summarised. Nothing here is ever unpickled: JSON and Parquet only.
 """
 
 from __future__ import annotations
@@ -84,9 +85,15 @@ def condition_dir(study_dir: Path, cond_id: str) -> Path:
     return Path(study_dir) / "replications" / f"condition={cond_id}"
 
 
-def batch_path(study_dir: Path, cond_id: str, k: int) -> Path:
-    """Path of batch ``k`` of a condition."""
-    return condition_dir(study_dir, cond_id) / f"batch-{k:05d}.parquet"
+def batch_path(study_dir: Path, cond_id: str, k: int, start: int | None = None) -> Path:
+    """Path of batch ``k`` of a condition.
+
+    ``start``: the first rep of a part of batch ``k`` that fills the reps its stored file lacks
+    (written after ``study.reps`` grew past what the file covers): ``batch-<k>-r<start>``, so
+    that the stored file is never rewritten.
+    """
+    part = "" if start is None else f"-r{start}"
+    return condition_dir(study_dir, cond_id) / f"batch-{k:05d}{part}.parquet"
 
 
 def write_batch(
@@ -98,15 +105,18 @@ def write_batch(
 ) -> None:
     """Write one batch atomically: a temporary file in the same directory, then a rename.
 
-    The rep range ``[start, stop)`` and ``config_hash`` go into the file's metadata, so that a
-    resumed run can tell a finished batch from one written for a different range or config;
-    the SHA-256 of the file's bytes is written beside it first (see :func:`batch_state`).
-    Raises :class:`InputError` when the disk is full, after removing what it half wrote.
+    The rep range ``[start, stop)``, ``config_hash`` and the records' condition id and study
+    go into the file's metadata, so that a resumed run can tell a finished batch from one
+    written for a different range, config or condition; the SHA-256 of the file's bytes is
+    written beside it first (see :func:`batch_state`). Raises :class:`InputError` when the
+    disk is full, after removing what it half wrote.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     meta = {
         b"simstudy.reps": json.dumps(list(reps)).encode(),
         b"simstudy.config_hash": config_hash.encode(),
+        b"simstudy.condition_id": _only(records, "condition_id", path).encode(),
+        b"simstudy.study": _only(records, "study", path).encode(),
     }
     table = pa.Table.from_pylist(list(records), schema=schema.with_metadata(meta))
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -133,6 +143,14 @@ def write_batch(
         raise
 
 
+def _only(records: Sequence[Mapping[str, Any]], column: str, path: Path) -> str:
+    """The one value of ``column`` in a batch's records ('' for no records)."""
+    values = {str(r.get(column, "")) for r in records}
+    if len(values) > 1:
+        raise ValueError(f"a batch holds one {column}; {path.name} was given {sorted(values)}")
+    return values.pop() if values else ""
+
+
 def _checksum_path(path: Path) -> Path:
     # hidden, so that Parquet readers given the directory (pandas, pyarrow, DuckDB) skip it
     return path.with_name(f".{path.name}{CHECKSUM_SUFFIX}")
@@ -153,13 +171,21 @@ class BatchState:
     reps: tuple[int, int] | None
     config_hash: str | None
     problem: str = ""
+    study: str = ""
+
+
+def folder_condition(path: Path) -> str | None:
+    """The condition id a batch file's place names (``condition=<id>/``), if any."""
+    name = Path(path).parent.name
+    return name.split("=", 1)[1] if name.startswith("condition=") else None
 
 
 def batch_state(path: Path) -> BatchState:
-    """Read and verify a batch file: checksum, rep range, config hash.
+    """Read and verify a batch file: checksum, rep range, config hash, condition.
 
     ``problem`` is empty for a sound file, else says what is wrong ('missing', a checksum
-    mismatch, unreadable metadata); such a file must be recomputed, not read.
+    mismatch, unreadable metadata, records of another condition than its folder's); such a
+    file must be recomputed, not read.
     """
     path = Path(path)
     if not path.exists():
@@ -178,9 +204,32 @@ def batch_state(path: Path) -> BatchState:
         meta = pq.read_schema(path).metadata or {}
         start, stop = json.loads(meta[b"simstudy.reps"])
         digest = meta.get(b"simstudy.config_hash", b"").decode()
+        study = meta.get(b"simstudy.study", b"").decode()
+        held = _held_conditions(path, meta)
     except (OSError, KeyError, ValueError, pa.ArrowInvalid) as exc:
         return BatchState(None, None, f"unreadable metadata ({type(exc).__name__})")
-    return BatchState((int(start), int(stop)), digest)
+    place = folder_condition(path)
+    if place is not None and held and held != {place}:
+        return BatchState(
+            None,
+            None,
+            f"it holds records of condition {', '.join(sorted(held))}, not of {place} whose "
+            "folder it lies in (copied from elsewhere?)",
+            study,
+        )
+    return BatchState((int(start), int(stop)), digest, "", study)
+
+
+def _held_conditions(path: Path, meta: Mapping[bytes, bytes]) -> set[str]:
+    """The condition ids a batch file holds: its metadata's, else its records' column."""
+    named = meta.get(b"simstudy.condition_id", b"").decode()
+    if named:
+        return {named}
+    schema = pq.read_schema(path)
+    if "condition_id" not in schema.names:
+        return set()
+    column = pq.read_table(path, columns=["condition_id"]).column("condition_id")
+    return {str(v) for v in column.unique().to_pylist()}
 
 
 def batch_reps(path: Path) -> tuple[int, int] | None:
@@ -188,14 +237,24 @@ def batch_reps(path: Path) -> tuple[int, int] | None:
     return batch_state(path).reps
 
 
-def check_batch_file(path: Path) -> None:
+def check_batch_file(path: Path, config_hash: str | None = None) -> None:
     """Raise :class:`InputError` naming ``path`` when a batch file in a study is unusable.
 
-    Files of other programs (no checksum beside them) are only checked for being Parquet.
+    Unusable is what a run would recompute: a checksum mismatch, unreadable metadata, records
+    of another condition than its folder's, or (given the study's ``config_hash``, from its
+    manifest) a batch written under another config. Files of other programs (no checksum
+    beside them) are only checked for being Parquet.
     """
     path = Path(path)
     if _checksum_path(path).exists():
         state = batch_state(path)
+        if not state.problem and config_hash and state.config_hash != config_hash:
+            state = BatchState(
+                None,
+                None,
+                f"written under config hash {state.config_hash or '(none)'}, not the "
+                f"manifest's {config_hash}",
+            )
         if not state.problem:
             return
         problem = state.problem
@@ -225,15 +284,41 @@ def read_replications(path: Path, columns: Sequence[str] | None = None) -> pd.Da
     """All replication records under a study directory (or its ``replications/`` folder).
 
     ``columns``: read only these (all by default). Every file is verified first
-    (:func:`check_batch_file`): a corrupted one raises :class:`InputError` naming it.
+    (:func:`check_batch_file`, against the manifest's config hash where there is one): one
+    that a run would recompute raises :class:`InputError` naming it.
     """
     files = batch_files(path)
     if not files:
         return pd.DataFrame()
+    digest = manifest_hash(path)
     for f in files:
-        check_batch_file(f)
+        check_batch_file(f, digest)
     dataset = pads.dataset([str(f) for f in files], format="parquet")
     return dataset.to_table(columns=list(columns) if columns else None).to_pandas()
+
+
+def stored_conditions(
+    study_dir: Path, factors: Sequence[str]
+) -> dict[str, tuple[dict[str, Any], int]]:
+    """``condition_id -> (condition, reps)`` of every condition with sound batches on disk.
+
+    ``reps``: one past the highest rep its sound batch files hold. The condition's factor
+    values are read from one row of its records (``factors``: the design-factor columns), so
+    that conditions and reps an earlier, larger design left are reachable after the design
+    shrank.
+    """
+    out: dict[str, tuple[dict[str, Any], int]] = {}
+    for folder in sorted((Path(study_dir) / "replications").glob("condition=*")):
+        cid = folder.name.split("=", 1)[1]
+        sound = [(f, batch_state(f)) for f in sorted(folder.glob("batch-*.parquet"))]
+        sound = [(f, st) for f, st in sound if not st.problem and st.reps is not None]
+        if not sound:
+            continue
+        row = pq.read_table(sound[0][0], columns=list(factors)).slice(0, 1).to_pylist()
+        if not row:
+            continue
+        out[cid] = (row[0], max(st.reps[1] for _, st in sound if st.reps))
+    return out
 
 
 def count_records(path: Path) -> tuple[int, int]:
@@ -323,6 +408,15 @@ def read_manifest(study_dir: Path) -> Manifest | None:
             "or move it away and rerun with the study's config (finished batches whose config "
             "hash matches are kept)",
         ) from None
+
+
+def manifest_hash(path: Path) -> str | None:
+    """The config hash of the manifest of a study directory (or of its ``replications/``)."""
+    root = Path(path)
+    if root.name == "replications":
+        root = root.parent
+    manifest = read_manifest(root) if root.is_dir() else None
+    return manifest.config_hash if manifest else None
 
 
 def write_manifest(study_dir: Path, manifest: Manifest) -> None:

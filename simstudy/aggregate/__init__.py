@@ -87,6 +87,7 @@ def summarise_path(
     level: float = 0.95,
     design: tuple[set[str], int] | None = None,
     by: Sequence[str] | None = None,
+    dedupe: bool = False,
 ) -> pd.DataFrame:
     """:func:`summarise` over a results directory, Parquet or CSV file, a condition at a time.
 
@@ -94,18 +95,51 @@ def summarise_path(
     ``(condition ids, reps)``: summarise only those conditions and replications ``< reps``
     (a study's current design, whatever else an earlier, larger design left on disk).
     ``by``: the design-factor columns of a single file (other extra columns are dropped).
+    A (condition, rep, estimator, parameter) with more than one row raises
+    :class:`InputError` naming it; ``dedupe=True`` keeps the first row of each instead, and
+    the summary's ``attrs["duplicates_dropped"]`` says how many rows were dropped.
     """
     frames = []
-    with conditions(Path(path), truth, by) as parts:
+    dropped = 0
+    only = design[0] if design is not None else None
+    with conditions(Path(path), truth, by, only) as parts:
         for part in parts:
             if design is not None:
                 ids, reps = design
                 part = part[part["condition_id"].isin(ids) & (part["rep"] < reps)]
                 if part.empty:
                     continue
+            part, n = _unique_records(part, path, dedupe)
+            dropped += n
             # One reference for every condition: the first estimator of the first condition.
             reference = reference or str(part["estimator"].iloc[0])
             frames.append(summarise(part, reference, policy, truth, level))
     if not frames:
         raise InputError("INPUT", str(path), "records of at least one condition of the design")
-    return pd.concat(frames, ignore_index=True)
+    summary = pd.concat(frames, ignore_index=True)
+    summary.attrs["duplicates_dropped"] = dropped
+    return summary
+
+
+#: What identifies one record: a replication may have one row per estimator and estimand.
+RECORD_KEY = ["condition_id", "rep", "estimator", "parameter"]
+
+
+def _unique_records(part: pd.DataFrame, path: Path, dedupe: bool) -> tuple[pd.DataFrame, int]:
+    """A condition's records with each key once; refuse repeats unless ``dedupe``."""
+    repeated = part.duplicated(RECORD_KEY, keep="first")
+    n = int(repeated.sum())
+    if not n:
+        return part, 0
+    if dedupe:
+        return part[~repeated], n
+    first = part.loc[repeated, RECORD_KEY].iloc[0]
+    times = int((part[RECORD_KEY] == first.values).all(axis=1).sum())
+    raise InputError(
+        "INPUT",
+        str(path),
+        "records with one row per (condition_id, rep, estimator, parameter); "
+        f"{n} rows repeat one, e.g. condition_id {first['condition_id']} rep {first['rep']} "
+        f"estimator {first['estimator']} parameter {first['parameter']} ({times} rows). "
+        "Counting them would count replications twice; --dedupe keeps the first row of each",
+    )

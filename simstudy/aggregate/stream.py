@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import tempfile
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 
 from simstudy.aggregate.prepare import RECORD_COLUMNS, check_columns, condition_ids
 from simstudy.errors import InputError
-from simstudy.store import check_batch_file
+from simstudy.store import check_batch_file, manifest_hash
 
 BATCH_ROWS = 65_536
 SPLIT_OPEN_FILES = 64
@@ -77,7 +77,7 @@ class _PartWriters:
 
 def _design_columns(names: Sequence[str], by: Sequence[str] | None, path: Path) -> list[str]:
     """The columns kept as design factors: ``by`` (each must exist), else every extra one."""
-    extra = [c for c in names if c not in RECORD_COLUMNS and c != "condition_id"]
+    extra = [c for c in names if c not in RECORD_COLUMNS and not _bookkeeping(c)]
     if by is None:
         return extra
     for name in by:
@@ -104,6 +104,11 @@ def _check_factors(frame: pd.DataFrame, factors: Sequence[str], path: Path) -> N
             )
 
 
+def _bookkeeping(name: str) -> bool:
+    """``condition_id``, or the index pandas stored beside the records (``to_parquet``)."""
+    return name == "condition_id" or name.startswith("__index_level_")
+
+
 @contextmanager
 def split_by_condition(
     path: Path, truth: float | None = None, by: Sequence[str] | None = None
@@ -119,14 +124,14 @@ def split_by_condition(
     dropped = [
         c
         for c in schema.names
-        if c not in RECORD_COLUMNS and c != "condition_id" and c not in factors
+        if c not in RECORD_COLUMNS and not _bookkeeping(c) and c not in factors
     ]
     checked = False
     with tempfile.TemporaryDirectory(prefix="simstudy-split-") as tmp:
         writers: _PartWriters | None = None
         try:
             for batch in batches:
-                frame = batch.to_pandas().drop(columns=dropped)
+                frame = batch.to_pandas().drop(columns=dropped).reset_index(drop=True)
                 if not checked and by is None:
                     _check_factors(frame, factors, path)
                     checked = True
@@ -160,11 +165,14 @@ def condition_parts(root: Path) -> list[Path]:
     return sorted(p for p in root.iterdir() if p.is_dir() and "=" in p.name)
 
 
-def read_condition(part: Path) -> pd.DataFrame:
-    """All records of one condition directory (each batch file verified first)."""
+def read_condition(part: Path, config_hash: str | None = None) -> pd.DataFrame:
+    """All records of one condition directory (each batch file verified first).
+
+    ``config_hash``: the study manifest's; a batch written under another is refused.
+    """
     files = sorted(part.glob("*.parquet"))
     for f in files:
-        check_batch_file(f)
+        check_batch_file(f, config_hash)
     table = pads.dataset([str(f) for f in files], format="parquet").to_table()
     frame = table.to_pandas()
     if "condition_id" not in frame.columns:
@@ -174,11 +182,16 @@ def read_condition(part: Path) -> pd.DataFrame:
 
 @contextmanager
 def conditions(
-    path: Path, truth: float | None = None, by: Sequence[str] | None = None
+    path: Path,
+    truth: float | None = None,
+    by: Sequence[str] | None = None,
+    only: Collection[str] | None = None,
 ) -> Iterator[Iterator[pd.DataFrame]]:
     """Yield an iterator over the records of each condition of ``path``, one at a time.
 
     ``by``: design-factor columns of a single file (see :func:`split_by_condition`).
+    ``only``: read only these condition ids (a study's current design); the others' files
+    are neither read nor verified.
     """
     path = Path(path)
     if not path.exists():
@@ -189,7 +202,12 @@ def conditions(
             raise InputError(
                 "INPUT", str(path), "a results directory with replications/condition=<id>/"
             )
-        yield (read_condition(p) for p in parts)
+        digest = manifest_hash(path)
+        yield (read_condition(p, digest) for p in parts if _wanted(p, only))
         return
     with split_by_condition(path, truth, by) as root:
-        yield (read_condition(p) for p in condition_parts(root))
+        yield (read_condition(p) for p in condition_parts(root) if _wanted(p, only))
+
+
+def _wanted(part: Path, only: Collection[str] | None) -> bool:
+    return only is None or part.name.split("=", 1)[1] in only

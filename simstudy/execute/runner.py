@@ -22,22 +22,32 @@ from typing import Any
 import pyarrow as pa
 
 from simstudy.design import batches, condition_id
+from simstudy.errors import InputError
 from simstudy.execute.pools import Pool
 from simstudy.execute.progress import RunProgress
-from simstudy.store import batch_path, batch_state, write_batch
+from simstudy.store import batch_path, batch_state, condition_dir, write_batch
 
 Records = list[dict[str, Any]]
 
 
 @dataclass(frozen=True)
 class BatchTask:
-    """Replications ``[start, stop)`` of one condition, written as batch ``k``."""
+    """Replications ``[start, stop)`` of one condition, part of batch ``k``, written to ``path``.
+
+    ``path`` is batch ``k``'s file, or a part file beside it when a stored file of batch ``k``
+    already holds some of its reps (see :func:`simstudy.store.batch_path`).
+    """
 
     condition: dict[str, Any]
     cond_id: str
     k: int
     start: int
     stop: int
+    path: Path | None = None
+
+    def target(self, study_dir: Path) -> Path:
+        """The file this task writes."""
+        return self.path or batch_path(study_dir, self.cond_id, self.k)
 
 
 @dataclass
@@ -97,9 +107,13 @@ def plan_tasks(
 ) -> TaskPlan:
     """The batches still to run, and how many are already finished on disk.
 
-    A batch is finished when its file is sound (its checksum matches), covers exactly its rep
-    range and was written under ``config_hash``; any other file is listed in ``unusable`` and
-    planned again. Conditions in ``skip`` (stopped earlier) are not planned.
+    A condition's stored reps are those of its sound batch files (checksum, condition and
+    ``config_hash`` match, whatever their names or rep ranges); a batch of the grid is
+    finished when they hold all its reps. A file that covers more than the design needs (reps
+    were lowered) is finished work and stays; reps a batch lacks are run into a part file
+    beside its stored one, never by rewriting it. Unsound files are listed in ``unusable``
+    and their batches planned again. Conditions in ``skip`` (stopped earlier) are not planned.
+    Raises :class:`InputError` when two sound files hold the same reps of a condition.
     """
     plan = TaskPlan([], 0)
     for condition in conditions:
@@ -107,23 +121,63 @@ def plan_tasks(
         if cid in skip:
             plan.skipped_conditions.append(cid)
             continue
+        stored = stored_reps(study_dir, cid, config_hash, plan.unusable)
         for k, start, stop in batches(reps, batch_size):
-            path = batch_path(study_dir, cid, k)
-            state = batch_state(path)
-            if state.reps == (start, stop) and state.config_hash == config_hash:
+            lacking = [r for r in range(start, stop) if r not in stored]
+            if not lacking:
                 plan.done += 1
                 continue
-            if state.problem and state.problem != "missing":
-                plan.unusable[path] = state.problem
-            elif state.reps is not None and state.config_hash != config_hash:
-                plan.unusable[path] = (
-                    f"written under config hash {state.config_hash or '(none)'}, "
-                    f"not this study's {config_hash}"
-                )
-            elif state.reps is not None:
-                plan.unusable[path] = f"covers reps {state.reps}, not {(start, stop)}"
-            plan.todo.append(BatchTask(dict(condition), cid, k, start, stop))
+            for first, last in _runs(lacking):
+                own = batch_path(study_dir, cid, k)
+                path = own if first == start and own not in stored.values() else None
+                path = path or batch_path(study_dir, cid, k, first)
+                plan.todo.append(BatchTask(dict(condition), cid, k, first, last, path))
     return plan
+
+
+def stored_reps(
+    study_dir: Path, cond_id: str, config_hash: str, unusable: dict[Path, str]
+) -> dict[int, Path]:
+    """``rep -> file`` of a condition's sound batch files written under ``config_hash``.
+
+    Files that are not sound, or hold reps that do not match their metadata's range, go
+    into ``unusable`` with the reason. Raises :class:`InputError` when two files hold a rep.
+    """
+    held: dict[int, Path] = {}
+    for path in sorted(condition_dir(study_dir, cond_id).glob("batch-*.parquet")):
+        state = batch_state(path)
+        if state.problem:
+            unusable[path] = state.problem
+            continue
+        if state.config_hash != config_hash:
+            unusable[path] = (
+                f"written under config hash {state.config_hash or '(none)'}, "
+                f"not this study's {config_hash}"
+            )
+            continue
+        assert state.reps is not None
+        for rep in range(*state.reps):
+            if rep in held:
+                raise InputError(
+                    "results_dir",
+                    str(study_dir),
+                    f"a study directory whose batch files hold each replication once: {path} "
+                    f"and {held[rep]} both hold rep {rep} of condition {cond_id}; move the "
+                    "copy away",
+                )
+            held[rep] = path
+    return held
+
+
+def _runs(values: Sequence[int]) -> list[tuple[int, int]]:
+    """Consecutive runs of sorted integers as ``[first, stop)`` ranges."""
+    out: list[tuple[int, int]] = []
+    for v in values:
+        if out and out[-1][1] == v:
+            out[-1] = (out[-1][0], v + 1)
+        else:
+            out.append((v, v + 1))
+    return out
 
 
 def _fit_counts(records: Records) -> tuple[int, int]:
@@ -359,7 +413,7 @@ def run_tasks(
             report.timed_out += 1
             pool.recycle(outcome.stuck_worker)
         write_batch(
-            batch_path(study_dir, task.cond_id, task.k),
+            task.target(study_dir),
             records,
             schema,
             (task.start, task.stop),
