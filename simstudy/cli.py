@@ -559,7 +559,8 @@ def cmd_run(overrides: Sequence[str]) -> int:
         print("no replications are stored yet: nothing to summarise")
     if report is None:
         print("nothing to run: every batch was finished earlier")
-        return EXIT_STOPPED if todo.skipped_conditions else EXIT_OK
+        failing = _say_failures(plan, study_dir, design_ids)
+        return EXIT_STOPPED if todo.skipped_conditions or failing else EXIT_OK
     print(
         f"this run: {report.batches_written} batches written, {skipped} skipped as finished, "
         f"{report.fits} fits ({report.failed_fits} failed) in {elapsed:.1f}s"
@@ -578,6 +579,7 @@ def cmd_run(overrides: Sequence[str]) -> int:
         print(f"condition {cid} stopped early: {why}")
     for why in report.lost.values():
         print(f"batch not computed (lost to the machine, not a model failure): {why}")
+    failing = _say_failures(plan, study_dir, design_ids)
     if report.stopped or report.lost:
         print(
             f"{report.batches_not_run + len(report.lost)} batches were not run; "
@@ -585,7 +587,25 @@ def cmd_run(overrides: Sequence[str]) -> int:
             + ("run the same command again to compute the lost batches" if report.lost else "")
         )
         return EXIT_STOPPED
-    return EXIT_OK
+    return EXIT_STOPPED if failing else EXIT_OK
+
+
+def _say_failures(plan: Any, study_dir: Path, design_ids: set[str]) -> list[str]:
+    """Print the failed fits per estimator and the conditions that fail the run; return them.
+
+    Whatever ``study.min_reps_for_stop`` is, a condition with no successful fit of an
+    estimator, or more failed fits than ``study.max_failure_rate``, makes the run exit 1.
+    """
+    from simstudy.aggregate.failures import failure_report
+    from simstudy.store import fit_failures
+
+    failures = fit_failures(study_dir, design_ids, plan.reps)
+    lines, failing = failure_report(failures, plan.max_failure_rate)
+    if lines:
+        print("failed fits (the records say why, column error): " + "; ".join(lines))
+    for line in failing:
+        print(f"FAILED {line}")
+    return failing
 
 
 def cmd_aggregate(args: argparse.Namespace) -> int:

@@ -26,7 +26,7 @@ import os
 import socket
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -319,6 +319,25 @@ def stored_conditions(
             continue
         out[cid] = (row[0], max(st.reps[1] for _, st in sound if st.reps))
     return out
+
+
+def fit_failures(study_dir: Path, ids: Collection[str], reps: int) -> pd.DataFrame:
+    """Fits and failed fits per condition and estimator, of the design's stored records.
+
+    A fit is one replication × estimator; it failed when any of its rows did. Columns
+    ``condition_id``, ``estimator``, ``fits``, ``failed``; reads four columns only.
+    """
+    columns = ["condition_id", "rep", "estimator", "status"]
+    files = [f for f in batch_files(study_dir) if folder_condition(f) in ids]
+    if not files:
+        return pd.DataFrame(columns=[*columns[::2], "fits", "failed"])
+    table = pads.dataset([str(f) for f in files], format="parquet").to_table(columns=columns)
+    df = table.to_pandas()
+    df = df[df["rep"] < reps]
+    df["failed"] = df["status"] != "ok"
+    per_fit = df.groupby(["condition_id", "estimator", "rep"], sort=False)["failed"].any()
+    grouped = per_fit.groupby(level=["condition_id", "estimator"], sort=False)
+    return grouped.agg(fits="size", failed="sum").reset_index()
 
 
 def count_records(path: Path) -> tuple[int, int]:

@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from simstudy.config import BATCHED_SAMPLERS, SamplerSettings, StudyPlan
 from simstudy.design import condition_id, rep_seed, seed_words
@@ -249,19 +250,40 @@ def _simulate(plan: StudyPlan, condition: Mapping[str, Any], rep: int) -> _Rep |
     base = {"study": plan.name, "condition_id": cid, **condition, "rep": rep, "seed": seed}
     key = key_from_seed(seed)
     sbc = plan.kind == "sbc"
-    truth: dict[str, float] = {} if sbc else family.truth(setting)
+    truth: dict[str, float] = {}
     try:
         if sbc:  # parameters drawn from the prior, data from them
             dataset, truth = family.simulate_prior(simulate_key(key), setting, plan.model.priors)
         else:
+            truth = family.truth(setting)
             dataset = compiled_simulate(family, setting)(simulate_key(key))
         dataset = jax.block_until_ready(dataset)
+        _check_representable(dataset)
     except Exception as exc:  # the DGM failing is data too
         available = family.estimators_for(plan.model.structure)
         return failed_records(
             base, available, plan.estimators, truth, "simulate: " + _error_text(exc)
         )
     return _Rep(base, key, dataset, truth)
+
+
+def _check_representable(dataset: Any) -> None:
+    """Raise when a simulated data set holds infinities (its values overflowed float32)."""
+    for name, value in dataset.items() if isinstance(dataset, Mapping) else ():
+        array = np.asarray(value)
+        if array.dtype.kind == "f" and np.isinf(array).any():
+            raise OverflowError(
+                f"the simulated {name} holds infinite values: the model's parameters give "
+                "values a float32 sampler cannot represent"
+            )
+
+
+def _truth_or_none(family: Any, setting: Mapping[str, Any]) -> dict[str, float]:
+    """The condition's true values; none (NaN in the rows) where computing them fails."""
+    try:
+        return family.truth(setting)
+    except Exception:  # the rows say why the batch failed; the truth cannot be had
+        return {}
 
 
 def _estimate_rows(
@@ -529,7 +551,7 @@ def failed_batch(
     family = family_of(plan.model)
     available = family.estimators_for(plan.model.structure)
     cid = condition_id(condition)
-    truth = family.truth(setting_of(plan, condition))
+    truth = _truth_or_none(family, setting_of(plan, condition))
     rows: list[Record] = []
     for rep in reps:
         base = {

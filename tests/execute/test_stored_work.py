@@ -140,3 +140,33 @@ def test_dedupe_keeps_the_first_of_repeated_records_and_says_how_many(run_cli, t
     assert "dropped 3 repeated rows" in capsys.readouterr().out
     summary = pd.read_parquet(path.with_name("records-summary.parquet"))
     assert set(summary.loc[summary["measure"] == "bias", "n_reps"]) == {6}
+
+
+def test_a_parameter_that_overflows_is_failed_rows_and_the_run_exits_1(run_cli, tmp_path):
+    rc, out = run_cli(*OLS, "study.reps=2", "model.params.sigma=1e200")
+    assert rc == 1, out
+    assert "Traceback" not in out
+    assert "ols_cc: 4 of 4 fits failed" in out and "no successful fit of ols_cc" in out
+    study = tmp_path / "results" / "tiny"
+    records = records_of(study)
+    assert len(records) == 2 * 2 * 4 and set(records["status"]) == {"failed"}
+    assert records["error"].str.startswith("simulate: OverflowError").all()
+    assert read_manifest(study).runs[-1]["status"] == "finished"  # not left 'running'
+
+
+def test_failures_past_the_rate_fail_the_run_below_min_reps_for_stop(run_cli, tmp_path):
+    # N = 7 with half of x missing: some complete-case fits have too few rows to fit
+    args = [
+        *OLS,
+        "study.reps=10",
+        "study.factors.N=[7]",
+        "study.factors.missing_rate=[0.5]",
+        "study.factors.mechanism=[MCAR]",
+        "study.min_reps_for_stop=1000",
+        "study.max_failure_rate=0.01",
+    ]
+    rc, out = run_cli(*args)
+    assert rc == 1, out
+    assert "stopped early" not in out and "more than study.max_failure_rate=0.01" in out
+    rc, out = run_cli(*args, "study.max_failure_rate=1")  # tolerated: said, exit 0
+    assert rc == 0 and "fits failed" in out
