@@ -1132,8 +1132,49 @@ def worker_bytes(
     return WORKER_BASE_BYTES + 8.0 * values, how
 
 
+#: What the driver holds per planned batch, and per record of a condition while summarising
+#: it (the records and their working copies); sizes measured with tracemalloc and pandas.
+TASK_BYTES = 512
+RECORD_BYTES = 1024
+
+
+def driver_bytes(plan: StudyPlan, info: ModelInfo) -> tuple[float, str]:
+    """Memory the driver needs: its planned batches, and the largest condition's records.
+
+    Records per replication are estimated as one per estimator and model parameter (the
+    estimands are of that order).
+    """
+    n_conditions = 1
+    for levels in plan.factors.values():
+        n_conditions *= len(levels)
+    n_batches = n_conditions * -(-plan.reps // plan.executor.batch_size)
+    per_rep = len(plan.estimators) * max(1, len(info.params))
+    need = n_batches * TASK_BYTES + plan.reps * per_rep * RECORD_BYTES
+    how = (
+        f"{n_batches:,} batches to plan, and {plan.reps:,} replications x about {per_rep} "
+        "records to summarise per condition"
+    )
+    return float(need), how
+
+
+def _check_driver(plan: StudyPlan, info: ModelInfo) -> None:
+    """``study.reps`` bounded by the driver's memory, like the sizes by the workers'."""
+    need, how = driver_bytes(plan, info)
+    cap = machine_memory() / 2  # the other half for the workers a local cluster starts
+    if need > cap:
+        most = int(plan.reps * cap / need)
+        raise InputError(
+            "study.reps",
+            plan.reps,
+            f"at most about {most:,} here: the run needs about {_gib(need)} in its driver "
+            f"({how}), more than half this machine's memory ({_gib(cap)}). Run more "
+            "replications as separate studies, or on a larger machine",
+        )
+
+
 def _check_resources(plan: StudyPlan, info: ModelInfo) -> None:
     ex, cores = plan.executor, available_cores()
+    _check_driver(plan, info)
     if ex.name == "local" and ex.n_workers is not None and ex.n_workers > WORKERS_PER_CORE * cores:
         raise InputError(
             "executor.n_workers",
