@@ -91,6 +91,8 @@ RUN = [
     (["executor.n_workers=1000"], ("executor.n_workers = 1000", "per core")),
     ([f"executor.n_workers={4 * CORES + 1}"], f"executor.n_workers = {4 * CORES + 1}"),
     (["study.factors.N=[abc]"], "study.factors.N[0] = 'abc'"),
+    (["study.reps=1000000000"], ("study.reps = 1000000000", "in its driver", "GiB")),
+    (["study.estimators=[ols_cc]", "study.reps=100000000"], ("study.reps = 100000000", "GiB")),
 ]
 
 
@@ -384,6 +386,13 @@ AGGREGATE = [
         "--truth = inf",
     ),
     ("unknown reference", _records, None, ["--reference", "bogus"], "--reference = 'bogus'"),
+    (
+        "repeated records",
+        lambda: pd.concat([_records(), _records().iloc[[3, 3, 9]]]),
+        None,
+        [],
+        ("2 repeated rows", "rep 3", "estimator ml", "parameter beta", "--dedupe"),
+    ),
 ]
 
 

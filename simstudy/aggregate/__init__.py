@@ -138,8 +138,8 @@ def _unique_records(part: pd.DataFrame, path: Path, dedupe: bool) -> tuple[pd.Da
     raise InputError(
         "INPUT",
         str(path),
-        "records with one row per (condition_id, rep, estimator, parameter); "
-        f"{n} rows repeat one, e.g. condition_id {first['condition_id']} rep {first['rep']} "
-        f"estimator {first['estimator']} parameter {first['parameter']} ({times} rows). "
+        "records with one row per (condition_id, rep, estimator, parameter); condition_id "
+        f"{first['condition_id']} has {n} repeated rows, e.g. rep {first['rep']} estimator "
+        f"{first['estimator']} parameter {first['parameter']} ({times} rows). "
         "Counting them would count replications twice; --dedupe keeps the first row of each",
     )

@@ -130,7 +130,7 @@ def test_repeated_records_are_refused_by_name(run_cli, tmp_path, capsys):
     path = _duplicated(tmp_path, capsys, run_cli)
     assert main(["aggregate", str(path), "--by", "N,missing_rate,mechanism"]) == 2
     err = capsys.readouterr().err
-    assert "3 rows repeat" in err and "--dedupe" in err and "rep 0" in err
+    assert "3 repeated rows" in err and "--dedupe" in err and "rep 0" in err
     assert not path.with_name("records-summary.parquet").exists()
 
 
