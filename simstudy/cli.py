@@ -365,7 +365,8 @@ def cmd_run(overrides: Sequence[str]) -> int:
     import signal
 
     from simstudy.aggregate import ConvergencePolicy, summarise_path
-    from simstudy.aggregate.tables import Layout, print_summary, write_tables
+    from simstudy.aggregate.tables import Layout, write_tables
+    from simstudy.aggregate.terminal import print_summary
     from simstudy.config import BATCHED_SAMPLERS, config_hash
     from simstudy.design import condition_id, padded_lanes
     from simstudy.engine import replicate
@@ -549,7 +550,8 @@ def cmd_run(overrides: Sequence[str]) -> int:
     elapsed = time.monotonic() - clock
     n_records, n_failed = count_records(study_dir)
     if summary is not None:
-        print_summary(summary, list(plan.factors), title=f"{plan.name}: performance (MCSE)")
+        title = f"{plan.name}: performance (MCSE)"
+        print_summary(summary, list(plan.factors), title, layout)
         print(
             f"replications: {study_dir / 'replications'}  ({n_records} records, {n_failed} failed)"
         )
@@ -611,13 +613,8 @@ def _say_failures(plan: Any, study_dir: Path, design_ids: set[str]) -> list[str]
 def cmd_aggregate(args: argparse.Namespace) -> int:
     """Summarise replication records into summary.parquet, tables and a printout."""
     from simstudy.aggregate import ConvergencePolicy, summarise_path, summary_factors
-    from simstudy.aggregate.tables import (
-        FORMATS,
-        Layout,
-        convergence_notes,
-        print_tables,
-        write_tables,
-    )
+    from simstudy.aggregate.tables import FORMATS, Layout, write_tables
+    from simstudy.aggregate.terminal import print_notes, print_tables
     from simstudy.config import check_results_dir as check_writable
     from simstudy.design import condition_id
     from simstudy.store import read_manifest
@@ -703,8 +700,7 @@ def cmd_aggregate(args: argparse.Namespace) -> int:
         summary.to_parquet(out, index=False)
     written = write_tables(summary, factors, tables, layout, formats)
     print_tables(summary, factors, layout=layout)
-    for line in convergence_notes(summary, factors):
-        print(line)
+    print_notes(summary, factors)
     print(f"summary: {out}  ({len(summary)} rows, {time.monotonic() - started:.1f}s)")
     print(f"tables:  {tables}/ ({len(written)} files: {', '.join(formats)})")
     return EXIT_OK

@@ -464,7 +464,7 @@ def test_unconverged_fits_are_flagged_in_the_printed_summary(tmp_path, capsys):
     assert rate.loc[(3, "ols"), "n_reps"] == 0  # not an MCMC fit
 
     from simstudy.aggregate import summarise
-    from simstudy.aggregate.tables import print_summary
+    from simstudy.aggregate.terminal import print_summary
 
     print_summary(summarise(pd.DataFrame(rows), reference="ols"), ["N"], title="t")
     printed = capsys.readouterr().out

@@ -1,4 +1,4 @@
-"""Tables people paste into papers: markdown, LaTeX and the terminal (rich).
+"""Tables people paste into papers: markdown, LaTeX and CSV (the terminal: ``terminal``).
 
 One table per measure group; conditions (design factors × parameter) as rows, estimators as
 column groups, each cell ``value (MCSE)``. Proportional bias comes with its 95% limits
@@ -14,8 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from rich.console import Console
-from rich.table import Table
 
 Z95 = 1.959963984540054
 
@@ -290,6 +288,8 @@ def _wide_cell(row: pd.Series, available: set, estimator: str, col: Column) -> s
         )
         counts = [row[("value", estimator, m)] for m in bins]
         return _sparkline([0.0 if pd.isna(c) else float(c) for c in counts])
+    if limit == "count":  # k/n fits, n = the measure's own n_reps
+        return _count_cell(row, available, estimator, name)
     if name in ("n_reps", "n_excluded"):
         key = (name, estimator, "bias")
         return "–" if key not in available or pd.isna(row[key]) else str(int(row[key]))
@@ -299,6 +299,17 @@ def _wide_cell(row: pd.Series, available: set, estimator: str, col: Column) -> s
     if limit:
         value = value + (Z95 if limit == "ucl" else -Z95) * mcse
     return _cell(value, mcse, col)
+
+
+def _count_cell(row: pd.Series, available: set, estimator: str, name: str) -> str:
+    """``k/n`` from a rate and its ``n_reps``, ``!`` where k > 0; ``–`` where n is 0."""
+    if ("value", estimator, name) not in available:
+        return "–"
+    n, rate = row[("n_reps", estimator, name)], row[("value", estimator, name)]
+    if pd.isna(n) or n == 0 or pd.isna(rate):
+        return "–"
+    k = round(rate * n)
+    return f"{k}/{int(n)}" + (" !" if k else "")
 
 
 def to_markdown(t: WideTable) -> str:
@@ -358,21 +369,6 @@ def to_latex(t: WideTable) -> str:
         lines.append(" & ".join([_tex(n) for n in names] + [_tex(c) for c in cells]) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
     return "\n".join(lines) + "\n"
-
-
-def to_rich(t: WideTable) -> Table:
-    """A rich table for the terminal."""
-    table = Table(title=t.title, title_justify="left")
-    for name in t.row_names:
-        table.add_column(name, style="cyan", no_wrap=True)
-    for e in t.estimators:
-        for i, c in enumerate(t.columns):
-            table.add_column(
-                f"{e}\n{c.title}" if i == 0 else f"\n{c.title}", justify="right", no_wrap=True
-            )
-    for names, cells in zip(t.rows, t.cells, strict=True):
-        table.add_row(*names, *cells)
-    return table
 
 
 #: What ``write_tables`` can write, by format name.
@@ -450,99 +446,6 @@ def write_tables(
     return written
 
 
-def _console() -> Console:
-    console = Console()
-    return console if console.is_terminal else Console(width=250)  # a pipe: never fold
-
-
-def print_tables(
-    summary: pd.DataFrame,
-    factors: Sequence[str],
-    groups: Sequence[str] = tuple(GROUPS),
-    max_rows: int = 40,
-    layout: Layout | None = None,
-) -> None:
-    """Print the measure groups to standard output (at most ``max_rows`` rows each)."""
-    console = _console()
-    for group in groups:
-        t = wide_table(summary, factors, group, layout)
-        if t is None:
-            continue
-        shown = WideTable(
-            t.title, t.row_names, t.rows[:max_rows], t.estimators, t.columns, t.cells[:max_rows]
-        )
-        console.print(to_rich(shown))
-        if len(t.rows) > max_rows:
-            console.print(f"... {len(t.rows) - max_rows} more rows in the markdown/LaTeX tables")
-
-
-#: Measures of the compact run table, in order, with their column titles.
-SHOWN = {
-    "bias": "bias (MCSE)",
-    "rel_bias": "rel. bias",
-    "coverage": "coverage (MCSE)",
-    "rmse": "RMSE",
-    "ess_bulk": "ESS bulk",
-    "failure_rate": "failed",
-}
-
-
-#: The compact table's column of fits that did not converge (``unconverged_rate``).
-UNCONVERGED = "not conv."
-
-
-def summary_table(summary: pd.DataFrame, factors: Sequence[str], title: str = "") -> Table:
-    """One row per condition × parameter × estimator with the main measures and MCSEs.
-
-    Column ``not conv.``: of the condition's MCMC fits of the estimator, how many had some
-    R-hat above or bulk ESS below the thresholds (``unconverged_rate`` × its ``n_reps``),
-    ``k/n`` with a ``!`` where k > 0; :func:`convergence_notes` says it in words.
-    """
-    keys = [*factors, "parameter", "estimator"]
-    part = summary[summary["measure"].isin([*SHOWN, "unconverged_rate"])]
-    wide = (
-        part.drop_duplicates([*keys, "measure"])
-        .set_index([*keys, "measure"])[["value", "mcse", "n_reps"]]
-        .unstack("measure")
-        .sort_index()
-    )
-    table = Table(title=title or None)
-    for i, col in enumerate(keys):
-        width = max([len(col), *(len(str(idx[i])) for idx in wide.index)])
-        table.add_column(col, style="cyan" if col in factors else None, min_width=width)
-    measures = [m for m in SHOWN if ("value", m) in wide.columns]
-    for m in measures:
-        table.add_column(SHOWN[m], justify="right", no_wrap=True)
-    flag = ("value", "unconverged_rate") in wide.columns and bool(
-        wide[("n_reps", "unconverged_rate")].fillna(0).gt(0).any()
-    )
-    if flag:
-        table.add_column(UNCONVERGED, justify="right", no_wrap=True)
-    previous = None
-    for index, row in wide.iterrows():
-        group = index[: len(factors) + 1]
-        if previous is not None and group != previous:
-            table.add_section()
-        previous = group
-        cells = [str(v) for v in index]
-        for m in measures:
-            col = Column(m, SHOWN[m], 1, 0 if m == "ess_bulk" else 3, m in ("bias", "coverage"))
-            cells.append(_cell(row[("value", m)], row[("mcse", m)], col))
-        if flag:
-            cells.append(_unconverged_cell(row))
-        table.add_row(*cells)
-    return table
-
-
-def _unconverged_cell(row: pd.Series) -> str:
-    n = row[("n_reps", "unconverged_rate")]
-    rate = row[("value", "unconverged_rate")]
-    if pd.isna(n) or n == 0 or pd.isna(rate):
-        return "–"
-    k = round(rate * n)
-    return f"{k}/{int(n)}" + (" !" if k else "")
-
-
 def convergence_notes(summary: pd.DataFrame, factors: Sequence[str], limit: int = 12) -> list[str]:
     """Lines naming each condition × estimator whose MCMC fits did not all converge.
 
@@ -592,11 +495,3 @@ def convergence_notes(summary: pd.DataFrame, factors: Sequence[str], limit: int 
     if len(lines) > limit:
         tail = [f"  ... and {len(lines) - limit} more condition × estimator pairs"]
     return [head, *lines[:limit], *tail, advice]
-
-
-def print_summary(summary: pd.DataFrame, factors: Sequence[str], title: str = "") -> None:
-    """Print :func:`summary_table` to standard output, then :func:`convergence_notes`."""
-    console = _console()
-    console.print(summary_table(summary, factors, title))
-    for line in convergence_notes(summary, factors):
-        console.print(line, markup=False, highlight=False)
