@@ -248,6 +248,8 @@ def _few_complete(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 REGRESSION_HEADER = "y,x,z\n"
+#: The cheapest fit: the regression's closed form.
+OLS_FIT = ["fit", "model=regression_missing", "estimator=ols_cc"]
 FIT = [
     # (id, make the data file, extra arguments, texts the message must contain)
     ("empty file", _write_text(""), [], ("data = '", "the file is empty")),
@@ -256,7 +258,7 @@ FIT = [
     (
         "three rows bayes_cc",
         _write_text(REGRESSION_HEADER + "1,2,3\n2,3,4\n3,4,5\n"),
-        ["estimator=bayes_cc"],
+        ["model=regression_missing", "estimator=bayes_cc"],
         ("data rows = 3", "bayes_cc"),
     ),
     ("text in x", _write_frame(_set("x", 2, "abc")), [], ("data column x = 'abc'", "row 3")),
@@ -298,7 +300,9 @@ def test_bad_fit_data_exits_2_before_fitting(tmp_path, capsys, make, extra, expe
     data = make(tmp_path)
     out = tmp_path / "fit.parquet"
     estimator = (
-        [] if any(a.startswith(("estimator=", "model=")) for a in extra) else ["estimator=ols_cc"]
+        []
+        if any(a.startswith(("estimator=", "model=")) for a in extra)
+        else ["model=regression_missing", "estimator=ols_cc"]
     )
     rc = main(["fit", f"data={data}", f"out={out}", *estimator, *extra])
     captured = capsys.readouterr()
@@ -310,24 +314,14 @@ def test_boolean_columns_are_read_as_0_1_and_said(tmp_path, capsys):
     frame = _regression(12)
     frame["x"] = frame["x"] > 0
     frame.to_csv(tmp_path / "d.csv", index=False)
-    rc = main(
-        ["fit", f"data={tmp_path / 'd.csv'}", "estimator=ols_cc", f"out={tmp_path / 'f.parquet'}"]
-    )
+    rc = main([*OLS_FIT, f"data={tmp_path / 'd.csv'}", f"out={tmp_path / 'f.parquet'}"])
     captured = capsys.readouterr()
     assert rc == 0, captured.err
     assert "column x holds true/false, read as 1/0" in captured.err
     as_numbers = frame.assign(x=frame["x"].astype(float))
     as_numbers.to_csv(tmp_path / "n.csv", index=False)
     assert (
-        main(
-            [
-                "fit",
-                f"data={tmp_path / 'n.csv'}",
-                "estimator=ols_cc",
-                f"out={tmp_path / 'n.parquet'}",
-            ]
-        )
-        == 0
+        main([*OLS_FIT, f"data={tmp_path / 'n.csv'}", f"out={tmp_path / 'n.parquet'}"]) == 0
     )
     capsys.readouterr()
     a, b = pd.read_parquet(tmp_path / "f.parquet"), pd.read_parquet(tmp_path / "n.parquet")

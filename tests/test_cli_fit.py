@@ -29,6 +29,7 @@ def test_fit_regression_with_missing_x(regression_csv, tmp_path, capsys):
     rc = main(
         [
             "fit",
+            "model=regression_missing",
             f"data={regression_csv}",
             "estimator=bayes_fiml",
             f"out={out}",
@@ -68,7 +69,7 @@ def test_fit_latent_interaction_picks_its_sampler(tmp_path, capsys):
     [
         ([], "data = None"),
         (["data=nope.csv"], "data = 'nope.csv'"),
-        (["estimator=magic"], "estimator = 'magic'"),
+        (["model=regression_missing", "estimator=magic"], "estimator = 'magic'"),
         (["model=latent_interaction"], "data columns = 'x1, x2, x3, m1, m2, m3, y1, y2, y3'"),
         (["model=latent_interaction", "sampler=nuts"], "sampler.name = 'nuts'"),
     ],
@@ -87,7 +88,7 @@ def test_fit_bad_input_exits_2(regression_csv, capsys, args, expected):
 def test_fit_rejects_missing_outcome(tmp_path, capsys):
     path = tmp_path / "d.csv"
     pd.DataFrame(
-        {"y": [1.0, np.nan, 2.0, 3.0, 1.0], "x": [0.1, 0.2, np.nan, 0.3, 0.5], "z": [0.0] * 5}
+        {"y": [1.0, np.nan, 2.0, 3.0, 1.0], "x": [0.1, 0.2, np.nan, 0.3, 0.5], "z": [0, 1, 0, 1, 2]}
     ).to_csv(path, index=False)
-    assert main(["fit", f"data={path}", "estimator=ols_cc"]) == 2
+    assert main(["fit", "model=regression_missing", f"data={path}", "estimator=ols_cc"]) == 2
     assert "data column y = '1 missing values'" in capsys.readouterr().err
