@@ -208,10 +208,10 @@ def cmd_fit(arguments: Sequence[str]) -> int:
     if family.from_frame is None or family.columns is None:
         raise InputError("model", plan.model.name, "a model that can read a data table")
     read = family.columns(plan.model.structure)
-    check_data_size(frame, plan, path)  # first: one row is too few before it is constant
-    dataset = family.from_frame(frame, plan.model.structure)
     out = output_path(options.get("out"), path, plan.estimator)
     replaced = out.exists()
+    check_data_size(frame, plan, path)  # first: one row is too few before it is constant
+    dataset = family.from_frame(frame, plan.model.structure)
     estimator = family.estimators_for(plan.model.structure)[plan.estimator]
     closed_form = isinstance(estimator, ClosedFormEstimator)
 

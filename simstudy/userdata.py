@@ -181,7 +181,8 @@ def sentinel_warnings(frame: pd.DataFrame, names: Sequence[str]) -> list[str]:
 
     A code is flagged when it is beyond the range of the column's other observed values by
     more than 3 interquartile ranges of them (their SD when the IQR is 0): -999 among values
-    of -3..3 is, -99 among values of -200..200 is not.
+    of -3..3 is, and 99 among codes 1..5; -99 among values of -200..200 is not, nor is 9
+    among 1..5 (4 beyond the range, 2 IQRs: a value as likely as a code).
     """
     found: list[tuple[str, float, int, int, float, float]] = []
     for name in names:

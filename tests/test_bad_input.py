@@ -310,6 +310,96 @@ def test_bad_fit_data_exits_2_before_fitting(tmp_path, capsys, make, extra, expe
     assert not out.exists()
 
 
+def _constant(col: str, value: float) -> Callable[[pd.DataFrame], pd.DataFrame]:
+    def change(frame: pd.DataFrame) -> pd.DataFrame:
+        frame[col] = value
+        return frame
+
+    return change
+
+
+def _earlier_fit(d: Path) -> Path:
+    """Data beside the output of an earlier fit at the default path."""
+    data = _write_frame(lambda f: f)(d)
+    (d / "data-ols_cc-fit.parquet").write_bytes(b"an earlier fit")
+    return data
+
+
+def _ols_fit(data: Path, d: Path) -> list[str]:
+    return [*OLS_FIT, f"data={data}", f"out={d / 'fit.parquet'}"]
+
+
+# each refused before any fit: exit 2, the field, the value and what is allowed, no file written
+FIT_CHECKS = [
+    # (id, make the data, the arguments (data path, directory), texts of the message; {d}: dir)
+    (
+        "y 1e30",
+        _write_frame(_set("y", 2, 1e30)),
+        _ols_fit,
+        ("data column y = 1e+30", "row 3", "magnitude at most 1e+15", "float32"),
+    ),
+    (
+        "x 1e200",
+        _write_frame(_set("x", 6, -1e200)),
+        _ols_fit,
+        ("data column x = -1e+200", "row 7", "magnitude at most 1e+15"),
+    ),
+    (
+        "x inf",
+        _write_frame(_set("x", 1, "inf")),
+        _ols_fit,
+        ("data column x = inf", "row 2", "finite numbers"),
+    ),
+    (
+        "constant z",
+        _write_frame(_constant("z", 2.5)),
+        _ols_fit,
+        ("data column z = '2.5 in all 8 observed rows'", "a predictor whose values vary"),
+    ),
+    (
+        "no model=",
+        _write_frame(lambda f: f),
+        lambda data, d: ["fit", f"data={data}", "estimator=ols_cc", f"out={d / 'fit.parquet'}"],
+        ("model = None", "model=NAME", "regression_missing, regression_missing_syntax, spec"),
+    ),
+    (
+        "out= in a missing directory",
+        _write_frame(lambda f: f),
+        lambda data, d: [*OLS_FIT, f"data={data}", f"out={d / 'nope' / 'fit.parquet'}"],
+        ("out = '{d}/nope/fit.parquet'", "a path in an existing directory"),
+    ),
+    (
+        "out= not parquet",
+        _write_frame(lambda f: f),
+        lambda data, d: [*OLS_FIT, f"data={data}", f"out={d / 'fit.csv'}"],
+        ("out = '{d}/fit.csv'", "a .parquet path"),
+    ),
+    (
+        "default output exists",
+        _earlier_fit,
+        lambda data, d: [*OLS_FIT, f"data={data}"],
+        (
+            "out = '{d}/data-ols_cc-fit.parquet'",
+            "a file that does not exist yet",
+            "out={d}/data-ols_cc-fit.parquet replaces it",
+        ),
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("make", "arguments", "expected"), [c[1:] for c in FIT_CHECKS], ids=[c[0] for c in FIT_CHECKS]
+)
+def test_fit_refuses_before_any_work(tmp_path, capsys, no_compile, make, arguments, expected):
+    data = make(tmp_path)
+    before = _tree(tmp_path)
+    rc = main(arguments(data, tmp_path))
+    captured = capsys.readouterr()
+    _check(rc, captured.out + captured.err, tuple(t.format(d=tmp_path) for t in expected))
+    assert _tree(tmp_path) == before  # no output written, the earlier fit untouched
+    assert not no_compile
+
+
 def test_boolean_columns_are_read_as_0_1_and_said(tmp_path, capsys):
     frame = _regression(12)
     frame["x"] = frame["x"] > 0
@@ -320,9 +410,7 @@ def test_boolean_columns_are_read_as_0_1_and_said(tmp_path, capsys):
     assert "column x holds true/false, read as 1/0" in captured.err
     as_numbers = frame.assign(x=frame["x"].astype(float))
     as_numbers.to_csv(tmp_path / "n.csv", index=False)
-    assert (
-        main([*OLS_FIT, f"data={tmp_path / 'n.csv'}", f"out={tmp_path / 'n.parquet'}"]) == 0
-    )
+    assert main([*OLS_FIT, f"data={tmp_path / 'n.csv'}", f"out={tmp_path / 'n.parquet'}"]) == 0
     capsys.readouterr()
     a, b = pd.read_parquet(tmp_path / "f.parquet"), pd.read_parquet(tmp_path / "n.parquet")
     np.testing.assert_array_equal(a["mean"], b["mean"])
