@@ -1225,13 +1225,17 @@ def build_parser() -> argparse.ArgumentParser:
     fit = sub.add_parser(
         "fit",
         help="fit a model's estimator to your own data set",
-        description="Fit one estimator to a CSV/Parquet data set and write its posterior "
-        "summary: simstudy fit model=NAME data=PATH [estimator=NAME] [out=PATH].",
+        description="Fit one estimator of a model to a CSV/Parquet data set and write its "
+        "summary (a posterior summary, or a closed form's estimates): simstudy fit "
+        "model=NAME data=PATH [estimator=NAME] [out=PATH.parquet] [missing=-999]. model= is "
+        "required. The default output, DATA-ESTIMATOR-fit.parquet beside the data, is never "
+        "replaced: out= naming an existing file replaces it.",
     )
     fit.add_argument(
         "arguments",
         nargs="*",
-        help="data=PATH, out=PATH, estimator=, seed=, level=, Hydra overrides",
+        help="model=NAME, data=PATH, out=PATH, estimator=, seed=, level=, missing=CODES, "
+        "Hydra overrides",
     )
     status = sub.add_parser("status", help="how far a study directory has got")
     status.add_argument("results_dir")
