@@ -70,7 +70,8 @@ def config_rows(conf: Path, group: str) -> list[dict[str, Any]]:
     return rows
 
 
-def _kind(estimator: Any) -> str:
+def estimator_kind(estimator: Any) -> str:
+    """What an estimator is, in words: closed form, Gibbs sampler, NumPyro model, imputation."""
     from simstudy.models.base import (
         ClosedFormEstimator,
         GibbsEstimator,
@@ -155,7 +156,7 @@ def estimator_rows() -> list[dict[str, Any]]:
                 {
                     "model": model,
                     "estimator": name,
-                    "kind": _kind(estimator),
+                    "kind": estimator_kind(estimator),
                     "samplers": " | ".join(
                         INTERCHANGEABLE.get(family.info.samplers.get(name), ("-",))
                     ),

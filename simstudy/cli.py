@@ -18,7 +18,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from simstudy.errors import InputError
@@ -1100,227 +1099,11 @@ def cmd_show(overrides: Sequence[str]) -> int:
     return EXIT_OK
 
 
-_FIT_KEYS = ("data", "out", "estimator", "seed", "level", "missing")
-
-
-def missing_codes(text: str | None) -> list[Any]:
-    """``missing=[-999, "."]`` (YAML): the values that mean 'missing' in a user's table."""
-    import yaml
-
-    if text is None:
-        return []
-    try:
-        codes = yaml.safe_load(text)
-    except yaml.YAMLError:
-        codes = None
-    codes = codes if isinstance(codes, list) else [codes]
-    if not codes or any(isinstance(c, bool) or not isinstance(c, (int, float, str)) for c in codes):
-        raise InputError("missing", text, 'a code or a list of codes, e.g. missing=[-999, "."]')
-    return codes
-
-
-def read_table(path: Path, codes: Sequence[Any]) -> pd.DataFrame:
-    """A user's .csv or .parquet table with its missing-value codes read as NaN.
-
-    Raises
-    ------
-    InputError
-        When the file is empty, cannot be read as a table, or has a header but no rows.
-        (The columns a model reads are checked by :mod:`simstudy.userdata`: numbers only,
-        true/false read as 1/0.)
-    """
-    try:
-        if path.suffix == ".csv":
-            frame = pd.read_csv(path, na_values=[str(c) for c in codes])
-        else:
-            frame = pd.read_parquet(path)
-    except pd.errors.EmptyDataError:
-        raise InputError(
-            "data", str(path), "a table with a header row and data rows (the file is empty)"
-        ) from None
-    except (ValueError, OSError, UnicodeDecodeError) as exc:  # parser, Arrow and I/O errors
-        text = " ".join(str(exc).split())[:200]
-        raise InputError(
-            "data", str(path), f"a readable {path.suffix[1:]} table ({text})"
-        ) from None
-    if len(frame) == 0:
-        raise InputError(
-            "data",
-            str(path),
-            f"a table with data rows (it has a header of {len(frame.columns)} columns and no rows)",
-        )
-    if codes:
-        frame = frame.replace(list(codes), np.nan)
-        text = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
-        for col in text:  # a column with "." was read as text: numbers now
-            converted = pd.to_numeric(frame[col], errors="coerce")
-            if converted.notna().sum() == frame[col].notna().sum():
-                frame[col] = converted
-    return frame
-
-
-def fit_warnings(table: pd.DataFrame, sampler: Any, rhat_max: float, ess_min: float) -> list[str]:
-    """Plain words for parameters whose chains have not mixed or are too short."""
-    out = []
-    bad_rhat = table.loc[table["rhat"] > rhat_max, "parameter"].tolist()
-    if bad_rhat:
-        out.append(
-            f"R-hat > {rhat_max} for {', '.join(bad_rhat)}: the chains disagree; raise "
-            f"sampler.warmup (now {sampler.warmup}) and sampler.draws (now {sampler.draws})."
-        )
-    bad_ess = table.loc[table["ess_bulk"] < ess_min, "parameter"].tolist()
-    if bad_ess:
-        out.append(
-            f"bulk ESS < {ess_min:g} for {', '.join(bad_ess)}: too few effective draws for "
-            f"stable estimates; raise sampler.draws (now {sampler.draws}) or sampler.chains "
-            f"(now {sampler.chains})."
-        )
-    return out
-
-
-def _spec_missing(raw: dict[str, Any], frame: pd.DataFrame) -> None:
-    """A spec model fitted to data: its incomplete predictors are the data's (model-based)."""
-    from simstudy.spec import info as spec_info
-
-    model = raw.get("model") or {}
-    if not spec_info.is_spec(model):
-        return
-    given = {**model, "design": {**(model.get("design") or {}), "missing": {}}}
-    spec = spec_info.spec_of(spec_info.normalise(given))
-    incomplete = [v for v in spec.exogenous if v in frame.columns and frame[v].isna().any()]
-    design = dict(model.get("design") or {})
-    design["missing"] = {v: {"given": []} for v in incomplete}
-    model["design"] = design
-
-
-def _check_data_size(frame: pd.DataFrame, plan: Any, path: Path) -> None:
-    """Refuse data smaller than the model's minimum for the estimator (``plan.minimum``)."""
-    from simstudy.spec import info as spec_info
-
-    sizes: dict[str, float] = {"N": len(frame)}
-    if "J" in plan.minimum and spec_info.is_spec({"structure": plan.model.structure}):
-        groups = spec_info.spec_of(plan.model.structure).groups
-        if groups:
-            clusters = frame[groups[0]].nunique()
-            sizes |= {"J": clusters, "cluster_size": len(frame) / max(clusters, 1)}
-    words = {"N": "rows", "J": "clusters", "cluster_size": "rows per cluster on average"}
-    for factor, (low, why) in plan.minimum.items():
-        if factor in sizes and sizes[factor] < low:
-            raise InputError(
-                f"data {words.get(factor, factor)}",
-                round(sizes[factor], 2),
-                f"at least {low:g} in {path}, the minimum of model {plan.model.name} for "
-                f"estimator {plan.estimator}: {why}",
-            )
-
-
 def cmd_fit(arguments: Sequence[str]) -> int:
-    """Fit one estimator of a model to a user's data set and write its posterior summary."""
-    import json
+    """``simstudy fit``: see :mod:`simstudy.fitcmd`."""
+    from simstudy.fitcmd import cmd_fit as fit
 
-    import jax
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from simstudy.config import AggregateSettings, fit_plan_from_dict
-    from simstudy.engine.replicate import chain_name, estimator_key, fit_estimator, key_from_seed
-    from simstudy.models import family_of, model_infos
-    from simstudy.models.base import ClosedFormEstimator
-    from simstudy.spec import info as spec_info
-    from simstudy.store import software_versions
-    from simstudy.userdata import boolean_columns
-
-    options, overrides = {}, []
-    for item in arguments:
-        key, _, value = item.partition("=")
-        if key in _FIT_KEYS:
-            options[key] = value
-        else:
-            overrides.append(item)
-    if "data" not in options:
-        raise InputError("data", None, "data=PATH to a .csv or .parquet file")
-    path = Path(options["data"])
-    if not path.is_file() or path.suffix not in (".csv", ".parquet"):
-        raise InputError("data", str(path), "an existing .csv or .parquet file")
-    try:
-        seed, level = int(options.get("seed", 0)), float(options.get("level", 0.95))
-    except ValueError:
-        raise InputError("seed/level", options, "an integer seed and a level in (0, 1)") from None
-    codes = missing_codes(options.get("missing"))
-    raw = compose_raw(overrides)
-    model = raw.get("model") or {}
-    info = (
-        spec_info.declared(model)
-        if spec_info.is_spec(model)
-        else model_infos().get(model.get("name"))
-    )
-    if info is not None:
-        raw = compose_raw(overrides, [options.get("estimator") or info.estimators[0]])
-    frame = read_table(path, codes)
-    _spec_missing(raw, frame)
-    plan = fit_plan_from_dict(raw, model_infos(), options.get("estimator"), level, seed)
-    family = family_of(plan.model)
-    if family.from_frame is None:
-        raise InputError("model", plan.model.name, "a model that can read a data table")
-    for name in boolean_columns(frame):
-        _say(
-            f"[simstudy] note: column {name} holds true/false, read as 1/0 where the model reads it"
-        )
-    dataset = family.from_frame(frame, plan.model.structure)
-    _check_data_size(frame, plan, path)
-    estimator = family.estimators_for(plan.model.structure)[plan.estimator]
-    key = estimator_key(key_from_seed(plan.seed), chain_name(estimator))
-    try:
-        summaries, n_div, seconds = fit_estimator(
-            estimator,
-            jax.block_until_ready(dataset),
-            key,
-            plan.sampler,
-            plan.model.priors,
-            plan.level,
-        )
-    except ValueError as exc:  # a closed form that cannot be computed on these data
-        if not isinstance(estimator, ClosedFormEstimator):
-            raise
-        raise InputError(
-            "data", str(path), f"data that estimator {plan.estimator} can fit: {exc}"
-        ) from None
-    table = pd.DataFrame(
-        [{"parameter": name, **summaries[name]._asdict()} for name in estimator.parameters]
-    ).rename(columns={"estimate": "mean", "se": "sd"})
-    table.insert(0, "estimator", plan.estimator)
-    table.insert(0, "model", plan.model.name)
-    table["n_divergent"] = n_div
-    table["seconds"] = seconds
-    missing = {str(c): int(n) for c, n in frame.isna().sum().items()}
-    record = {
-        "model": plan.model.name,
-        "structure": plan.model.structure,
-        "priors": plan.model.priors,
-        "estimator": plan.estimator,
-        "sampler": dataclasses.asdict(plan.sampler),
-        "seed": plan.seed,
-        "level": plan.level,
-        "data": str(path),
-        "rows": len(frame),
-        "missing_codes": codes,
-        "missing_per_column": missing,
-        "versions": software_versions(),
-    }
-    out = Path(options.get("out") or path.with_name(f"{path.stem}-{plan.estimator}-fit.parquet"))
-    arrow = pa.Table.from_pandas(table, preserve_index=False)
-    meta = {**(arrow.schema.metadata or {}), b"simstudy.fit": json.dumps(record).encode()}
-    pq.write_table(arrow.replace_schema_metadata(meta), out)
-    shown = table[["parameter", "mean", "sd", "lower", "upper", "ess_bulk", "ess_tail", "rhat"]]
-    print(f"{plan.model.name} / {plan.estimator} on {path} (N = {len(frame)}), {seconds:.1f}s:")
-    counted = ", ".join(f"{c} {n}" for c, n in missing.items() if n)
-    print(f"missing values per column: {counted or 'none'}")
-    print(shown.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    checks = AggregateSettings()
-    for line in fit_warnings(table, plan.sampler, checks.rhat_max, checks.ess_min):
-        _say(f"[simstudy] warning: {line}")
-    print(f"posterior summary: {out} (settings, seed, versions: its 'simstudy.fit' metadata)")
-    return EXIT_OK
+    return fit(arguments)
 
 
 _EPILOG = """\
@@ -1438,13 +1221,17 @@ def build_parser() -> argparse.ArgumentParser:
     fit = sub.add_parser(
         "fit",
         help="fit a model's estimator to your own data set",
-        description="Fit one estimator to a CSV/Parquet data set and write its posterior "
-        "summary: simstudy fit model=NAME data=PATH [estimator=NAME] [out=PATH].",
+        description="Fit one estimator of a model to a CSV/Parquet data set and write its "
+        "summary (a posterior summary, or a closed form's estimates): simstudy fit "
+        "model=NAME data=PATH [estimator=NAME] [out=PATH.parquet] [missing=-999]. model= is "
+        "required. The default output, DATA-ESTIMATOR-fit.parquet beside the data, is never "
+        "replaced: out= naming an existing file replaces it.",
     )
     fit.add_argument(
         "arguments",
         nargs="*",
-        help="data=PATH, out=PATH, estimator=, seed=, level=, Hydra overrides",
+        help="model=NAME, data=PATH, out=PATH, estimator=, seed=, level=, missing=CODES, "
+        "Hydra overrides",
     )
     status = sub.add_parser("status", help="how far a study directory has got")
     status.add_argument("results_dir")

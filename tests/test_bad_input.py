@@ -248,6 +248,8 @@ def _few_complete(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 REGRESSION_HEADER = "y,x,z\n"
+#: The cheapest fit: the regression's closed form.
+OLS_FIT = ["fit", "model=regression_missing", "estimator=ols_cc"]
 FIT = [
     # (id, make the data file, extra arguments, texts the message must contain)
     ("empty file", _write_text(""), [], ("data = '", "the file is empty")),
@@ -256,7 +258,7 @@ FIT = [
     (
         "three rows bayes_cc",
         _write_text(REGRESSION_HEADER + "1,2,3\n2,3,4\n3,4,5\n"),
-        ["estimator=bayes_cc"],
+        ["model=regression_missing", "estimator=bayes_cc"],
         ("data rows = 3", "bayes_cc"),
     ),
     ("text in x", _write_frame(_set("x", 2, "abc")), [], ("data column x = 'abc'", "row 3")),
@@ -298,7 +300,9 @@ def test_bad_fit_data_exits_2_before_fitting(tmp_path, capsys, make, extra, expe
     data = make(tmp_path)
     out = tmp_path / "fit.parquet"
     estimator = (
-        [] if any(a.startswith(("estimator=", "model=")) for a in extra) else ["estimator=ols_cc"]
+        []
+        if any(a.startswith(("estimator=", "model=")) for a in extra)
+        else ["model=regression_missing", "estimator=ols_cc"]
     )
     rc = main(["fit", f"data={data}", f"out={out}", *estimator, *extra])
     captured = capsys.readouterr()
@@ -306,29 +310,107 @@ def test_bad_fit_data_exits_2_before_fitting(tmp_path, capsys, make, extra, expe
     assert not out.exists()
 
 
+def _constant(col: str, value: float) -> Callable[[pd.DataFrame], pd.DataFrame]:
+    def change(frame: pd.DataFrame) -> pd.DataFrame:
+        frame[col] = value
+        return frame
+
+    return change
+
+
+def _earlier_fit(d: Path) -> Path:
+    """Data beside the output of an earlier fit at the default path."""
+    data = _write_frame(lambda f: f)(d)
+    (d / "data-ols_cc-fit.parquet").write_bytes(b"an earlier fit")
+    return data
+
+
+def _ols_fit(data: Path, d: Path) -> list[str]:
+    return [*OLS_FIT, f"data={data}", f"out={d / 'fit.parquet'}"]
+
+
+# each refused before any fit: exit 2, the field, the value and what is allowed, no file written
+FIT_CHECKS = [
+    # (id, make the data, the arguments (data path, directory), texts of the message; {d}: dir)
+    (
+        "y 1e30",
+        _write_frame(_set("y", 2, 1e30)),
+        _ols_fit,
+        ("data column y = 1e+30", "row 3", "magnitude at most 1e+15", "float32"),
+    ),
+    (
+        "x 1e200",
+        _write_frame(_set("x", 6, -1e200)),
+        _ols_fit,
+        ("data column x = -1e+200", "row 7", "magnitude at most 1e+15"),
+    ),
+    (
+        "x inf",
+        _write_frame(_set("x", 1, "inf")),
+        _ols_fit,
+        ("data column x = inf", "row 2", "finite numbers"),
+    ),
+    (
+        "constant z",
+        _write_frame(_constant("z", 2.5)),
+        _ols_fit,
+        ("data column z = '2.5 in all 8 observed rows'", "a predictor whose values vary"),
+    ),
+    (
+        "no model=",
+        _write_frame(lambda f: f),
+        lambda data, d: ["fit", f"data={data}", "estimator=ols_cc", f"out={d / 'fit.parquet'}"],
+        ("model = None", "model=NAME", "regression_missing, regression_missing_syntax, spec"),
+    ),
+    (
+        "out= in a missing directory",
+        _write_frame(lambda f: f),
+        lambda data, d: [*OLS_FIT, f"data={data}", f"out={d / 'nope' / 'fit.parquet'}"],
+        ("out = '{d}/nope/fit.parquet'", "a path in an existing directory"),
+    ),
+    (
+        "out= not parquet",
+        _write_frame(lambda f: f),
+        lambda data, d: [*OLS_FIT, f"data={data}", f"out={d / 'fit.csv'}"],
+        ("out = '{d}/fit.csv'", "a .parquet path"),
+    ),
+    (
+        "default output exists",
+        _earlier_fit,
+        lambda data, d: [*OLS_FIT, f"data={data}"],
+        (
+            "out = '{d}/data-ols_cc-fit.parquet'",
+            "a file that does not exist yet",
+            "out={d}/data-ols_cc-fit.parquet replaces it",
+        ),
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("make", "arguments", "expected"), [c[1:] for c in FIT_CHECKS], ids=[c[0] for c in FIT_CHECKS]
+)
+def test_fit_refuses_before_any_work(tmp_path, capsys, no_compile, make, arguments, expected):
+    data = make(tmp_path)
+    before = _tree(tmp_path)
+    rc = main(arguments(data, tmp_path))
+    captured = capsys.readouterr()
+    _check(rc, captured.out + captured.err, tuple(t.format(d=tmp_path) for t in expected))
+    assert _tree(tmp_path) == before  # no output written, the earlier fit untouched
+    assert not no_compile
+
+
 def test_boolean_columns_are_read_as_0_1_and_said(tmp_path, capsys):
     frame = _regression(12)
     frame["x"] = frame["x"] > 0
     frame.to_csv(tmp_path / "d.csv", index=False)
-    rc = main(
-        ["fit", f"data={tmp_path / 'd.csv'}", "estimator=ols_cc", f"out={tmp_path / 'f.parquet'}"]
-    )
+    rc = main([*OLS_FIT, f"data={tmp_path / 'd.csv'}", f"out={tmp_path / 'f.parquet'}"])
     captured = capsys.readouterr()
     assert rc == 0, captured.err
     assert "column x holds true/false, read as 1/0" in captured.err
     as_numbers = frame.assign(x=frame["x"].astype(float))
     as_numbers.to_csv(tmp_path / "n.csv", index=False)
-    assert (
-        main(
-            [
-                "fit",
-                f"data={tmp_path / 'n.csv'}",
-                "estimator=ols_cc",
-                f"out={tmp_path / 'n.parquet'}",
-            ]
-        )
-        == 0
-    )
+    assert main([*OLS_FIT, f"data={tmp_path / 'n.csv'}", f"out={tmp_path / 'n.parquet'}"]) == 0
     capsys.readouterr()
     a, b = pd.read_parquet(tmp_path / "f.parquet"), pd.read_parquet(tmp_path / "n.parquet")
     np.testing.assert_array_equal(a["mean"], b["mean"])

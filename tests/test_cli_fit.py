@@ -1,8 +1,11 @@
 """`simstudy fit`: a model's estimator on a user's data set."""
 
+import json
+
 import jax
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 from conftest import LATENT_PARAMS, REGRESSION_PARAMS
 
@@ -29,6 +32,7 @@ def test_fit_regression_with_missing_x(regression_csv, tmp_path, capsys):
     rc = main(
         [
             "fit",
+            "model=regression_missing",
             f"data={regression_csv}",
             "estimator=bayes_fiml",
             f"out={out}",
@@ -43,6 +47,13 @@ def test_fit_regression_with_missing_x(regression_csv, tmp_path, capsys):
     assert abs(table.loc["y~x", "mean"] - 0.5) < 4 * table.loc["y~x", "sd"]
     assert (table["rhat"] < 1.05).all() and (table["ess_bulk"] > 100).all()
     assert "y~x" in printed and "posterior summary" in printed
+    # the header names what was fitted: model, estimator, sampler and its settings, priors
+    lines = printed.splitlines()
+    assert lines[0] == "model regression_missing, estimator bayes_fiml (NumPyro model)"
+    assert lines[1] == "sampler chees: 4 chains, 100 warmup + 100 draws each, seed 0"
+    assert lines[2] == "priors (model.priors.*): coef_sd=10, sigma_scale=5"
+    assert "posterior summary (mean, SD, 95% interval, ESS, R-hat)" in printed
+    assert lines[3].startswith(f"data: {regression_csv}, N = 1500; missing values per column: x ")
 
 
 # slow tier: the regression and CFA fit commands run by default
@@ -68,7 +79,7 @@ def test_fit_latent_interaction_picks_its_sampler(tmp_path, capsys):
     [
         ([], "data = None"),
         (["data=nope.csv"], "data = 'nope.csv'"),
-        (["estimator=magic"], "estimator = 'magic'"),
+        (["model=regression_missing", "estimator=magic"], "estimator = 'magic'"),
         (["model=latent_interaction"], "data columns = 'x1, x2, x3, m1, m2, m3, y1, y2, y3'"),
         (["model=latent_interaction", "sampler=nuts"], "sampler.name = 'nuts'"),
     ],
@@ -87,7 +98,97 @@ def test_fit_bad_input_exits_2(regression_csv, capsys, args, expected):
 def test_fit_rejects_missing_outcome(tmp_path, capsys):
     path = tmp_path / "d.csv"
     pd.DataFrame(
-        {"y": [1.0, np.nan, 2.0, 3.0, 1.0], "x": [0.1, 0.2, np.nan, 0.3, 0.5], "z": [0.0] * 5}
+        {"y": [1.0, np.nan, 2.0, 3.0, 1.0], "x": [0.1, 0.2, np.nan, 0.3, 0.5], "z": [0, 1, 0, 1, 2]}
     ).to_csv(path, index=False)
-    assert main(["fit", f"data={path}", "estimator=ols_cc"]) == 2
+    assert main(["fit", "model=regression_missing", f"data={path}", "estimator=ols_cc"]) == 2
     assert "data column y = '1 missing values'" in capsys.readouterr().err
+
+
+# --- what fit says: header, summary's name, missing counts, missing-value codes -------------
+
+OLS = ["fit", "model=regression_missing", "estimator=ols_cc"]
+
+
+def _table(n: int = 30, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({"y": rng.normal(size=n), "x": rng.normal(size=n), "z": rng.normal(size=n)})
+
+
+def _fit(capsys, data, *extra: str) -> tuple[int, str, str]:
+    rc = main([*OLS, f"data={data}", *extra])
+    captured = capsys.readouterr()
+    return rc, captured.out, captured.err
+
+
+def test_closed_form_fit_says_what_it_did(tmp_path, capsys):
+    frame = _table()
+    frame["note"] = np.nan  # a column the model does not read, all missing
+    frame.loc[[2, 5], "x"] = np.nan
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    rc, out, err = _fit(capsys, tmp_path / "d.csv")
+    assert rc == 0, err
+    assert out.splitlines()[0] == (
+        "model regression_missing, estimator ols_cc (closed form: no sampler, no priors)"
+    )
+    assert "missing values per column: x 2\n" in out  # not the unread column
+    assert "closed-form estimates (estimate, standard error, 95% confidence interval)" in out
+    assert "posterior" not in out and "sampler nuts" not in out
+    written = tmp_path / "d-ols_cc-fit.parquet"
+    record = json.loads(pq.read_schema(written).metadata[b"simstudy.fit"])
+    assert record["missing_per_column"] == {"y": 0, "x": 2, "z": 0}
+    assert record["priors"] is None and record["sampler"] is None
+    assert record["summary"].startswith("closed-form estimates")
+
+
+def test_named_out_replaces_an_earlier_fit_and_says_so(tmp_path, capsys):
+    _table().to_csv(tmp_path / "d.csv", index=False)
+    out = tmp_path / "fit.parquet"
+    out.write_bytes(b"an earlier fit")
+    rc, printed, err = _fit(capsys, tmp_path / "d.csv", f"out={out}")
+    assert rc == 0, err
+    assert f"estimates: {out}, replacing the earlier file" in printed
+    assert list(pd.read_parquet(out)["parameter"]) == list(rm.PARAMETERS)
+
+
+def test_missing_value_code_far_outside_a_column_is_warned_about(tmp_path, capsys):
+    frame = _table()
+    frame.loc[[3, 11], "x"] = -999  # an undeclared Mplus-style code
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    rc, _, err = _fit(capsys, tmp_path / "d.csv", f"out={tmp_path / 'a.parquet'}")
+    assert rc == 0, err
+    assert "warning: column x: -999 in 2 rows (first in row 4 of the data)" in err
+    assert "declare it: missing=-999" in err
+    # the advice, followed as printed, is accepted and silences the warning
+    rc, out, err = _fit(capsys, tmp_path / "d.csv", "missing=-999", f"out={tmp_path / 'b.parquet'}")
+    assert rc == 0, err
+    assert "warning" not in err and "missing values per column: x 2" in out
+
+
+def test_sentinel_warnings_flag_isolated_codes_only():
+    from simstudy.userdata import sentinel_warnings
+
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame(
+        {
+            "wide": rng.uniform(-200, 200, 50).round(),  # -99 is an ordinary value here
+            "item": rng.integers(1, 6, 50).astype(float),  # 1..5 with 99 for 'refused'
+            "scale": rng.integers(1, 6, 50).astype(float),  # 9 is within 3 IQRs of 1..5
+            "income": rng.normal(50, 10, 50),  # 99 within 5 IQRs is a value, not a code
+            "both": rng.normal(size=50),
+        }
+    )
+    frame.loc[7, "wide"] = -99
+    frame.loc[[4, 8], "item"] = 99
+    frame.loc[3, "scale"] = 9
+    frame.loc[0, "income"] = 99
+    frame.loc[1, "both"] = -999
+    frame.loc[2, "both"] = 9999
+    lines = sentinel_warnings(frame, ["wide", "item", "scale", "income", "both"])
+    assert [line.split(":")[0] for line in lines] == [
+        "column item",
+        "column both",
+        "column both",
+        "to declare them all",
+    ]
+    assert "99 in 2 rows (first in row 5 of the data)" in lines[0]
+    assert lines[-1] == "to declare them all: missing='[-999, 99, 9999]'"

@@ -57,7 +57,9 @@ def test_simulated_rep_refits_to_the_stored_estimate(ols_study, tmp_path, capsys
     row = stored[(stored["condition_id"] == cid) & (stored["rep"] == 1)]
     assert (table["seed"] == row["seed"].iloc[0]).all() and (table["condition_id"] == cid).all()
     fit = tmp_path / "fit.parquet"
-    rc, out = _cli(capsys, "fit", f"data={data}", "estimator=ols_cc", f"out={fit}")
+    rc, out = _cli(
+        capsys, "fit", "model=regression_missing", f"data={data}", "estimator=ols_cc", f"out={fit}"
+    )
     assert rc == 0, out
     refit = pd.read_parquet(fit).set_index("parameter")
     for _, r in row.iterrows():  # bit for bit: float32 values are written with their digits

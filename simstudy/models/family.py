@@ -11,6 +11,7 @@ import jax
 
 from simstudy.models.base import Dataset, Estimator
 from simstudy.spec import ModelInfo
+from simstudy.userdata import Columns
 
 
 @dataclass(frozen=True, eq=False)
@@ -33,6 +34,9 @@ class Family:
         data (simulation-based calibration); None when the family has none.
     from_frame
         ``(frame, structure) -> Dataset``: a user's table for ``simstudy fit``; None if none.
+    columns
+        ``structure -> Columns``: the columns of a user's table ``from_frame`` reads
+        (:class:`simstudy.userdata.Columns`, checked by :func:`simstudy.userdata.model_data`).
     """
 
     info: ModelInfo
@@ -41,6 +45,7 @@ class Family:
     make_estimators: Callable[[Mapping[str, Any]], dict[str, Estimator]]
     simulate_prior: Callable[..., tuple[Dataset, dict[str, float]]] | None = None
     from_frame: Callable[..., Dataset] | None = None
+    columns: Callable[..., Columns] | None = None
     _by_structure: dict[str, dict[str, Estimator]] = field(default_factory=dict, repr=False)
 
     @property

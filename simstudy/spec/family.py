@@ -20,7 +20,7 @@ from simstudy.models.family import Family
 from simstudy.spec import dgm, hmc, sweep
 from simstudy.spec.info import PRIOR_DEFAULTS, model_info, spec_of
 from simstudy.spec.ir import LATENT, RANDOM, ModelSpec, with_derived
-from simstudy.userdata import numeric
+from simstudy.userdata import Columns, model_data
 
 
 def estimators(spec: ModelSpec, families: Mapping[str, str]) -> dict[str, Any]:
@@ -116,6 +116,22 @@ def _variance_draw(key, family: str, p: sweep.Priors, covariance: bool) -> float
     return float(p.var_scale / jax.random.gamma(key, p.var_shape))
 
 
+def columns(spec: ModelSpec) -> Columns:
+    """The columns of a user's table the model reads: observed variables, grouping factors.
+
+    Its predictors are the observed variables in a coefficient or random effect's term.
+    """
+    observed = [v.name for v in spec.variables if v.kind not in (LATENT, RANDOM)]
+    factors = {f for e in spec.equations for c in e.coefficients for f in c.factors}
+    factors |= {f for e in spec.equations for r in e.random for f in r.factors}
+    return Columns(
+        numbers=tuple(observed),
+        allowed="columns " + ", ".join([*observed, *spec.groups]),
+        predictors=tuple(v for v in observed if v in factors),
+        labels=tuple(spec.groups),
+    )
+
+
 def from_frame(spec: ModelSpec, frame: Any) -> dict[str, Any]:
     """A data set from a user's table.
 
@@ -125,18 +141,16 @@ def from_frame(spec: ModelSpec, frame: Any) -> dict[str, Any]:
     Raises
     ------
     InputError
-        Naming absent columns, or missing values in a variable the model conditions on.
+        Naming absent columns, bad values (:func:`~simstudy.userdata.model_data`), or
+        missing values in a variable the model conditions on.
     """
-    observed = [v.name for v in spec.variables if v.kind not in (LATENT, RANDOM)]
-    needed = [*observed, *spec.groups]
-    absent = [c for c in needed if c not in frame.columns]
-    if absent:
-        raise InputError("data columns", ", ".join(absent), "columns " + ", ".join(needed))
+    read = columns(spec)
+    values = model_data(frame, read)
     rows = len(frame)
     data: dict[str, Any] = {dgm.ROW_REAL: jnp.ones(rows, dtype=bool)}
     incomplete = {m.variable for m in spec.missing}
-    for v in observed:
-        x = numeric(frame, v)
+    for v in read.numbers:
+        x = values[v]
         ok = ~np.isnan(x)
         if not ok.all() and v in spec.exogenous and v not in incomplete:
             raise InputError(
@@ -172,6 +186,7 @@ def _family(name: str, blob: str) -> Family:
         make_estimators=lambda _structure: built,
         simulate_prior=lambda key, setting, priors: simulate_prior(spec, key, setting, priors),
         from_frame=lambda frame, _structure=None: from_frame(spec, frame),
+        columns=lambda _structure=None: columns(spec),
     )
 
 

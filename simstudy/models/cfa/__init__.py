@@ -67,7 +67,7 @@ from simstudy.models.cfa.moves import (
 )
 from simstudy.models.family import Family
 from simstudy.spec import MISSINGNESS_FACTORS, FactorSpec, ModelInfo, with_defaults
-from simstudy.userdata import numeric_columns
+from simstudy.userdata import Columns, model_data
 
 DEFAULT_STRUCTURE: dict[str, Any] = {
     "factors": {
@@ -318,6 +318,12 @@ def simulate(rng_key: jax.Array, setting: Mapping[str, Any]) -> dict[str, jax.Ar
     return _dataset(layout, y, _missing(k_r, y[:, 0], setting, (n, p)))
 
 
+def columns(structure: Mapping[str, Any] | None = None) -> Columns:
+    """The columns of a user's table the model reads: the structure's indicators."""
+    items = Layout(check_structure(structure)).items
+    return Columns(numbers=tuple(items), allowed="the indicators of model.structure")
+
+
 def from_frame(frame: Any, structure: Mapping[str, Any] | None = None) -> dict[str, jax.Array]:
     """A data set from a user's table with the structure's indicator columns (NaN = missing).
 
@@ -325,10 +331,8 @@ def from_frame(frame: Any, structure: Mapping[str, Any] | None = None) -> dict[s
     ``1..K`` in every ordinal column are shifted down by one).
     """
     layout = Layout(check_structure(structure))
-    absent = [c for c in layout.items if c not in frame.columns]
-    if absent:
-        raise InputError("data columns", ", ".join(absent), "the indicators of model.structure")
-    y = numeric_columns(frame, layout.items)
+    values = model_data(frame, columns(structure))
+    y = np.column_stack([values[c] for c in layout.items])
     observed = ~np.isnan(y)
     if layout.any_ordinal:
         codes = y[:, layout.ordinal]
@@ -573,4 +577,5 @@ FAMILY = Family(
     make_estimators=lambda structure: make_estimators(structure) if structure else ESTIMATORS,
     simulate_prior=simulate_prior,
     from_frame=from_frame,
+    columns=columns,
 )

@@ -92,7 +92,7 @@ from simstudy.models.latent_interaction.layout import (
     score_means,
 )
 from simstudy.spec import MISSINGNESS_FACTORS, FactorSpec, ModelInfo
-from simstudy.userdata import numeric, numeric_columns
+from simstudy.userdata import Columns, model_data
 
 __all__ = ["FACTORS", "Layout", "State", "check_structure", "make_estimators", "simulate"]
 
@@ -311,6 +311,17 @@ def simulate(rng_key: jax.Array, setting: Mapping[str, Any]) -> dict[str, jax.Ar
     return _dataset(layout, y, eta, d, missing)
 
 
+def columns(structure: Mapping[str, Any] | None = None) -> Columns:
+    """The columns of a user's table the model reads: indicators, then ``w`` and ``d``."""
+    layout = Layout(structure)
+    wanted = layout.items + layout.extra_columns
+    return Columns(
+        numbers=tuple(wanted),
+        allowed="columns " + ", ".join(wanted),
+        predictors=tuple(layout.extra_columns),
+    )
+
+
 def from_frame(frame: Any, structure: Mapping[str, Any] | None = None) -> dict[str, jax.Array]:
     """A data set from a user's table (NaN where missing).
 
@@ -320,21 +331,19 @@ def from_frame(frame: Any, structure: Mapping[str, Any] | None = None) -> dict[s
     Raises
     ------
     InputError
-        Naming the columns that are absent, or a ``d`` code other than 1, 2, 3.
+        Naming the columns that are absent, bad values
+        (:func:`~simstudy.userdata.model_data`), or a ``d`` code other than 1, 2, 3.
     """
     layout = Layout(structure)
-    wanted = layout.items + layout.extra_columns
-    absent = [c for c in wanted if c not in frame.columns]
-    if absent:
-        raise InputError("data columns", ", ".join(absent), "columns " + ", ".join(wanted))
-    y = numeric_columns(frame, layout.items)
+    values = model_data(frame, columns(structure))
+    y = np.column_stack([values[c] for c in layout.items])
     observed = ~np.isnan(y)
     data = {"y": jnp.asarray(np.where(observed, y, 0.0)), "observed": jnp.asarray(observed)}
     if layout.observed_moderator:
-        w = numeric(frame, "w")
+        w = values["w"]
         data |= {"w": jnp.asarray(np.nan_to_num(w)), "w_observed": jnp.asarray(~np.isnan(w))}
     if layout.nominal:
-        d = numeric(frame, "d")
+        d = values["d"]
         seen = d[~np.isnan(d)]
         strange = seen[~np.isin(seen, (1, 2, 3))]
         if strange.size:
@@ -529,4 +538,5 @@ FAMILY = Family(
     make_estimators=lambda structure: make_estimators(structure) if structure else ESTIMATORS,
     simulate_prior=simulate_prior,
     from_frame=from_frame,
+    columns=columns,
 )

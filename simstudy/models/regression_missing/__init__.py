@@ -34,7 +34,7 @@ from simstudy.errors import InputError
 from simstudy.models.base import ClosedFormEstimator, Dataset, Estimate, SampledEstimator
 from simstudy.models.family import Family
 from simstudy.spec import MISSINGNESS_FACTORS, FactorSpec, ModelInfo
-from simstudy.userdata import numeric
+from simstudy.userdata import Columns, model_data
 
 PARAMETERS = ("y~1", "y~x", "y~z", "y~~y")
 
@@ -160,7 +160,17 @@ def simulate_prior(
     return dataset, {"y~1": b0, "y~x": b1, "y~z": b2, "y~~y": sigma**2}
 
 
-COLUMNS = ("y", "x", "z")
+#: The columns of a user's table the model reads (``simstudy fit``).
+COLUMNS = Columns(
+    numbers=("y", "x", "z"),
+    allowed="columns y, x and z (x may have NaN)",
+    predictors=("x", "z"),
+)
+
+
+def columns(structure: Mapping[str, Any] | None = None) -> Columns:
+    """The columns of a user's table the model reads."""
+    return COLUMNS
 
 
 def from_frame(frame: Any, structure: Mapping[str, Any] | None = None) -> dict[str, jax.Array]:
@@ -169,14 +179,13 @@ def from_frame(frame: Any, structure: Mapping[str, Any] | None = None) -> dict[s
     Raises
     ------
     InputError
-        Naming missing columns, or missing values where the model allows none (``y``, ``z``).
+        Naming missing columns, bad values (:func:`~simstudy.userdata.model_data`), or
+        missing values where the model allows none (``y``, ``z``).
     """
-    absent = [c for c in COLUMNS if c not in frame.columns]
-    if absent:
-        raise InputError("data columns", ", ".join(absent), "columns y, x and z (x may have NaN)")
-    y, x, z = (numeric(frame, c) for c in COLUMNS)
-    for col, values in (("y", y), ("z", z)):
-        n_missing = int(np.isnan(values).sum())
+    values = model_data(frame, COLUMNS)
+    y, x, z = (values[c] for c in COLUMNS.numbers)
+    for col in ("y", "z"):
+        n_missing = int(np.isnan(values[col]).sum())
         if n_missing:
             raise InputError(
                 f"data column {col}", f"{n_missing} missing values", "complete y and z"
@@ -319,4 +328,5 @@ FAMILY = Family(
     make_estimators=lambda structure: ESTIMATORS,
     simulate_prior=simulate_prior,
     from_frame=from_frame,
+    columns=columns,
 )

@@ -1,0 +1,287 @@
+"""``simstudy fit``: one estimator of a model fitted to a user's data set.
+
+Every refusal (exit 2) comes before the fit: the arguments, the model (``model=`` is
+required), the data (read and checked by :mod:`simstudy.userdata`), the data's size and the
+output path. The default output file (``<data>-<estimator>-fit.parquet`` beside the data) is
+never replaced: an existing one is refused unless ``out=`` names it, which replaces it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from simstudy.cli import EXIT_OK, _say, compose_raw, config_dir
+from simstudy.errors import InputError
+
+#: The ``KEY=VALUE`` arguments of ``simstudy fit`` that are not config overrides.
+FIT_KEYS = ("data", "out", "estimator", "seed", "level", "missing")
+
+
+def split_arguments(arguments: Sequence[str]) -> tuple[dict[str, str], list[str]]:
+    """``simstudy fit``'s own ``KEY=VALUE`` options, and the config overrides."""
+    options, overrides = {}, []
+    for item in arguments:
+        key, _, value = item.partition("=")
+        if key in FIT_KEYS:
+            options[key] = value
+        else:
+            overrides.append(item)
+    return options, overrides
+
+
+def require_model(overrides: Sequence[str]) -> None:
+    """Refuse a fit that names no model (the config's default model is a study's, not yours)."""
+    if any(o.partition("=")[0].lstrip("+~") == "model" for o in overrides):
+        return
+    names = sorted(p.stem for p in (config_dir() / "model").glob("*.yaml"))
+    raise InputError(
+        "model",
+        None,
+        "model=NAME, the model to fit, one of: "
+        + ", ".join(names)
+        + " (simstudy list models describes them)",
+    )
+
+
+def output_path(given: str | None, data: Path, estimator: str) -> Path:
+    """Where the summary goes: ``out=``, else ``<data>-<estimator>-fit.parquet`` beside it.
+
+    Raises
+    ------
+    InputError
+        When the path is not a .parquet file in an existing, writable directory, or when the
+        default path exists (an earlier fit's file is replaced only when ``out=`` names it).
+    """
+    out = Path(given) if given else data.with_name(f"{data.stem}-{estimator}-fit.parquet")
+    if out.suffix != ".parquet":
+        raise InputError("out", str(out), "a .parquet path (the summary is written as Parquet)")
+    if out.is_dir():
+        raise InputError("out", str(out), "a file path, not a directory")
+    if not out.parent.is_dir():
+        raise InputError(
+            "out", str(out), f"a path in an existing directory ({out.parent} does not exist)"
+        )
+    if not os.access(out.parent, os.W_OK):
+        raise InputError("out", str(out), f"a path in a directory you can write ({out.parent})")
+    if not given and out.exists():
+        raise InputError(
+            "out",
+            str(out),
+            f"a file that does not exist yet: it holds an earlier fit, which is replaced only "
+            f"when named: out={out} replaces it, out=OTHER.parquet keeps it",
+        )
+    return out
+
+
+def fit_warnings(table: pd.DataFrame, sampler: Any, rhat_max: float, ess_min: float) -> list[str]:
+    """Plain words for parameters whose chains have not mixed or are too short."""
+    out = []
+    bad_rhat = table.loc[table["rhat"] > rhat_max, "parameter"].tolist()
+    if bad_rhat:
+        out.append(
+            f"R-hat > {rhat_max} for {', '.join(bad_rhat)}: the chains disagree; raise "
+            f"sampler.warmup (now {sampler.warmup}) and sampler.draws (now {sampler.draws})."
+        )
+    bad_ess = table.loc[table["ess_bulk"] < ess_min, "parameter"].tolist()
+    if bad_ess:
+        out.append(
+            f"bulk ESS < {ess_min:g} for {', '.join(bad_ess)}: too few effective draws for "
+            f"stable estimates; raise sampler.draws (now {sampler.draws}) or sampler.chains "
+            f"(now {sampler.chains})."
+        )
+    return out
+
+
+def _spec_missing(raw: dict[str, Any], frame: pd.DataFrame) -> None:
+    """A spec model fitted to data: its incomplete predictors are the data's (model-based)."""
+    from simstudy.spec import info as spec_info
+
+    model = raw.get("model") or {}
+    if not spec_info.is_spec(model):
+        return
+    given = {**model, "design": {**(model.get("design") or {}), "missing": {}}}
+    spec = spec_info.spec_of(spec_info.normalise(given))
+    incomplete = [v for v in spec.exogenous if v in frame.columns and frame[v].isna().any()]
+    design = dict(model.get("design") or {})
+    design["missing"] = {v: {"given": []} for v in incomplete}
+    model["design"] = design
+
+
+def check_data_size(frame: pd.DataFrame, plan: Any, path: Path) -> None:
+    """Refuse data smaller than the model's minimum for the estimator (``plan.minimum``)."""
+    from simstudy.spec import info as spec_info
+
+    sizes: dict[str, float] = {"N": len(frame)}
+    if "J" in plan.minimum and spec_info.is_spec({"structure": plan.model.structure}):
+        groups = spec_info.spec_of(plan.model.structure).groups
+        if groups and groups[0] in frame.columns:  # an absent one: from_frame says so
+            clusters = frame[groups[0]].nunique()
+            sizes |= {"J": clusters, "cluster_size": len(frame) / max(clusters, 1)}
+    words = {"N": "rows", "J": "clusters", "cluster_size": "rows per cluster on average"}
+    for factor, (low, why) in plan.minimum.items():
+        if factor in sizes and sizes[factor] < low:
+            raise InputError(
+                f"data {words.get(factor, factor)}",
+                round(sizes[factor], 2),
+                f"at least {low:g} in {path}, the minimum of model {plan.model.name} for "
+                f"estimator {plan.estimator}: {why}",
+            )
+
+
+def _number(value: Any) -> str:
+    numeric = isinstance(value, int | float) and not isinstance(value, bool)
+    return f"{value:g}" if numeric else str(value)
+
+
+def header(plan: Any, kind: str, closed_form: bool) -> list[str]:
+    """What is fitted, in words: the model, the estimator, its sampler and its priors."""
+    first = f"model {plan.model.name}, estimator {plan.estimator} ({kind}"
+    if closed_form:
+        return [first + ": no sampler, no priors)"]
+    s = plan.sampler
+    priors = ", ".join(f"{k}={_number(v)}" for k, v in (plan.model.priors or {}).items())
+    families = (plan.model.structure or {}).get("prior_families")
+    if isinstance(families, Mapping) and families:
+        priors += " (" + ", ".join(f"{k} {v}" for k, v in families.items()) + ")"
+    return [
+        first + ")",
+        f"sampler {s.name}: {s.chains} chains, {s.warmup} warmup + {s.draws} draws each, "
+        f"seed {plan.seed}",
+        f"priors (model.priors.*): {priors or 'none'}",
+    ]
+
+
+def summary_title(closed_form: bool, level: float) -> str:
+    """The name of the printed table: a posterior summary only when it is one."""
+    if closed_form:
+        return f"closed-form estimates (estimate, standard error, {level:.0%} confidence interval)"
+    return f"posterior summary (mean, SD, {level:.0%} interval, ESS, R-hat)"
+
+
+def cmd_fit(arguments: Sequence[str]) -> int:
+    """Fit one estimator of a model to a user's data set and write its summary."""
+    import jax
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from simstudy.catalog import estimator_kind
+    from simstudy.config import AggregateSettings, fit_plan_from_dict
+    from simstudy.engine.replicate import chain_name, estimator_key, fit_estimator, key_from_seed
+    from simstudy.models import family_of, model_infos
+    from simstudy.models.base import ClosedFormEstimator
+    from simstudy.spec import info as spec_info
+    from simstudy.store import software_versions
+    from simstudy.userdata import boolean_columns, missing_codes, read_table, sentinel_warnings
+
+    options, overrides = split_arguments(arguments)
+    if "data" not in options:
+        raise InputError("data", None, "data=PATH to a .csv or .parquet file")
+    path = Path(options["data"])
+    if not path.is_file() or path.suffix not in (".csv", ".parquet"):
+        raise InputError("data", str(path), "an existing .csv or .parquet file")
+    require_model(overrides)
+    try:
+        seed, level = int(options.get("seed", 0)), float(options.get("level", 0.95))
+    except ValueError:
+        raise InputError("seed/level", options, "an integer seed and a level in (0, 1)") from None
+    codes = missing_codes(options.get("missing"))
+    raw = compose_raw(overrides)
+    model = raw.get("model") or {}
+    info = (
+        spec_info.declared(model)
+        if spec_info.is_spec(model)
+        else model_infos().get(model.get("name"))
+    )
+    if info is not None:
+        raw = compose_raw(overrides, [options.get("estimator") or info.estimators[0]])
+    frame = read_table(path, codes)
+    _spec_missing(raw, frame)
+    plan = fit_plan_from_dict(raw, model_infos(), options.get("estimator"), level, seed)
+    family = family_of(plan.model)
+    if family.from_frame is None or family.columns is None:
+        raise InputError("model", plan.model.name, "a model that can read a data table")
+    read = family.columns(plan.model.structure)
+    out = output_path(options.get("out"), path, plan.estimator)
+    replaced = out.exists()
+    check_data_size(frame, plan, path)  # first: one row is too few before it is constant
+    dataset = family.from_frame(frame, plan.model.structure)
+    estimator = family.estimators_for(plan.model.structure)[plan.estimator]
+    closed_form = isinstance(estimator, ClosedFormEstimator)
+
+    for line in header(plan, estimator_kind(estimator), closed_form):
+        print(line)
+    missing = {c: int(frame[c].isna().sum()) for c in read.names}
+    counted = ", ".join(f"{c} {n}" for c, n in missing.items() if n)
+    print(f"data: {path}, N = {len(frame)}; missing values per column: {counted or 'none'}")
+    for name in boolean_columns(frame):
+        if name in read.numbers:
+            _say(f"[simstudy] note: column {name} holds true/false, read as 1/0")
+    for line in sentinel_warnings(frame, read.numbers):
+        _say(f"[simstudy] warning: {line}")
+
+    key = estimator_key(key_from_seed(plan.seed), chain_name(estimator))
+    try:
+        summaries, n_div, seconds = fit_estimator(
+            estimator,
+            jax.block_until_ready(dataset),
+            key,
+            plan.sampler,
+            plan.model.priors,
+            plan.level,
+        )
+    except ValueError as exc:  # a closed form that cannot be computed on these data
+        if not closed_form:
+            raise
+        raise InputError(
+            "data", str(path), f"data that estimator {plan.estimator} can fit: {exc}"
+        ) from None
+    table = pd.DataFrame(
+        [{"parameter": name, **summaries[name]._asdict()} for name in estimator.parameters]
+    ).rename(columns={"estimate": "mean", "se": "sd"})
+    table.insert(0, "estimator", plan.estimator)
+    table.insert(0, "model", plan.model.name)
+    table["n_divergent"] = n_div
+    table["seconds"] = seconds
+    title = summary_title(closed_form, plan.level)
+    record = {
+        "model": plan.model.name,
+        "structure": plan.model.structure,
+        "priors": None if closed_form else plan.model.priors,
+        "estimator": plan.estimator,
+        "summary": title,
+        "sampler": None if closed_form else dataclasses.asdict(plan.sampler),
+        "seed": plan.seed,
+        "level": plan.level,
+        "data": str(path),
+        "rows": len(frame),
+        "columns": list(read.names),
+        "missing_codes": codes,
+        "missing_per_column": missing,
+        "versions": software_versions(),
+    }
+    arrow = pa.Table.from_pandas(table, preserve_index=False)
+    meta = {**(arrow.schema.metadata or {}), b"simstudy.fit": json.dumps(record).encode()}
+    pq.write_table(arrow.replace_schema_metadata(meta), out)
+
+    if closed_form:
+        shown = table[["parameter", "mean", "sd", "lower", "upper"]]
+        shown = shown.rename(columns={"mean": "estimate", "sd": "se"})
+    else:
+        shown = table[["parameter", "mean", "sd", "lower", "upper", "ess_bulk", "ess_tail", "rhat"]]
+    print(f"{title}, {seconds:.1f}s:")
+    print(shown.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    if not closed_form:
+        checks = AggregateSettings()
+        for line in fit_warnings(table, plan.sampler, checks.rhat_max, checks.ess_min):
+            _say(f"[simstudy] warning: {line}")
+    what = "estimates" if closed_form else "posterior summary"
+    again = ", replacing the earlier file" if replaced else ""
+    print(f"{what}: {out}{again} (settings, seed, versions: its 'simstudy.fit' metadata)")
+    return EXIT_OK
