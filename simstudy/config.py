@@ -1051,11 +1051,13 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
-def _gib(n: float) -> str:
+def gib(n: float) -> str:
+    """Bytes as GiB for messages."""
     return f"{n / 2**30:,.1f} GiB"
 
 
-def _info_of(plan: StudyPlan, models: Mapping[str, ModelInfo]) -> ModelInfo:
+def info_of(plan: StudyPlan | FitPlan, models: Mapping[str, ModelInfo]) -> ModelInfo:
+    """What the plan's model declares (a syntax model's, compiled from its structure)."""
     from simstudy.spec import info as spec_info
 
     if spec_info.is_spec({"structure": plan.model.structure}):
@@ -1076,7 +1078,7 @@ def check_runnable(plan: StudyPlan, models: Mapping[str, ModelInfo]) -> None:
     ``executor.memory_limit`` where that is a size. Depends on the machine, so a stored
     study's manifest is not checked by it (``simstudy status`` and ``replay`` keep working).
     """
-    info = _info_of(plan, models)
+    info = info_of(plan, models)
     _check_minimum(plan, info)
     _check_resources(plan, info)
 
@@ -1104,21 +1106,52 @@ def worker_bytes(
     (``sampler.vectorize`` for the batched samplers) and chain twice a data set's values (the
     sampler's state) and the values it stores for every warm-up and sampling sweep.
     """
-    if info.footprint is None:
-        return float(WORKER_BASE_BYTES), "not estimated for this model"
     setting: dict[str, Any] = dict(plan.model.params)
     for name, levels in plan.factors.items():
         numbers = [v for v in levels if isinstance(v, int | float) and not isinstance(v, bool)]
         setting[name] = max(numbers) if numbers else levels[0]
-    if plan.model.structure:
-        setting["structure"] = plan.model.structure
-    data, per_draw = info.footprint(setting, plan.estimators)
     s = plan.sampler
     sampled = any(e in info.samplers for e in plan.estimators)
     lanes = s.vectorize if sampled and s.name in BATCHED_SAMPLERS and plan.kind != "sbc" else 1
-    steps = (s.warmup if warmup is None else warmup) + (s.draws if draws is None else draws)
+    return _footprint_bytes(
+        info,
+        plan.model,
+        setting,
+        plan.estimators,
+        dataclasses.replace(
+            s,
+            warmup=s.warmup if warmup is None else warmup,
+            draws=s.draws if draws is None else draws,
+        ),
+        plan.executor.batch_size,
+        lanes,
+    )
+
+
+def fit_bytes(plan: FitPlan, info: ModelInfo, sizes: Mapping[str, float]) -> tuple[float, str]:
+    """Memory ``simstudy fit`` needs for a data set of these ``sizes`` (``N``, ``J`` ...)."""
+    setting = {**plan.model.params, **sizes}
+    return _footprint_bytes(info, plan.model, setting, [plan.estimator], plan.sampler, 1, 1)
+
+
+def _footprint_bytes(
+    info: ModelInfo,
+    model: ModelSettings,
+    setting: dict[str, Any],
+    estimators: Sequence[str],
+    s: SamplerSettings,
+    batch: int,
+    lanes: int,
+) -> tuple[float, str]:
+    """The worker memory formula of :func:`worker_bytes`, for one setting."""
+    if info.footprint is None:
+        return float(WORKER_BASE_BYTES), "not estimated for this model"
+    if model.structure:
+        setting["structure"] = model.structure
+    data, per_draw = info.footprint(setting, estimators)
+    sampled = any(e in info.samplers for e in estimators)
+    steps = s.warmup + s.draws
     chains = s.chains if sampled else 1
-    batch = plan.executor.batch_size
     values = batch * data + lanes * chains * (2 * data + (steps * per_draw if sampled else 0))
     how = (
         f"{batch} data sets of {data:,.0f} values"
@@ -1166,8 +1199,8 @@ def _check_driver(plan: StudyPlan, info: ModelInfo) -> None:
         raise InputError(
             "study.reps",
             plan.reps,
-            f"at most about {most:,} here: the run needs about {_gib(need)} in its driver "
-            f"({how}), more than half this machine's memory ({_gib(cap)}). Run more "
+            f"at most about {most:,} here: the run needs about {gib(need)} in its driver "
+            f"({how}), more than half this machine's memory ({gib(cap)}). Run more "
             "replications as separate studies, or on a larger machine",
         )
 
@@ -1200,8 +1233,8 @@ def _check_resources(plan: StudyPlan, info: ModelInfo) -> None:
             raise InputError(
                 "executor.memory_limit",
                 limit,
-                f"a size of at least {_gib(need)}, or auto: a worker needs about that for the "
-                f"largest condition ({how}, and {_gib(WORKER_BASE_BYTES)} for the process)",
+                f"a size of at least {gib(need)}, or auto: a worker needs about that for the "
+                f"largest condition ({how}, and {gib(WORKER_BASE_BYTES)} for the process)",
             )
         cap = machine
     if need > cap:
@@ -1223,8 +1256,8 @@ def _check_resources(plan: StudyPlan, info: ModelInfo) -> None:
         raise InputError(
             field_name,
             value,
-            f"a size that fits in memory: the largest condition needs about {_gib(need)} per "
-            f"worker ({how}), more than {where}, {_gib(cap)}. Use smaller sizes, fewer "
+            f"a size that fits in memory: the largest condition needs about {gib(need)} per "
+            f"worker ({how}), more than {where}, {gib(cap)}. Use smaller sizes, fewer "
             "sampler.draws, or smaller sampler.vectorize and executor.batch_size",
         )
     workers = (ex.n_workers or cores) if ex.name == "local" else 1
@@ -1234,8 +1267,8 @@ def _check_resources(plan: StudyPlan, info: ModelInfo) -> None:
         raise InputError(
             "executor.n_workers",
             shown,
-            f"at most {most} workers: each needs about {_gib(need)} for the largest condition "
-            f"({how}) and this machine's memory is {_gib(machine)}",
+            f"at most {most} workers: each needs about {gib(need)} for the largest condition "
+            f"({how}) and this machine's memory is {gib(machine)}",
         )
 
 

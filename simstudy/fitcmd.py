@@ -114,16 +114,29 @@ def _spec_missing(raw: dict[str, Any], frame: pd.DataFrame) -> None:
     model["design"] = design
 
 
-def check_data_size(frame: pd.DataFrame, plan: Any, path: Path) -> None:
-    """Refuse data smaller than the model's minimum for the estimator (``plan.minimum``)."""
+def data_sizes(frame: pd.DataFrame, plan: Any) -> dict[str, float]:
+    """The data's sizes by the names of the design factors: ``N``; ``J``, ``cluster_size``."""
     from simstudy.spec import info as spec_info
 
     sizes: dict[str, float] = {"N": len(frame)}
-    if "J" in plan.minimum and spec_info.is_spec({"structure": plan.model.structure}):
+    if spec_info.is_spec({"structure": plan.model.structure}):
         groups = spec_info.spec_of(plan.model.structure).groups
         if groups and groups[0] in frame.columns:  # an absent one: from_frame says so
             clusters = frame[groups[0]].nunique()
             sizes |= {"J": clusters, "cluster_size": len(frame) / max(clusters, 1)}
+    return sizes
+
+
+def check_data_size(frame: pd.DataFrame, plan: Any, path: Path, info: Any) -> None:
+    """Refuse data too small for the estimator, or too large for this machine's memory.
+
+    Too small: below the model's minimum (``plan.minimum``). Too large: the fit's data and
+    stored draws (:func:`simstudy.config.fit_bytes`) past the machine's memory; both are
+    checked before anything compiles.
+    """
+    from simstudy.config import fit_bytes, gib, machine_memory
+
+    sizes = data_sizes(frame, plan)
     words = {"N": "rows", "J": "clusters", "cluster_size": "rows per cluster on average"}
     for factor, (low, why) in plan.minimum.items():
         if factor in sizes and sizes[factor] < low:
@@ -133,6 +146,17 @@ def check_data_size(frame: pd.DataFrame, plan: Any, path: Path) -> None:
                 f"at least {low:g} in {path}, the minimum of model {plan.model.name} for "
                 f"estimator {plan.estimator}: {why}",
             )
+    need, how = fit_bytes(plan, info, sizes)
+    cap = machine_memory()
+    if need > cap:
+        raise InputError(
+            "data rows",
+            len(frame),
+            f"a data set whose fit fits in memory: estimator {plan.estimator} of model "
+            f"{plan.model.name} would need about {gib(need)} ({how}), more than this "
+            f"machine's {gib(cap)}. Fewer sampler.draws, sampler.warmup or sampler.chains, "
+            "or a subsample of the rows",
+        )
 
 
 def _number(value: Any) -> str:
@@ -172,7 +196,7 @@ def cmd_fit(arguments: Sequence[str]) -> int:
     import pyarrow.parquet as pq
 
     from simstudy.catalog import estimator_kind
-    from simstudy.config import AggregateSettings, fit_plan_from_dict
+    from simstudy.config import AggregateSettings, fit_plan_from_dict, info_of
     from simstudy.engine.replicate import chain_name, estimator_key, fit_estimator, key_from_seed
     from simstudy.models import family_of, model_infos
     from simstudy.models.base import ClosedFormEstimator
@@ -210,7 +234,8 @@ def cmd_fit(arguments: Sequence[str]) -> int:
     read = family.columns(plan.model.structure)
     out = output_path(options.get("out"), path, plan.estimator)
     replaced = out.exists()
-    check_data_size(frame, plan, path)  # first: one row is too few before it is constant
+    # first: one row is too few before it is constant; a huge set is refused before compiling
+    check_data_size(frame, plan, path, info_of(plan, model_infos()))
     dataset = family.from_frame(frame, plan.model.structure)
     estimator = family.estimators_for(plan.model.structure)[plan.estimator]
     closed_form = isinstance(estimator, ClosedFormEstimator)

@@ -329,8 +329,21 @@ def _ols_fit(data: Path, d: Path) -> list[str]:
     return [*OLS_FIT, f"data={data}", f"out={d / 'fit.parquet'}"]
 
 
+def _million_rows(d: Path) -> Path:
+    rng = np.random.default_rng(1)
+    columns = {c: rng.normal(size=1_000_000).astype(np.float32) for c in ("y", "x", "z")}
+    pd.DataFrame(columns).to_parquet(d / "data.parquet")
+    return d / "data.parquet"
+
+
 # each refused before any fit: exit 2, the field, the value and what is allowed, no file written
 FIT_CHECKS = [
+    (
+        "a million rows for bayes_fiml",
+        _million_rows,
+        lambda data, d: ["fit", "model=regression_missing", f"data={data}"],
+        ("data rows = 1000000", "bayes_fiml", "GiB", "more than this machine's"),
+    ),
     # (id, make the data, the arguments (data path, directory), texts of the message; {d}: dir)
     (
         "y 1e30",
