@@ -88,7 +88,7 @@ class Limits:
     max_pages: int = 4
     zip_reps: int = 100
     zip_panels: int = 16
-    running_pairs: int = 8
+    running_pairs: int = 4
 
 
 def read_summary(study_dir: Path) -> pd.DataFrame:

@@ -88,7 +88,7 @@ def running_measures(
 
 
 def running_keys(
-    summary: pd.DataFrame, estimators: Sequence[str], level: float = 0.95, max_pairs: int = 8
+    summary: pd.DataFrame, estimators: Sequence[str], level: float = 0.95, max_pairs: int = 4
 ) -> tuple[list[PanelKey], int]:
     """The keys to draw, and of how many (condition, estimand) pairs they are.
 
@@ -170,7 +170,7 @@ def running_plots(
         caption = (
             "Monte Carlo convergence: bias and coverage after the first n successful "
             "replications, a line per estimator with its Monte Carlo 95% band (±1.96 MCSE; "
-            "Wilson for coverage), over every successful fit (no convergence policy)"
+            "Wilson for coverage), over every successful fit whatever the convergence policy"
             + (f" (page {k} of {len(pages)})" if len(pages) > 1 else "")
             + (
                 f"; {len(pairs)} of {total} conditions × estimands, those whose coverage is "
