@@ -34,6 +34,7 @@ import pandas as pd
 from matplotlib import colors, ticker
 from matplotlib.figure import Figure as MplFigure
 from matplotlib.lines import Line2D
+from matplotlib.text import Text
 
 from simstudy.aggregate.measures import interval
 from simstudy.report.document import Figure, Paragraph, slug
@@ -765,10 +766,14 @@ def save(plot: Plot, directory: Path, dpi: int = 100) -> Figure:
     """Write ``<name>.png`` and ``<name>.pdf`` under ``directory``; the PNG's bytes come back."""
     directory.mkdir(parents=True, exist_ok=True)
     png = directory / f"{plot.name}.png"
-    plot.figure.savefig(png, dpi=dpi, metadata={"Software": None})
-    # The layout is in inches, so the PNG's serves the PDF: not computed a second time.
-    plot.figure.set_layout_engine("none")
-    plot.figure.savefig(directory / f"{plot.name}.pdf", metadata={"CreationDate": None})
+    # Names and levels are the user's: a "$" in them is text, not mathtext to parse (or fail).
+    with mpl.rc_context({"text.parse_math": False}):
+        for text in plot.figure.findobj(Text):
+            text.set_parse_math(False)
+        plot.figure.savefig(png, dpi=dpi, metadata={"Software": None})
+        # The layout is in inches, so the PNG's serves the PDF: not computed a second time.
+        plot.figure.set_layout_engine("none")
+        plot.figure.savefig(directory / f"{plot.name}.pdf", metadata={"CreationDate": None})
     return Figure(plot.name, plot.caption, png.read_bytes())
 
 

@@ -21,7 +21,8 @@ from simstudy.aggregate.tables import write_tables
 from simstudy.escape import markdown_text
 from simstudy.report import write_report
 
-LEVELS = ["a|b", "*x* _y_", "<script>alert(1)</script>", "`tick`", "line\nbreak"]
+#: ``$\frac$`` would be mathtext to matplotlib (and fail to parse): the figures show it as text.
+LEVELS = ["a|b", "*x* _y_", "<script>alert(1)</script>", "`tick`", "line\nbreak", r"$\frac$"]
 ESTIMATORS = ["est|1", "<b>bold</b>"]
 PARAMETERS = ["y~x", "[p](http://x)"]
 #: How each name reads once rendered (a newline is a space in a cell).
@@ -30,7 +31,7 @@ SHOWN = {v: v.replace("\n", " ") for v in [*LEVELS, *ESTIMATORS, *PARAMETERS]}
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory) -> Path:
-    """summary.parquet of hostile records, its report and its tables."""
+    """summary.parquet of hostile records, its report (figures too) and its tables."""
     rng = np.random.default_rng(0)
     rows = [
         {
