@@ -18,6 +18,48 @@ SUMMARY_COLUMNS = ["measure", "value", "mcse", "n_reps", "n_excluded", "referenc
 NOTE_ONE_REP = "one replication: MCSE undefined"
 NOTE_NO_REPS = "no usable replications"
 NOTE_TRUTH_ZERO = "truth is 0: relative bias undefined"
+Z95 = 1.959963984540054
+
+
+#: Measures that are proportions of replications (their intervals: :func:`wilson_interval`).
+PROPORTIONS = frozenset(
+    {"coverage", "be_coverage", "power", "failure_rate", "unconverged_rate", "rhat_fail_rate"}
+)
+
+
+def wilson_interval(
+    p: np.ndarray | pd.Series | float, n: np.ndarray | pd.Series | float, z: float = Z95
+) -> tuple[np.ndarray, np.ndarray]:
+    """Wilson score interval of a proportion ``p`` of ``n`` replications, inside [0, 1].
+
+    Unlike ``p ± z·MCSE`` it never leaves [0, 1] and is not empty at ``p`` = 0 or 1
+    (Wilson 1927); NaN where ``n`` < 1 or ``p`` is NaN.
+    """
+    p = np.asarray(p, dtype=float)
+    n = np.asarray(n, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        n = np.where(n >= 1, n, np.nan)
+        centre = (p + z**2 / (2 * n)) / (1 + z**2 / n)
+        half = z / (1 + z**2 / n) * np.sqrt(p * (1 - p) / n + z**2 / (4 * n**2))
+    return np.clip(centre - half, 0.0, 1.0), np.clip(centre + half, 0.0, 1.0)
+
+
+def interval(
+    measure: str,
+    value: np.ndarray | pd.Series | float,
+    mcse: np.ndarray | pd.Series | float,
+    n: np.ndarray | pd.Series | float,
+    z: float = Z95,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Monte Carlo 95% interval of a measure: Wilson for a proportion, else value ± z·MCSE.
+
+    A missing MCSE (one replication) gives a zero-width interval.
+    """
+    if measure in PROPORTIONS:
+        return wilson_interval(value, n, z)
+    value = np.asarray(value, dtype=float)
+    half = z * np.nan_to_num(np.asarray(mcse, dtype=float))
+    return value - half, value + half
 
 
 class Measures:

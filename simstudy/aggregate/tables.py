@@ -15,6 +15,8 @@ from typing import Any
 
 import pandas as pd
 
+from simstudy.escape import markdown_text
+
 Z95 = 1.959963984540054
 
 
@@ -313,17 +315,20 @@ def _count_cell(row: pd.Series, available: set, estimator: str, name: str) -> st
 
 
 def to_markdown(t: WideTable) -> str:
-    """A GitHub-flavoured markdown table (estimator groups spelled out in the header)."""
+    """A GitHub-flavoured markdown table (estimator groups spelled out in the header).
+
+    Names and levels are escaped (:func:`simstudy.escape.markdown_text`).
+    """
     header = t.row_names + [f"{e}: {c.title}" for e in t.estimators for c in t.columns]
     align = ["---"] * len(t.row_names) + ["---:"] * (len(header) - len(t.row_names))
     lines = [
-        f"**{t.title}**",
+        f"**{markdown_text(t.title)}**",
         "",
-        "| " + " | ".join(header) + " |",
+        "| " + " | ".join(markdown_text(h) for h in header) + " |",
         "| " + " | ".join(align) + " |",
     ]
     for names, cells in zip(t.rows, t.cells, strict=True):
-        lines.append("| " + " | ".join([*names, *cells]) + " |")
+        lines.append("| " + " | ".join(markdown_text(v) for v in [*names, *cells]) + " |")
     return "\n".join(lines) + "\n"
 
 

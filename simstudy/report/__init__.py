@@ -3,8 +3,10 @@
 :func:`write_report` reads ``summary.parquet``, ``manifest.json`` and (streamed, a condition at
 a time) the replication records of a study directory, and writes beside the summary:
 
-- ``report.html``: ADEMP summary, figures (base64 PNG), performance tables with MCSEs and a
-  convergence overview, in one file that needs no network;
+- ``report.html``: ADEMP summary, figures (base64 PNG: bias, relative bias, RMSE and coverage
+  against the design factors, zip plots, measures against replications, MCMC diagnostics and
+  failures), performance tables with MCSEs and a convergence overview, in one file that needs
+  no network;
 - ``report.md``: the same text and tables, the figures linked;
 - ``figures/<name>.png`` and ``.pdf``: every figure.
 
@@ -33,6 +35,7 @@ from simstudy.report.document import Block, Figure, Heading, KeyValues, Paragrap
 from simstudy.report.records import Digest, digest
 from simstudy.report.residuals import PREFIX as RESIDUALS_PREFIX
 from simstudy.report.residuals import residual_figures
+from simstudy.report.running import running_keys, running_plots
 from simstudy.report.stopping import read_stopping, stopping_blocks
 from simstudy.report.tables import (
     convergence_summary,
@@ -47,10 +50,14 @@ from simstudy.store import read_manifest
 __all__ = ["ReportPaths", "read_summary", "report_blocks", "write_report"]
 
 SUMMARY = "summary.parquet"
+FIGURES_HEADING = "Bias, relative bias, RMSE and coverage"
 #: Names of the figures a report writes (older ones of these names are removed on a rewrite).
 _OURS = (
     "bias_",
+    "rel_bias_",
+    "rmse_",
     "coverage_",
+    "running_",
     "nested_loop_",
     "zip_",
     "mcmc_diagnostics",
@@ -71,13 +78,17 @@ class ReportPaths:
 
 @dataclass(frozen=True)
 class Limits:
-    """How much a report shows: rows a table, panels a figure, figures a kind, zip plots."""
+    """How much a report shows: rows a table, panels a figure, figures a kind, zip plots.
+
+    ``running_pairs``: the (condition, estimand) pairs drawn against replications.
+    """
 
     max_rows: int = 200
     max_panels: int = 12
     max_pages: int = 4
     zip_reps: int = 100
     zip_panels: int = 16
+    running_pairs: int = 4
 
 
 def read_summary(study_dir: Path) -> pd.DataFrame:
@@ -138,23 +149,28 @@ def report_blocks(
     estimators = estimator_order(summary, config)
     mcmc = mcmc_estimators(summary)
     rhat_max, ess_min = thresholds(summary)
+    # each factor's levels in the order the config declares them (figures' x axes and loops)
+    levels = study.get("factors") or None
     blocks: list[Block | fig.Plot] = []
 
     blocks += ademp(manifest, summary, factors, records.truth if records else None)
     blocks += stopping_blocks(stopping)
 
-    blocks.append(Heading(2, "Bias and coverage"))
+    blocks.append(Heading(2, FIGURES_HEADING))
     blocks.append(
         Paragraph(
-            "Bias and coverage of each estimand against each design factor that varies, with "
-            "±1.96 MCSE error bars"
+            "Bias, relative bias, RMSE and coverage of each estimand against each design factor "
+            "that varies, with Monte Carlo 95% intervals (±1.96 MCSE; Wilson intervals for "
+            "coverage), the panels of a measure on one y scale"
             + ("; a nested-loop plot shows every condition at once." if len(vary) > 1 else ".")
         )
     )
     blocks += fig.factor_plots(
-        summary, vary, estimators, level, limits.max_panels, limits.max_pages
+        summary, vary, estimators, level, limits.max_panels, limits.max_pages, levels
     )
-    blocks += fig.nested_loop_plots(summary, vary, estimators, level, max_pages=limits.max_pages)
+    blocks += fig.nested_loop_plots(
+        summary, vary, estimators, level, max_pages=limits.max_pages, levels=levels
+    )
 
     blocks.append(Heading(2, "Performance tables"))
     blocks.append(
@@ -207,6 +223,19 @@ def report_blocks(
                 )
             )
         blocks += zips
+
+    blocks.append(Heading(2, "Monte Carlo convergence"))
+    if records is None:
+        blocks.append(Paragraph("No replication records beside the summary: no running measures."))
+    else:
+        keys, pairs = running_keys(summary, estimators, level, limits.running_pairs)
+        blocks.append(
+            Paragraph(
+                "Bias and coverage as replications accumulate: where the line has settled and "
+                "its band is narrow enough, the study ran enough replications."
+            )
+        )
+        blocks += running_plots(records.intervals, keys, labels, estimators, level, total=pairs)
 
     blocks.append(Heading(2, "Convergence and failures"))
     fits = records.fits if records else None
@@ -265,11 +294,17 @@ def write_report(study_dir: Path, limits: Limits = Limits()) -> ReportPaths:
     study = (manifest.config.get("study", {}) if manifest else {}) or {}
     level = float(study.get("level") or 0.95)
     panels = fig.zip_panels(summary, level, limits.zip_panels)
+    running, _ = running_keys(
+        summary,
+        estimator_order(summary, manifest.config if manifest else None),
+        level,
+        limits.running_pairs,
+    )
     records = digest(
         study_dir,
         condition_ids=set(summary["condition_id"]),
         reps=study.get("reps"),
-        panels=panels,
+        panels=[*panels, *running],
     )
     directory = study_dir / "figures"
     blocks: list[Block] = [

@@ -5,9 +5,17 @@ nothing to disk; :func:`save` writes a plot as PNG and PDF under ``figures/``. F
 paged so that hundreds of conditions stay readable: at most ``max_panels`` panels a figure and
 ``max_pages`` figures of a kind, the captions saying what was left out.
 
-- :func:`factor_plots`: bias and coverage against each design factor, ±1.96 MCSE error bars,
-  one panel per estimand (and combination of the other factors), a line per estimator.
+- :func:`factor_plots`: bias, relative bias, RMSE and coverage against each design factor,
+  one panel per estimand (and combination of the other factors), a line per estimator, the
+  panels of a measure on one y scale.
 - :func:`nested_loop_plots`: all conditions in one nested-loop plot (Rücker & Schwarzer 2014).
+- :func:`~simstudy.report.running.running_plots`: measures against replications (Monte Carlo
+  convergence).
+
+Error bars and bands are Monte Carlo 95% intervals: value ± 1.96 MCSE, and Wilson intervals
+for proportions such as coverage, so that they stay inside [0, 1]
+(:func:`simstudy.aggregate.measures.interval`). Each estimator has its colour, marker and line
+style in every figure.
 - :func:`zip_plots`: the intervals behind a coverage figure (Morris, White & Crowther 2019).
 - :func:`diagnostic_plots`: ESS and R-hat distributions per MCMC estimator.
 - :func:`failure_plots`: failures, exclusions and unconverged fits per condition.
@@ -26,14 +34,25 @@ import pandas as pd
 from matplotlib import colors, ticker
 from matplotlib.figure import Figure as MplFigure
 from matplotlib.lines import Line2D
+from matplotlib.text import Text
 
-from simstudy.report.document import Figure, slug
+from simstudy.aggregate.measures import interval
+from simstudy.report.document import Figure, Paragraph, slug
 from simstudy.report.records import PanelKey
 
 Z95 = 1.959963984540054
 MAX_PANELS = 12
 MAX_PAGES = 4
-MEASURES = {"bias": "Bias", "coverage": "Coverage"}
+MEASURES = {
+    "bias": "Bias",
+    "rel_bias": "Relative bias (%)",
+    "rmse": "RMSE",
+    "coverage": "Coverage",
+}
+#: Measures shown scaled (relative bias in %).
+SCALE = {"rel_bias": 100.0}
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+LINESTYLES = ("-", "--", ":", "-.")
 COVERED, NOT_COVERED, LIMITS = "#4477aa", "#cc3311", "#ee9922"
 
 
@@ -52,6 +71,51 @@ def colours(estimators: Sequence[str]) -> dict[str, str]:
     return {e: colors.to_hex(cycle[i % len(cycle)]) for i, e in enumerate(estimators)}
 
 
+def styles(estimators: Sequence[str]) -> dict[str, dict[str, str]]:
+    """Colour, marker and line style per estimator, the same in every figure.
+
+    Markers and line styles tell estimators apart where their lines lie on top of each other.
+    """
+    colour = colours(estimators)
+    return {
+        e: {
+            "color": colour[e],
+            "marker": MARKERS[i % len(MARKERS)],
+            "ls": LINESTYLES[i % len(LINESTYLES)],
+        }
+        for i, e in enumerate(estimators)
+    }
+
+
+def design_order(values: Sequence[object], levels: Sequence[object] | None) -> list[object]:
+    """``values`` in the design's order of ``levels``, those not in it after them, sorted."""
+    values = list(dict.fromkeys(values))
+    if not levels:
+        return sorted(values)
+    known = [v for v in levels if v in values]
+    return known + sorted(v for v in values if v not in known)
+
+
+def in_design_order(
+    frame: pd.DataFrame, columns: Sequence[str], levels: Mapping[str, Sequence[object]] | None
+) -> pd.DataFrame:
+    """Rows of ``frame`` sorted by ``columns`` (the first outermost), levels in design order."""
+    keys = []
+    for col in reversed(list(columns)):
+        order = design_order(frame[col].dropna(), (levels or {}).get(col))
+        keys.append(frame[col].map({v: i for i, v in enumerate(order)}).to_numpy(float))
+    return frame.iloc[np.lexsort(keys)] if keys else frame
+
+
+def share_y(axes: Sequence) -> None:
+    """Give ``axes`` one y range, the union of theirs: one scale for one measure."""
+    limits = [ax.get_ylim() for ax in axes if ax.get_visible()]
+    if limits:
+        lo, hi = min(lo for lo, _ in limits), max(hi for _, hi in limits)
+        for ax in axes:
+            ax.set_ylim(lo, hi)
+
+
 def _level(value: object) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
@@ -61,12 +125,12 @@ def condition_label(values: Mapping[str, object], vary: Sequence[str]) -> str:
     return ", ".join(f"{f}={_level(values[f])}" for f in vary) or "all"
 
 
-def _pages(items: list, size: int, max_pages: int) -> tuple[list[list], int]:
+def paginate(items: list, size: int, max_pages: int) -> tuple[list[list], int]:
     pages = [items[i : i + size] for i in range(0, len(items), size)]
     return pages[:max_pages], max(0, len(items) - size * max_pages)
 
 
-def _grid(
+def grid(
     n: int, ncols: int = 4, w: float = 3.3, h: float = 2.7, title_lines: int = 1
 ) -> tuple[MplFigure, list]:
     """``n`` panels of ``w`` × ``h`` inches on a fixed layout (margins in inches).
@@ -94,19 +158,19 @@ def _grid(
     return fig, axes[:n]
 
 
-def _legend(fig: MplFigure, estimators: Sequence[str], colour: Mapping[str, str]) -> None:
-    handles = [Line2D([], [], color=colour[e], marker="o", label=e) for e in estimators]
+def figure_legend(fig: MplFigure, estimators: Sequence[str], style: Mapping[str, Mapping]) -> None:
+    handles = [Line2D([], [], **style[e], label=e) for e in estimators]
     loc = "outside upper center" if fig.get_layout_engine() else "upper center"
     fig.legend(handles=handles, loc=loc, ncols=min(len(handles), 6), frameon=False)
 
 
-def _reference_line(ax, measure: str, level: float, n: float) -> None:
+def reference_line(ax, measure: str, level: float, n: float) -> None:
     if measure == "coverage":
         ax.axhline(level, color="0.3", lw=1, ls="--")
         if n and n > 0:
             band = Z95 * math.sqrt(level * (1 - level) / n)
-            ax.axhspan(level - band, level + band, color="0.85", zorder=0)
-    else:
+            ax.axhspan(max(0.0, level - band), min(1.0, level + band), color="0.85", zorder=0)
+    elif measure in ("bias", "rel_bias"):
         ax.axhline(0.0, color="0.3", lw=1, ls="--")
 
 
@@ -126,33 +190,34 @@ def factor_plots(
     level: float = 0.95,
     max_panels: int = MAX_PANELS,
     max_pages: int = MAX_PAGES,
+    levels: Mapping[str, Sequence[object]] | None = None,
 ) -> list[Plot]:
-    """Bias and coverage against each varying design factor, with ±1.96 MCSE error bars.
+    """Bias, relative bias, RMSE and coverage against each varying design factor.
 
-    One panel per estimand, a line per estimator (dodged so the bars do not overlap). The other
+    One panel per estimand, a line per estimator (dodged so the bars do not overlap), error
+    bars the Monte Carlo 95% interval; every panel of a measure on one y scale. The other
     varying factors: a panel per estimand and combination of their levels when those fit on one
     figure (``max_panels``), else the measure averaged over their levels (MCSE √(Σ MCSE²)/k;
     the nested-loop plot shows every condition). Without a varying factor, one point per
     estimator. Coverage panels show the nominal level with its Monte Carlo band
-    (±1.96 √(L(1−L)/n)).
+    (±1.96 √(L(1−L)/n)). ``levels``: each factor's levels in design order (default sorted).
     """
-    colour = colours(estimators)
+    style = styles(estimators)
     params = list(dict.fromkeys(summary["parameter"]))
     plots = []
     for measure, title in MEASURES.items():
         data = summary[summary["measure"] == measure]
         if data.empty or data["value"].notna().sum() == 0:
             continue
+        measure_axes = []
         for factor in list(vary) or [None]:
             others = [f for f in vary if f != factor]
             combos = [()]
             if others:
+                unique = data[others].drop_duplicates()
                 combos = [
                     tuple(c)
-                    for c in data[others]
-                    .drop_duplicates()
-                    .sort_values(others)
-                    .itertuples(index=False)
+                    for c in in_design_order(unique, others, levels).itertuples(index=False)
                 ]
             averaged = bool(others) and len(params) * len(combos) > max_panels
             if averaged:
@@ -161,20 +226,25 @@ def factor_plots(
             else:
                 data_f, shown = data, others
             panels = [(p, c) for p in params for c in combos]
-            pages, left = _pages(panels, max_panels, max_pages)
-            levels = sorted(data_f[factor].dropna().unique()) if factor else [None]
+            pages, left = paginate(panels, max_panels, max_pages)
+            order = (
+                design_order(data_f[factor].dropna(), (levels or {}).get(factor))
+                if factor
+                else [None]
+            )
             for k, page in enumerate(pages, 1):
-                fig, axes = _grid(len(page))
+                fig, axes = grid(len(page))
                 for ax, (param, combo) in zip(axes, page, strict=True):
                     rows = data_f[data_f["parameter"] == param]
                     for f, v in zip(shown, combo, strict=True):
                         rows = rows[rows[f] == v]
-                    _factor_panel(ax, rows, factor, levels, estimators, colour)
-                    _reference_line(ax, measure, level, float(rows["n_reps"].median()))
+                    _factor_panel(ax, rows, measure, factor, order, estimators, style)
+                    reference_line(ax, measure, level, float(rows["n_reps"].median()))
                     label = condition_label(dict(zip(shown, combo, strict=True)), shown)
                     ax.set_title(param if not shown else f"{param} | {label}", fontsize=9)
                     ax.set_ylabel(title + (" (mean)" if averaged else ""), fontsize=8)
-                _legend(fig, estimators, colour)
+                measure_axes += axes
+                figure_legend(fig, estimators, style)
                 against = f"against {factor}" if factor else "per estimator"
                 name = f"{measure}_{slug(factor) if factor else 'all'}_{k}"
                 how = ""
@@ -183,22 +253,25 @@ def factor_plots(
                 elif others:
                     how = f" and level of {', '.join(others)}"
                 caption = (
-                    f"{title} {against}, one panel per estimand{how}; error bars ±1.96 MCSE"
+                    f"{title} {against}, one panel per estimand{how}, all on one y scale; "
                     + (
+                        "error bars: Wilson 95% intervals"
                         f"; dashed: nominal {level:g}, grey: its Monte Carlo band"
                         if measure == "coverage"
-                        else "; dashed: 0"
+                        else "error bars ±1.96 MCSE" + ("" if measure == "rmse" else "; dashed: 0")
                     )
                     + (f" (page {k} of {len(pages)})" if len(pages) > 1 else "")
                     + (f"; {left} panels not drawn, see the tables" if left and k == 1 else "")
                     + "."
                 )
                 plots.append(Plot(name, caption, fig))
+        share_y(measure_axes)
     return plots
 
 
-def _factor_panel(ax, rows, factor, levels, estimators, colour) -> None:
+def _factor_panel(ax, rows, measure, factor, levels, estimators, style) -> None:
     width = 0.5 / max(1, len(estimators))
+    scale = SCALE.get(measure, 1.0)
     for i, est in enumerate(estimators):
         r = rows[rows["estimator"] == est]
         if factor:
@@ -206,22 +279,27 @@ def _factor_panel(ax, rows, factor, levels, estimators, colour) -> None:
         if r.empty or r["value"].isna().all():
             continue
         x = np.arange(len(levels)) + (i - (len(estimators) - 1) / 2) * width
+        y = r["value"].to_numpy(float)
+        lo, hi = interval(measure, y, r["mcse"].to_numpy(float), r["n_reps"].to_numpy(float))
         ax.errorbar(
             x,
-            r["value"].to_numpy(float),
-            yerr=Z95 * r["mcse"].fillna(0).to_numpy(float),
-            color=colour[est],
-            marker="o",
+            scale * y,
+            yerr=scale * np.nan_to_num(np.vstack([y - lo, hi - y])),
+            **{**style[est], "ls": style[est]["ls"] if factor else "none"},
             ms=4,
             capsize=2,
             lw=1.2,
-            ls="-" if factor else "none",
         )
     ax.set_xticks(range(len(levels)), [_level(v) for v in levels] if factor else [""])
     ax.set_xlim(-0.6, len(levels) - 0.4)
     ax.set_xlabel(factor or "", fontsize=8)
     ax.yaxis.set_major_locator(ticker.MaxNLocator(5))
     ax.tick_params(labelsize=8)
+
+
+def _lower(title: str) -> str:
+    """``Relative bias`` → ``relative bias``; ``RMSE`` stays."""
+    return title if title[1:2].isupper() else title[:1].lower() + title[1:]
 
 
 def nested_loop_plots(
@@ -231,25 +309,33 @@ def nested_loop_plots(
     level: float = 0.95,
     max_panels: int = 4,
     max_pages: int = MAX_PAGES,
+    levels: Mapping[str, Sequence[object]] | None = None,
 ) -> list[Plot]:
-    """Nested-loop plots (Rücker & Schwarzer 2014) of bias and coverage: every condition.
+    """Nested-loop plots (Rücker & Schwarzer 2014) of each measure: every condition.
 
-    Conditions ordered by the varying factors (the first the outermost loop) along the x axis;
-    a step line per estimator with its ±1.96 MCSE band, and the factors' levels as step lines
-    beneath. Drawn only with two or more varying factors.
+    Conditions ordered by the varying factors (the first the outermost loop, each factor's
+    levels in design order, ``levels``) along the x axis; a step line per estimator, in its
+    colour and line style with its marker at each condition, and its Monte Carlo 95% band; the
+    factors' levels as step lines beneath. The estimands of a measure share one y scale. Drawn
+    only with two or more varying factors.
     """
     if len(vary) < 2:
         return []
-    colour = colours(estimators)
+    style = styles(estimators)
     params = list(dict.fromkeys(summary["parameter"]))
-    conds = summary[[*vary]].drop_duplicates().sort_values(list(vary)).reset_index(drop=True)
+    orders = {f: design_order(summary[f].dropna(), (levels or {}).get(f)) for f in vary}
+    conds = in_design_order(summary[[*vary]].drop_duplicates(), vary, levels)
+    conds = conds.reset_index(drop=True)
     edges = np.arange(len(conds) + 1) - 0.5
+    centres = np.arange(len(conds))
     plots = []
     for measure, title in MEASURES.items():
         data = summary[summary["measure"] == measure]
-        if data.empty:
+        if data.empty or data["value"].notna().sum() == 0:
             continue
-        pages, left = _pages(params, max_panels, max_pages)
+        scale = SCALE.get(measure, 1.0)
+        pages, left = paginate(params, max_panels, max_pages)
+        measure_axes = []
         for k, page in enumerate(pages, 1):
             ratios = []
             for _ in page:
@@ -259,6 +345,7 @@ def nested_loop_plots(
             axes = np.atleast_1d(axes)
             for j, param in enumerate(page):
                 ax, low = axes[2 * j], axes[2 * j + 1]
+                measure_axes.append(ax)
                 rows = data[data["parameter"] == param]
                 for est in estimators:
                     r = rows[rows["estimator"] == est].set_index(list(vary))
@@ -266,12 +353,29 @@ def nested_loop_plots(
                     if r["value"].isna().all():
                         continue
                     y = r["value"].to_numpy(float)
-                    e = Z95 * r["mcse"].fillna(0).to_numpy(float)
-                    ax.stairs(y, edges, baseline=None, color=colour[est], lw=1.4)
-                    ax.stairs(
-                        y + e, edges, baseline=y - e, fill=True, color=colour[est], alpha=0.15
+                    lo, hi = interval(
+                        measure, y, r["mcse"].to_numpy(float), r["n_reps"].to_numpy(float)
                     )
-                _reference_line(ax, measure, level, float(rows["n_reps"].median()))
+                    st = style[est]
+                    ax.stairs(scale * y, edges, baseline=None, color=st["color"], ls=st["ls"])
+                    ax.plot(
+                        centres,
+                        scale * y,
+                        color=st["color"],
+                        marker=st["marker"],
+                        ls="none",
+                        ms=4,
+                        label=est,
+                    )
+                    ax.stairs(
+                        scale * np.nan_to_num(hi, nan=y),
+                        edges,
+                        baseline=scale * np.nan_to_num(lo, nan=y),
+                        fill=True,
+                        color=st["color"],
+                        alpha=0.15,
+                    )
+                reference_line(ax, measure, level, float(rows["n_reps"].median()))
                 ax.set_xlim(-0.5, len(conds) - 0.5)
                 ax.tick_params(axis="x", labelbottom=False, length=0)
                 ax.set_title(f"{title}: {param}", fontsize=9)
@@ -279,11 +383,10 @@ def nested_loop_plots(
                 ax.tick_params(labelsize=8)
                 ax.sharex(low)
                 for i, f in enumerate(vary):
-                    levels = sorted(conds[f].unique())
-                    code = conds[f].map({v: n for n, v in enumerate(levels)}).to_numpy(float)
-                    y = len(vary) - 1 - i + 0.8 * code / max(1, len(levels) - 1)
+                    code = conds[f].map({v: n for n, v in enumerate(orders[f])}).to_numpy(float)
+                    y = len(vary) - 1 - i + 0.8 * code / max(1, len(orders[f]) - 1)
                     low.stairs(y, edges, baseline=None, color="0.25", lw=1)
-                    text = f"{f}: " + ", ".join(_level(v) for v in levels)
+                    text = f"{f}: " + ", ".join(_level(v) for v in orders[f])
                     low.text(
                         -0.5, len(vary) - 1 - i + 0.4, text, fontsize=7, ha="right", va="center"
                     )
@@ -295,15 +398,18 @@ def nested_loop_plots(
                 low.tick_params(labelsize=7)
                 for side in ("top", "right", "left"):
                     low.spines[side].set_visible(False)
-            _legend(fig, estimators, colour)
+            figure_legend(fig, estimators, style)
+            band = "Wilson 95% bands" if measure == "coverage" else "bands ±1.96 MCSE"
             caption = (
-                f"Nested-loop plot of {title.lower()}: every condition along the x axis, "
-                f"ordered by {', '.join(vary)} (outermost first); bands ±1.96 MCSE"
+                f"Nested-loop plot of {_lower(title)}: every condition along the x axis, "
+                f"ordered by {', '.join(vary)} (outermost first, levels in design order); "
+                f"{band}; the estimands on one y scale"
                 + (f" (page {k} of {len(pages)})" if len(pages) > 1 else "")
                 + (f"; {left} estimands not drawn" if left and k == 1 else "")
                 + "."
             )
             plots.append(Plot(f"nested_loop_{measure}_{k}", caption, fig))
+        share_y(measure_axes)
     return plots
 
 
@@ -312,14 +418,24 @@ def zip_panels(summary: pd.DataFrame, level: float = 0.95, max_panels: int = 16)
 
     Distance is ``|coverage − level| / √(level(1 − level)/n)``; ties keep the summary's order.
     """
-    cov = summary[(summary["measure"] == "coverage") & summary["value"].notna()]
-    cov = cov[cov["n_reps"] > 0]
+    cov = coverage_distance(summary, level)
     keys = list(zip(cov["condition_id"], cov["estimator"], cov["parameter"], strict=True))
     if len(keys) <= max_panels:
         return keys
-    dist = (cov["value"] - level).abs() / np.sqrt(level * (1 - level) / cov["n_reps"])
-    order = np.argsort(-dist.to_numpy(), kind="stable")[:max_panels]
+    order = np.argsort(-cov["distance"].to_numpy(), kind="stable")[:max_panels]
     return [keys[i] for i in sorted(order)]
+
+
+def coverage_distance(summary: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
+    """The summary's coverage rows (with a value and replications) and their ``distance``.
+
+    ``distance``: ``|coverage − level| / √(level(1 − level)/n)``; rows in the summary's order.
+    """
+    cov = summary[(summary["measure"] == "coverage") & summary["value"].notna()]
+    cov = cov[cov["n_reps"] > 0]
+    return cov.assign(
+        distance=(cov["value"] - level).abs() / np.sqrt(level * (1 - level) / cov["n_reps"])
+    )
 
 
 def zip_plots(
@@ -337,18 +453,18 @@ def zip_plots(
     Each panel ranks a condition × estimator × estimand's intervals by the fractional centile
     of ``|z| = |estimate − truth| / SE`` (intervals that miss the truth at the top, in red),
     with the truth as a vertical line, the nominal level dashed and the Monte Carlo 95%
-    interval of the coverage figure in orange. With more than ``max_reps`` replications,
+    (Wilson) interval of the coverage figure in orange. With more than ``max_reps`` replications,
     ``max_reps`` intervals evenly spaced in rank are drawn (centiles over all of them).
     """
     cov = summary[summary["measure"] == "coverage"].set_index(
         ["condition_id", "estimator", "parameter"]
     )
     keys = [k for k in panels if k in intervals and len(intervals[k])]
-    pages, _ = _pages(keys, max_panels, math.ceil(len(keys) / max_panels) or 1)
+    pages, _ = paginate(keys, max_panels, math.ceil(len(keys) / max_panels) or 1)
     plots = []
     thinned = False
     for k, page in enumerate(pages, 1):
-        fig, axes = _grid(len(page), ncols=4, w=3.3, h=2.8, title_lines=2)
+        fig, axes = grid(len(page), ncols=4, w=3.3, h=2.8, title_lines=2)
         for ax, key in zip(axes, page, strict=True):
             rows = intervals[key]
             se = rows["se"].where(rows["se"] > 0)
@@ -375,8 +491,9 @@ def zip_plots(
                 c, m = cov.loc[key, "value"], cov.loc[key, "mcse"]
                 m = 0.0 if pd.isna(m) else m
                 if not pd.isna(c):
-                    for y in (c - Z95 * m, c + Z95 * m):
-                        ax.axhline(100 * y, color=LIMITS, lw=1)
+                    bounds = interval("coverage", c, m, cov.loc[key, "n_reps"])
+                    for y in bounds:
+                        ax.axhline(100 * float(y), color=LIMITS, lw=1)
                     note = f": coverage {c:.3f} ({m:.3f})"
             cond, est, param = key
             where = labels.get(cond, cond)
@@ -387,7 +504,7 @@ def zip_plots(
         handles = [
             Line2D([], [], color=COVERED, label="covers the truth"),
             Line2D([], [], color=NOT_COVERED, label="misses the truth"),
-            Line2D([], [], color=LIMITS, label="coverage ±1.96 MCSE"),
+            Line2D([], [], color=LIMITS, label="coverage: Wilson 95% interval"),
             Line2D([], [], color="0.3", ls="--", label=f"nominal {level:g}"),
         ]
         fig.legend(handles=handles, loc="upper center", ncols=4, frameon=False)
@@ -409,26 +526,46 @@ def zip_plots(
     return plots
 
 
-def _plain(axis, values: np.ndarray) -> None:
-    """Plain numbers (200, 300) on a log axis instead of 2×10².
+def log_ticks(lo: float, hi: float, max_ticks: int = 7) -> list[float]:
+    """Round numbers to label a log axis from ``lo`` to ``hi``: at most ``max_ticks`` of them.
 
-    Minor ticks are labelled at every multiple within a decade's range, else at 2 and 5 times
-    a power of ten only (not crowded).
+    The densest of 1, 1-3, 1-2-5, 1-2-3-5, 1-2-3-5-7 and 1…9 times a power of ten that fits (every
+    other power of ten where not even the powers do); linear steps where fewer than two
+    of those fall inside (a range within a decade's fraction).
     """
-    values = values[values > 0]
-    narrow = len(values) == 0 or values.max() / values.min() < 10
-    keep = tuple(range(1, 10)) if narrow else (2, 5)
+    lo, hi = max(lo, 1e-12), max(hi, 1e-12)
+    first, last = math.floor(math.log10(lo)), math.ceil(math.log10(hi))
+    best: list[float] = []
+    for mantissas in ((1,), (1, 3), (1, 2, 5), (1, 2, 3, 5), (1, 2, 3, 5, 7), tuple(range(1, 10))):
+        ticks = [
+            float(m * 10.0**k)
+            for k in range(first, last + 1)
+            for m in mantissas
+            if lo <= m * 10.0**k <= hi
+        ]
+        if len(ticks) > max_ticks:
+            if not best:
+                best = ticks[:: math.ceil(len(ticks) / max_ticks)]
+            break
+        best = ticks
+    if len(best) < 2:
+        steps = ticker.MaxNLocator(nbins=max(2, max_ticks - 2)).tick_values(lo, hi)
+        best = [float(v) for v in steps if lo <= v <= hi]
+    return best
 
-    def minor(value: float, _: object) -> str:
-        mantissa = value / 10 ** math.floor(math.log10(value)) if value > 0 else 0
-        return (
-            f"{value:g}"
-            if round(mantissa) in keep and abs(mantissa - round(mantissa)) < 1e-6
-            else ""
-        )
 
+def _plain(ax, which: str, max_ticks: int = 7) -> None:
+    """Plain round numbers (200, 500, 1000) on a log axis, not crowded, instead of 2×10².
+
+    The ticks are :func:`log_ticks` of the axis's range; the minor ticks stay, unlabelled.
+    """
+    get, set_lim = (ax.get_xlim, ax.set_xlim) if which == "x" else (ax.get_ylim, ax.set_ylim)
+    axis = ax.xaxis if which == "x" else ax.yaxis
+    lo, hi = get()
+    axis.set_major_locator(ticker.FixedLocator(log_ticks(lo, hi, max_ticks)))
     axis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
-    axis.set_minor_formatter(ticker.FuncFormatter(minor))
+    axis.set_minor_formatter(ticker.NullFormatter())
+    set_lim(lo, hi)
 
 
 def diagnostic_plots(
@@ -471,8 +608,8 @@ def diagnostic_plots(
                     hist.hist(v, bins=bins, histtype="step", lw=1.5, color=colour[e], label=e)
         hist.axvline(threshold, color="0.3", ls="--", lw=1)
         hist.yaxis.set_major_locator(ticker.MaxNLocator(integer=True))
-        if what == "ess":
-            _plain(hist.xaxis, np.asarray(allv, float))
+        if what == "ess" and len(allv):
+            _plain(hist, "x")
         hist.set_xlabel(label, fontsize=9)
         hist.set_ylabel("fits", fontsize=9)
         hist.legend(fontsize=7)
@@ -485,10 +622,10 @@ def diagnostic_plots(
             for patch, (e, _) in zip(parts["boxes"], shown, strict=True):
                 patch.set_facecolor(colour[e])
                 patch.set_alpha(0.5)
-        if what == "ess":
-            box.set_yscale("log")
-            _plain(box.yaxis, np.asarray(allv, float))
         box.axhline(threshold, color="0.3", ls="--", lw=1)
+        if what == "ess" and shown:
+            box.set_yscale("log")
+            _plain(box, "y", 6)
         box.set_ylabel(label, fontsize=9)
         box.tick_params(axis="x", labelsize=8, labelrotation=15)
     caption = (
@@ -498,6 +635,25 @@ def diagnostic_plots(
     return [Plot("mcmc_diagnostics", caption, fig)]
 
 
+#: The failure figure's panels: the share's column, its measure (for an interval), its title.
+FAILURE_PANELS = (
+    ("fail", "failure_rate", "failed"),
+    ("excl_rate", None, "excluded by the policy"),
+    ("unconv", "unconverged_rate", "not converged (MCMC)"),
+)
+#: What an empty panel says in the caption instead of being drawn.
+NOTHING = {
+    "fail": "no fit failed",
+    "excl_rate": "no fit was excluded by the convergence policy",
+    "unconv": "every MCMC fit converged",
+}
+
+
+def _and(items: Sequence[str]) -> str:
+    """``a, b and c``."""
+    return " and ".join([", ".join(items[:-1]), items[-1]] if len(items) > 1 else items)
+
+
 def failure_plots(
     summary: pd.DataFrame,
     factors: Sequence[str],
@@ -505,11 +661,14 @@ def failure_plots(
     estimators: Sequence[str],
     max_conditions: int = 30,
     max_pages: int = MAX_PAGES,
-) -> list[Plot]:
+) -> list[Plot | Paragraph]:
     """Per condition and estimator: share failed, excluded by the policy, and not converged.
 
-    Horizontal bars with ±1.96 MCSE where the share has one. With more conditions than the
-    pages hold, those with the most failures, exclusions and unconverged fits are drawn.
+    Horizontal bars with Wilson 95% intervals where the share has one, a panel for each share
+    that is above 0 somewhere (the caption names the others). When nothing failed, was
+    excluded or did not converge, a sentence says so instead of a figure. With more conditions
+    than the pages hold, those with the most failures, exclusions and unconverged fits are
+    drawn.
     """
     group = [*factors, "condition_id", "estimator"]
 
@@ -520,14 +679,19 @@ def failure_plots(
     per = pd.DataFrame(
         {
             "fail": by("failure_rate", "value"),
-            "fail_mcse": by("failure_rate", "mcse"),
             "n_all": by("failure_rate", "n_reps"),
             "excluded": by("bias", "n_excluded", "max"),
             "unconv": by("unconverged_rate", "value"),
-            "unconv_mcse": by("unconverged_rate", "mcse"),
+            "unconv_n": by("unconverged_rate", "n_reps"),
         }
     ).reset_index()
     per["excl_rate"] = per["excluded"] / per["n_all"].where(per["n_all"] > 0)
+    drawn = [p for p in FAILURE_PANELS if (per[p[0]].fillna(0) > 0).any()]
+    empty = [NOTHING[col] for col, _, _ in FAILURE_PANELS if col not in {p[0] for p in drawn}]
+    if per["unconv"].isna().all():
+        empty = [e if e != NOTHING["unconv"] else "no fit was MCMC" for e in empty]
+    if not drawn:
+        return [Paragraph(f"No failure figure: {_and(empty)}.")]
     conds = per[[*factors, "condition_id"]].drop_duplicates("condition_id")
     conds = conds.sort_values([*factors, "condition_id"]).reset_index(drop=True)
     badness = per.assign(b=per[["fail", "excl_rate", "unconv"]].fillna(0).sum(axis=1))
@@ -537,31 +701,34 @@ def failure_plots(
     if omitted:
         worst = set(badness.sort_values(ascending=False, kind="stable").index[:capacity])
         conds = conds[conds["condition_id"].isin(worst)].reset_index(drop=True)
-    pages, _ = _pages(list(conds.itertuples(index=False)), max_conditions, max_pages)
+    pages, _ = paginate(list(conds.itertuples(index=False)), max_conditions, max_pages)
     colour = colours(estimators)
-    panels = (
-        ("fail", "fail_mcse", "failed"),
-        ("excl_rate", None, "excluded by the policy"),
-        ("unconv", "unconv_mcse", "not converged (MCMC)"),
-    )
-    plots = []
+    plots: list[Plot | Paragraph] = []
     for k, page in enumerate(pages, 1):
         ids = [c.condition_id for c in page]
         labels = [condition_label(c._asdict(), vary or factors) for c in page]
         height = 0.8 / max(1, len(estimators))
         fig = MplFigure(
-            figsize=(12, 1.4 + 0.22 * len(ids) * max(1, len(estimators)) ** 0.6),
+            figsize=(
+                2.0 + 3.3 * len(drawn),
+                1.4 + 0.22 * len(ids) * max(1, len(estimators)) ** 0.6,
+            ),
             layout="constrained",
         )
-        axes = fig.subplots(1, 3, sharey=True)
+        axes = np.atleast_1d(fig.subplots(1, len(drawn), sharey=True))
         y = np.arange(len(ids))
-        for ax, (col, err, title) in zip(axes, panels, strict=True):
+        for ax, (col, measure, title) in zip(axes, drawn, strict=True):
             top = 0.0
             for i, est in enumerate(estimators):
                 r = per[per["estimator"] == est].set_index("condition_id").reindex(ids)
                 v = r[col].to_numpy(float)
-                xerr = Z95 * r[err].fillna(0).to_numpy(float) if err else None
-                top = max(top, float(np.nanmax(np.nan_to_num(v) + (0 if xerr is None else xerr))))
+                xerr = None
+                if measure:
+                    n = r["n_all" if col == "fail" else "unconv_n"].to_numpy(float)
+                    lo, hi = interval(measure, v, np.nan, n)
+                    xerr = np.nan_to_num(np.vstack([v - lo, hi - v]))
+                right = np.nan_to_num(v) + (0 if xerr is None else xerr[1])
+                top = max(top, float(np.max(right, initial=0.0)))
                 offset = (i - (len(estimators) - 1) / 2) * height
                 ax.barh(
                     y + offset,
@@ -571,19 +738,18 @@ def failure_plots(
                     xerr=xerr,
                     error_kw={"lw": 0.8, "capsize": 1.5},
                 )
-            if not np.nan_to_num(per[col].to_numpy(float)).any():
-                none = "no MCMC fits" if per[col].isna().all() else "none"
-                ax.text(0.5, 0.5, none, transform=ax.transAxes, ha="center", color="0.4")
             ax.set_title(title, fontsize=9)
             ax.set_xlim(0, min(1.0, max(0.05, 1.1 * top)))
             ax.set_xlabel("share of replications", fontsize=8)
             ax.tick_params(labelsize=8)
         axes[0].set_yticks(y, labels)
         axes[0].invert_yaxis()
-        _legend(fig, estimators, colour)
+        figure_legend(fig, estimators, styles(estimators))
         caption = (
             "Failed fits, fits excluded by the convergence policy and MCMC fits not converged, "
-            "per condition and estimator (share of replications; error bars ±1.96 MCSE)"
+            "per condition and estimator (share of replications; error bars: Wilson 95% "
+            "intervals)"
+            + (f"; not drawn: {_and(empty)}" if empty else "")
             + (f" (page {k} of {len(pages)})" if len(pages) > 1 else "")
             + (
                 f"; {omitted} conditions with the fewest problems not drawn (see the tables)"
@@ -600,21 +766,29 @@ def save(plot: Plot, directory: Path, dpi: int = 100) -> Figure:
     """Write ``<name>.png`` and ``<name>.pdf`` under ``directory``; the PNG's bytes come back."""
     directory.mkdir(parents=True, exist_ok=True)
     png = directory / f"{plot.name}.png"
-    plot.figure.savefig(png, dpi=dpi, metadata={"Software": None})
-    # The layout is in inches, so the PNG's serves the PDF: not computed a second time.
-    plot.figure.set_layout_engine("none")
-    plot.figure.savefig(directory / f"{plot.name}.pdf", metadata={"CreationDate": None})
+    # Names and levels are the user's: a "$" in them is text, not mathtext to parse (or fail).
+    with mpl.rc_context({"text.parse_math": False}):
+        for text in plot.figure.findobj(Text):
+            text.set_parse_math(False)
+        plot.figure.savefig(png, dpi=dpi, metadata={"Software": None})
+        # The layout is in inches, so the PNG's serves the PDF: not computed a second time.
+        plot.figure.set_layout_engine("none")
+        plot.figure.savefig(directory / f"{plot.name}.pdf", metadata={"CreationDate": None})
     return Figure(plot.name, plot.caption, png.read_bytes())
 
 
 __all__ = [
     "Plot",
     "condition_label",
+    "coverage_distance",
+    "design_order",
     "diagnostic_plots",
     "factor_plots",
     "failure_plots",
     "nested_loop_plots",
     "save",
+    "share_y",
+    "styles",
     "zip_panels",
     "zip_plots",
 ]

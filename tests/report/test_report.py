@@ -26,9 +26,10 @@ HEADINGS = (
     "Methods",
     "Performance measures",
     "Replications, seeds, software and run time",
-    "Bias and coverage",
+    "Bias, relative bias, RMSE and coverage",
     "Performance tables",
     "Coverage: zip plots",
+    "Monte Carlo convergence",
     "Convergence and failures",
 )
 CLOSED_FORM = [*TINY, "executor=synchronous", "study.estimators=[ols_cc]"]
@@ -106,7 +107,18 @@ def test_report_of_a_study(one_factor):
     assert '<a href="summary.parquet">summary.parquet</a>' in html
     # every figure as PNG and PDF, each referenced by the markdown
     names = re.findall(r"figures/([\w-]+)\.png\)", md)
-    assert {"bias_mechanism_1", "coverage_mechanism_1", "zip_1", "failures_1"} <= set(names)
+    assert {
+        "bias_mechanism_1",
+        "rel_bias_mechanism_1",
+        "rmse_mechanism_1",
+        "coverage_mechanism_1",
+        "zip_1",
+        "running_1",
+    } <= set(names)
+    # nothing failed: a sentence, not a figure of empty panels
+    assert "failures_1" not in names
+    for text in (html, md):
+        assert "No failure figure: no fit failed" in text
     for name in names:
         png, pdf = one_factor / "figures" / f"{name}.png", one_factor / "figures" / f"{name}.pdf"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and pdf.read_bytes()[:5] == b"%PDF-"
@@ -119,7 +131,15 @@ def test_two_factors_get_a_nested_loop_plot_and_factor_columns(two_factors):
     html = (two_factors / "report.html").read_text()
     assert_self_contained(html)
     figs = {p.name for p in (two_factors / "figures").iterdir()}
-    for name in ("nested_loop_bias_1", "nested_loop_coverage_1", "bias_n_1", "coverage_n_1"):
+    for name in (
+        "nested_loop_bias_1",
+        "nested_loop_rmse_1",
+        "nested_loop_coverage_1",
+        "bias_n_1",
+        "rel_bias_n_1",
+        "coverage_n_1",
+        "running_1",
+    ):
         assert {f"{name}.png", f"{name}.pdf"} <= figs, name
     assert "zip_9.png" not in figs  # a stale figure of an earlier report is gone
     assert "<th>N</th><th>mechanism</th><th>estimator</th>" in html
