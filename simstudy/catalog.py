@@ -176,18 +176,17 @@ def rows_for(topic: str, dirs: Sequence[Path]) -> list[dict[str, Any]]:
     return config_rows(dirs, _GROUPS[topic])
 
 
-def cost(plan: Any, n_conditions: int, per_fit: Mapping[str, float]) -> list[str]:
-    """What running a study takes: fits, batches, compiled programs, and time where known.
+def cost(plan: Any, n_conditions: int) -> list[str]:
+    """What running a study takes: fits, batches and compiled programs.
 
-    ``per_fit`` holds measured seconds per fit by estimator (e.g. from this study's stored
-    records); estimators without one are not timed, and the text says so.
+    Its time is ``show``'s time section (:mod:`simstudy.estimate_time`).
     """
     from simstudy.engine.replicate import compiled_units
 
-    reps, workers = plan.reps, plan.executor.n_workers
+    reps = plan.reps
     batches = n_conditions * -(-reps // plan.executor.batch_size)
     units = compiled_units(plan)
-    lines = [
+    return [
         f"conditions: {n_conditions}; replications: {n_conditions * reps} "
         f"({reps} per condition); fits: {n_conditions * reps * len(plan.estimators)} "
         f"({len(plan.estimators)} estimators)",
@@ -195,22 +194,6 @@ def cost(plan: Any, n_conditions: int, per_fit: Mapping[str, float]) -> list[str
         f"{n_conditions * len(units)} (one per condition and fitting unit, each compiled once "
         "per worker process, or once per study with the persistent cache and compile_first)",
     ]
-    timed = [e for e in plan.estimators if e in per_fit]
-    if timed:
-        seconds = sum(per_fit[e] for e in timed) * n_conditions * reps
-        who = f"{workers} workers" if workers else "one worker per core"
-        lines.append(
-            f"sampling time from this study's stored fits: {seconds:,.0f} s of fitting "
-            f"({', '.join(f'{e} {per_fit[e]:.3g} s' for e in timed)} per fit), divided among "
-            f"{who}; compilation comes on top"
-        )
-    missing = [e for e in plan.estimators if e not in per_fit]
-    if missing:
-        lines.append(
-            "time: not known before a run for " + ", ".join(missing) + " (no stored fits); "
-            "a pilot such as `simstudy run study.reps=4 study.name=pilot` measures it"
-        )
-    return lines
 
 
 def table(rows: Sequence[Mapping[str, Any]]) -> str:

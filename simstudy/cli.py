@@ -474,7 +474,7 @@ def cmd_run(overrides: Sequence[str]) -> int:
             with open_pool(plan.executor) as pool:
                 if pool.dashboard_link:
                     _say(f"[simstudy] Dask dashboard: {pool.dashboard_link}")
-                progress = RunProgress(len(tasks), skipped)
+                progress = RunProgress(len(tasks), skipped, workers=pool.n_workers)
                 try:
                     report = run_tasks(
                         pool,
@@ -1064,32 +1064,37 @@ def cmd_list(topics: Sequence[str]) -> int:
     return EXIT_OK
 
 
-def cmd_show(overrides: Sequence[str]) -> int:
-    """Print a study's composed config, its design grid and what running it takes; run nothing."""
+def cmd_show(overrides: Sequence[str], pilot: int | None = None) -> int:
+    """Print a study's composed config, its design grid and what running it takes.
+
+    Its time comes from a pilot of ``pilot`` replications per condition, run in a temporary
+    directory (:mod:`simstudy.estimate_time`), else from the study's stored fits; nothing else
+    is run.
+    """
     from omegaconf import OmegaConf
 
     from simstudy import catalog
     from simstudy.config import check_runnable, plan_from_dict
     from simstudy.design import condition_id
+    from simstudy.estimate_time import check_pilot, time_lines
     from simstudy.models import model_infos
-    from simstudy.store import read_replications
 
+    check_pilot(pilot)
     raw = compose_raw(overrides)
     plan = plan_from_dict(raw, model_infos())
     check_runnable(plan, model_infos())
-    rows = [{"condition_id": condition_id(c), **c} for c in _conditions(plan)]
+    conditions = _conditions(plan)
+    rows = [{"condition_id": condition_id(c), **c} for c in conditions]
     print(f"# composed config ({', then '.join(str(d) for d in config_dirs())})")
     print(OmegaConf.to_yaml(raw).rstrip())
     print(f"\n# design grid: {len(rows)} conditions")
     print(catalog.table(rows))
-    columns = ["condition_id", "rep", "estimator", "status", "seconds"]
-    stored = read_replications(plan.study_dir, columns)  # empty before the first run
-    per_fit: dict[str, float] = {}
-    if not stored.empty:
-        ok = stored[stored["status"] == "ok"].drop_duplicates(["condition_id", "rep", "estimator"])
-        per_fit = ok.groupby("estimator")["seconds"].mean().to_dict()
     print("\n# cost")
-    for line in catalog.cost(plan, len(rows), per_fit):
+    for line in catalog.cost(plan, len(rows)):
+        print(line)
+    print("\n# time")
+    sys.stdout.flush()
+    for line in time_lines(plan, conditions, pilot):
         print(line)
     print(f"results: {plan.study_dir}")
     return EXIT_OK
@@ -1377,6 +1382,15 @@ def build_parser() -> argparse.ArgumentParser:
         description="A dry run: the composed config, every condition with its condition_id "
         "and factor levels, and the fits, batches and programs the run would take.",
     )
+    show.add_argument(
+        "--pilot",
+        type=int,
+        default=None,
+        metavar="K",
+        help="time the run from a pilot: K replications of each condition, on the configured "
+        "executor, in a temporary directory (the study's results are not touched); prints "
+        "compilation and fitting apart",
+    )
     show.add_argument("overrides", nargs="*", metavar="OVERRIDE", help="as for run")
     lst = sub.add_parser(
         "list",
@@ -1553,7 +1567,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         return run_in_allocation(args.overrides, cmd_run, compose_raw)
     if args.command == "show":
-        return cmd_show(args.overrides)
+        return cmd_show(args.overrides, args.pilot)
     if args.command == "list":
         return cmd_list(args.topics)
     if args.command == "aggregate":
