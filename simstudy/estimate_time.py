@@ -104,16 +104,32 @@ def stored_times(plan: Any, condition_ids: Sequence[str]) -> StoredTimes:
     return out
 
 
-def workers_of(plan: Any) -> int:
-    """The workers a run of the plan gets (``executor.n_workers``, else one per core)."""
+def workers_of(settings: Any) -> int:
+    """The workers a run on these executor settings gets; 0 when its scheduler decides.
+
+    ``executor.n_workers``, else one per core here (``local``), SLURM's jobs × cores.
+    """
     from simstudy.execute.pools import available_cores
 
-    return plan.executor.n_workers or available_cores()
+    if settings.n_workers:
+        return int(settings.n_workers)
+    if settings.name == "local":
+        return available_cores()
+    if settings.name == "slurm" and settings.slurm is not None:
+        return int(settings.slurm.maximum_jobs * settings.slurm.cores)
+    return 0
+
+
+def _among(workers: int) -> str:
+    """``divided among 4 workers``, or what to do when the count is the scheduler's."""
+    if workers < 1:
+        return "for one worker: divide by the run's workers (its scheduler's, not known yet)"
+    return f"divided among {_n(workers, 'worker')}"
 
 
 def stored_lines(plan: Any, condition_ids: Sequence[str], stored: StoredTimes) -> list[str]:
     """``simstudy show``'s time from stored fits: fitting time where every estimator has one."""
-    workers = workers_of(plan)
+    workers = workers_of(plan.executor)
     timed = [c for c in condition_ids if all((c, e) in stored.per_fit for e in plan.estimators)]
     lines = []
     if timed:
@@ -123,8 +139,9 @@ def stored_lines(plan: Any, condition_ids: Sequence[str], stored: StoredTimes) -
         }
         lines.append(
             f"fitting, from this study's stored fits (same sampler and model settings) of "
-            f"{len(timed)} of {_n(len(condition_ids), 'condition')}: {seconds / workers:,.0f} s "
-            f"({seconds:,.0f} s of fits divided among {_n(workers, 'worker')}; per fit "
+            f"{len(timed)} of {_n(len(condition_ids), 'condition')}: "
+            f"{seconds / max(workers, 1):,.0f} s ({seconds:,.0f} s of fits {_among(workers)}; "
+            "per fit "
             + ", ".join(f"{e} {s:.3g} s" for e, s in means.items())
             + "); compilation comes on top"
         )
@@ -204,24 +221,41 @@ def check_pilot(reps: int | None) -> None:
         raise InputError("--pilot", reps, "a whole number of replications per condition, >= 1")
 
 
+#: Executors a pilot runs on as configured; for the others (clusters elsewhere) it runs here.
+PILOT_EXECUTORS = ("synchronous", "local")
+
+
 def run_pilot(
     plan: Any, conditions: Sequence[Mapping[str, Any]], reps: int
-) -> tuple[list[PilotTiming], int]:
-    """Time ``reps`` replications of each condition on the plan's executor; write nothing.
+) -> tuple[list[PilotTiming], int, str]:
+    """Time ``reps`` replications of each condition; write nothing of the study's.
 
-    The pilot's plan points at a temporary results directory, removed afterwards, never at
-    the study's. Returns the timings in the conditions' order and the pool's workers.
+    They run on the plan's executor when it is ``synchronous`` or ``local``, else in this
+    process (a pilot starts no cluster elsewhere). The pilot's plan points at a temporary
+    results directory, removed afterwards, never at the study's.
+
+    Returns
+    -------
+    timings, workers, where
+        The timings in the conditions' order, the workers a run gets (0: not known before it
+        starts, e.g. a scheduler's), and where the pilot ran.
     """
     from simstudy.execute.pools import open_pool
 
     check_pilot(reps)
+    settings = plan.executor
+    if settings.name not in PILOT_EXECUTORS:
+        settings = dataclasses.replace(settings, name="synchronous", n_workers=1)
     with tempfile.TemporaryDirectory(prefix="simstudy-pilot-") as tmp:
-        pilot = dataclasses.replace(plan, reps=reps, results_dir=Path(tmp))
-        with open_pool(plan.executor) as pool:
+        pilot = dataclasses.replace(plan, reps=reps, results_dir=Path(tmp), executor=settings)
+        with open_pool(settings) as pool:
             handles = [pool.submit(pilot_condition, pilot, dict(c), reps) for c in conditions]
             timings = [h.result() for h in handles]
             workers = pool.n_workers
-    return timings, workers
+    if settings is not plan.executor:
+        where = f"this process (executor {plan.executor.name} is not started)"
+        return timings, workers_of(plan.executor), where
+    return timings, workers, f"executor {settings.name}"
 
 
 @dataclass(frozen=True)
@@ -253,9 +287,11 @@ def pilot_lines(
     timings: Sequence[PilotTiming],
     workers: int,
     k: int,
+    where: str,
 ) -> list[str]:
     """``simstudy show --pilot k``'s report: per condition, then the extrapolated run time."""
     from simstudy import catalog
+    from simstudy.engine import persistent_cache_dir
 
     table = [
         {
@@ -270,16 +306,26 @@ def pilot_lines(
     estimate = extrapolate(timings, run_lanes, workers)
     per_rep = sum(t.run_s / t.lanes for t in timings) / max(len(timings), 1)
     lines = [
-        f"pilot: {k} replications per condition on executor {plan.executor.name} "
-        f"({_n(workers, 'worker')}), in a temporary directory",
+        f"pilot: {_n(k, 'replication')} per condition on {where}, in a temporary directory",
         catalog.table(table),
         f"compilation: {estimate.compile_s:,.1f} s (once per condition; "
         f"{estimate.compile_s / max(len(timings), 1):.1f} s on average)",
         f"fitting: {estimate.fit_s:,.1f} s ({per_rep:.3g} s per replication on average × "
-        f"{plan.reps} reps × {_n(len(timings), 'condition')} / {_n(workers, 'worker')})",
+        f"{plan.reps} reps × {_n(len(timings), 'condition')}, {_among(workers)})",
         f"estimate: about {estimate.total_s:,.0f} s (compilation {estimate.compile_s:,.0f} s + "
         f"fitting {estimate.fit_s:,.0f} s)",
     ]
+    if workers > 1 and len(timings) > 1:
+        lines.append(
+            f"note: {_n(workers, 'worker')} compile different conditions at once, so less of "
+            "the compilation is wall time"
+        )
+    cache = persistent_cache_dir()
+    if cache:
+        lines.append(
+            f"note: the pilot's programs are in JAX's persistent cache ({cache}): a run with "
+            "the same settings loads them instead of compiling"
+        )
     failed = sum(t.failed for t in timings)
     if failed:
         lines.append(f"note: {failed} of the pilot's fits failed (see failed_fits)")
@@ -292,7 +338,7 @@ def time_lines(plan: Any, conditions: Sequence[Mapping[str, Any]], pilot: int | 
 
     ids = [condition_id(c) for c in conditions]
     if pilot is not None:
-        timings, workers = run_pilot(plan, conditions, pilot)
+        timings, workers, where = run_pilot(plan, conditions, pilot)
         rows = [{"condition_id": cid, **c} for cid, c in zip(ids, conditions, strict=True)]
-        return pilot_lines(plan, rows, timings, workers, pilot)
+        return pilot_lines(plan, rows, timings, workers, pilot, where)
     return stored_lines(plan, ids, stored_times(plan, ids))

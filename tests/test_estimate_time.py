@@ -62,15 +62,21 @@ def test_show_pilot_times_compilation_and_fitting_apart_and_writes_nothing(tmp_p
     (study / "keep.txt").write_text("the user's")
     rc, out, err = _show(tmp_path, capsys, "executor=synchronous", pilot="2")
     assert rc == 0, err
-    assert "pilot: 2 replications per condition on executor synchronous (1 worker)" in out
+    assert "pilot: 2 replications per condition on executor synchronous" in out
     assert "compile_s" in out and "per_rep_s" in out and "0/4" in out  # 2 reps × 2 estimators
     compile_line = next(line for line in out.splitlines() if line.startswith("compilation: "))
     fitting_line = next(line for line in out.splitlines() if line.startswith("fitting: "))
     assert "once per condition" in compile_line
-    assert "× 6 reps × 2 conditions / 1 worker" in fitting_line
+    assert "× 6 reps × 2 conditions, divided among 1 worker" in fitting_line
     assert "estimate: about" in out
     assert [p.name for p in study.iterdir()] == ["keep.txt"]
     assert list((tmp_path / "results").iterdir()) == [study]
+    # a cluster elsewhere is not started for a pilot: it runs in this process
+    slurm = ["executor=slurm", "executor.slurm.maximum_jobs=4", "executor.slurm.cores=2"]
+    rc, out, err = _show(tmp_path, capsys, *slurm, pilot="1")
+    assert rc == 0, err
+    assert "on this process (executor slurm is not started)" in out
+    assert "divided among 8 workers" in out
     rc, out, err = _show(tmp_path, capsys, pilot="0")
     assert rc == 2 and "--pilot" in err and ">= 1" in err
 
