@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from simstudy.config import read_config_file
+from simstudy.config_search import group_files
 from simstudy.errors import InputError
 
 #: What ``simstudy list`` can list.
@@ -40,10 +41,10 @@ def _study_model(raw: Mapping[str, Any]) -> str:
     return "(the primary config's)"
 
 
-def config_rows(conf: Path, group: str) -> list[dict[str, Any]]:
-    """One row per config file of a group (``study``, ``sampler``, ``executor``, ...)."""
+def config_rows(dirs: Sequence[Path], group: str) -> list[dict[str, Any]]:
+    """One row per config file of a group (``study``, ``sampler``, ...), the first tree's."""
     rows = []
-    for path in sorted((conf / group).glob("*.yaml")):
+    for path in group_files(dirs, group).values():
         raw = read_config_file(path)
         if group == "study":
             rows.append(
@@ -87,30 +88,31 @@ def estimator_kind(estimator: Any) -> str:
     return "NumPyro model"
 
 
-def _model_name(path: Path, seen: frozenset[Path] = frozenset()) -> str:
-    """The model a ``conf/model`` file configures.
+def _model_name(path: Path, models: Mapping[str, Path], seen: frozenset[Path] = frozenset()) -> str:
+    """The model a ``model/`` config file configures.
 
     Its ``name``, or that of the model config it extends through its defaults list (e.g. a
-    variant that changes only priors).
+    variant that changes only priors), looked up in ``models`` (``name -> file``).
     """
     raw = read_config_file(path)
     if "name" in raw:
         return str(raw["name"])
     for entry in raw.get("defaults") or []:
-        base = path.with_name(f"{entry}.yaml") if isinstance(entry, str) else None
-        if base is not None and base.is_file() and base not in seen:
-            return _model_name(base, seen | {path})
+        base = models.get(entry) if isinstance(entry, str) else None
+        if base is not None and base not in seen:
+            return _model_name(base, models, seen | {path})
     return path.stem
 
 
-def model_rows(conf: Path) -> list[dict[str, Any]]:
+def model_rows(dirs: Sequence[Path]) -> list[dict[str, Any]]:
     """One row per registered model: its configs, design factors, parameters, estimators."""
     from simstudy.models import MODELS
     from simstudy.spec import info as spec_info
 
+    models = group_files(dirs, "model")
     configs: dict[str, list[str]] = {}
-    for path in sorted((conf / "model").glob("*.yaml")):
-        configs.setdefault(_model_name(path), []).append(path.stem)
+    for path in models.values():
+        configs.setdefault(_model_name(path, models), []).append(path.stem)
     rows = [
         {
             "model": name,
@@ -121,7 +123,7 @@ def model_rows(conf: Path) -> list[dict[str, Any]]:
         }
         for name, family in MODELS.items()
     ]
-    for path in sorted((conf / "model").glob("*.yaml")):
+    for path in models.values():
         raw = read_config_file(path)
         if not spec_info.is_spec(raw) or not raw.get("syntax"):
             continue
@@ -166,27 +168,26 @@ def estimator_rows() -> list[dict[str, Any]]:
     return rows
 
 
-def rows_for(topic: str, conf: Path) -> list[dict[str, Any]]:
-    """The rows of one ``simstudy list`` topic (one of :data:`TOPICS`)."""
+def rows_for(topic: str, dirs: Sequence[Path]) -> list[dict[str, Any]]:
+    """The rows of one ``simstudy list`` topic (one of :data:`TOPICS`) over the config trees."""
     if topic == "models":
-        return model_rows(conf)
+        return model_rows(dirs)
     if topic == "estimators":
         return estimator_rows()
-    return config_rows(conf, _GROUPS[topic])
+    return config_rows(dirs, _GROUPS[topic])
 
 
-def cost(plan: Any, n_conditions: int, per_fit: Mapping[str, float]) -> list[str]:
-    """What running a study takes: fits, batches, compiled programs, and time where known.
+def cost(plan: Any, n_conditions: int) -> list[str]:
+    """What running a study takes: fits, batches and compiled programs.
 
-    ``per_fit`` holds measured seconds per fit by estimator (e.g. from this study's stored
-    records); estimators without one are not timed, and the text says so.
+    Its time is ``show``'s time section (:mod:`simstudy.estimate_time`).
     """
     from simstudy.engine.replicate import compiled_units
 
-    reps, workers = plan.reps, plan.executor.n_workers
+    reps = plan.reps
     batches = n_conditions * -(-reps // plan.executor.batch_size)
     units = compiled_units(plan)
-    lines = [
+    return [
         f"conditions: {n_conditions}; replications: {n_conditions * reps} "
         f"({reps} per condition); fits: {n_conditions * reps * len(plan.estimators)} "
         f"({len(plan.estimators)} estimators)",
@@ -194,22 +195,6 @@ def cost(plan: Any, n_conditions: int, per_fit: Mapping[str, float]) -> list[str
         f"{n_conditions * len(units)} (one per condition and fitting unit, each compiled once "
         "per worker process, or once per study with the persistent cache and compile_first)",
     ]
-    timed = [e for e in plan.estimators if e in per_fit]
-    if timed:
-        seconds = sum(per_fit[e] for e in timed) * n_conditions * reps
-        who = f"{workers} workers" if workers else "one worker per core"
-        lines.append(
-            f"sampling time from this study's stored fits: {seconds:,.0f} s of fitting "
-            f"({', '.join(f'{e} {per_fit[e]:.3g} s' for e in timed)} per fit), divided among "
-            f"{who}; compilation comes on top"
-        )
-    missing = [e for e in plan.estimators if e not in per_fit]
-    if missing:
-        lines.append(
-            "time: not known before a run for " + ", ".join(missing) + " (no stored fits); "
-            "a pilot such as `simstudy run study.reps=4 study.name=pilot` measures it"
-        )
-    return lines
 
 
 def table(rows: Sequence[Mapping[str, Any]]) -> str:

@@ -20,6 +20,7 @@ from typing import Any
 
 import pandas as pd
 
+from simstudy.config_search import PACKAGE_CONF, checked_dir, group_files, search_dirs
 from simstudy.errors import InputError
 
 EXIT_OK, EXIT_STOPPED, EXIT_INPUT = 0, 1, 2
@@ -32,24 +33,13 @@ def _say(text: str) -> None:
 #: The config tree chosen with ``--config-dir`` for this invocation (None: not given).
 _CONFIG_DIR: Path | None = None
 
-#: The config tree shipped beside the package (the repository's ``conf/``).
-PACKAGE_CONF = Path(__file__).resolve().parents[1] / "conf"
+
+def config_dirs() -> list[Path]:
+    """The config trees in search order: the user's, then the package's (``search_dirs``)."""
+    return search_dirs(_CONFIG_DIR)
 
 
-def config_dir() -> Path:
-    """Where the Hydra config tree lives.
-
-    ``--config-dir``, else ``$SIMSTUDY_CONFIG_DIR``, else the ``conf/`` shipped with simstudy.
-    A ``conf/`` in the working directory is never picked up silently: the user names it.
-    """
-    if _CONFIG_DIR is not None:
-        return _CONFIG_DIR
-    if os.environ.get("SIMSTUDY_CONFIG_DIR"):
-        return Path(os.environ["SIMSTUDY_CONFIG_DIR"]).resolve()
-    return PACKAGE_CONF
-
-
-def _check_group_choices(conf: Path, overrides: Sequence[str]) -> None:
+def _check_group_choices(dirs: Sequence[Path], overrides: Sequence[str]) -> None:
     """Name an unknown config-group option (``executor=foo``) before Hydra does, plainly."""
     for item in overrides:
         if item.startswith("~"):  # a deletion, e.g. ~model.structure.factors
@@ -60,8 +50,8 @@ def _check_group_choices(conf: Path, overrides: Sequence[str]) -> None:
             )
         key, value = item.split("=", 1)
         group = key.lstrip("+~")
-        if (conf / group).is_dir() and "." not in group and value:
-            options = sorted(p.stem for p in (conf / group).glob("*.yaml"))
+        if any((d / group).is_dir() for d in dirs) and "." not in group and value:
+            options = group_files(dirs, group)
             if value not in options:
                 raise InputError(group, value, "one of " + ", ".join(options))
 
@@ -80,23 +70,23 @@ def quote_text(override: str) -> str:
 
 
 def compose(overrides: Sequence[str]) -> Any:
-    """Compose ``conf/config.yaml`` with command-line overrides (Hydra's compose API).
+    """Compose ``config.yaml`` with command-line overrides (Hydra's compose API).
 
+    Configs are searched in the user's tree first, then in the package's (:func:`config_dirs`).
     The working directory is never changed and nothing is written by Hydra.
     """
     from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    conf = config_dir()
-    if not (conf / "config.yaml").exists():
-        raise InputError("SIMSTUDY_CONFIG_DIR", str(conf), "a directory with config.yaml")
-    _check_group_choices(conf, overrides)
+    from simstudy.config_search import initialized
+
+    dirs = config_dirs()
+    _check_group_choices(dirs, overrides)
     overrides = [quote_text(o) for o in overrides]
     errors = (HydraException, OmegaConfBaseException)
     try:
-        with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
+        with initialized(dirs):
             try:
                 return hydra_compose("config", overrides=list(overrides))
             except errors as first:
@@ -484,7 +474,7 @@ def cmd_run(overrides: Sequence[str]) -> int:
             with open_pool(plan.executor) as pool:
                 if pool.dashboard_link:
                     _say(f"[simstudy] Dask dashboard: {pool.dashboard_link}")
-                progress = RunProgress(len(tasks), skipped)
+                progress = RunProgress(len(tasks), skipped, workers=pool.n_workers)
                 try:
                     report = run_tasks(
                         pool,
@@ -1059,41 +1049,47 @@ def cmd_list(topics: Sequence[str]) -> int:
     for topic in topics or catalog.TOPICS:
         if topic not in catalog.TOPICS:
             raise InputError("simstudy list", topic, "one of " + ", ".join(catalog.TOPICS))
-    conf = config_dir()
+    dirs = config_dirs()
+    where = ", then ".join(str(d) for d in dirs)
     for topic in topics or catalog.TOPICS:
-        print(f"{topic} ({conf}):" if topic != "estimators" else "estimators:")
-        print(catalog.table(catalog.rows_for(topic, conf)))
+        print(f"{topic} ({where}):" if topic != "estimators" else "estimators:")
+        print(catalog.table(catalog.rows_for(topic, dirs)))
         print()
     print("Use them as overrides: simstudy run study=NAME model=NAME sampler=NAME executor=NAME")
     return EXIT_OK
 
 
-def cmd_show(overrides: Sequence[str]) -> int:
-    """Print a study's composed config, its design grid and what running it takes; run nothing."""
+def cmd_show(overrides: Sequence[str], pilot: int | None = None) -> int:
+    """Print a study's composed config, its design grid and what running it takes.
+
+    Its time comes from a pilot of ``pilot`` replications per condition, run in a temporary
+    directory (:mod:`simstudy.estimate_time`), else from the study's stored fits; nothing else
+    is run.
+    """
     from omegaconf import OmegaConf
 
     from simstudy import catalog
     from simstudy.config import check_runnable, plan_from_dict
     from simstudy.design import condition_id
+    from simstudy.estimate_time import check_pilot, time_lines
     from simstudy.models import model_infos
-    from simstudy.store import read_replications
 
+    check_pilot(pilot)
     raw = compose_raw(overrides)
     plan = plan_from_dict(raw, model_infos())
     check_runnable(plan, model_infos())
-    rows = [{"condition_id": condition_id(c), **c} for c in _conditions(plan)]
-    print(f"# composed config ({config_dir()})")
+    conditions = _conditions(plan)
+    rows = [{"condition_id": condition_id(c), **c} for c in conditions]
+    print(f"# composed config ({', then '.join(str(d) for d in config_dirs())})")
     print(OmegaConf.to_yaml(raw).rstrip())
     print(f"\n# design grid: {len(rows)} conditions")
     print(catalog.table(rows))
-    columns = ["condition_id", "rep", "estimator", "status", "seconds"]
-    stored = read_replications(plan.study_dir, columns)  # empty before the first run
-    per_fit: dict[str, float] = {}
-    if not stored.empty:
-        ok = stored[stored["status"] == "ok"].drop_duplicates(["condition_id", "rep", "estimator"])
-        per_fit = ok.groupby("estimator")["seconds"].mean().to_dict()
     print("\n# cost")
-    for line in catalog.cost(plan, len(rows), per_fit):
+    for line in catalog.cost(plan, len(rows)):
+        print(line)
+    print("\n# time")
+    sys.stdout.flush()
+    for line in time_lines(plan, conditions, pilot):
         print(line)
     print(f"results: {plan.study_dir}")
     return EXIT_OK
@@ -1141,8 +1137,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--config-dir",
         default=None,
         metavar="DIR",
-        help="your own config tree (a copy of simstudy's conf/ with config.yaml); default: "
-        "$SIMSTUDY_CONFIG_DIR, else the configs shipped with simstudy",
+        help="a directory of your own configs (e.g. just study/my_study.yaml and "
+        "model/my_model.yaml, or a full copy of conf/), searched before the configs shipped "
+        "with simstudy: yours win where both have a file of the same name; default: "
+        "$SIMSTUDY_CONFIG_DIR, else only the configs shipped with simstudy",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run = sub.add_parser(
@@ -1162,6 +1160,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="print a study's composed config, conditions and cost; run nothing",
         description="A dry run: the composed config, every condition with its condition_id "
         "and factor levels, and the fits, batches and programs the run would take.",
+    )
+    show.add_argument(
+        "--pilot",
+        type=int,
+        default=None,
+        metavar="K",
+        help="time the run from a pilot: K replications of each condition, on the configured "
+        "executor, in a temporary directory (the study's results are not touched); prints "
+        "compilation and fitting apart",
     )
     show.add_argument("overrides", nargs="*", metavar="OVERRIDE", help="as for run")
     lst = sub.add_parser(
@@ -1322,9 +1329,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.config_dir is not None:
-            _CONFIG_DIR = Path(args.config_dir).resolve()
-            if not (_CONFIG_DIR / "config.yaml").is_file():
-                raise InputError("--config-dir", args.config_dir, "a directory with config.yaml")
+            _CONFIG_DIR = checked_dir("--config-dir", args.config_dir)
         elif (Path.cwd() / "conf" / "config.yaml").is_file() and not os.environ.get(
             "SIMSTUDY_CONFIG_DIR"
         ):
@@ -1345,7 +1350,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         return run_in_allocation(args.overrides, cmd_run, compose_raw)
     if args.command == "show":
-        return cmd_show(args.overrides)
+        return cmd_show(args.overrides, args.pilot)
     if args.command == "list":
         return cmd_list(args.topics)
     if args.command == "aggregate":

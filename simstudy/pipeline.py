@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from simstudy.config_search import checked_dir
 from simstudy.errors import InputError
 
 #: The measures of ``summary.parquet`` written as DVC metrics (all are in the summary).
@@ -112,11 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "config":
             if args.config_dir is not None:
-                cli._CONFIG_DIR = Path(args.config_dir).resolve()
-                if not (cli._CONFIG_DIR / "config.yaml").is_file():
-                    raise InputError(
-                        "--config-dir", args.config_dir, "a directory with config.yaml"
-                    )
+                cli._CONFIG_DIR = checked_dir("--config-dir", args.config_dir)
             config = write_params(args.overrides, Path(args.out))
             print(f"config of study {config['study']['name']}: {args.out}")
         else:

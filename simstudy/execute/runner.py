@@ -12,6 +12,7 @@ when it keeps dying its batch is left unwritten, so that the next run computes i
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import CancelledError
@@ -23,6 +24,7 @@ import pyarrow as pa
 
 from simstudy.design import batches, condition_id
 from simstudy.errors import InputError
+from simstudy.execute.eta import BatchTime, batch_fit_seconds, compile_seconds
 from simstudy.execute.pools import Pool
 from simstudy.execute.progress import RunProgress
 from simstudy.store import batch_path, batch_state, condition_dir, write_batch
@@ -206,10 +208,13 @@ def is_infrastructure(exc: BaseException) -> bool:
 
 @dataclass(frozen=True)
 class Outcome:
-    """What a batch task returns: its records, and the worker to recycle if a fit hung."""
+    """What a batch task returns: its records, the worker to recycle if a fit hung, its time."""
 
     records: Records
     stuck_worker: str | None = None
+    #: Wall seconds the batch ran on its worker, and those of them spent compiling.
+    seconds: float = field(default=float("nan"), compare=False)
+    compile_seconds: float = field(default=0.0, compare=False)
 
 
 def _worker_address() -> str | None:
@@ -236,8 +241,14 @@ def run_guarded(
     and the worker is named in the outcome so that the driver restarts it (in the synchronous
     executor the thread is abandoned).
     """
+    compiled, start = compile_seconds(), time.perf_counter()
+
+    def timed(records: Records) -> Outcome:
+        wall = time.perf_counter() - start
+        return Outcome(records, seconds=wall, compile_seconds=compile_seconds() - compiled)
+
     if timeout is None:
-        return Outcome(fn(condition, reps))
+        return timed(fn(condition, reps))
     box: dict[str, Any] = {}
 
     def target() -> None:
@@ -257,7 +268,7 @@ def run_guarded(
         return Outcome(fail_fn(condition, reps, why), _worker_address() or "this process")
     if "error" in box:
         raise box["error"]
-    return Outcome(box["records"])
+    return timed(box["records"])
 
 
 def run_tasks(
@@ -444,6 +455,8 @@ def run_tasks(
                 report.reached[task.cond_id] = why
                 report.batches_not_needed += cancel(task.cond_id)
         if progress is not None:
-            progress.update(1, n_fits, n_failed)
+            fit = batch_fit_seconds(records)
+            timing = BatchTime(outcome.seconds, fit, outcome.compile_seconds)
+            progress.update(1, n_fits, n_failed, timing)
         fill()
     return report
