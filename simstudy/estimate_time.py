@@ -197,14 +197,14 @@ def pilot_condition(plan: Any, condition: Mapping[str, Any], reps: int) -> Pilot
     """Run ``reps`` replications of a condition, its compilation timed apart (a worker's task)."""
     from simstudy.design import condition_id
     from simstudy.engine import replicate
-    from simstudy.execute.runner import _fit_counts
+    from simstudy.execute.runner import fit_counts
 
     compiled = compile_seconds()
     start = time.perf_counter()
     records = replicate.run_batch(plan, condition, list(range(reps)))
     wall = time.perf_counter() - start
     compile_s = compile_seconds() - compiled
-    fits, failed = _fit_counts(records)
+    fits, failed = fit_counts(records)
     return PilotTiming(
         condition_id(condition),
         compile_s,

@@ -182,7 +182,7 @@ def _runs(values: Sequence[int]) -> list[tuple[int, int]]:
     return out
 
 
-def _fit_counts(records: Records) -> tuple[int, int]:
+def fit_counts(records: Records) -> tuple[int, int]:
     """(fits, failed fits) in a batch's records; a fit is one replication × estimator."""
     status: dict[tuple[int, str], bool] = {}
     for r in records:
@@ -430,7 +430,7 @@ def run_tasks(
             (task.start, task.stop),
             config_hash,
         )
-        n_fits, n_failed = _fit_counts(records)
+        n_fits, n_failed = fit_counts(records)
         report.batches_written += 1
         report.fits += n_fits
         report.failed_fits += n_failed
