@@ -124,6 +124,7 @@ def plan_tasks(
             plan.skipped_conditions.append(cid)
             continue
         stored = stored_reps(study_dir, cid, config_hash, plan.unusable)
+        kept = set(stored.values())
         for k, start, stop in batches(reps, batch_size):
             lacking = [r for r in range(start, stop) if r not in stored]
             if not lacking:
@@ -131,7 +132,7 @@ def plan_tasks(
                 continue
             for first, last in _runs(lacking):
                 own = batch_path(study_dir, cid, k)
-                path = own if first == start and own not in stored.values() else None
+                path = own if first == start and own not in kept else None
                 path = path or batch_path(study_dir, cid, k, first)
                 plan.todo.append(BatchTask(dict(condition), cid, k, first, last, path))
     return plan
