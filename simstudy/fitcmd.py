@@ -17,7 +17,8 @@ from typing import Any
 
 import pandas as pd
 
-from simstudy.cli import EXIT_OK, _say, compose_raw, config_dir
+from simstudy.cli import EXIT_OK, _say, compose_raw, config_dirs
+from simstudy.config_search import group_files
 from simstudy.errors import InputError
 
 #: The ``KEY=VALUE`` arguments of ``simstudy fit`` that are not config overrides.
@@ -40,7 +41,7 @@ def require_model(overrides: Sequence[str]) -> None:
     """Refuse a fit that names no model (the config's default model is a study's, not yours)."""
     if any(o.partition("=")[0].lstrip("+~") == "model" for o in overrides):
         return
-    names = sorted(p.stem for p in (config_dir() / "model").glob("*.yaml"))
+    names = list(group_files(config_dirs(), "model"))
     raise InputError(
         "model",
         None,

@@ -43,7 +43,10 @@ def test_helpers_refuse_bad_input(tmp_path, capsys):
     assert "STUDY_DIR = " in capsys.readouterr().err
     assert pipeline.main(["config", "--out", str(tmp_path / "p.yaml"), "study.reps=0"]) == 2
     assert "study.reps" in capsys.readouterr().err and not (tmp_path / "p.yaml").exists()
-    assert pipeline.main(["config", "--config-dir", str(tmp_path), "--out", "p.yaml"]) == 2
+    missing = tmp_path / "no-such-conf"  # a tree of only your own files is fine; none is not
+    out = tmp_path / "p.yaml"
+    assert pipeline.main(["config", "--config-dir", str(missing), "--out", str(out)]) == 2
+    assert "--config-dir" in capsys.readouterr().err and not out.exists()
 
 
 def _dvc(repo: Path, *args: str) -> str:
