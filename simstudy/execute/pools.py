@@ -156,6 +156,10 @@ class DaskPool:
         return self._memory_limit
 
 
+#: Where a local cluster's scheduler, nannies, workers and dashboard listen.
+LOOPBACK = "127.0.0.1"
+
+
 def available_cores() -> int:
     """Cores this process may use (respects CPU affinity, e.g. under SLURM or taskset)."""
     try:
@@ -244,9 +248,10 @@ def open_pool(settings: ExecutorSettings) -> Iterator[SynchronousPool | DaskPool
             n_workers=n_workers,
             threads_per_worker=1,
             processes=True,
-            # Off means off: no dashboard routes, and the scheduler's health endpoint on a
-            # free port instead of 8787.
-            dashboard_address=":8787" if settings.dashboard else ":0",
+            # Nothing of a local cluster listens beyond this machine. Off means off: no
+            # dashboard routes, and the scheduler's health endpoint on a free port, not 8787.
+            host=LOOPBACK,
+            dashboard_address=f"{LOOPBACK}:8787" if settings.dashboard else f"{LOOPBACK}:0",
             scheduler_kwargs={"dashboard": settings.dashboard},
             worker_dashboard_address=None,
             memory_limit=settings.memory_limit,

@@ -347,3 +347,45 @@ def test_the_scheduler_routes_need_no_earlier_import_of_distributed():
         "assert 'distributed.http.scheduler.missing_bokeh' not in scheduler_routes()"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def _non_loopback_ipv4() -> str | None:
+    import socket
+
+    import psutil
+
+    for addresses in psutil.net_if_addrs().values():
+        for address in addresses:
+            if address.family == socket.AF_INET and not address.address.startswith("127."):
+                return address.address
+    return None
+
+
+@pytest.mark.parametrize("dashboard", [True, False])
+def test_a_local_cluster_listens_on_this_machine_only(dashboard):
+    import psutil
+
+    from simstudy.config import ExecutorSettings
+    from simstudy.execute.pools import open_pool
+
+    settings = ExecutorSettings(n_workers=1, dashboard=dashboard, pin_cores=False)
+    with open_pool(settings) as pool:
+        cluster = pool.client.cluster
+        scheduler = cluster.scheduler
+        http_port = scheduler.http_server.port
+        ours = {scheduler.port, http_port} | {n.port for n in cluster.workers.values()}
+        listening = {
+            c.laddr.port: c.laddr.ip
+            for c in psutil.Process().net_connections(kind="inet")
+            if c.status == psutil.CONN_LISTEN and c.laddr.port in ours
+        }
+        assert {scheduler.port, http_port} <= set(listening)  # the check sees what it checks
+        assert set(listening.values()) == {"127.0.0.1"}, listening
+        workers = pool.client.scheduler_info(n_workers=-1)["workers"]
+        assert workers and all(a.startswith("tcp://127.0.0.1:") for a in workers)
+        if not dashboard:
+            ip = _non_loopback_ipv4()
+            if ip is None:
+                pytest.skip("this machine has no non-loopback IPv4 address to try /info on")
+            with pytest.raises(urllib.error.URLError):
+                urllib.request.urlopen(f"http://{ip}:{http_port}/info", timeout=5)
