@@ -259,10 +259,11 @@ def open_pool(settings: ExecutorSettings) -> Iterator[SynchronousPool | DaskPool
             env=worker_env(),
         )
     client = Client(cluster)
-    from simstudy.execute.pinning import IgnoreInterrupts, KeepFreedMemory
+    from simstudy.execute.pinning import IgnoreInterrupts, KeepFreedMemory, QuietPeerLoss
 
     client.register_plugin(KeepFreedMemory())
     client.register_plugin(IgnoreInterrupts())
+    client.register_plugin(QuietPeerLoss())
     cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
     if settings.pin_cores and len(cores) > 1:
         from simstudy.execute.pinning import PinCores

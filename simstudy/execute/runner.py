@@ -11,6 +11,9 @@ when it keeps dying its batch is left unwritten, so that the next run computes i
 
 from __future__ import annotations
 
+import atexit
+import os
+import sys
 import threading
 import time
 from collections import deque
@@ -227,6 +230,22 @@ def _worker_address() -> str | None:
         return None
 
 
+def _exit_unfinalised() -> None:
+    """End this process, when it exits, before Python finalises it (a worker's, to restart).
+
+    A thread still inside a compiled program cannot be stopped; the interpreter's shutdown
+    would unwind it through XLA's C++ frames and abort the process (``terminate called``,
+    ``FATAL: exception not rethrown``) on the driver's terminal. Exit handlers run first.
+    """
+
+    def leave() -> None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+
+    atexit.register(leave)
+
+
 def run_guarded(
     fn: Callable[..., Records],
     fail_fn: Callable[[dict[str, Any], list[int], str], Records],
@@ -266,7 +285,10 @@ def run_guarded(
             f"fit_timeout: the batch of {len(reps)} replications ran past {timeout:.0f} s "
             f"(executor.fit_timeout per replication × {len(reps)}); its fits never finished"
         )
-        return Outcome(fail_fn(condition, reps, why), _worker_address() or "this process")
+        worker = _worker_address()
+        if worker is not None:  # the driver restarts this worker: let it end quietly
+            _exit_unfinalised()
+        return Outcome(fail_fn(condition, reps, why), worker or "this process")
     if "error" in box:
         raise box["error"]
     return timed(box["records"])
