@@ -651,6 +651,24 @@ def _start_kubernetes(settings: ExecutorSettings) -> Iterator[tuple[Any, int]]:
         cluster.close()
 
 
+def _jobs_submitted(cluster: Any) -> bool:
+    """Whether a job of an adaptive SLURM cluster is queued or running (its workers may come)."""
+    return bool(getattr(cluster, "workers", None))
+
+
+def workers_coming(settings: ExecutorSettings, client: Any) -> Callable[[], bool] | None:
+    """For a run with no worker alive: whether workers are on their way, if the cluster knows.
+
+    ``executor=slurm``: a job submitted and not ended, which may wait long in SLURM's queue
+    (the run then waits however long); None for the others, whose workers either are there or
+    come back soon (``executor.no_worker_timeout`` bounds the wait).
+    """
+    if settings.name != "slurm":
+        return None
+    cluster = getattr(client, "cluster", None)
+    return lambda: _jobs_submitted(cluster)
+
+
 _STARTS = {
     "slurm": _start_slurm,
     "slurm_runner": _start_runner,
