@@ -240,7 +240,8 @@ def _exit_unfinalised() -> None:
 
     A thread still inside a compiled program cannot be stopped; the interpreter's shutdown
     would unwind it through XLA's C++ frames and abort the process (``terminate called``,
-    ``FATAL: exception not rethrown``) on the driver's terminal. Exit handlers run first.
+    ``FATAL: exception not rethrown``) on the driver's terminal. By the time exit handlers
+    run, the worker has closed; handlers registered earlier are skipped.
     """
 
     def leave() -> None:
