@@ -264,6 +264,7 @@ def _run_record(plan: Any, started: float, status: str, report: Any = None) -> d
             failed_fits=report.failed_fits,
             timed_out_batches=report.timed_out,
             lost_batches=len(report.lost),
+            left_batches=len(report.left),
             stopped=sorted(report.stopped),
         )
     return entry
@@ -516,7 +517,8 @@ def cmd_run(overrides: Sequence[str]) -> int:
             summary.to_parquet(study_dir / "summary.parquet", index=False)
             layout = Layout(levels=dict(plan.factors), estimators=list(plan.estimators))
             write_tables(summary, list(plan.factors), study_dir / "tables", layout)
-        outcome = "finished" if report is None or not (report.lost or report.stopped) else "partial"
+        unfinished = report is not None and (report.lost or report.stopped or report.no_workers)
+        outcome = "partial" if unfinished else "finished"
         runs[-1] = _run_record(plan, started, outcome, report)
         write_manifest(study_dir, dataclasses.replace(manifest, runs=runs))
     except KeyboardInterrupt as exc:
@@ -570,6 +572,14 @@ def cmd_run(overrides: Sequence[str]) -> int:
         print(f"condition {cid} stopped early: {why}")
     for why in report.lost.values():
         print(f"batch not computed (lost to the machine, not a model failure): {why}")
+    if report.no_workers:
+        from simstudy.execute.watchdog import batches_left
+
+        print(
+            f"run stopped: {report.no_workers}; {len(report.left)} batches left "
+            f"({batches_left(report.left)}); finished batches are kept: run the same command "
+            "again to resume"
+        )
     failing = _say_failures(plan, study_dir, design_ids)
     if report.stopped or report.lost:
         print(
@@ -578,7 +588,7 @@ def cmd_run(overrides: Sequence[str]) -> int:
             + ("run the same command again to compute the lost batches" if report.lost else "")
         )
         return EXIT_STOPPED
-    return EXIT_STOPPED if failing else EXIT_OK
+    return EXIT_STOPPED if failing or report.no_workers else EXIT_OK
 
 
 def _say_failures(plan: Any, study_dir: Path, design_ids: set[str]) -> list[str]:

@@ -138,6 +138,8 @@ class ExecutorSettings:
     compile_first: bool = True
     #: Seconds one replication's fits may take on average; a batch gets this × its reps.
     fit_timeout: float | None = 600.0
+    #: Seconds a run waits with no worker alive and none coming before it stops (None: forever).
+    no_worker_timeout: float | None = 120.0
     #: Memory each local worker may use ("auto": the machine's memory shared out; "2GiB").
     memory_limit: str = "auto"
     #: Where the workers reach the driver's scheduler (``executor=slurm``); None: Dask's choice.
@@ -376,7 +378,8 @@ def _executor(raw: Any) -> ExecutorSettings:
         batch_size=_int("executor.batch_size", d.get("batch_size", 16), 1),
         window=_int("executor.window", d.get("window"), 1, none_ok=True),
         retries=_int("executor.retries", d.get("retries", 1), 0),
-        fit_timeout=_fit_timeout(d.get("fit_timeout", 600.0)),
+        fit_timeout=_timeout("executor.fit_timeout", d.get("fit_timeout", 600.0)),
+        no_worker_timeout=_timeout("executor.no_worker_timeout", d.get("no_worker_timeout", 120.0)),
         memory_limit=_memory_limit(d.get("memory_limit", "auto")),
         **flags,
         **_cluster_fields(d, name),
@@ -640,11 +643,11 @@ def _cluster_fields(d: Mapping[str, Any], name: str) -> dict[str, Any]:
     return out
 
 
-def _fit_timeout(value: Any) -> float | None:
+def _timeout(name: str, value: Any) -> float | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        raise InputError("executor.fit_timeout", value, "a number of seconds > 0, or null")
+        raise InputError(name, value, "a number of seconds > 0, or null")
     if not math.isfinite(value):
         return None
     return float(value)

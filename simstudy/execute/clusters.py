@@ -145,9 +145,9 @@ def slurm_cluster_kwargs(
         scheduler["host"] = settings.scheduler_host
     if settings.dashboard:
         scheduler["dashboard_address"] = ":8787"
-    else:
+    else:  # the health endpoint that remains serves nobody elsewhere: this machine only
         scheduler["dashboard"] = False
-        scheduler["dashboard_address"] = ":0"
+        scheduler["dashboard_address"] = "127.0.0.1:0"
     return {
         "cores": slurm.cores,
         "processes": slurm.cores,
@@ -296,10 +296,10 @@ def slurm_runner_kwargs(settings: ExecutorSettings) -> dict[str, Any]:
     """
     runner = settings.runner
     assert runner is not None
-    # off means off: the scheduler's health endpoint on a free port, not 8787
+    # off means off: the scheduler's health endpoint on a free port of its node only, not 8787
     scheduler: dict[str, Any] = {
         "dashboard": settings.dashboard,
-        "dashboard_address": ":8787" if settings.dashboard else ":0",
+        "dashboard_address": ":8787" if settings.dashboard else "127.0.0.1:0",
     }
     worker: dict[str, Any] = {"nthreads": 1}
     if runner.interface is not None:
@@ -649,6 +649,24 @@ def _start_kubernetes(settings: ExecutorSettings) -> Iterator[tuple[Any, int]]:
         if client is not None:
             client.close()
         cluster.close()
+
+
+def _jobs_submitted(cluster: Any) -> bool:
+    """Whether a job of an adaptive SLURM cluster is queued or running (its workers may come)."""
+    return bool(getattr(cluster, "workers", None))
+
+
+def workers_coming(settings: ExecutorSettings, client: Any) -> Callable[[], bool] | None:
+    """For a run with no worker alive: whether workers are on their way, if the cluster knows.
+
+    ``executor=slurm``: a job submitted and not ended, which may wait long in SLURM's queue
+    (the run then waits however long); None for the others, whose workers either are there or
+    come back soon (``executor.no_worker_timeout`` bounds the wait).
+    """
+    if settings.name != "slurm":
+        return None
+    cluster = getattr(client, "cluster", None)
+    return lambda: _jobs_submitted(cluster)
 
 
 _STARTS = {

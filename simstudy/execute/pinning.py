@@ -1,7 +1,8 @@
-"""Worker plugins of a local Dask cluster: one core per worker, freed memory kept for reuse."""
+"""Worker plugins of a local Dask cluster: one core per worker, freed memory kept, quiet logs."""
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
@@ -98,3 +99,29 @@ class IgnoreInterrupts(WorkerPlugin):
             signal.signal(signal.SIGINT, signal.SIG_IGN)
         except ValueError:  # pragma: no cover - not the main thread: nothing to do
             pass
+
+
+class _NotPeerLoss(logging.Filter):
+    """Drops the worker's report of a peer that went away while it fetched data from it.
+
+    Dask logs that at ERROR with a traceback (``CommClosedError``), then handles it itself
+    (the data is fetched elsewhere or recomputed); a peer restarted after ``fit_timeout`` is
+    expected, and its traceback on the driver's terminal says nothing to act on.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        lost = str(record.msg).startswith("Worker stream died during communication")
+        return not (lost and isinstance(exc, OSError))
+
+
+class QuietPeerLoss(WorkerPlugin):
+    """Workers of a local cluster do not print a traceback for a peer that went away."""
+
+    name = "simstudy-quiet-peer-loss"
+
+    def setup(self, worker: Any) -> None:
+        """Called in the worker when the plugin is registered (and after a nanny restart)."""
+        log = logging.getLogger("distributed.worker")
+        if not any(isinstance(f, _NotPeerLoss) for f in log.filters):
+            log.addFilter(_NotPeerLoss())

@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -107,11 +108,33 @@ class SynchronousPool:
 class DaskPool:
     """Tasks on a ``distributed`` cluster, each retried on worker loss."""
 
-    def __init__(self, client: Any, n_workers: int, retries: int, dashboard: bool = True) -> None:
+    def __init__(
+        self,
+        client: Any,
+        n_workers: int,
+        retries: int,
+        dashboard: bool = True,
+        no_worker_timeout: float | None = None,
+        coming: Callable[[], bool] | None = None,
+        replace: Callable[[], int] | None = None,
+    ) -> None:
+        """A pool on ``client``'s cluster.
+
+        ``no_worker_timeout``: seconds without a worker alive, and none coming, after which
+        iterating over :meth:`completed` raises :class:`~simstudy.execute.watchdog.NoWorkers`
+        (None: never). ``coming()``: whether workers are on their way that may take long
+        (queued SLURM jobs). ``replace()``: starts workers for those the cluster gave up on and
+        returns how many (a local cluster's).
+        """
+        from simstudy.execute.watchdog import WorkerClock
+
         self.client = client
         self.n_workers = n_workers
         self.retries = retries
         self.dashboard_link = client.dashboard_link if dashboard else None
+        self._clock = WorkerClock(no_worker_timeout)
+        self._coming = coming
+        self._replace = replace
         self._memory_limit: int | None = None
         #: Whether any worker has been asked (an adaptive cluster may start with none).
         self.memory_known = False
@@ -122,10 +145,28 @@ class DaskPool:
         return self.client.submit(fn, *args, pure=False, retries=self.retries)
 
     def completed(self) -> Any:
-        """``distributed.as_completed`` over the futures added to it."""
+        """``distributed.as_completed`` over the futures added to it, watched by :meth:`check`."""
         from distributed import as_completed
 
-        return as_completed()
+        from simstudy.execute.watchdog import Watched
+
+        return Watched(as_completed(), self.check)
+
+    def check(self) -> str | None:
+        """Why the run cannot go on (no worker for ``no_worker_timeout`` s, none coming), or None.
+
+        Workers the cluster gave up on are replaced first, where the cluster can (local).
+        """
+        replaced = self._replace() if self._replace is not None else 0
+        info = self.client.scheduler_info(n_workers=0)  # the count, not every worker's details
+        alive = info.get("n_workers", len(info.get("workers", {})))
+        coming = replaced > 0 or (not alive and self._coming is not None and self._coming())
+        if not self._clock.expired(alive, coming, time.monotonic()):
+            return None
+        return (
+            f"no worker has been alive for {self._clock.timeout:g} s and none is coming "
+            "(executor.no_worker_timeout)"
+        )
 
     def cancel(self, handle: Any) -> bool:
         """Cancel a task that has not finished (a running one's result is dropped)."""
@@ -154,6 +195,10 @@ class DaskPool:
             seen = min(limits)
             self._memory_limit = min(seen, self._memory_limit or seen)
         return self._memory_limit
+
+
+#: Where a local cluster's scheduler, nannies, workers and dashboard listen.
+LOOPBACK = "127.0.0.1"
 
 
 def available_cores() -> int:
@@ -229,12 +274,19 @@ def open_pool(settings: ExecutorSettings) -> Iterator[SynchronousPool | DaskPool
 
     routes = {"distributed.scheduler.http.routes": scheduler_routes()}
     if settings.name in CLUSTER_EXECUTORS:  # workers elsewhere: simstudy.execute.clusters
-        from simstudy.execute.clusters import open_cluster
+        from simstudy.execute.clusters import open_cluster, workers_coming
         from simstudy.execute.pinning import KeepFreedMemory
 
         with dask.config.set(routes), open_cluster(settings) as (client, n_workers):
             client.register_plugin(KeepFreedMemory())
-            yield DaskPool(client, n_workers, settings.retries, settings.dashboard)
+            yield DaskPool(
+                client,
+                n_workers,
+                settings.retries,
+                settings.dashboard,
+                settings.no_worker_timeout,
+                coming=workers_coming(settings, client),
+            )
         return
     from distributed import Client, LocalCluster
 
@@ -244,9 +296,10 @@ def open_pool(settings: ExecutorSettings) -> Iterator[SynchronousPool | DaskPool
             n_workers=n_workers,
             threads_per_worker=1,
             processes=True,
-            # Off means off: no dashboard routes, and the scheduler's health endpoint on a
-            # free port instead of 8787.
-            dashboard_address=":8787" if settings.dashboard else ":0",
+            # Nothing of a local cluster listens beyond this machine. Off means off: no
+            # dashboard routes, and the scheduler's health endpoint on a free port, not 8787.
+            host=LOOPBACK,
+            dashboard_address=f"{LOOPBACK}:8787" if settings.dashboard else f"{LOOPBACK}:0",
             scheduler_kwargs={"dashboard": settings.dashboard},
             worker_dashboard_address=None,
             memory_limit=settings.memory_limit,
@@ -254,17 +307,26 @@ def open_pool(settings: ExecutorSettings) -> Iterator[SynchronousPool | DaskPool
             env=worker_env(),
         )
     client = Client(cluster)
-    from simstudy.execute.pinning import IgnoreInterrupts, KeepFreedMemory
+    from simstudy.execute.pinning import IgnoreInterrupts, KeepFreedMemory, QuietPeerLoss
+    from simstudy.execute.watchdog import ReplaceGivenUp
 
     client.register_plugin(KeepFreedMemory())
     client.register_plugin(IgnoreInterrupts())
+    client.register_plugin(QuietPeerLoss())
     cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
     if settings.pin_cores and len(cores) > 1:
         from simstudy.execute.pinning import PinCores
 
         client.register_plugin(PinCores(cores))
     try:
-        yield DaskPool(client, n_workers, settings.retries, settings.dashboard)
+        yield DaskPool(
+            client,
+            n_workers,
+            settings.retries,
+            settings.dashboard,
+            settings.no_worker_timeout,
+            replace=ReplaceGivenUp(cluster),
+        )
     finally:
         client.close()
         cluster.close()

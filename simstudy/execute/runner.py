@@ -11,10 +11,13 @@ when it keeps dying its batch is left unwritten, so that the next run computes i
 
 from __future__ import annotations
 
+import atexit
+import os
+import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import CancelledError
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +30,7 @@ from simstudy.errors import InputError
 from simstudy.execute.eta import BatchTime, batch_fit_seconds, compile_seconds
 from simstudy.execute.pools import Pool
 from simstudy.execute.progress import RunProgress
+from simstudy.execute.watchdog import NoWorkers
 from simstudy.store import batch_path, batch_state, condition_dir, write_batch
 
 Records = list[dict[str, Any]]
@@ -85,6 +89,10 @@ class RunReport:
     #: Conditions that reached their precision target, ``cond_id -> why``.
     reached: dict[str, str] = field(default_factory=dict)
     batches_not_needed: int = 0
+    #: Why the run stopped before its batches were done (no worker left), or "".
+    no_workers: str = ""
+    #: Batches ``(cond_id, k)`` neither written nor lost when the run stopped early; unwritten.
+    left: list[tuple[str, int]] = field(default_factory=list)
 
 
 @dataclass
@@ -227,6 +235,23 @@ def _worker_address() -> str | None:
         return None
 
 
+def _exit_unfinalised() -> None:
+    """End this process, when it exits, before Python finalises it (a worker's, to restart).
+
+    A thread still inside a compiled program cannot be stopped; the interpreter's shutdown
+    would unwind it through XLA's C++ frames and abort the process (``terminate called``,
+    ``FATAL: exception not rethrown``) on the driver's terminal. By the time exit handlers
+    run, the worker has closed; handlers registered earlier are skipped.
+    """
+
+    def leave() -> None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+
+    atexit.register(leave)
+
+
 def run_guarded(
     fn: Callable[..., Records],
     fail_fn: Callable[[dict[str, Any], list[int], str], Records],
@@ -266,7 +291,10 @@ def run_guarded(
             f"fit_timeout: the batch of {len(reps)} replications ran past {timeout:.0f} s "
             f"(executor.fit_timeout per replication × {len(reps)}); its fits never finished"
         )
-        return Outcome(fail_fn(condition, reps, why), _worker_address() or "this process")
+        worker = _worker_address()
+        if worker is not None:  # the driver restarts this worker: let it end quietly
+            _exit_unfinalised()
+        return Outcome(fail_fn(condition, reps, why), worker or "this process")
     if "error" in box:
         raise box["error"]
     return timed(box["records"])
@@ -336,6 +364,10 @@ def run_tasks(
         At most this many batches of one condition in flight (None: no limit), so that a
         condition that reaches its target early has few batches to cancel.
 
+    When the pool says no worker is left (:class:`~simstudy.execute.watchdog.NoWorkers`), the
+    run stops: the batches not written are in ``RunReport.left``, the reason in
+    ``RunReport.no_workers``.
+
     Returns
     -------
     RunReport
@@ -392,15 +424,25 @@ def run_tasks(
         report.stopped[cond_id] = why
         report.batches_not_run += cancel(cond_id)
 
+    def done() -> Iterator[Any]:
+        try:
+            yield from finished
+        except NoWorkers as exc:  # nothing would ever finish: say what is left, and stop
+            report.no_workers = str(exc)
+
     fill()
-    for handle in finished:
+    for handle in done():
         if handle.key not in inflight:  # cancelled after a stop
             continue
-        task, _ = inflight.pop(handle.key)
+        task, submitted = inflight.pop(handle.key)
         reps = list(range(task.start, task.stop))
         try:
             outcome = handle.result()
             records = outcome.records
+        except NoWorkers as exc:  # its result went with its worker, and no worker is left
+            inflight[handle.key] = (task, submitted)
+            report.no_workers = str(exc)
+            break
         except Exception as exc:
             if is_infrastructure(exc):
                 key = (task.cond_id, task.k)
@@ -460,4 +502,10 @@ def run_tasks(
             timing = BatchTime(outcome.seconds, fit, outcome.compile_seconds)
             progress.update(1, n_fits, n_failed, timing)
         fill()
+    if report.no_workers:
+        for _, handle in inflight.values():
+            pool.cancel(handle)
+        over = {**report.stopped, **report.reached}
+        waiting = [task for task, _ in inflight.values()] + list(queue)
+        report.left = sorted((t.cond_id, t.k) for t in waiting if t.cond_id not in over)
     return report

@@ -248,6 +248,8 @@ BAD = [
     (["executor=slurm", "+executor.slurm.partition=short"], "executor.slurm.partition"),
     (["executor=slurm", "executor.n_workers=8"], "executor.n_workers = 8"),
     (["executor=slurm", "executor.fit_timeout=0"], "executor.fit_timeout = 0"),
+    (["executor.no_worker_timeout=-1"], "executor.no_worker_timeout = -1"),
+    (["executor.no_worker_timeout=soon"], "executor.no_worker_timeout = 'soon'"),
     (["+executor.slurm.cores=2"], "executor.slurm = "),  # a slurm section for executor=local
     (["+executor.scheduler_host=10.0.0.1"], "executor.scheduler_host = '10.0.0.1'"),
     (["executor=address"], "executor.address = None"),
@@ -274,7 +276,7 @@ def test_bad_cluster_settings_exit_2_naming_the_field(run_cli, tmp_path, overrid
     assert not (tmp_path / "results").exists()
 
 
-def test_every_executor_config_has_fit_timeout():
+def test_every_executor_config_has_fit_timeout_and_no_worker_timeout():
     from pathlib import Path
 
     from simstudy.config import EXECUTORS, read_config_file
@@ -282,7 +284,10 @@ def test_every_executor_config_has_fit_timeout():
     conf = Path(clusters.__file__).resolve().parents[2] / "conf" / "executor"
     assert sorted(p.stem for p in conf.glob("*.yaml")) == sorted(EXECUTORS)
     for path in conf.glob("*.yaml"):
-        assert read_config_file(path)["fit_timeout"] == 600, path.name
+        config = read_config_file(path)
+        assert config["fit_timeout"] == 600, path.name
+        if path.stem != "synchronous":  # no workers to wait for
+            assert config["no_worker_timeout"] == 120, path.name
 
 
 #: Closed-form estimator only: these runs compile nothing.

@@ -347,3 +347,157 @@ def test_the_scheduler_routes_need_no_earlier_import_of_distributed():
         "assert 'distributed.http.scheduler.missing_bokeh' not in scheduler_routes()"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def _non_loopback_ipv4() -> str | None:
+    import socket
+
+    import psutil
+
+    for addresses in psutil.net_if_addrs().values():
+        for address in addresses:
+            if address.family == socket.AF_INET and not address.address.startswith("127."):
+                return address.address
+    return None
+
+
+@pytest.mark.parametrize("dashboard", [True, False])
+def test_a_local_cluster_listens_on_this_machine_only(dashboard):
+    import psutil
+
+    from simstudy.config import ExecutorSettings
+    from simstudy.execute.pools import open_pool
+
+    settings = ExecutorSettings(n_workers=1, dashboard=dashboard, pin_cores=False)
+    with open_pool(settings) as pool:
+        cluster = pool.client.cluster
+        scheduler = cluster.scheduler
+        http_port = scheduler.http_server.port
+        ours = {scheduler.port, http_port} | {n.port for n in cluster.workers.values()}
+        listening = {
+            c.laddr.port: c.laddr.ip
+            for c in psutil.Process().net_connections(kind="inet")
+            if c.status == psutil.CONN_LISTEN and c.laddr.port in ours
+        }
+        assert {scheduler.port, http_port} <= set(listening)  # the check sees what it checks
+        assert set(listening.values()) == {"127.0.0.1"}, listening
+        workers = pool.client.scheduler_info(n_workers=-1)["workers"]
+        assert workers and all(a.startswith("tcp://127.0.0.1:") for a in workers)
+        if not dashboard:
+            ip = _non_loopback_ipv4()
+            if ip is None:
+                pytest.skip("this machine has no non-loopback IPv4 address to try /info on")
+            with pytest.raises(urllib.error.URLError):
+                urllib.request.urlopen(f"http://{ip}:{http_port}/info", timeout=5)
+
+
+def _run_in_time(pool, tasks, study_dir, limit=60):
+    """run_tasks of trivial batches on a real pool, failing (not hanging) past ``limit`` s."""
+    import threading
+
+    box = {}
+
+    def run(condition, reps):
+        return [_record(r, N=condition["N"]) for r in reps]
+
+    def target():
+        box["report"] = run_tasks(
+            pool,
+            tasks,
+            study_dir=study_dir,
+            schema=replication_schema({"N": "int"}),
+            run_fn=run,
+            fail_fn=lambda condition, reps, error: pytest.fail(error),
+            stop_rule=StopRule(0.5, 1),
+            n_estimators=1,
+            config_hash="h",
+        )
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(limit)
+    assert not thread.is_alive(), f"the run was still waiting after {limit} s"
+    return box["report"]
+
+
+def test_with_no_worker_and_none_coming_the_run_stops_naming_the_batches_left(tmp_path):
+    from simstudy.config import ExecutorSettings
+    from simstudy.execute.pools import open_pool
+    from simstudy.execute.runner import plan_tasks
+
+    tasks = plan_tasks(tmp_path, [{"N": 1}, {"N": 2}], reps=4, batch_size=2, config_hash="h")
+    settings = ExecutorSettings(n_workers=1, dashboard=False, pin_cores=False, no_worker_timeout=2)
+    with open_pool(settings) as pool:
+        pool.client.cluster.scale(0)  # gone on purpose: nothing to replace
+        deadline = time.monotonic() + 60
+        while pool.client.scheduler_info(n_workers=0)["n_workers"]:
+            assert time.monotonic() < deadline, "the worker did not stop"
+            time.sleep(0.1)
+        started = time.monotonic()
+        report = _run_in_time(pool, tasks.todo, tmp_path)
+    assert time.monotonic() - started < 30
+    assert "no worker has been alive for 2 s" in report.no_workers
+    assert report.left == sorted((t.cond_id, t.k) for t in tasks.todo)
+    assert report.batches_written == 0 and not list(tmp_path.rglob("batch-*.parquet"))
+
+
+def test_a_local_worker_whose_nanny_gave_up_is_replaced(tmp_path):
+    from simstudy.config import ExecutorSettings
+    from simstudy.execute.pools import open_pool
+    from simstudy.execute.runner import plan_tasks
+    from simstudy.execute.watchdog import given_up
+
+    tasks = plan_tasks(tmp_path, [{"N": 1}], reps=2, batch_size=1, config_hash="h").todo
+    settings = ExecutorSettings(n_workers=1, dashboard=False, pin_cores=False)
+    with open_pool(settings) as pool:
+        cluster = pool.client.cluster
+        (nanny,) = cluster.workers.values()
+        cluster.sync(nanny.close)  # as Dask closes a nanny whose worker keeps dying
+        assert given_up(cluster, {nanny.name}) == [nanny.name]
+        report = _run_in_time(pool, tasks, tmp_path)
+        assert nanny.name not in cluster.worker_spec and len(cluster.workers) == 1
+    assert report.batches_written == 2 and not report.no_workers
+
+
+def test_the_batches_left_are_named_by_condition_in_ranges():
+    from simstudy.execute.watchdog import batches_left
+
+    left = [("b2", 0), ("a1", 3), ("a1", 0), ("a1", 1), ("a1", 2), ("a1", 7)]
+    assert batches_left(left) == "condition a1 batches 0-3, 7; condition b2 batch 0"
+    many = [(f"c{i}", 0) for i in range(10)]
+    assert batches_left(many, most=8).endswith("condition c7 batch 0; and 2 more conditions")
+
+
+def test_a_result_lost_with_the_last_worker_stops_the_wait_for_it():
+    """A finished task whose worker died is computed again, which with no worker left never
+    happens: fetching its result says so instead of waiting forever."""
+    import threading
+
+    from simstudy.config import ExecutorSettings
+    from simstudy.execute.pools import open_pool
+    from simstudy.execute.watchdog import NoWorkers
+
+    settings = ExecutorSettings(n_workers=1, dashboard=False, pin_cores=False, no_worker_timeout=2)
+    with open_pool(settings) as pool:
+        completed = pool.completed()
+        completed.add(pool.submit(int, "7"))
+        handle = next(iter(completed))  # finished, its result on the worker
+        pool.client.cluster.scale(0)
+        deadline = time.monotonic() + 60
+        while pool.client.scheduler_info(n_workers=0)["n_workers"]:
+            assert time.monotonic() < deadline, "the worker did not stop"
+            time.sleep(0.1)
+        box = {}
+
+        def fetch():
+            try:
+                handle.result()
+            except Exception as exc:
+                box["error"] = exc
+
+        thread = threading.Thread(target=fetch, daemon=True)
+        thread.start()
+        thread.join(60)
+        assert not thread.is_alive(), "still waiting for a result no worker will compute"
+    assert isinstance(box["error"], NoWorkers), box
+    assert "no worker has been alive for 2 s" in str(box["error"])

@@ -92,12 +92,17 @@ def test_an_interrupted_run_says_how_to_resume_and_leaves_no_lock(tmp_path, sig)
     )
 
 
-def _workers() -> list[psutil.Process]:
-    return [
-        p
-        for p in psutil.Process().children(recursive=True)
-        if "spawn_main" in " ".join(p.cmdline()) and "resource_tracker" not in " ".join(p.cmdline())
-    ]
+def _workers(parent: int | None = None) -> list[psutil.Process]:
+    """Dask worker processes under ``parent`` (default: this process)."""
+    found = []
+    for p in psutil.Process(parent).children(recursive=True):
+        try:
+            command = " ".join(p.cmdline())
+        except psutil.NoSuchProcess:
+            continue
+        if "spawn_main" in command and "resource_tracker" not in command:
+            found.append(p)
+    return found
 
 
 def test_workers_killed_again_and_again_lose_no_replication(run_cli, tmp_path):
@@ -140,7 +145,30 @@ def test_workers_killed_again_and_again_lose_no_replication(run_cli, tmp_path):
     pd.testing.assert_frame_equal(numbers(records_of(study)), numbers(_reference(tmp_path, args)))
 
 
-def test_a_fit_past_fit_timeout_is_a_failed_row_and_its_worker_is_restarted(run_cli, tmp_path):
+def _children_while(proc: subprocess.Popen) -> dict[int, psutil.Process]:
+    """Worker processes of ``proc`` seen while it runs (collected in a thread until it ends)."""
+    seen: dict[int, psutil.Process] = {}
+
+    def watch() -> None:
+        while proc.poll() is None:
+            try:
+                children = psutil.Process(proc.pid).children(recursive=True)
+            except psutil.NoSuchProcess:
+                return
+            for child in children:
+                seen.setdefault(child.pid, child)
+            time.sleep(0.5)
+
+    threading.Thread(target=watch, daemon=True).start()
+    return seen  # filled in as the run goes
+
+
+#: What the driver's terminal must not show when a worker is restarted on purpose.
+NOISE = ("Traceback", "CommClosedError", "terminate called", "Aborted", "exception not rethrown")
+
+
+def test_a_fit_past_fit_timeout_is_a_failed_row_and_its_worker_is_restarted(tmp_path):
+    results = tmp_path / "results"
     args = [
         *LIVE,
         "study.reps=2",
@@ -149,14 +177,73 @@ def test_a_fit_past_fit_timeout_is_a_failed_row_and_its_worker_is_restarted(run_
         "executor.fit_timeout=4",
     ]
     started = time.monotonic()
-    rc, out = run_cli(*args)
-    assert rc == 0, out
-    assert time.monotonic() - started < 180
+    # A subprocess: the workers write to the driver's stderr, which capsys would not see.
+    proc = subprocess.Popen(
+        [SIMSTUDY, "run", f"results_dir={results}", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    seen = _children_while(proc)
+    out, err = proc.communicate(timeout=300)
+    # every fit failed: the run says so and exits 1, as a run whose fits all fail does
+    assert proc.returncode == 1 and "no successful fit of bayes_cc" in out, out + err
+    assert time.monotonic() - started < 240
     assert "ran past executor.fit_timeout=4 s" in out
-    records = records_of(tmp_path / "results" / "tiny")
+    noise = [line for line in err.splitlines() if any(word in line for word in NOISE)]
+    assert not noise, err
+    records = records_of(results / "tiny")
     assert (records["status"] == "failed").all()
     assert records["error"].str.contains("fit_timeout").all()
-    assert not _workers(), "the restarted workers should be gone with the cluster"
+    alive = [p for p in seen.values() if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    assert not alive, "the restarted workers should be gone with the cluster"
+
+
+def test_workers_that_never_come_back_stop_the_run_which_the_same_command_resumes(tmp_path):
+    """Workers killed as fast as they start: Dask drops their nannies, simstudy starts new
+    ones a few times, then the run stops (exit 1) naming the batches left; the rerun
+    computes them, equal to an undisturbed run."""
+    results = tmp_path / "results"
+    study = results / "tiny"
+    args = [*LIVE, "study.reps=36"]
+    cmd = [SIMSTUDY, "run", f"results_dir={results}", *args, "executor.no_worker_timeout=10"]
+    # Dask drops a nanny whose worker is not back within this time (default 15 s)
+    env = {**os.environ, "DASK_DISTRIBUTED__DEPLOY__LOST_WORKER_TIMEOUT": "3s"}
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+    )
+    out: list[str] = []
+    reader = threading.Thread(target=lambda: out.extend(proc.stdout), daemon=True)
+    reader.start()
+    _wait_for(study, 1, proc)
+    first_kill, kills = time.monotonic(), 0
+    while proc.poll() is None and time.monotonic() - first_kill < 300:
+        for child in _workers(proc.pid):
+            try:
+                child.kill()
+                kills += 1
+            except psutil.NoSuchProcess:
+                pass
+        time.sleep(0.3)  # faster than a worker starts: Dask drops its nanny
+    took = time.monotonic() - first_kill
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait(timeout=60)
+    reader.join(timeout=60)
+    text = "".join(out)
+    assert proc.returncode == 1, text
+    assert took < 240, text
+    assert kills >= 4, text
+    (line,) = [x for x in text.splitlines() if x.startswith("run stopped:")]
+    assert "no worker has been alive for 10 s" in line and "batches left (condition " in line
+    assert "run the same command again to resume" in line
+    assert "starting new ones" in text  # the dropped workers were replaced before giving up
+    done = len(_batches(study))
+    assert done < 36
+    resumed = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert f"{done} finished earlier" in resumed.stderr
+    pd.testing.assert_frame_equal(numbers(records_of(study)), numbers(_reference(tmp_path, args)))
 
 
 def test_a_worker_out_of_memory_is_reported_with_condition_and_memory(run_cli, tmp_path):
