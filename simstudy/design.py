@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -119,3 +119,14 @@ def padded_lanes(reps: int, batch_size: int, width: int) -> int:
     if width <= 1:
         return 0
     return sum(-(stop - start) % width for _, start, stop in batches(reps, batch_size))
+
+
+def runs(values: Iterable[int]) -> list[tuple[int, int]]:
+    """Consecutive runs of integers as ``[first, stop)`` ranges: 0, 2, 3, 4 -> (0, 1), (2, 5)."""
+    out: list[tuple[int, int]] = []
+    for v in sorted(set(values)):
+        if out and out[-1][1] == v:
+            out[-1] = (out[-1][0], v + 1)
+        else:
+            out.append((v, v + 1))
+    return out

@@ -25,7 +25,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from simstudy.design import batches, condition_id
+from simstudy.design import batches, condition_id, runs
 from simstudy.errors import InputError
 from simstudy.execute.eta import BatchTime, batch_fit_seconds, compile_seconds
 from simstudy.execute.pools import Pool
@@ -138,7 +138,7 @@ def plan_tasks(
             if not lacking:
                 plan.done += 1
                 continue
-            for first, last in _runs(lacking):
+            for first, last in runs(lacking):
                 own = batch_path(study_dir, cid, k)
                 path = own if first == start and own not in kept else None
                 path = path or batch_path(study_dir, cid, k, first)
@@ -178,17 +178,6 @@ def stored_reps(
                 )
             held[rep] = path
     return held
-
-
-def _runs(values: Sequence[int]) -> list[tuple[int, int]]:
-    """Consecutive runs of sorted integers as ``[first, stop)`` ranges."""
-    out: list[tuple[int, int]] = []
-    for v in values:
-        if out and out[-1][1] == v:
-            out[-1] = (out[-1][0], v + 1)
-        else:
-            out.append((v, v + 1))
-    return out
 
 
 def fit_counts(records: Records) -> tuple[int, int]:

@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from simstudy.design import runs
+
 #: Rounds of new workers a local cluster gets in one run for those its nannies gave up on.
 LOCAL_REPLACEMENTS = 3
 #: Seconds between two questions to the scheduler while no finished task is waiting.
@@ -111,16 +113,7 @@ class Patient:
 
 def _ranges(numbers: Iterable[int]) -> str:
     """``0, 2-5, 9`` for 0, 2, 3, 4, 5, 9."""
-    parts: list[str] = []
-    run: list[int] = []
-    for n in sorted(set(numbers)):
-        if run and n != run[-1] + 1:
-            parts.append(str(run[0]) if len(run) == 1 else f"{run[0]}-{run[-1]}")
-            run = []
-        run.append(n)
-    if run:
-        parts.append(str(run[0]) if len(run) == 1 else f"{run[0]}-{run[-1]}")
-    return ", ".join(parts)
+    return ", ".join(str(a) if b == a + 1 else f"{a}-{b - 1}" for a, b in runs(numbers))
 
 
 def batches_left(left: Iterable[tuple[str, int]], most: int = 8) -> str:
