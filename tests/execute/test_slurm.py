@@ -157,10 +157,12 @@ def _batch_functions():
         name = f"{condition['N']}__{reps[0]}__{worker}__{time.time_ns()}"
         (Path(log_dir) / name).write_text("")
         time.sleep(6)
+        from simstudy.design import condition_id  # a batch's records name its condition
+
         return [
             {
                 "study": "s",
-                "condition_id": f"c{condition['N']}",
+                "condition_id": condition_id(condition),
                 "N": condition["N"],
                 "rep": r,
                 "seed": r,
