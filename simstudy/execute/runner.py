@@ -151,8 +151,9 @@ def stored_reps(
 ) -> dict[int, Path]:
     """``rep -> file`` of a condition's sound batch files written under ``config_hash``.
 
-    Files that are not sound, or hold reps that do not match their metadata's range, go
-    into ``unusable`` with the reason. Raises :class:`InputError` when two files hold a rep.
+    Files that are not sound (:func:`simstudy.store.batch_state`) or were written under
+    another config go into ``unusable`` with the reason. Raises :class:`InputError` when two
+    files hold a rep.
     """
     held: dict[int, Path] = {}
     for path in sorted(condition_dir(study_dir, cond_id).glob("batch-*.parquet")):
