@@ -50,7 +50,7 @@ def stored_times(plan: Any, condition_ids: Sequence[str]) -> StoredTimes:
     import pyarrow.parquet as pq
 
     from simstudy.config import config_hash
-    from simstudy.store import batch_files, batch_state, read_manifest
+    from simstudy.store import batch_files, batch_state, folder_condition, read_manifest
 
     out = StoredTimes()
     files = batch_files(plan.study_dir) if plan.study_dir.is_dir() else []
@@ -80,8 +80,7 @@ def stored_times(plan: Any, condition_ids: Sequence[str]) -> StoredTimes:
     other_config = other_design = 0
     tables = []
     for path in files:
-        cid = path.parent.name.removeprefix("condition=")
-        if cid not in wanted:
+        if folder_condition(path) not in wanted:
             other_design += 1
         elif batch_state(path).config_hash != digest:
             other_config += 1

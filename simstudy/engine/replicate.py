@@ -18,7 +18,6 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from simstudy.config import BATCHED_SAMPLERS, SamplerSettings, StudyPlan
 from simstudy.design import condition_id, rep_seed, seed_words
@@ -267,15 +266,22 @@ def _simulate(plan: StudyPlan, condition: Mapping[str, Any], rep: int) -> _Rep |
     return _Rep(base, key, dataset, truth)
 
 
+@jax.jit
+def _holds_infinity(dataset: Any) -> jax.Array:
+    """Whether any float array of a data set holds an infinity (one scalar leaves the device)."""
+    leaves = [
+        x for x in jax.tree_util.tree_leaves(dataset) if jnp.issubdtype(x.dtype, jnp.floating)
+    ]
+    return jnp.any(jnp.stack([jnp.isinf(x).any() for x in leaves])) if leaves else jnp.bool_(False)
+
+
 def _check_representable(dataset: Any) -> None:
     """Raise when a simulated data set holds infinities (its values overflowed float32)."""
-    for name, value in dataset.items() if isinstance(dataset, Mapping) else ():
-        array = np.asarray(value)
-        if array.dtype.kind == "f" and np.isinf(array).any():
-            raise OverflowError(
-                f"the simulated {name} holds infinite values: the model's parameters give "
-                "values a float32 sampler cannot represent"
-            )
+    if bool(_holds_infinity(dataset)):
+        raise OverflowError(
+            "the simulated data set holds infinite values: the model's parameters give "
+            "values a float32 sampler cannot represent"
+        )
 
 
 def _truth_or_none(family: Any, setting: Mapping[str, Any]) -> dict[str, float]:
