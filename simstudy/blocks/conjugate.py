@@ -179,6 +179,30 @@ def _unrolled_draw(precision: jax.Array, rhs: jax.Array, z: jax.Array) -> jax.Ar
     return jnp.stack(x, axis=-1)
 
 
+def inverse_cholesky(cov: jax.Array) -> jax.Array:
+    """``L^-1`` for ``cov = L L'`` (batched); written out elementwise up to :data:`UNROLLED_MAX`.
+
+    As in :func:`_unrolled_draw`: under ``vmap`` LAPACK factors one small matrix per call.
+    """
+    k = cov.shape[-1]
+    if k > UNROLLED_MAX:
+        return jnp.linalg.inv(jnp.linalg.cholesky(cov))
+    low: list[list[Any]] = [[None] * k for _ in range(k)]
+    for j in range(k):
+        diag = cov[..., j, j] - sum((low[j][m] ** 2 for m in range(j)), 0.0)
+        low[j][j] = jnp.sqrt(diag)
+        for i in range(j + 1, k):
+            off = cov[..., i, j] - sum((low[i][m] * low[j][m] for m in range(j)), 0.0)
+            low[i][j] = off / low[j][j]
+    zero = jnp.zeros_like(cov[..., 0, 0])
+    inv: list[list[Any]] = [[zero] * k for _ in range(k)]
+    for c in range(k):  # column c of L^-1: forward substitution of e_c
+        for i in range(c, k):
+            rest = sum((low[i][m] * inv[m][c] for m in range(c, i)), 0.0)
+            inv[i][c] = ((1.0 if i == c else 0.0) - rest) / low[i][i]
+    return jnp.stack([jnp.stack(row, -1) for row in inv], -2)
+
+
 def inverse_wishart(key: jax.Array, df: jax.Array | float, scale: jax.Array) -> jax.Array:
     """An inverse-Wishart(df, scale) draw (k × k), by Bartlett's decomposition of its inverse."""
     k = scale.shape[-1]
@@ -241,13 +265,14 @@ def loading_draw_from_sums(
     marker: jax.Array,
     intercept: jax.Array | bool,
     coef_var: float,
+    fixed: jax.Array | float = 1.0,
 ) -> tuple[jax.Array, jax.Array]:
     """:func:`loading_draw` from its weighted sums, for samplers that keep them.
 
     ``sums``: per indicator (each ``(p,)``) the sums over persons of ``w``, ``w e``, ``w e^2``,
     ``w y`` and ``w y e``, with ``w`` the cell precision and ``e`` the indicator's factor score.
     ``noise``: standard normal draws, ``(p, 2)`` for ``(nu, lambda)`` and ``(p,)`` for the
-    markers' intercepts.
+    markers' intercepts. ``fixed``: the loading of the markers (1 by default).
     """
     z_coef, z_nu = noise
     n_w, s_e, s_ee, s_y, s_ye = sums
@@ -263,9 +288,9 @@ def loading_draw_from_sums(
     rhs = jnp.stack([jnp.where(free, s_y, 0.0), s_ye], -1)
     coef = normal_from_precision(None, prec, rhs, z_coef)
     prec_nu = n_w + 1 / coef_var  # markers: intercept of y - score
-    nu_marker = (s_y - s_e) / prec_nu + z_nu / jnp.sqrt(prec_nu)
+    nu_marker = (s_y - fixed * s_e) / prec_nu + z_nu / jnp.sqrt(prec_nu)
     nu = jnp.where(free, jnp.where(marker, nu_marker, coef[:, 0]), 0.0)
-    lam = jnp.where(marker, 1.0, coef[:, 1])
+    lam = jnp.where(marker, fixed, coef[:, 1])
     return nu, lam
 
 

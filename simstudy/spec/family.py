@@ -44,7 +44,9 @@ def estimators(spec: ModelSpec, families: Mapping[str, str]) -> dict[str, Any]:
 
     names = spec.estimands()
     return {
-        "bayes": GibbsEstimator("bayes", init, step, collect, names),
+        "bayes": GibbsEstimator(
+            "bayes", init, step, collect, names, prepare=lambda data: sweep.prepare(data, lay)
+        ),
         "bayes_hmc": SampledEstimator(
             "bayes_hmc",
             hmc.make_model(lay, residual, covariance),

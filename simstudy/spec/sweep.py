@@ -5,16 +5,21 @@ The sweep is a static list of blocks from :mod:`simstudy.blocks`:
 1. **nodes** — the level-1 unknowns (latent scores, missing values of predictors), in groups
    where no two members share a monomial (so each group enters every mean affinely); each
    group's normal conditional is read off by linearising the standardised residuals of the
-   equations it enters (``jax.jvp``, one pass per member, all rows at once);
+   general equations it enters (``jax.jvp``, one pass per member, all rows at once), plus the
+   indicators' information read from sums (:mod:`simstudy.spec.measurement`);
 2. **random effects** of each ``(... | g)`` block, the same way, with row terms summed per
-   cluster;
-3. **coefficients** of each equation (normal, N(0, coef_sd^2) prior);
-4. **residual variances** (half-normal SD or inverse-gamma prior);
-5. **covariance blocks** (LKJ correlations, half-normal SDs or inverse-gamma variances).
+   cluster, then their scale and location moves;
+3. **coefficients**: the indicator equations' intercepts and loadings all at once from
+   per-indicator sums; each other equation's from its design columns (N(0, coef_sd^2) prior);
+4. **variances**, all in one draw: residual variances (half-normal SD or inverse-gamma prior,
+   latent variables' with their own numbers) and one-member covariance blocks;
+5. **covariance blocks** of two or more (LKJ correlations, half-normal SDs or inverse-gamma
+   variances);
+6. **scale moves** of the latent factors (:mod:`simstudy.spec.factor_moves`).
 
 Every statistic is weighted by ``row_real`` × observed (a target with missing values and no
 children is left out of its equation where missing, not drawn). Each sweep's normal noise
-comes from one RNG call, its gamma and uniform noise from one call each.
+comes from one RNG call, its uniform noise from one more (gamma variates are built from both).
 """
 
 from __future__ import annotations
@@ -25,10 +30,12 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from simstudy.blocks.conjugate import unit_gamma
+from simstudy.blocks.conjugate import inverse_cholesky, unit_gamma
 from simstudy.blocks.covariance import lkj_covariance
 from simstudy.blocks.group import (
+    group_scale,
     half_normal_scale_draw,
     location_shift_draw,
     rescale_covariance,
@@ -40,8 +47,11 @@ from simstudy.blocks.variance import (
     inverse_gamma_shape,
     inverse_gamma_variance,
 )
+from simstudy.spec import measurement as meas
 from simstudy.spec.dgm import ROW_REAL, cluster_key, observed_key
+from simstudy.spec.factor_moves import FactorScale, factor_scales
 from simstudy.spec.ir import LATENT, CovBlock, Equation, ModelSpec, with_derived
+from simstudy.spec.measurement import Measurement
 
 
 @dataclass(frozen=True)
@@ -56,6 +66,17 @@ class Priors:
     cov_prior: str = "half_normal"
     cov_scale: float = 5.0
     lkj_eta: float = 1.0
+    #: InverseGamma(shape, scale) of latent variables' (residual) variances: the factors' own
+    #: class (flat, (-1, 0), is Mplus's default there); None: ``var_shape`` / ``var_scale``.
+    latent_var_shape: float | None = None
+    latent_var_scale: float | None = None
+
+    def variance_ig(self, latent: bool) -> tuple[float, float]:
+        """``(shape, scale)`` of the inverse-gamma prior of a latent or a residual variance."""
+        if latent and self.latent_var_shape is not None:
+            scale = self.var_scale if self.latent_var_scale is None else self.latent_var_scale
+            return self.latent_var_shape, scale
+        return self.var_shape, self.var_scale
 
     @classmethod
     def of(cls, priors: Mapping[str, Any]) -> Priors:
@@ -75,6 +96,13 @@ class Layout:
     imputed: tuple[str, ...]
     latents: tuple[str, ...]
     blocks: tuple[CovBlock, ...]
+    measurement: Measurement | None = None  # indicator equations updated from sums
+    general: tuple[int, ...] = ()  # the other equations (positions), linearised
+    scales: tuple[FactorScale, ...] = ()  # latent factors' scale moves
+
+    def free_variances(self) -> tuple[int, ...]:
+        """Positions of the general equations with a free residual variance."""
+        return tuple(i for i in self.general if self.free_var[i])
 
 
 def node_groups(spec: ModelSpec) -> tuple[tuple[str, ...], ...]:
@@ -96,16 +124,23 @@ def layout(spec: ModelSpec) -> Layout:
     eqs = spec.order()
     latents = tuple(v.name for v in spec.variables if v.kind == LATENT)
     unknown = spec.unknown_nodes()
+    imputed = tuple(n for n in unknown if n not in latents)
+    free_coefs = tuple(
+        tuple(i for i, c in enumerate(e.coefficients) if c.parameter.free) for e in eqs
+    )
+    m = meas.measurement_of(eqs, latents, imputed)
+    general = tuple(i for i in range(len(eqs)) if m is None or i not in m.equations)
     return Layout(
         equations=eqs,
-        free_coefs=tuple(
-            tuple(i for i, c in enumerate(e.coefficients) if c.parameter.free) for e in eqs
-        ),
+        free_coefs=free_coefs,
         free_var=tuple(e.variance.free for e in eqs),
         node_groups=node_groups(spec),
-        imputed=tuple(n for n in unknown if n not in latents),
+        imputed=imputed,
         latents=latents,
         blocks=spec.blocks,
+        measurement=m,
+        general=general,
+        scales=factor_scales(eqs, free_coefs, general, spec.blocks, latents, m),
     )
 
 
@@ -115,7 +150,9 @@ def layout(spec: ModelSpec) -> Layout:
 
 def full_values(lay: Layout, state: Mapping[str, Any], data: Mapping[str, Any]) -> dict:
     """Per-row values of every variable: data, imputed values where missing, latents, REs."""
-    vals = {k: v for k, v in data.items() if not k.startswith(("observed:", "clusters:"))}
+    vals = {
+        k: v for k, v in data.items() if not k.startswith(("observed:", "clusters:", meas.STATS))
+    }
     for name in lay.imputed:
         vals[name] = jnp.where(data[observed_key(name)], data[name], state["nodes"][name])
     for name in lay.latents:
@@ -180,7 +217,8 @@ def std_residual(
 
 
 def _chol_inv(cov: jax.Array) -> jax.Array:
-    return jnp.linalg.inv(jnp.linalg.cholesky(cov))
+    """``L^-1`` for ``cov = L L'``: elementwise for small blocks (no LAPACK call per matrix)."""
+    return inverse_cholesky(cov)
 
 
 # ---------------------------------------------------------------------------------------
@@ -196,9 +234,14 @@ def noise_sizes(lay: Layout, data: Mapping[str, Any]) -> dict[str, int]:
             sizes[f"re:{b.name}"] = data[cluster_key(b.level)].shape[0] * len(b.members)
             sizes[f"scale:{b.name}"] = len(b.members)
             sizes[f"shift:{b.name}"] = len(b.members)
-    for i, eq in enumerate(lay.equations):
+    if lay.measurement is not None:
+        sizes["meas:coef"] = 2 * lay.measurement.size
+        sizes["meas:nu"] = lay.measurement.size
+    for i in lay.general:
         if lay.free_coefs[i]:
-            sizes[f"coef:{eq.target}"] = len(lay.free_coefs[i])
+            sizes[f"coef:{lay.equations[i].target}"] = len(lay.free_coefs[i])
+    if lay.scales:
+        sizes["factor_scale"] = len(lay.scales)
     return sizes
 
 
@@ -210,15 +253,16 @@ def _take(noise: jax.Array, sizes: Mapping[str, int]) -> dict[str, jax.Array]:
     return out
 
 
-def _update_nodes(lay, state, data, group, z, weights):
+def _update_nodes(lay, state, data, group, z, weights, terms):
     """Draw one group of level-1 unknowns (all rows at once)."""
     involved = [
         i
-        for i, e in enumerate(lay.equations)
-        if e.target in group or any(g in e.variables() for g in group)
+        for i in lay.general
+        if lay.equations[i].target in group or any(g in lay.equations[i].variables() for g in group)
     ]
     own_blocks = [b for b in lay.blocks if b.level is None and set(b.members) & set(group)]
     rows = data[ROW_REAL].shape[0]
+    d = len(group)
     current = jnp.stack([state["nodes"][n] for n in group], axis=-1)
 
     base = full_values(lay, state, data)
@@ -237,14 +281,30 @@ def _update_nodes(lay, state, data, group, z, weights):
             parts += [std[:, k] for k in range(std.shape[1])]
         return jnp.stack(parts, axis=-1)
 
-    resid, jac = _jvp_columns(residuals, current, len(group))
-    grad, precision = gaussian_terms(resid, jac)
+    if involved or own_blocks:
+        resid, jac = _jvp_columns(residuals, current, d)
+        grad, precision = gaussian_terms(resid, jac)
+    else:
+        grad, precision = jnp.zeros((rows, d)), jnp.zeros((rows, d, d))
+    m = lay.measurement
+    measured = [(k, m.factors.index(n)) for k, n in enumerate(group) if m and n in m.factors]
+    if measured:
+        info, linear = terms
+        zero = jnp.zeros(rows)
+        add_info = jnp.stack(
+            [info[dict(measured)[k]] if k in dict(measured) else zero for k in range(d)], -1
+        )
+        add_lin = jnp.stack(
+            [linear[dict(measured)[k]] if k in dict(measured) else zero for k in range(d)], -1
+        )
+        precision = precision + add_info[:, :, None] * jnp.eye(d)
+        grad = grad + add_info * current - add_lin
     free = jnp.stack([_node_free(lay, n, data) for n in group], axis=-1)
     # rows where a node is not drawn (observed, padding) keep a N(0, 1) placeholder
-    eye = jnp.eye(len(group))
+    eye = jnp.eye(d)
     precision = precision + (1 - free)[:, :, None] * eye
     grad = grad + (1 - free) * current
-    new = normal_step(current, grad, precision, z.reshape(rows, len(group)))
+    new = normal_step(current, grad, precision, z.reshape(rows, d))
     nodes = dict(state["nodes"])
     for k, n in enumerate(group):
         nodes[n] = new[:, k]
@@ -272,7 +332,7 @@ def _jvp_columns(fn, at: jax.Array, d: int) -> tuple[jax.Array, jax.Array]:
 def _update_re(lay, state, data, block, z, weights):
     """Draw the random effects of one block, cluster by cluster."""
     involved = [
-        i for i, e in enumerate(lay.equations) if any(r.effect in block.members for r in e.random)
+        i for i in lay.general if any(r.effect in block.members for r in lay.equations[i].random)
     ]
     current = state["re"][block.name]
     group = data[block.level]
@@ -299,7 +359,7 @@ def _update_re(lay, state, data, block, z, weights):
 def _scale_re(lay, state, data, block, z, weights, priors: Priors):
     """Scale moves of each random effect of a block with its variance (blocks.group)."""
     involved = [
-        i for i, e in enumerate(lay.equations) if any(r.effect in block.members for r in e.random)
+        i for i in lay.general if any(r.effect in block.members for r in lay.equations[i].random)
     ]
     for k, member in enumerate(block.members):
         base = full_values(lay, state, data)
@@ -328,7 +388,8 @@ def location_pairs(lay: Layout, block: CovBlock) -> list[tuple[int, int, int]]:
     can move between the two.
     """
     pairs = []
-    for i, eq in enumerate(lay.equations):
+    for i in lay.general:
+        eq = lay.equations[i]
         for r in eq.random:
             if r.effect not in block.members:
                 continue
@@ -358,36 +419,39 @@ def _shift_re(lay, state, data, block, z, priors: Priors):
 
 
 def _update_coefs(lay, state, data, i, z, weights, priors: Priors):
+    """The free coefficients of equation ``i``: its mean is linear in them (design columns)."""
     eq = lay.equations[i]
     current = state["coef"][eq.target]
     vals = full_values(lay, state, data)
-
-    def residuals(beta):
-        st = {**state, "coef": {**state["coef"], eq.target: beta}}
-        return std_residual(lay, i, st, vals, weights[i])[:, None]
-
-    resid, jac = _jvp_columns(residuals, current, current.shape[0])
-    # jac: (rows, 1, p)
-    grad = jnp.einsum("rmp,rm->p", jac, resid)
-    precision = jnp.einsum("rmp,rmq->pq", jac, jac)
+    coefs = coef_vector(eq, current, lay.free_coefs[i])
+    resid = vals[eq.target] - equation_mean(eq, coefs, vals)
+    w = weights[i] / _variance(lay, state, i)
+    design = jnp.stack(
+        [
+            _product(vals, eq.coefficients[pos].factors) * jnp.ones_like(w)
+            for pos in lay.free_coefs[i]
+        ],
+        axis=-1,
+    )
+    weighted = design * w[:, None]
     prior = 1.0 / priors.coef_sd**2
-    precision = precision + prior * jnp.eye(current.shape[0])
-    grad = grad + prior * current
+    precision = design.T @ weighted + prior * jnp.eye(current.shape[0])
+    grad = -(weighted.T @ resid) + prior * current
     new = normal_step(current, grad, precision, z)
     return {**state, "coef": {**state["coef"], eq.target: new}}
 
 
 def _variance_stats(lay, state, data, weights):
+    """Sums of squared residuals and weights of the general equations' free variances."""
     vals = full_values(lay, state, data)
     ss, n = [], []
-    for i, eq in enumerate(lay.equations):
-        if not lay.free_var[i]:
-            continue
+    for i in lay.free_variances():
+        eq = lay.equations[i]
         coefs = coef_vector(eq, state["coef"][eq.target], lay.free_coefs[i])
         resid = vals[eq.target] - equation_mean(eq, coefs, vals)
         ss.append((weights[i] * resid**2).sum())
         n.append(weights[i].sum())
-    return jnp.stack(ss), jnp.stack(n)
+    return ss, n
 
 
 def sweep(
@@ -398,44 +462,201 @@ def sweep(
     priors: Priors,
 ) -> dict:
     """One sweep over every block (see the module docstring)."""
-    weights = [weight(e, lay, data) for e in lay.equations]
+    weights = {i: weight(lay.equations[i], lay, data) for i in lay.general}
     sizes = noise_sizes(lay, data)
     k_norm, k_gamma, k_unif, k_cov = jax.random.split(rng_key, 4)
+    n_unif = n_variance_units(lay)
+    # the gamma variates' candidates come with the sweep's normal and uniform noise
+    sizes["gamma"] = GAMMA_TRIES * n_unif
     z = _take(jax.random.normal(k_norm, (max(1, sum(sizes.values())),)), sizes)
+    uniform = jax.random.uniform(k_unif, ((2 + GAMMA_TRIES) * n_unif + len(lay.scales),))
+    gamma_noise = (
+        z["gamma"].reshape(GAMMA_TRIES, n_unif),
+        uniform[2 * n_unif : (2 + GAMMA_TRIES) * n_unif].reshape(GAMMA_TRIES, n_unif),
+        uniform[n_unif : 2 * n_unif],
+    )
     state = dict(state)
+    # the indicators' information on the scores does not change while the scores do
+    terms = meas.node_terms(lay.measurement, state["meas"], data) if lay.measurement else None
     for k, group in enumerate(lay.node_groups):
-        state = _update_nodes(lay, state, data, group, z[f"nodes{k}"], weights)
+        state = _update_nodes(lay, state, data, group, z[f"nodes{k}"], weights, terms)
     for b in lay.blocks:
         if b.level is not None:
             state = _update_re(lay, state, data, b, z[f"re:{b.name}"], weights)
             if priors.cov_prior == "half_normal":
                 state = _scale_re(lay, state, data, b, z[f"scale:{b.name}"], weights, priors)
             state = _shift_re(lay, state, data, b, z[f"shift:{b.name}"], priors)
-    for i, eq in enumerate(lay.equations):
+    sums = None
+    if lay.measurement is not None:
+        m = lay.measurement
+        sums = meas.sums(m, meas.scores(m, state["nodes"]), data)
+        noise = (z["meas:coef"].reshape(m.size, 2), z["meas:nu"])
+        nu, lam = meas.draw_coefficients(m, sums, state["meas"]["theta"], noise, priors.coef_sd**2)
+        state["meas"] = {**state["meas"], "nu": nu, "lam": lam}
+    for i in lay.general:
         if lay.free_coefs[i]:
-            state = _update_coefs(lay, state, data, i, z[f"coef:{eq.target}"], weights, priors)
-    if any(lay.free_var):
-        state = _update_variances(lay, state, data, weights, priors, k_gamma, k_unif)
+            target = lay.equations[i].target
+            state = _update_coefs(lay, state, data, i, z[f"coef:{target}"], weights, priors)
+    if n_unif:
+        noise = (k_gamma, gamma_noise, uniform[:n_unif])
+        state = _update_variances(lay, state, data, weights, priors, sums, noise)
     cov = dict(state["cov"])
-    for key, b in zip(jax.random.split(k_cov, max(1, len(lay.blocks))), lay.blocks, strict=False):
+    joint = [b for b in lay.blocks if len(b.members) > 1]
+    for key, b in zip(jax.random.split(k_cov, max(1, len(joint))), joint, strict=False):
         cov[b.name] = _update_cov(b, state, data, lay, key, priors)
     state["cov"] = cov
+    for k, move in enumerate(lay.scales):
+        noise = (z["factor_scale"][k], jnp.log(uniform[(2 + GAMMA_TRIES) * n_unif + k]))
+        state = _scale_factor(lay, state, data, move, sums, weights, priors, noise)
     return state
 
 
-def _update_variances(lay, state, data, weights, priors, k_gamma, k_unif):
+#: Candidates per gamma variate drawn with a sweep's noise
+#: (:func:`~simstudy.blocks.conjugate.unit_gamma`).
+GAMMA_TRIES = 4
+
+
+def _update_variances(lay, state, data, weights, priors, sums, noise):
+    """Every free variance but those of covariance blocks of two or more, in one batch.
+
+    Units: the general equations' residual variances, the indicators', and the variance of
+    each one-member covariance block (its conditional is a variance's: no correlation). One
+    gamma draw for all; half-normal units accept or keep their proposal
+    (:func:`~simstudy.blocks.variance.half_normal_variance`), inverse-gamma ones are conjugate.
+    """
     ss, n = _variance_stats(lay, state, data, weights)
-    names = [e.target for i, e in enumerate(lay.equations) if lay.free_var[i]]
-    current = jnp.stack([state["var"][t] for t in names])
-    if priors.resvar_prior == "half_normal":
-        gamma = unit_gamma(k_gamma, half_normal_shape(n))
-        new = half_normal_variance(
-            current, ss, n, priors.sigma_scale, gamma, jax.random.uniform(k_unif, n.shape)
+    names = [lay.equations[i].target for i in lay.free_variances()]
+    current = [state["var"][t] for t in names]
+    half = [priors.resvar_prior == "half_normal"] * len(names)
+    sd_scale = [priors.sigma_scale] * len(names)
+    ig = [priors.variance_ig(t in lay.latents) for t in names]
+    p = lay.measurement.size if lay.measurement is not None else 0
+    if p:
+        ss.append(meas.residual_ss(sums, state["meas"]["nu"], state["meas"]["lam"]))
+        n.append(sums.n)
+        current.append(state["meas"]["theta"])
+        half += [priors.resvar_prior == "half_normal"] * p
+        sd_scale += [priors.sigma_scale] * p
+        ig += [priors.variance_ig(False)] * p
+    singles = [b for b in lay.blocks if len(b.members) == 1]
+    for b in singles:
+        vector, w = _block_vectors(b, state, data, lay)
+        ss.append((w * vector[:, 0] ** 2).sum())
+        n.append(w.sum())
+        current.append(state["cov"][b.name][0, 0])
+        half.append(priors.cov_prior == "half_normal")
+        sd_scale.append(priors.cov_scale)
+        ig.append(priors.variance_ig(b.level is None))
+    ss, n, current = (jnp.concatenate([jnp.atleast_1d(x) for x in v]) for v in (ss, n, current))
+    half_mask = np.asarray(half)
+    shape = jnp.asarray([a for a, _ in ig])
+    scale = jnp.asarray([b for _, b in ig])
+    k_gamma, gamma_noise, uniform = noise
+    gamma = unit_gamma(
+        k_gamma,
+        jnp.where(half_mask, half_normal_shape(n), inverse_gamma_shape(n, shape)),
+        GAMMA_TRIES,
+        gamma_noise,
+    )
+    new = inverse_gamma_variance(ss, n, scale, gamma)
+    if half_mask.any():
+        drawn = half_normal_variance(current, ss, n, jnp.asarray(sd_scale), gamma, uniform)
+        new = jnp.where(half_mask, drawn, new)
+    out = {**state, "var": {t: new[k] for k, t in enumerate(names)}}
+    if p:
+        out["meas"] = {**state["meas"], "theta": new[len(names) : len(names) + p]}
+    cov = dict(state["cov"])
+    for k, b in enumerate(singles):
+        cov[b.name] = new[len(names) + p + k].reshape(1, 1)
+    out["cov"] = cov
+    return out
+
+
+def n_variance_units(lay: Layout) -> int:
+    """How many variances :func:`_update_variances` draws."""
+    p = lay.measurement.size if lay.measurement is not None else 0
+    singles = sum(len(b.members) == 1 for b in lay.blocks)
+    return len(lay.free_variances()) + p + singles
+
+
+def _scale_factor(lay, state, data, move: FactorScale, sums, weights, priors, noise):
+    """The scale move of one latent factor (:mod:`simstudy.spec.factor_moves`)."""
+    c2 = priors.coef_sd**2
+    coef = state["coef"]
+    up = jnp.stack([coef[t][k] for t, k in move.up]) if move.up else jnp.zeros(0)
+    down = jnp.stack([coef[t][k] for t, k in move.down]) if move.down else jnp.zeros(0)
+    kind, name, member = move.variance
+    variance = state["var"][name] if kind == "equation" else state["cov"][name][member, member]
+    a = (up**2).sum() / c2
+    b = jnp.asarray(0.0)
+    c = (down**2).sum() / (2 * c2)
+    if lay.measurement is not None:
+        free = np.asarray(move.loadings_free)
+        lam = state["meas"]["lam"]
+        c = c + jnp.where(jnp.asarray(free), lam**2, 0.0).sum() / (2 * c2)
+        a_m, b_m = meas.marker_terms(
+            sums, state["meas"], np.asarray(move.loadings_fixed), lay.measurement.fixed_loading
         )
+        a, b = a + a_m, b + b_m
+    if move.fixed_terms:
+        a_t, b_t = _fixed_term_stats(lay, state, data, move, weights)
+        a, b = a + a_t, b + b_t
+    latent_prior = kind == "equation" or lay.blocks[_block_index(lay, name)].level is None
+    half_normal = (priors.resvar_prior if kind == "equation" else priors.cov_prior) == "half_normal"
+    if half_normal:
+        sd_scale = priors.sigma_scale if kind == "equation" else priors.cov_scale
+        a = a + variance / sd_scale**2
+        e = move.n_up - move.n_down
     else:
-        gamma = unit_gamma(k_gamma, inverse_gamma_shape(n, priors.var_shape))
-        new = inverse_gamma_variance(ss, n, priors.var_scale, gamma)
-    return {**state, "var": {t: new[k] for k, t in enumerate(names)}}
+        shape, scale = priors.variance_ig(latent_prior)
+        c = c + scale / variance
+        e = move.n_up - move.n_down - 2 * shape - 1
+    g = group_scale(None, a, b, c, jnp.asarray(e, dtype=float), noise=noise)
+    real = data[ROW_REAL]
+    nodes = {**state["nodes"], move.factor: jnp.where(real, g, 1.0) * state["nodes"][move.factor]}
+    coef = dict(coef)
+    for t in {t for t, _ in (*move.up, *move.down)}:
+        power = np.zeros(coef[t].shape[0])  # per coefficient: g^power
+        for k in (k for tt, k in move.up if tt == t):
+            power[k] += 1
+        for k in (k for tt, k in move.down if tt == t):
+            power[k] -= 1
+        coef[t] = coef[t] * jnp.where(power > 0, g, jnp.where(power < 0, 1 / g, 1.0))
+    out = {**state, "nodes": nodes, "coef": coef}
+    if lay.measurement is not None and any(move.loadings_free):
+        lam = state["meas"]["lam"]
+        out["meas"] = {
+            **state["meas"],
+            "lam": jnp.where(np.asarray(move.loadings_free), lam / g, lam),
+        }
+    if kind == "equation":
+        out["var"] = {**state["var"], name: variance * g**2}
+    else:
+        out["cov"] = {**state["cov"], name: rescale_covariance(state["cov"][name], member, g)}
+    return out
+
+
+def _block_index(lay: Layout, name: str) -> int:
+    return next(k for k, b in enumerate(lay.blocks) if b.name == name)
+
+
+def _fixed_term_stats(lay, state, data, move: FactorScale, weights):
+    """``(A, B)`` of the general equations where the factor has a fixed coefficient.
+
+    Along the move their standardised residuals are ``s0 - (g - 1) M k`` (``M``: the fixed
+    terms holding the factor, ``k``: sqrt(weight / variance)), so ``A = sum (M k)^2`` and
+    ``B = sum (s0 + M k) M k``.
+    """
+    vals = full_values(lay, state, data)
+    a, b = jnp.asarray(0.0), jnp.asarray(0.0)
+    for i in sorted({t[0] for t in move.fixed_terms}):
+        terms = [(v, f) for j, v, f in move.fixed_terms if j == i]
+        scale = jnp.sqrt(weights[i] / _variance(lay, state, i))
+        mk = sum(v * _product(vals, f) for v, f in terms) * scale
+        s0 = std_residual(lay, i, state, vals, weights[i])
+        a = a + (mk**2).sum()
+        b = b + ((s0 + mk) * mk).sum()
+    return a, b
 
 
 #: Scale of the flat inverse-Wishart prior behind the covariance proposal under half-normal
@@ -444,19 +665,23 @@ def _update_variances(lay, state, data, weights, priors, k_gamma, k_unif):
 PROPOSAL_SCALE = 1e-3
 
 
-def _update_cov(block: CovBlock, state, data, lay, key, priors: Priors) -> jax.Array:
+def _block_vectors(block: CovBlock, state, data, lay) -> tuple[jax.Array, jax.Array]:
+    """The vectors of a covariance block (rows or clusters by members) and their 0/1 weights."""
     if block.level is None:
         vals = full_values(lay, state, data)
         vectors = jnp.stack([vals[m] for m in block.members], -1)
-        w = data[ROW_REAL].astype(float)
-    else:
-        vectors = state["re"][block.name]
-        w = data[cluster_key(block.level)].astype(float)
+        return vectors, data[ROW_REAL].astype(float)
+    return state["re"][block.name], data[cluster_key(block.level)].astype(float)
+
+
+def _update_cov(block: CovBlock, state, data, lay, key, priors: Priors) -> jax.Array:
+    vectors, w = _block_vectors(block, state, data, lay)
     scatter = jnp.einsum("ni,nj,n->ij", vectors, vectors, w)
     if priors.cov_prior == "half_normal":
         a, b, scale = priors.cov_scale, 0.0, PROPOSAL_SCALE
     else:
-        a, b, scale = priors.var_shape, priors.var_scale, priors.var_scale
+        a, b = priors.variance_ig(block.level is None)
+        scale = b
     return lkj_covariance(
         key,
         state["cov"][block.name],
@@ -474,22 +699,39 @@ def _update_cov(block: CovBlock, state, data, lay, key, priors: Priors) -> jax.A
 # Start values and recorded quantities
 
 
+def prepare(data: Mapping[str, Any], lay: Layout) -> dict[str, Any]:
+    """The data with the constants every sweep reads (the indicators' sums, once per fit)."""
+    if lay.measurement is None:
+        return dict(data)
+    return {**data, **meas.prepare(lay.measurement, data)}
+
+
 def init(rng_key: jax.Array, data: Mapping[str, Any], lay: Layout, priors: Priors) -> dict:
-    """A dispersed start: coefficients near 0, variances from the data, latents N(0, 1)."""
+    """A dispersed start: coefficients near 0, variances from the data, latents N(0, 1).
+
+    Measured factors start at jittered mean scores of their indicators (signed by their
+    correlation with the factor's first fixed-loading indicator), their loadings at that sign.
+    """
     keys = iter(jax.random.split(rng_key, 4 + len(lay.equations) + len(lay.blocks)))
     rows = data[ROW_REAL].shape[0]
     real = data[ROW_REAL].astype(float)
     coef, var = {}, {}
-    for i, eq in enumerate(lay.equations):
+    for i in lay.general:
+        eq = lay.equations[i]
         p = len(lay.free_coefs[i])
         coef[eq.target] = 0.1 * jax.random.normal(next(keys), (p,))
         if lay.free_var[i]:
             var[eq.target] = _start_variance(eq.target, lay, data, real)
-    nodes = {}
+    nodes, start = {}, {}
     k_nodes = next(keys)
+    state_meas = {}
+    if lay.measurement is not None:
+        state_meas, start = meas.start(lay.measurement, data, next(keys))
     for k, name in enumerate((*lay.latents, *lay.imputed)):
         z = jax.random.normal(jax.random.fold_in(k_nodes, k), (rows,))
-        if name in lay.imputed:
+        if name in start:
+            nodes[name] = start[name] + 0.3 * jnp.std(start[name]) * z
+        elif name in lay.imputed:
             obs = data[observed_key(name)].astype(float) * real
             mean = (data[name] * obs).sum() / jnp.maximum(obs.sum(), 1.0)
             sd = jnp.sqrt(_start_variance(name, lay, data, real))
@@ -503,7 +745,7 @@ def init(rng_key: jax.Array, data: Mapping[str, Any], lay: Layout, priors: Prior
         if b.level is not None:
             j = data[cluster_key(b.level)].shape[0]
             re[b.name] = 0.1 * jax.random.normal(next(keys), (j, k))
-    return {"coef": coef, "var": var, "nodes": nodes, "re": re, "cov": cov}
+    return {"coef": coef, "var": var, "nodes": nodes, "re": re, "cov": cov, "meas": state_meas}
 
 
 def _start_variance(name, lay, data, real):
@@ -518,7 +760,10 @@ def _start_variance(name, lay, data, real):
 def collect(state: Mapping[str, Any], lay: Layout, spec: ModelSpec) -> dict[str, jax.Array]:
     """The estimands of one state, by lavaan name (and derived quantities)."""
     out: dict[str, jax.Array] = {}
-    for i, eq in enumerate(lay.equations):
+    if lay.measurement is not None:
+        out |= meas.collect(lay.measurement, lay.equations, state["meas"])
+    for i in lay.general:
+        eq = lay.equations[i]
         for k, pos in enumerate(lay.free_coefs[i]):
             p = eq.coefficients[pos].parameter
             if not p.nuisance:

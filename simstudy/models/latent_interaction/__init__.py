@@ -429,11 +429,10 @@ ENGINE_NAMES = {"slope_lo": "eta_y~eta_x@eta_m=-1SD", "slope_hi": "eta_y~eta_x@e
 def engine_estimator(layout: Layout) -> GibbsEstimator:
     """``bayes``'s model compiled from :data:`SYNTAX` by the engine, on this family's data.
 
-    Its priors are ``bayes``'s except that every (residual) variance, the latent ones included,
-    is InverseGamma(var_shape, var_scale): the compiled sweep has one variance prior per
-    model. With ``latent_var_shape = var_shape`` and ``latent_var_scale = var_scale`` the two
-    estimators have the same posterior (benchmarks/compare_engine.py). It reports every
-    estimand of ``bayes``, the simple slopes as derived quantities of the syntax.
+    Its priors are ``bayes``'s: indicator residual variances InverseGamma(var_shape,
+    var_scale), latent (residual) variances InverseGamma(latent_var_shape, latent_var_scale),
+    so the two estimators have the same posterior (benchmarks/compare_engine.py). It reports
+    every estimand of ``bayes``, the simple slopes as derived quantities of the syntax.
     """
     from simstudy.spec import dgm
     from simstudy.spec.family import family
@@ -456,22 +455,23 @@ def engine_estimator(layout: Layout) -> GibbsEstimator:
         return out
 
     def spec_priors(priors):
-        keep = ("coef_sd", "var_shape", "var_scale")
+        keep = ("coef_sd", "var_shape", "var_scale", "latent_var_shape", "latent_var_scale")
         return {k: priors[k] for k in keep}
 
     renamed = {n: ENGINE_NAMES.get(n, n) for n in compiled.parameters}
     names = tuple(v for v in renamed.values() if v in set(layout.bayes))
 
     def collect(state, data):
-        values = compiled.collect(state, as_spec(data))
+        values = compiled.collect(state, data)
         return {renamed[k]: v for k, v in values.items() if renamed[k] in names}
 
     return GibbsEstimator(
         "bayes_engine",
-        lambda key, data, priors: compiled.init(key, as_spec(data), spec_priors(priors)),
-        lambda key, s, data, priors: compiled.step(key, s, as_spec(data), spec_priors(priors)),
+        lambda key, data, priors: compiled.init(key, data, spec_priors(priors)),
+        lambda key, s, data, priors: compiled.step(key, s, data, spec_priors(priors)),
         collect,
         names,
+        prepare=lambda data: compiled.prepare(as_spec(data)),
     )
 
 

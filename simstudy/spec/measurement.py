@@ -1,0 +1,256 @@
+"""Measurement equations updated together from sums over rows (no linearisation).
+
+An indicator equation ``y_j = nu_j + lambda_j f + e_j`` (an observed target, a free intercept,
+one loading on a latent factor, free or fixed, no random term, a free residual variance) is the
+bulk of every latent-variable model. Its conditionals need only per-indicator sums over the
+rows: of the data (computed once per fit by :func:`prepare`) and of the factor's scores and
+their products with the data (two small matrix products per sweep, :func:`sums`). So the sweep
+updates every indicator at once — intercepts and loadings jointly per indicator, then the
+residual variances with the other variances — and reads each factor score's measurement
+information from the same products (:func:`node_terms`), where the general path linearises
+every equation over every row in each sweep.
+
+Indicators are stored indicators by rows (``(p, N)``): XLA's CPU code reduces over the minor
+axis several times faster than over the major one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from simstudy.blocks.conjugate import IndicatorSums, loading_draw_from_sums
+from simstudy.spec.dgm import ROW_REAL, observed_key
+from simstudy.spec.ir import Equation
+
+#: Prefix of the data keys :func:`prepare` adds (constants of a data set, not variables).
+STATS = "stats:"
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """The indicator equations of a spec and what the sweep needs to update them together."""
+
+    equations: tuple[int, ...]  # positions in the layout's equations
+    targets: tuple[str, ...]
+    factors: tuple[str, ...]  # the latent factors measured, in order of first appearance
+    factor_of: tuple[int, ...]  # per indicator: position of its factor in ``factors``
+    fixed: tuple[float | None, ...]  # per indicator: the fixed loading, None where free
+
+    @property
+    def size(self) -> int:
+        """Number of indicators."""
+        return len(self.targets)
+
+    @property
+    def marker(self) -> np.ndarray:
+        """Boolean per indicator: the loading is fixed."""
+        return np.array([f is not None for f in self.fixed])
+
+    @property
+    def fixed_loading(self) -> np.ndarray:
+        """Per indicator: the fixed loading (1 where free, unused there)."""
+        return np.array([1.0 if f is None else f for f in self.fixed])
+
+    def onehot(self) -> np.ndarray:
+        """``(p, F)``: 1 where indicator ``j`` measures factor ``k``."""
+        out = np.zeros((self.size, len(self.factors)))
+        out[np.arange(self.size), self.factor_of] = 1.0
+        return out
+
+
+def loading_factor(eq: Equation, latents: Sequence[str], imputed: Sequence[str]) -> str | None:
+    """The factor an indicator equation loads on, or None when ``eq`` is not one.
+
+    An indicator equation: an observed, complete-or-dropped target (not drawn), a free
+    intercept, one more term that is a single latent factor, no random term, a free variance.
+    """
+    if eq.target in latents or eq.target in imputed or eq.random or not eq.variance.free:
+        return None
+    if len(eq.coefficients) != 2:
+        return None
+    intercept, loading = eq.coefficients
+    if intercept.factors or not intercept.parameter.free:
+        return None
+    if len(loading.factors) != 1 or loading.factors[0] not in latents:
+        return None
+    if loading.parameter.fixed == 0.0:
+        return None
+    return loading.factors[0]
+
+
+def measurement_of(
+    equations: Sequence[Equation], latents: Sequence[str], imputed: Sequence[str]
+) -> Measurement | None:
+    """The :class:`Measurement` of a spec's equations (None without indicator equations)."""
+    picked = [(i, loading_factor(e, latents, imputed)) for i, e in enumerate(equations)]
+    picked = [(i, f) for i, f in picked if f is not None]
+    if not picked:
+        return None
+    factors = tuple(dict.fromkeys(f for _, f in picked))
+    return Measurement(
+        equations=tuple(i for i, _ in picked),
+        targets=tuple(equations[i].target for i, _ in picked),
+        factors=factors,
+        factor_of=tuple(factors.index(f) for _, f in picked),
+        fixed=tuple(equations[i].coefficients[1].parameter.fixed for i, _ in picked),
+    )
+
+
+def prepare(m: Measurement, data: Mapping[str, Any]) -> dict[str, jax.Array]:
+    """Constants of a data set every sweep uses: the indicators centred, their mask and sums."""
+    real = data[ROW_REAL].astype(float)
+    obs = jnp.stack([data[observed_key(t)].astype(float) * real for t in m.targets])
+    y = jnp.stack([data[t] for t in m.targets])
+    n = obs.sum(axis=1)
+    ybar = (y * obs).sum(axis=1) / jnp.maximum(n, 1.0)
+    yc = jnp.where(obs > 0, y - ybar[:, None], 0.0)
+    return {
+        f"{STATS}obs": obs,
+        f"{STATS}yc": yc,
+        f"{STATS}ybar": ybar,
+        f"{STATS}n": n,
+        f"{STATS}ysum": yc.sum(axis=1),
+        f"{STATS}yss": (yc**2).sum(axis=1),
+    }
+
+
+def scores(m: Measurement, nodes: Mapping[str, jax.Array]) -> jax.Array:
+    """``(F, N)``: the current scores of the measured factors."""
+    return jnp.stack([nodes[f] for f in m.factors])
+
+
+def sums(m: Measurement, eta: jax.Array, data: Mapping[str, Any]) -> IndicatorSums:
+    """Per indicator, sums over its answered rows of its factor's scores and their products."""
+    obs, yc = data[f"{STATS}obs"], data[f"{STATS}yc"]
+    own, pick = np.asarray(m.factor_of), np.arange(m.size)
+    f = len(m.factors)
+    mask_sums = obs @ jnp.concatenate([eta, eta**2]).T  # (p, 2F)
+    return IndicatorSums(
+        n=data[f"{STATS}n"],
+        e=mask_sums[pick, own],
+        ee=mask_sums[pick, f + own],
+        y=data[f"{STATS}ysum"],
+        yy=data[f"{STATS}yss"],
+        ye=(yc @ eta.T)[pick, own],
+        ybar=data[f"{STATS}ybar"],
+    )
+
+
+def node_terms(
+    m: Measurement, params: Mapping[str, jax.Array], data: Mapping[str, Any]
+) -> tuple[jax.Array, jax.Array]:
+    """Each factor's measurement information per row: precision and the linear term.
+
+    Returns ``(F, N)`` arrays ``P`` and ``h`` with ``log p(f_n | indicators) = -P f^2 / 2 + h f``
+    (up to a constant): ``P = sum_j o_jn lambda_j^2 / theta_j``, ``h = sum_j o_jn lambda_j
+    (y_jn - nu_j) / theta_j`` over the indicators of each factor.
+    """
+    lam_w = params["lam"] / params["theta"]
+    to_factor = jnp.asarray(m.onehot()) * lam_w[:, None]  # (p, F)
+    centre = params["nu"] - data[f"{STATS}ybar"]
+    from_mask = (
+        jnp.concatenate([to_factor * params["lam"][:, None], to_factor * centre[:, None]], 1).T
+        @ data[f"{STATS}obs"]
+    )  # (2F, N)
+    f = len(m.factors)
+    return from_mask[:f], to_factor.T @ data[f"{STATS}yc"] - from_mask[f:]
+
+
+def draw_coefficients(
+    m: Measurement,
+    s: IndicatorSums,
+    theta: jax.Array,
+    noise: tuple[jax.Array, jax.Array],
+    coef_var: float,
+) -> tuple[jax.Array, jax.Array]:
+    """Intercepts and loadings of every indicator from their joint normal conditional."""
+    w = 1 / theta
+    s_y = s.y + s.n * s.ybar  # sums of the uncentred indicator
+    s_ye = s.ye + s.ybar * s.e
+    weighted = (s.n * w, s.e * w, s.ee * w, s_y * w, s_ye * w)
+    return loading_draw_from_sums(
+        noise, weighted, jnp.asarray(m.marker), True, coef_var, jnp.asarray(m.fixed_loading)
+    )
+
+
+def residual_ss(s: IndicatorSums, nu: jax.Array, lam: jax.Array) -> jax.Array:
+    """Per indicator, the sum of squared residuals over its answered rows."""
+    nu_c = nu - s.ybar
+    ssr = (
+        s.yy
+        - 2 * nu_c * s.y
+        - 2 * lam * s.ye
+        + s.n * nu_c**2
+        + 2 * nu_c * lam * s.e
+        + lam**2 * s.ee
+    )
+    return jnp.maximum(ssr, 0.0)  # rounding can take a tiny sum below 0
+
+
+def marker_terms(
+    s: IndicatorSums, params: Mapping[str, jax.Array], which: np.ndarray, loading: np.ndarray
+) -> tuple[jax.Array, jax.Array]:
+    """``(A, B)`` of ``-A g^2 / 2 + B g``: indicators ``which`` with their factor's scores × g.
+
+    The log likelihood of fixed-loading indicators when their factor's scores are scaled by
+    ``g`` (free loadings are scaled by ``1 / g`` with them and do not move).
+    """
+    if not which.any():
+        return jnp.asarray(0.0), jnp.asarray(0.0)
+    theta = params["theta"]
+    c = jnp.asarray(np.where(which, loading, 0.0))
+    a = (c**2 * s.ee / theta).sum()
+    b = (c * (s.ye + (s.ybar - params["nu"]) * s.e) / theta).sum()
+    return a, b
+
+
+def start(
+    m: Measurement, data: Mapping[str, Any], key: jax.Array
+) -> tuple[dict[str, jax.Array], dict[str, jax.Array]]:
+    """Start values: indicator parameters and each factor's mean signed indicator score.
+
+    Loadings start at ``±(1 + jitter)``, the sign of the indicator's covariance with the first
+    fixed-loading indicator of its factor (+ without one); intercepts at the observed means,
+    residual variances at half the observed variances.
+    """
+    obs, yc = data[f"{STATS}obs"], data[f"{STATS}yc"]
+    n = jnp.maximum(data[f"{STATS}n"], 1.0)
+    anchor = []
+    for j in range(m.size):
+        same = [k for k in range(m.size) if m.factor_of[k] == m.factor_of[j] and m.marker[k]]
+        anchor.append(same[0] if same else j)
+    sign = jnp.where((yc * yc[np.asarray(anchor)]).sum(axis=1) < 0, -1.0, 1.0)
+    jitter = 1.0 + 0.3 * jax.random.uniform(key, (m.size,), minval=-1, maxval=1)
+    lam = jnp.where(jnp.asarray(m.marker), jnp.asarray(m.fixed_loading), sign * jitter)
+    spread = data[f"{STATS}yss"] / n
+    theta = jnp.where(spread > 0, 0.5 * spread, 1.0)  # 1: an indicator with no variation
+    params = {"nu": data[f"{STATS}ybar"], "lam": lam, "theta": theta}
+    onehot = jnp.asarray(m.onehot())  # (p, F)
+    signed = onehot * sign[:, None]
+    answered = onehot.T @ obs  # (F, N)
+    mean = (signed.T @ yc) / jnp.maximum(answered, 1.0)
+    scores = {f: mean[k] - mean[k].mean() for k, f in enumerate(m.factors)}
+    return params, scores
+
+
+def collect(
+    m: Measurement, equations: Sequence[Equation], params: Mapping[str, jax.Array]
+) -> dict[str, jax.Array]:
+    """The indicators' reported parameters by lavaan name (intercept, free loading, variance)."""
+    out = {}
+    for j, i in enumerate(m.equations):
+        eq = equations[i]
+        intercept, loading = eq.coefficients
+        if not intercept.parameter.nuisance:
+            out[intercept.parameter.name] = params["nu"][j]
+        if loading.parameter.free and not loading.parameter.nuisance:
+            out[loading.parameter.name] = params["lam"][j]
+        if not eq.variance.nuisance:
+            out[eq.variance.name] = params["theta"][j]
+    return out
