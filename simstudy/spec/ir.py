@@ -21,7 +21,7 @@ are drawn, not dropped.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from simstudy.errors import InputError
@@ -319,7 +319,7 @@ def build(
             other = s.terms[0].factors[0]
             if other == s.lhs:
                 variances[s.lhs] = _param(f"{s.lhs}~~{s.lhs}", "variance", s.terms[0])
-            else:  # named as written, as lavaan's parameter table does
+            else:  # named as written here; in declaration order below
                 covariances[frozenset((s.lhs, other))] = _param(
                     f"{s.lhs}~~{other}", "covariance", s.terms[0]
                 )
@@ -360,6 +360,8 @@ def build(
         if m in groups:
             raise InputError(field_name, m, "a grouping factor only after '|'")
     observed = [m for m in mentioned if m not in latents]
+    declared = {v: i for i, v in enumerate(dict.fromkeys([*latents, *mentioned]))}
+    covariances = {pair: _declared(p, declared) for pair, p in covariances.items()}
     endogenous = list(dict.fromkeys(targets))
     exogenous_latent = [f for f in latents if f not in endogenous]
     exogenous = [v for v in observed if v not in endogenous]
@@ -447,6 +449,14 @@ def build(
     )
     _check(spec, field_name)
     return spec
+
+
+def _declared(param: Parameter, order: Mapping[str, int]) -> Parameter:
+    """A covariance named in declaration order, as lavaan names ``speed ~~ visual``."""
+    a, _, b = param.name.partition("~~")
+    if order[a] <= order[b]:
+        return param
+    return replace(param, name=f"{b}~~{a}")
 
 
 def _cov_block(name, members, level, variances, covariances, free_cov):

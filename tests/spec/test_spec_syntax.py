@@ -93,12 +93,15 @@ def test_covariances_are_named_in_declaration_order_as_lavaan_does():
     spec = from_syntax("y ~ 1 + b + a + (b + a | g)")
     covariances = [p.name for p in spec.blocks[0].covariances]
     assert covariances == ["1|g~~b|g", "1|g~~a|g", "b|g~~a|g"]
-    # a covariance the syntax writes keeps the order it is written in (lavaan's table does too)
+    # a covariance written the other way round too (lavaan's table turns it round as well):
+    # factors in the order of their =~, other variables in the order of first mention
     spec = from_syntax(HS_CFA + "speed ~~ r*visual")
     covariances = [p.name for p in spec.blocks[0].covariances]
-    assert covariances == ["visual~~textual", "speed~~visual", "textual~~speed"]
-    assert spec.labels() == {"r": "speed~~visual"}
-    assert from_syntax("y ~ x + z\nz ~~ x").exogenous_moments[-1].name == "z~~x"
+    assert covariances == ["visual~~textual", "visual~~speed", "textual~~speed"]
+    assert spec.labels() == {"r": "visual~~speed"}
+    assert from_syntax("y ~ x + z\nz ~~ x").exogenous_moments[-1].name == "x~~z"
+    spec = from_syntax("y ~ g\nf =~ a + b\ng =~ c + d\ng ~~ f")
+    assert [p.name for p in spec.blocks[0].covariances] == ["f~~g"]
 
 
 def test_a_population_covariance_in_the_other_order_names_the_same_parameter():
@@ -109,7 +112,7 @@ def test_a_population_covariance_in_the_other_order_names_the_same_parameter():
     with pytest.raises(InputError, match=r"model.params.a\|g~~b\|g.*also given as b\|g~~a\|g"):
         population(spec, {**given, "b|g~~a|g": 0.5, "a|g~~b|g": 0.5})
     # an exogenous covariance reaches the simulator under either order
-    spec = from_syntax("y ~ x + z\nz ~~ x")
+    spec = from_syntax("y ~ z + x\nx ~~ z")
     setting = {"y~1": 0, "y~x": 1, "y~z": 1, "y~~y": 1, "x~~z": 0.6, "N": 4000}
     assert population(spec, {k: v for k, v in setting.items() if k != "N"})["z~~x"] == 0.6
     data = dgm.simulate(spec, jax.random.key(0), setting)
