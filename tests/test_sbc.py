@@ -4,7 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from simstudy.aggregate import summarise
 from simstudy.aggregate.sbc import bins_for, rank_histogram, uniformity_p_value
+from simstudy.aggregate.tables import to_markdown, wide_table
 from simstudy.cli import load_plan
 from simstudy.engine.summary import sbc_ranks
 
@@ -33,6 +35,53 @@ def test_uniform_ranks_pass_and_skewed_ranks_fail():
     biased = rng.integers(0, 60, size=1000)
     assert uniformity_p_value(*rank_histogram(biased, 99, 10)) < 1e-10
     assert bins_for(20) == 4 and bins_for(1000) == 10 and bins_for(3) == 2
+
+
+def _sbc_records(rhat, ess, status):
+    """Records of fits ``rep`` of estimands a and b: R-hat, bulk ESS and status per fit."""
+    rows = []
+    for rep, (r, e, st) in enumerate(zip(rhat, ess, status, strict=True)):
+        for parameter, worse in (("a", 0), ("b", 1)):  # b carries the fit's worst values
+            rows.append(
+                {
+                    "condition_id": "c1",
+                    "rep": rep,
+                    "estimator": "bayes",
+                    "parameter": parameter,
+                    "truth": 0.0,
+                    "estimate": 0.1,
+                    "se": 1.0,
+                    "lower": -2.0,
+                    "upper": 2.0,
+                    "ess_bulk": e if worse else 5000.0,
+                    "ess_tail": 1000.0,
+                    "rhat": r if worse else 1.0,
+                    "n_divergent": 0,
+                    "status": st,
+                    "error": "",
+                    "seconds": 1.0,
+                    "sbc_rank": rep % 99,
+                    "sbc_draws": 98,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def test_sbc_table_prints_the_share_of_fits_converged_on_every_estimand():
+    # fits: converged, R-hat 1.02, ESS 399, converged, failed (ranks of 4 fits, 5 fits)
+    records = _sbc_records(
+        [1.0, 1.02, 1.0, 1.005, float("nan")],
+        [900.0, 900.0, 399.0, 400.0, float("nan")],
+        ["ok", "ok", "ok", "ok", "failed"],
+    )
+    summary = summarise(records)
+    share = summary[summary["measure"] == "sbc_converged"].set_index("parameter")
+    assert share["value"].tolist() == [0.4, 0.4] and share["n_reps"].tolist() == [5, 5]
+    assert share["note"].iloc[0] == "R-hat <= 1.01 and bulk ESS >= 400 on every estimand"
+    wide = wide_table(summary, [], "sbc")
+    assert wide.title.endswith("Converged: share of fits at " + share["note"].iloc[0])
+    table = to_markdown(wide)
+    assert "bayes: Converged" in table and "0.400 (0.219)" in table
 
 
 def test_sbc_plan_defaults_to_posterior_estimators_and_their_sampler():
@@ -65,4 +114,8 @@ def test_sbc_study_end_to_end(run_cli, tmp_path):
     assert len(p) == 2 * 4 and p["value"].between(0, 1).all()
     bins = summary[summary["measure"].str.startswith("sbc_bin_")]
     assert bins.groupby(["estimator", "parameter"])["value"].sum().eq(12).all()
-    assert "rank histogram" in (study / "tables" / "sbc.md").read_text()
+    table = (study / "tables" / "sbc.md").read_text()
+    assert "rank histogram" in table and "Converged" in table
+    share = summary[summary["measure"] == "sbc_converged"]
+    assert len(share) == 2 * 4 and share["value"].between(0, 1).all()
+    assert (share["n_reps"] == 12).all()

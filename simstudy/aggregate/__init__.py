@@ -73,7 +73,7 @@ def summarise(
         used, _ = usable(df, policy)
         comparisons(df, used, keys, out, reference)
         if "sbc_rank" in df.columns:
-            sbc_measures(df, keys, out)
+            sbc_measures(df, keys, out, policy.rhat_max, policy.ess_min)
     frame = out.frame()
     frame = frame[[*keys, *SUMMARY_COLUMNS]]
     return frame.sort_values([*keys, "measure"], kind="stable").reset_index(drop=True)

@@ -86,6 +86,7 @@ GROUPS: dict[str, tuple[str, tuple[Column, ...]]] = {
             Column("sbc_p_value", "p (uniform)", 1, 3, False),
             Column("sbc_rank_mean", "rank/L"),
             Column("sbc_hist", "rank histogram", 1, 0, False),
+            Column("sbc_converged", "Converged", 1, 3),
         ),
     ),
     "failures": (
@@ -244,6 +245,9 @@ def wide_table(
     if group == "comparison":
         refs = sorted({r for r in part["reference"] if r})
         title += f" ({', '.join(refs)})" if refs else ""
+    if group == "sbc":
+        notes = part.loc[part["measure"] == "sbc_converged", "note"]
+        title += f"; Converged: share of fits at {notes.iloc[0]}" if len(notes) else ""
     return WideTable(
         title,
         [*keys, "Population"],

@@ -17,7 +17,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from simstudy.spec.ir import LATENT, ModelSpec
+from simstudy.spec.ir import LATENT, ModelSpec, covariance_pair
 from simstudy.spec.population import population
 
 #: Keys of the data set besides the observed variables (``observed:<v>`` masks them).
@@ -117,14 +117,15 @@ def simulate(
     exo = list(spec.simulated_exogenous if not fitted else spec.exogenous)
     if exo:
         moments = {p.name: values[p.name] for p in spec.exogenous_moments}
+        named = {covariance_pair(p.name): p.name for p in spec.exogenous_moments}
         cov = [[0.0] * len(exo) for _ in exo]
         for a, va in enumerate(exo):
             for b, vb in enumerate(exo):
                 if a == b:
                     cov[a][a] = moments[f"{va}~~{va}"]
                 else:
-                    x, y = sorted((va, vb))
-                    cov[a][b] = moments.get(f"{x}~~{y}", 0.0)
+                    name = named.get(frozenset((va, vb)))
+                    cov[a][b] = moments[name] if name else 0.0
         draws = _mvn(k_exo, cov, rows)
         for a, v in enumerate(exo):
             current[v] = moments[f"{v}~1"] + draws[:, a]

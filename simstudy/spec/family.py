@@ -78,16 +78,19 @@ def simulate_prior(
     p = sweep.Priors.of({**PRIOR_DEFAULTS, **priors})
     families = structure["prior_families"]
     values: dict[str, Any] = dict(dgm.population_of(spec, setting))
-    keys = iter(jax.random.split(rng_key, 4 + len(spec.equations) + len(spec.blocks)))
-    k_data = next(keys)
-    for eq in spec.equations:
-        for c in eq.coefficients:
-            if c.parameter.free:
-                values[c.parameter.name] = p.coef_sd * float(jax.random.normal(next(keys)))
-        if eq.variance.free:
-            values[eq.variance.name] = _variance_draw(next(keys), families["residual"], p, False)
-    for b in spec.blocks:
-        k_var, k_corr = jax.random.split(next(keys))
+    # One key per parameter and per block, by a stable index: as many as the model needs.
+    k_data, k_coef, k_block = jax.random.split(rng_key, 3)
+    coefficients = [c.parameter for e in spec.equations for c in e.coefficients]
+    for i, param in enumerate([*coefficients, *(e.variance for e in spec.equations)]):
+        if not param.free:
+            continue
+        key = jax.random.fold_in(k_coef, i)
+        if param.kind == "coef":
+            values[param.name] = p.coef_sd * float(jax.random.normal(key))
+        else:
+            values[param.name] = _variance_draw(key, families["residual"], p, False)
+    for index, b in enumerate(spec.blocks):
+        k_var, k_corr = jax.random.split(jax.random.fold_in(k_block, index))
         k = len(b.members)
         sd = np.sqrt(
             [

@@ -21,7 +21,7 @@ are drawn, not dropped.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from simstudy.errors import InputError
@@ -237,6 +237,12 @@ def names_in(expr: tuple) -> set[str]:
     return set().union(*(names_in(e) for e in expr[1:]))
 
 
+def covariance_pair(name: str) -> frozenset[str] | None:
+    """The two variables of a covariance's name ``a~~b`` (either order); None for others."""
+    a, op, b = name.partition("~~")
+    return frozenset((a, b)) if op and a and b and a != b else None
+
+
 def _coef_name(target: str, factors: tuple[str, ...], measurement: bool = False) -> str:
     if measurement:
         return f"{factors[0]}=~{target}"
@@ -313,9 +319,10 @@ def build(
             other = s.terms[0].factors[0]
             if other == s.lhs:
                 variances[s.lhs] = _param(f"{s.lhs}~~{s.lhs}", "variance", s.terms[0])
-            else:
-                a, b = sorted((s.lhs, other))
-                covariances[frozenset((a, b))] = _param(f"{a}~~{b}", "covariance", s.terms[0])
+            else:  # named as written here; in declaration order below
+                covariances[frozenset((s.lhs, other))] = _param(
+                    f"{s.lhs}~~{other}", "covariance", s.terms[0]
+                )
         else:
             derived.append(Derived(s.lhs, s.expr, _expr_text(s.expr)))
 
@@ -353,6 +360,8 @@ def build(
         if m in groups:
             raise InputError(field_name, m, "a grouping factor only after '|'")
     observed = [m for m in mentioned if m not in latents]
+    declared = {v: i for i, v in enumerate(dict.fromkeys([*latents, *mentioned]))}
+    covariances = {pair: _declared(p, declared) for pair, p in covariances.items()}
     endogenous = list(dict.fromkeys(targets))
     exogenous_latent = [f for f in latents if f not in endogenous]
     exogenous = [v for v in observed if v not in endogenous]
@@ -409,8 +418,7 @@ def build(
         )
     in_blocks = {m for b in blocks for m in b.members}
     for pair, param in covariances.items():
-        a, b = sorted(pair)
-        if not ({a, b} <= in_blocks or {a, b} <= set(exo_all)):
+        if not (pair <= in_blocks or pair <= set(exo_all)):
             raise InputError(
                 field_name,
                 param.name,
@@ -443,13 +451,23 @@ def build(
     return spec
 
 
+def _declared(param: Parameter, order: Mapping[str, int]) -> Parameter:
+    """A covariance named in declaration order, as lavaan names ``speed ~~ visual``."""
+    a, _, b = param.name.partition("~~")
+    if order[a] <= order[b]:
+        return param
+    return replace(param, name=f"{b}~~{a}")
+
+
 def _cov_block(name, members, level, variances, covariances, free_cov):
     var = tuple(variances.get(m, Parameter(f"{m}~~{m}", "variance")) for m in members)
     cov = []
     for i in range(1, len(members)):
         for j in range(i):
-            a, b = sorted((members[i], members[j]))
-            cov.append(covariances.get(frozenset((a, b)), Parameter(f"{a}~~{b}", "covariance")))
+            # the member declared first comes first: lavaan's visual~~textual, lme4's 1|g~~x|g
+            pair = frozenset((members[i], members[j]))
+            default = Parameter(f"{members[j]}~~{members[i]}", "covariance")
+            cov.append(covariances.get(pair, default))
     for p in (*var, *cov):
         if p.fixed is not None:
             raise InputError(

@@ -13,7 +13,14 @@ from typing import Any
 
 from simstudy.errors import InputError
 from simstudy.spec.grammar import parse
-from simstudy.spec.ir import ModelSpec, Parameter, evaluate, names_in, with_derived
+from simstudy.spec.ir import (
+    ModelSpec,
+    Parameter,
+    covariance_pair,
+    evaluate,
+    names_in,
+    with_derived,
+)
 
 
 def parse_expr(text: str, field: str) -> tuple:
@@ -58,6 +65,30 @@ def value_of(param: Parameter, numbers: Mapping[str, float]) -> float | None:
     return param.fixed
 
 
+def declared_order(
+    spec: ModelSpec, values: Mapping[str, Any], field: str = "model.params"
+) -> dict[str, Any]:
+    """``values`` with a covariance given as ``b~~a`` renamed to the model's ``a~~b``.
+
+    A covariance is named in the order the model declares its variables (as lavaan names
+    it); the other order names the same parameter.
+
+    Raises
+    ------
+    InputError
+        When both orders of one covariance are given.
+    """
+    names = {p.name for p in (*spec.parameters(), *spec.exogenous_moments)}
+    by_pair = {covariance_pair(n): n for n in names if covariance_pair(n)}
+    out: dict[str, Any] = {}
+    for k, v in values.items():
+        name = k if k in names else by_pair.get(covariance_pair(k), k)
+        if name in out:
+            raise InputError(f"{field}.{k}", v, f"one value per parameter (also given as {name})")
+        out[name] = v
+    return out
+
+
 def population(spec: ModelSpec, values: Mapping[str, Any], field: str = "model.params") -> dict:
     """Every parameter's population value by lavaan name (and derived quantities by name).
 
@@ -67,6 +98,7 @@ def population(spec: ModelSpec, values: Mapping[str, Any], field: str = "model.p
         A free parameter without a value, or a value that names no parameter nor is used by
         an expression.
     """
+    values = declared_order(spec, values, field)
     numbers = _numeric(values, field)
     known = {p.name for p in spec.parameters()} | {p.label for p in spec.parameters() if p.label}
     known |= {p.name for p in spec.exogenous_moments}

@@ -1,8 +1,11 @@
 """The model syntax: grammar, errors with line and column, the IR it builds, population values."""
 
+import jax
+import numpy as np
 import pytest
 
 from simstudy.errors import InputError
+from simstudy.spec import dgm
 from simstudy.spec.grammar import parse
 from simstudy.spec.ir import LATENT, RANDOM, from_syntax
 from simstudy.spec.population import population
@@ -70,3 +73,47 @@ def test_population_values_by_label_name_or_expression():
         population(spec, {"y~1": 0.0, "b1": 0.5, "y~z": 1.0})
     with pytest.raises(InputError, match=r"model.params.nope"):
         population(spec, {"y~1": 0.0, "b1": 0.5, "y~z": 1.0, "y~~y": 1.0, "nope": 2})
+
+
+HS_CFA = """\
+visual =~ x1 + x2 + x3
+textual =~ x4 + x5 + x6
+speed =~ x7 + x8 + x9
+"""
+
+
+def test_covariances_are_named_in_declaration_order_as_lavaan_does():
+    spec = from_syntax(HS_CFA)
+    covariances = [p.name for b in spec.blocks for p in b.covariances]
+    assert covariances == ["visual~~textual", "visual~~speed", "textual~~speed"]
+    assert spec.estimands()[-3:] == tuple(covariances)
+    # lme4's order of a random-effects part, intercept first, whatever the names sort to
+    spec = from_syntax("y ~ 1 + w + (1 + w | g)")
+    assert [p.name for p in spec.blocks[0].covariances] == ["1|g~~w|g"]
+    spec = from_syntax("y ~ 1 + b + a + (b + a | g)")
+    covariances = [p.name for p in spec.blocks[0].covariances]
+    assert covariances == ["1|g~~b|g", "1|g~~a|g", "b|g~~a|g"]
+    # a covariance written the other way round too (lavaan's table turns it round as well):
+    # factors in the order of their =~, other variables in the order of first mention
+    spec = from_syntax(HS_CFA + "speed ~~ r*visual")
+    covariances = [p.name for p in spec.blocks[0].covariances]
+    assert covariances == ["visual~~textual", "visual~~speed", "textual~~speed"]
+    assert spec.labels() == {"r": "visual~~speed"}
+    assert from_syntax("y ~ x + z\nz ~~ x").exogenous_moments[-1].name == "x~~z"
+    spec = from_syntax("y ~ g\nf =~ a + b\ng =~ c + d\ng ~~ f")
+    assert [p.name for p in spec.blocks[0].covariances] == ["f~~g"]
+
+
+def test_a_population_covariance_in_the_other_order_names_the_same_parameter():
+    spec = from_syntax("y ~ 1 + b + a + (0 + b + a | g)")
+    given = {"y~1": 0, "y~b": 1, "y~a": 1, "y~~y": 1, "b|g~~b|g": 1, "a|g~~a|g": 2}
+    assert population(spec, {**given, "a|g~~b|g": 0.5})["b|g~~a|g"] == 0.5
+    assert population(spec, {**given, "b|g~~a|g": 0.5})["b|g~~a|g"] == 0.5
+    with pytest.raises(InputError, match=r"model.params.a\|g~~b\|g.*also given as b\|g~~a\|g"):
+        population(spec, {**given, "b|g~~a|g": 0.5, "a|g~~b|g": 0.5})
+    # an exogenous covariance reaches the simulator under either order
+    spec = from_syntax("y ~ z + x\nx ~~ z")
+    setting = {"y~1": 0, "y~x": 1, "y~z": 1, "y~~y": 1, "x~~z": 0.6, "N": 4000}
+    assert population(spec, {k: v for k, v in setting.items() if k != "N"})["z~~x"] == 0.6
+    data = dgm.simulate(spec, jax.random.key(0), setting)
+    assert np.corrcoef(data["x"], data["z"])[0, 1] == pytest.approx(0.6, abs=0.05)
