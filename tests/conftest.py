@@ -102,6 +102,8 @@ def primitives(jaxpr) -> set[str]:
 
 #: JAX's monitoring event for each program XLA compiles.
 BACKEND_COMPILE = "/jax/core/compile/backend_compile_duration"
+#: JAX's monitoring event for each function traced to a jaxpr (also on a persistent-cache hit).
+JAXPR_TRACE = "/jax/core/compile/jaxpr_trace_duration"
 
 
 @contextmanager

@@ -4,7 +4,7 @@ any batch and lane."""
 import jax
 import numpy as np
 import pytest
-from conftest import REGRESSION_PARAMS
+from conftest import BACKEND_COMPILE, JAXPR_TRACE, REGRESSION_PARAMS, compile_events
 
 from simstudy.cli import load_plan, main
 from simstudy.config import SamplerSettings
@@ -53,6 +53,12 @@ def test_a_replication_gets_the_same_draws_in_any_batch_and_lane():
     got, want = summarise_draws(first[2].draws, 0.95), summarise_draws(single.draws, 0.95)
     for name in rm.PARAMETERS:
         assert abs(got[name].estimate - want[name].estimate) < 0.2 * want[name].se
+    # a second replication of the condition runs the single program again, compiling nothing
+    with compile_events(BACKEND_COMPILE, JAXPR_TRACE) as events:
+        chees.prepare(est, data[3], FAST)(keys[3], data[3])
+        assert not events, events
+        jax.jit(lambda x: x + 1)(np.arange(3.0))
+        assert events  # the listener sees a new program
 
 
 def test_chees_needs_two_chains_and_a_numpyro_estimator(tmp_path):

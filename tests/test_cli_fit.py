@@ -16,13 +16,13 @@ from simstudy.models import regression_missing as rm
 
 @pytest.fixture
 def regression_csv(tmp_path):
-    # N and the sampler settings of test_chees's large-n recovery: one program for both
-    setting = {**REGRESSION_PARAMS, "N": 1500, "missing_rate": 0.3, "mechanism": "MAR"}
+    # small: bayes_fiml samples each missing x, so each gradient costs O(N)
+    setting = {**REGRESSION_PARAMS, "N": 300, "missing_rate": 0.3, "mechanism": "MAR"}
     d = rm.simulate(jax.random.key(0), setting)
     x = np.where(np.asarray(d["x_observed"]), np.asarray(d["x"]), np.nan)
     path = tmp_path / "survey.csv"
     pd.DataFrame(
-        {"id": range(1500), "y": np.asarray(d["y"]), "x": x, "z": np.asarray(d["z"])}
+        {"id": range(300), "y": np.asarray(d["y"]), "x": x, "z": np.asarray(d["z"])}
     ).to_csv(path, index=False)
     return path
 
@@ -53,7 +53,7 @@ def test_fit_regression_with_missing_x(regression_csv, tmp_path, capsys):
     assert lines[1] == "sampler chees: 4 chains, 100 warmup + 100 draws each, seed 0"
     assert lines[2] == "priors (model.priors.*): coef_sd=10, sigma_scale=5"
     assert "posterior summary (mean, SD, 95% interval, ESS, R-hat)" in printed
-    assert lines[3].startswith(f"data: {regression_csv}, N = 1500; missing values per column: x ")
+    assert lines[3].startswith(f"data: {regression_csv}, N = 300; missing values per column: x ")
 
 
 # slow tier: the regression and CFA fit commands run by default

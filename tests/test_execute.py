@@ -157,7 +157,7 @@ def test_killed_run_resumes_without_recomputing(tmp_path):
         *TINY,
         "executor=synchronous",
         "executor.batch_size=1",
-        "study.reps=40",
+        "study.reps=20",
         "study.factors.mechanism=[MAR]",
         "study.estimators=[bayes_cc]",
     ]
@@ -171,15 +171,15 @@ def test_killed_run_resumes_without_recomputing(tmp_path):
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     done = {f: f.stat().st_mtime_ns for f in replications.rglob("batch-*.parquet")}
-    assert 3 <= len(done) < 40, "the run should have been killed halfway"
+    assert 3 <= len(done) < 20, "the run should have been killed halfway"
     assert (results / "tiny" / "run.lock").exists()  # left behind by the killed run
     resumed = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
-    assert f"{40 - len(done)} batches to run, {len(done)} finished earlier" in resumed.stderr
+    assert f"{20 - len(done)} batches to run, {len(done)} finished earlier" in resumed.stderr
     for f, stamp in done.items():
         assert f.stat().st_mtime_ns == stamp
     df = records_of(results / "tiny")
-    assert sorted(df["rep"].unique()) == list(range(40))
+    assert sorted(df["rep"].unique()) == list(range(20))
     assert not (results / "tiny" / "run.lock").exists()
 
 

@@ -50,17 +50,41 @@ def _plan(vectorize, estimators=("bayes", "fs_imputation", "sum_score_ols"), **e
     return plan_from_dict(raw, model_infos())
 
 
+COND = {"N": 150, "missing_rate": 0.1, "mechanism": "MCAR"}
+
+
 def test_run_batch_vectorized_gives_one_row_per_replication_estimand():
-    cond = {"N": 150, "missing_rate": 0.1, "mechanism": "MCAR"}
-    rows = run_batch(_plan(2), cond, [0, 1, 2])  # two groups: [0, 1] and [2] padded
+    """Also: bayes and fs_imputation fitted in one program give the numbers of fs_imputation
+    alone and of the unbatched program (one test, so that the width-2 program of the three
+    estimators compiles once in the tier)."""
+    rows = run_batch(_plan(2), COND, [0, 1, 2])  # two groups: [0, 1] and [2] padded
     assert [r["rep"] for r in rows[:: len(rows) // 3]] == [0, 1, 2]
     assert {r["status"] for r in rows} == {"ok"}
     per_rep = len(li.BAYES_PARAMETERS) + 2 * len(li.REGRESSION_PARAMETERS)
     assert len(rows) == 3 * per_rep
     # a replication's numbers do not depend on the group it was fitted in
-    again = run_batch(_plan(2), cond, [2, 3])
+    again = run_batch(_plan(2), COND, [2, 3])
     first = [r["estimate"] for r in rows if r["rep"] == 2]
     assert first == [r["estimate"] for r in again if r["rep"] == 2]
+    # bayes and fs_imputation in one program: fs_imputation's numbers are those of it alone,
+    # and both estimators' those of the unbatched program
+    alone = run_batch(_plan(2, estimators=["fs_imputation"]), COND, [0, 1])
+    unbatched = run_batch(_plan(1), COND, [1])
+
+    def pick(rows, est, rep):
+        return [r["estimate"] for r in rows if (r["estimator"], r["rep"]) == (est, rep)]
+
+    for rep in (0, 1):
+        np.testing.assert_allclose(
+            pick(rows, "fs_imputation", rep), pick(alone, "fs_imputation", rep), rtol=1e-4
+        )
+    np.testing.assert_allclose(pick(rows, "bayes", 1), pick(unbatched, "bayes", 1), rtol=1e-4)
+    np.testing.assert_allclose(
+        pick(rows, "fs_imputation", 1), pick(unbatched, "fs_imputation", 1), rtol=1e-4
+    )
+    # the imputation's own time is its pooling: far below the sampling time
+    seconds = {r["estimator"]: r["seconds"] for r in rows if r["rep"] == 1}
+    assert seconds["fs_imputation"] < seconds["bayes"] / 10
 
 
 def test_vectorize_wider_than_a_task_is_refused():
@@ -92,7 +116,7 @@ def test_a_run_says_when_lanes_are_padded_and_replay_matches_a_lane(run_cli, tmp
     assert "identical to the stored replication" in capsys.readouterr().out
 
 
-# slow tier: the study-level check below fits both in one program with the same numbers
+# slow tier: test_run_batch_vectorized_... fits both in one program with the same numbers
 @pytest.mark.slow
 def test_imputation_analyses_the_same_states_with_or_without_the_sampler_draws():
     """One program recording the draws and the M analyses visits the states of the programs
@@ -114,25 +138,3 @@ def test_imputation_analyses_the_same_states_with_or_without_the_sampler_draws()
             np.testing.assert_allclose(var[name], variances[name][i], rtol=1e-4, atol=1e-5)
     # the analyses are of different states (every draws // 10 = 10th sweep), not one repeated
     assert np.unique(shared[0][1][0]["eta_y~eta_x"]).size == 20
-
-
-def test_a_study_fits_bayes_and_fs_imputation_in_one_program_with_the_same_numbers():
-    cond = {"N": 150, "missing_rate": 0.1, "mechanism": "MCAR"}
-    both = run_batch(_plan(2), cond, [0, 1])
-    alone = run_batch(_plan(2, estimators=["fs_imputation"]), cond, [0, 1])
-    unbatched = run_batch(_plan(1), cond, [1])
-
-    def pick(rows, est, rep):
-        return [r["estimate"] for r in rows if (r["estimator"], r["rep"]) == (est, rep)]
-
-    for rep in (0, 1):
-        np.testing.assert_allclose(
-            pick(both, "fs_imputation", rep), pick(alone, "fs_imputation", rep), rtol=1e-4
-        )
-    np.testing.assert_allclose(pick(both, "bayes", 1), pick(unbatched, "bayes", 1), rtol=1e-4)
-    np.testing.assert_allclose(
-        pick(both, "fs_imputation", 1), pick(unbatched, "fs_imputation", 1), rtol=1e-4
-    )
-    # the imputation's own time is its pooling: far below the sampling time
-    seconds = {r["estimator"]: r["seconds"] for r in both}
-    assert seconds["fs_imputation"] < seconds["bayes"] / 10

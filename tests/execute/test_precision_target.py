@@ -41,11 +41,12 @@ def test_each_condition_stops_at_its_target_with_the_numbers_of_a_fixed_run(run_
     # the small condition needs more replications than the large one
     by_n = {entry["condition"]["N"]: entry["reps"] for entry in precision.values()}
     assert by_n[60] > by_n[200]
-    # rep r has the numbers of a fixed-reps run
+    # rep r has the numbers of a fixed-reps run (of the large condition: fewer reps to run)
     fixed = tmp_path / "fixed"
-    assert run_cli(*OLS, "study.reps=" + str(max(by_n.values())), results=fixed)[0] == 0
-    same = records_of(fixed / "tiny").merge(records[["condition_id", "rep"]].drop_duplicates())
-    pd.testing.assert_frame_equal(numbers(same), numbers(records))
+    large = ["study.factors.N=[200]", f"study.reps={by_n[200]}"]
+    assert run_cli(*OLS, *large, results=fixed)[0] == 0
+    stopped = records[records["N"] == 200].reset_index(drop=True)
+    pd.testing.assert_frame_equal(numbers(records_of(fixed / "tiny")), numbers(stopped))
     # a rerun adds nothing
     rc, out = run_cli(*OLS, TARGET)
     assert rc == 0 and "nothing to run" in out
