@@ -4,11 +4,18 @@ A model that is linear and Gaussian in its latent variables (factors measured an
 on linearly, no product of a factor with anything, no random effects, no incomplete
 predictor: a CFA or SEM) has its factor scores integrated out, as blavaan's Stan models do:
 the observed outcomes of a row are multivariate normal with mean ``S (I - B)^-1 a`` and
-covariance ``S (I - B)^-1 Psi (I - B)^-T S'``, so HMC samples the parameters alone. With
-sampled scores, a chain started from random loadings and scores can settle where the scores
-have the marker's opposite sign, or where one factor shrinks to one indicator (variance near
-0, loading near -20): modes of scores and parameters together that the parameters' marginal
-posterior does not have. A row's missing outcomes drop out of its density exactly.
+covariance ``S (I - B)^-1 Psi (I - B)^-T S'``, so HMC samples the parameters alone; a row's
+missing outcomes drop out of its density exactly.
+
+Exogenous factors have a signed scale ``s`` (SD ``|s|``, the engine's prior on ``|s|``), and
+their free loadings and paths are sampled as ``lambda * s`` (the engine's prior on
+``lambda``), both offset by :data:`START` so that random starts begin with one sign. With the
+marker-scale loadings and a positive SD sampled directly, chains from random starts settled
+where a factor's variance went to 0 and its other loadings to -10 or -20, in the marker's
+opposite direction (Holzinger-Swineford: ``visual~~visual`` 0.001, ``visual=~x2`` -13, R-hat
+1.8 on NUTS with the scores integrated out): ``(s, lambda * s)`` and ``(-s, -lambda * s)``
+are one model, so a chain on the wrong side can pass to the other instead of being pinned at
+a variance of 0.
 
 Other models keep their latents and random effects non-centred (``u = L z`` with
 ``z ~ N(0, I)``); each missing value of a predictor is a standard-normal latent ``z`` with
@@ -69,6 +76,12 @@ def _cov_chol(block: CovBlock, kind: str, data: Mapping[str, Any]) -> Any:
     return sd[:, None] * corr
 
 
+#: Where the signed scales and standardised loadings sit when their sampled coordinate is 0:
+#: random starts drawn from Stan's box (-2, 2) then start them positive, like the sweep's
+#: loadings of 1 (a translation: the posterior is unchanged).
+START = 2.0
+
+
 def signed_factors(lay: Layout) -> dict[str, tuple[str, int]]:
     """Exogenous factor -> (its block, its position): the factors sampled with a signed scale."""
     return {m: (b.name, i) for b in lay.blocks if b.level is None for i, m in enumerate(b.members)}
@@ -88,7 +101,9 @@ def _factor_block(block: CovBlock, kind: str, data: Mapping[str, Any]) -> tuple[
     so a chain may settle in either sign; the prior is the engine's, on ``|s|``.
     """
     k = len(block.members)
-    s = numpyro.sample(f"scale:{block.name}", dist.ImproperUniform(constraints.real, (), (k,)))
+    s = START + numpyro.sample(
+        f"scale:{block.name}", dist.ImproperUniform(constraints.real, (), (k,))
+    )
     if kind == "half_normal":  # HalfNormal on |s|: both signs share its density
         logp = dist.Normal(0.0, data["prior:cov_scale"]).log_prob(s)
     else:  # InverseGamma on s^2, times |d s^2 / d s| / 2
@@ -145,7 +160,7 @@ def _coefficients(
             f"coef_std:{eq.target}", dist.ImproperUniform(constraints.real, (), (p,))
         )
         per = jnp.stack([scales[f] if f else jnp.ones(()) for f in scaled])
-        free = raw / per
+        free = (raw + START * jnp.array([f is not None for f in scaled])) / per
         logp = prior.log_prob(free).sum() - jnp.log(jnp.abs(per)).sum()
         numpyro.factor(f"logprior:coef:{eq.target}", logp)
     return coef_vector(eq, free, lay.free_coefs[i])
@@ -295,7 +310,7 @@ def make_derive(
         for b in lay.blocks:
             if b.level is not None:
                 continue
-            s = sites[f"scale:{b.name}"]
+            s = START + sites[f"scale:{b.name}"]
             out[f"sd:{b.name}"], out[f"var:{b.name}"] = jnp.abs(s), s**2
             if len(b.members) > 1:
                 sign = jnp.sign(s)
@@ -305,9 +320,11 @@ def make_derive(
             scaled = _scaled(lay, i)
             if any(scaled):
                 per = [
-                    sites[f"scale:{signed[f][0]}"][..., signed[f][1]] if f else 1.0 for f in scaled
+                    START + sites[f"scale:{signed[f][0]}"][..., signed[f][1]] if f else 1.0
+                    for f in scaled
                 ]
-                raw = sites[f"coef_std:{eq.target}"]
+                shift = START * np.array([f is not None for f in scaled])
+                raw = sites[f"coef_std:{eq.target}"] + shift
                 out[f"coef:{eq.target}"] = raw / jnp.stack(jnp.broadcast_arrays(*per), -1)
         return out
 
