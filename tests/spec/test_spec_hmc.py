@@ -87,6 +87,7 @@ def test_cfa_density_is_the_implied_normal_of_the_observed_items(families, missi
     np.testing.assert_allclose(float(got), expected, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_cfa_hmc_has_the_markers_sign_and_scale(tmp_path):
     """Short NUTS and ChEES chains from random starts land on the loadings' sign and scale.
 
