@@ -1,7 +1,24 @@
 """The NumPyro back end: the same posterior as the Gibbs sweep, as a model for NUTS/ChEES.
 
-Random effects and latent scores are non-centred (``u = L z`` with ``z ~ N(0, I)``); each
-missing value of a predictor is a standard-normal latent ``z`` with
+A model that is linear and Gaussian in its latent variables (factors measured and regressed
+on linearly, no product of a factor with anything, no random effects, no incomplete
+predictor: a CFA or SEM) has its factor scores integrated out, as blavaan's Stan models do:
+the observed outcomes of a row are multivariate normal with mean ``S (I - B)^-1 a`` and
+covariance ``S (I - B)^-1 Psi (I - B)^-T S'``, so HMC samples the parameters alone; a row's
+missing outcomes drop out of its density exactly.
+
+Exogenous factors have a signed scale ``s`` (SD ``|s|``, the engine's prior on ``|s|``), and
+their free loadings and paths are sampled as ``lambda * s`` (the engine's prior on
+``lambda``), both offset by :data:`START` so that random starts begin with one sign. With the
+marker-scale loadings and a positive SD sampled directly, chains from random starts settled
+where a factor's variance went to 0 and its other loadings to -10 or -20, in the marker's
+opposite direction (Holzinger-Swineford: ``visual~~visual`` 0.001, ``visual=~x2`` -13, R-hat
+1.8 on NUTS with the scores integrated out): ``(s, lambda * s)`` and ``(-s, -lambda * s)``
+are one model, so a chain on the wrong side can pass to the other instead of being pinned at
+a variance of 0.
+
+Other models keep their latents and random effects non-centred (``u = L z`` with
+``z ~ N(0, I)``); each missing value of a predictor is a standard-normal latent ``z`` with
 ``x = mean + sd * z`` where missing and the datum where observed (the observed ones add
 their likelihood), so the shapes are those of the data set whatever the pattern. Priors are
 the sweep's (:class:`~simstudy.spec.sweep.Priors`): N(0, coef_sd^2) coefficients, half-normal
@@ -14,12 +31,15 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import jax
 import jax.numpy as jnp
+import numpy as np
 import numpyro
 import numpyro.distributions as dist
+from numpyro.distributions import constraints
 
 from simstudy.spec.dgm import ROW_REAL, cluster_key, observed_key
-from simstudy.spec.ir import CovBlock, ModelSpec, with_derived
+from simstudy.spec.ir import CovBlock, Equation, ModelSpec, with_derived
 from simstudy.spec.sweep import Layout, coef_vector, equation_mean
 
 #: The numeric prior settings the model reads from its data (kinds are fixed per model).
@@ -56,8 +76,112 @@ def _cov_chol(block: CovBlock, kind: str, data: Mapping[str, Any]) -> Any:
     return sd[:, None] * corr
 
 
-def make_model(lay: Layout, resvar_prior: str, cov_prior: str) -> Callable[..., None]:
-    """The NumPyro model function of a compiled spec (data as keyword arguments)."""
+#: Where the signed scales and standardised loadings sit when their sampled coordinate is 0:
+#: random starts drawn from Stan's box (-2, 2) then start them positive, like the sweep's
+#: loadings of 1 (a translation: the posterior is unchanged).
+START = 2.0
+
+
+def signed_factors(lay: Layout) -> dict[str, tuple[str, int]]:
+    """Exogenous factor -> (its block, its position): the factors sampled with a signed scale."""
+    return {m: (b.name, i) for b in lay.blocks if b.level is None for i, m in enumerate(b.members)}
+
+
+def _scaled(lay: Layout, i: int) -> tuple[str | None, ...]:
+    """Per free coefficient of equation ``i``: the signed factor it multiplies alone, or None."""
+    signed = signed_factors(lay)
+    factors = [lay.equations[i].coefficients[pos].factors for pos in lay.free_coefs[i]]
+    return tuple(f[0] if len(f) == 1 and f[0] in signed else None for f in factors)
+
+
+def _factor_block(block: CovBlock, kind: str, data: Mapping[str, Any]) -> tuple[Any, Any]:
+    """A block of factors: signed scales ``s`` (SD ``|s|``) and its correlations' Cholesky.
+
+    ``(s, loadings * s)`` and ``(-s, -loadings * s)`` are one model (:func:`_coefficients`),
+    so a chain may settle in either sign; the prior is the engine's, on ``|s|``.
+    """
+    k = len(block.members)
+    s = START + numpyro.sample(
+        f"scale:{block.name}", dist.ImproperUniform(constraints.real, (), (k,))
+    )
+    if kind == "half_normal":  # HalfNormal on |s|: both signs share its density
+        logp = dist.Normal(0.0, data["prior:cov_scale"]).log_prob(s)
+    else:  # InverseGamma on s^2, times |d s^2 / d s| / 2
+        gamma = dist.InverseGamma(data["prior:var_shape"], data["prior:var_scale"])
+        logp = gamma.log_prob(s**2) + jnp.log(jnp.abs(s))
+    numpyro.factor(f"logprior:scale:{block.name}", logp.sum())
+    if k == 1:
+        return s, jnp.ones((1, 1))
+    return s, numpyro.sample(f"corr:{block.name}", dist.LKJCholesky(k, data["prior:lkj_eta"]))
+
+
+def marginal_nodes(lay: Layout) -> tuple[str, ...] | None:
+    """The variables a marginal model of ``lay`` treats jointly: exogenous factors, targets.
+
+    None where the model is not linear and Gaussian in its latents (a random effect, an
+    incomplete predictor, a product with a latent or an outcome, a non-latent block member).
+    """
+    if not lay.latents or lay.imputed or any(b.level is not None for b in lay.blocks):
+        return None
+    nodes = (*(m for b in lay.blocks for m in b.members), *(e.target for e in lay.equations))
+    if not set(lay.latents) <= set(nodes) or any(
+        m not in lay.latents for b in lay.blocks for m in b.members
+    ):
+        return None
+    for eq in lay.equations:
+        if eq.random:
+            return None
+        for c in eq.coefficients:
+            inner = [f for f in c.factors if f in nodes]
+            if inner and len(c.factors) > 1:
+                return None
+    return nodes
+
+
+def _coefficients(
+    eq: Equation, i: int, lay: Layout, data: Mapping[str, Any], scales: Mapping[str, Any]
+) -> list[Any]:
+    """An equation's coefficients; one of a signed factor is sampled times its scale.
+
+    A loading or path ``b`` of factor ``f`` is sampled as ``b * s_f`` (its effect per unit
+    of the standardised factor), with the engine's N(0, coef_sd^2) prior on ``b`` (Jacobian
+    ``1 / |s_f|``): the marker's loading stays 1, and a flipped sign of ``s_f`` flips the
+    loadings with it instead of pinning the factor's variance at 0.
+    """
+    p = len(lay.free_coefs[i])
+    prior = dist.Normal(0.0, data["prior:coef_sd"])
+    scaled = _scaled(lay, i)
+    if not p:
+        free = jnp.zeros(0)
+    elif not any(scaled):
+        free = numpyro.sample(f"coef:{eq.target}", prior.expand([p]).to_event(1))
+    else:
+        raw = numpyro.sample(
+            f"coef_std:{eq.target}", dist.ImproperUniform(constraints.real, (), (p,))
+        )
+        per = jnp.stack([scales[f] if f else jnp.ones(()) for f in scaled])
+        free = (raw + START * jnp.array([f is not None for f in scaled])) / per
+        logp = prior.log_prob(free).sum() - jnp.log(jnp.abs(per)).sum()
+        numpyro.factor(f"logprior:coef:{eq.target}", logp)
+    return coef_vector(eq, free, lay.free_coefs[i])
+
+
+def _residual_variance(i: int, lay: Layout, resvar_prior: str, data: Mapping[str, Any]) -> Any:
+    eq = lay.equations[i]
+    if not lay.free_var[i]:
+        return eq.variance.fixed
+    name = f"sd:{eq.target}" if resvar_prior == "half_normal" else f"var:{eq.target}"
+    return _variance_site(name, resvar_prior, data)
+
+
+def _marginal_model(
+    lay: Layout, nodes: tuple[str, ...], resvar_prior: str, cov_prior: str
+) -> Callable[..., None]:
+    """The model with the latents integrated out (:func:`marginal_nodes` holds for ``lay``)."""
+    index = {name: i for i, name in enumerate(nodes)}
+    observed = tuple(e.target for e in lay.equations if e.target not in lay.latents)
+    picked = np.array([index[o] for o in observed])
+    n = len(nodes)
 
     def model(**data: Any) -> None:
         real = data[ROW_REAL]
@@ -65,14 +189,86 @@ def make_model(lay: Layout, resvar_prior: str, cov_prior: str) -> Callable[..., 
         vals: dict[str, Any] = {
             k: v for k, v in data.items() if not k.startswith(("observed:", "clusters:", "prior:"))
         }
+        # every node at 0: an equation's mean is then its intercept and exogenous terms
+        vals |= {name: jnp.zeros(rows) for name in nodes}
+        root = jnp.zeros((n, n))  # Psi = root root': the disturbances' covariance
+        scales: dict[str, Any] = {}
         for b in lay.blocks:
-            chol = _cov_chol(b, cov_prior, data)
+            s, corr = _factor_block(b, cov_prior, data)
+            scales |= {m: s[i] for i, m in enumerate(b.members)}
+            at = np.array([index[m] for m in b.members])
+            root = root.at[np.ix_(at, at)].set(s[:, None] * corr)
+        paths = jnp.zeros((n, n))  # B: node = B node + a + disturbance
+        offset = jnp.zeros((rows, n))  # a, per row
+        for i, eq in enumerate(lay.equations):
+            coefs = _coefficients(eq, i, lay, data, scales)
+            t = index[eq.target]
+            root = root.at[t, t].set(jnp.sqrt(_residual_variance(i, lay, resvar_prior, data)))
+            offset = offset.at[:, t].set(equation_mean(eq, coefs, vals))
+            for c, coef in zip(eq.coefficients, coefs, strict=True):
+                if len(c.factors) == 1 and c.factors[0] in index:
+                    paths = paths.at[t, index[c.factors[0]]].add(coef)
+        total = jnp.linalg.inv(jnp.eye(n) - paths)  # (I - B)^-1
+        mean = (offset @ total.T)[:, picked]
+        loading = (total @ root)[picked]
+        cov = loading @ loading.T
+        seen = jnp.stack([data[observed_key(o)] for o in observed], -1) & real[:, None]
+        y = jnp.stack([data[o] for o in observed], -1)
+        loglik = jax.lax.cond(
+            jnp.all(seen | ~real[:, None]), _complete_loglik, _incomplete_loglik, y, mean, cov, seen
+        )
+        numpyro.factor("obs:marginal", loglik)
+
+    return model
+
+
+def _complete_loglik(y: Any, mean: Any, cov: Any, seen: Any) -> Any:
+    """Normal log density of the real rows, all outcomes observed: one Cholesky factor."""
+    real = seen.any(-1)
+    chol = jnp.linalg.cholesky(cov)
+    white = jax.scipy.linalg.solve_triangular(chol, (y - mean).T, lower=True)
+    logdet = 2.0 * jnp.log(jnp.diagonal(chol)).sum() + cov.shape[0] * jnp.log(2.0 * jnp.pi)
+    return -0.5 * (jnp.where(real, (white**2).sum(0), 0.0).sum() + real.sum() * logdet)
+
+
+def _incomplete_loglik(y: Any, mean: Any, cov: Any, seen: Any) -> Any:
+    """Normal log density of each row's observed outcomes (a factor per row)."""
+    # a missing outcome: its row and column of the covariance become the identity's and its
+    # value the mean, a constant factor of the observed outcomes' marginal density
+    cov_rows = jnp.where(seen[:, :, None] & seen[:, None, :], cov, jnp.eye(cov.shape[0]))
+    y = jnp.where(seen, y, mean)
+    logp = dist.MultivariateNormal(mean, covariance_matrix=cov_rows).log_prob(y)
+    missing = (~seen).sum(-1) * 0.5 * jnp.log(2.0 * jnp.pi)
+    return jnp.where(seen.any(-1), logp + missing, 0.0).sum()
+
+
+def make_model(lay: Layout, resvar_prior: str, cov_prior: str) -> Callable[..., None]:
+    """The NumPyro model function of a compiled spec (data as keyword arguments).
+
+    Latents integrated out where :func:`marginal_nodes` allows, else sampled non-centred.
+    """
+    nodes = marginal_nodes(lay)
+    if nodes is not None:
+        return _marginal_model(lay, nodes, resvar_prior, cov_prior)
+
+    def model(**data: Any) -> None:
+        real = data[ROW_REAL]
+        rows = real.shape[0]
+        vals: dict[str, Any] = {
+            k: v for k, v in data.items() if not k.startswith(("observed:", "clusters:", "prior:"))
+        }
+        scales: dict[str, Any] = {}
+        for b in lay.blocks:
             if b.level is None:
+                s, corr = _factor_block(b, cov_prior, data)
+                scales |= {m: s[i] for i, m in enumerate(b.members)}
+                chol = s[:, None] * corr
                 z = numpyro.sample(
                     f"z:{b.name}", dist.Normal(0.0, 1.0).expand([rows, len(b.members)]).to_event(2)
                 )
                 values = z @ chol.T
             else:
+                chol = _cov_chol(b, cov_prior, data)
                 j = data[cluster_key(b.level)].shape[0]
                 z = numpyro.sample(
                     f"z:{b.name}", dist.Normal(0.0, 1.0).expand([j, len(b.members)]).to_event(2)
@@ -81,25 +277,8 @@ def make_model(lay: Layout, resvar_prior: str, cov_prior: str) -> Callable[..., 
             for i, m in enumerate(b.members):
                 vals[m] = values[:, i]
         for i, eq in enumerate(lay.equations):
-            p = len(lay.free_coefs[i])
-            free = (
-                numpyro.sample(
-                    f"coef:{eq.target}",
-                    dist.Normal(0.0, data["prior:coef_sd"]).expand([p]).to_event(1),
-                )
-                if p
-                else jnp.zeros(0)
-            )
-            coefs = coef_vector(eq, free, lay.free_coefs[i])
-            var = (
-                _variance_site(
-                    f"sd:{eq.target}" if resvar_prior == "half_normal" else f"var:{eq.target}",
-                    resvar_prior,
-                    data,
-                )
-                if lay.free_var[i]
-                else eq.variance.fixed
-            )
+            coefs = _coefficients(eq, i, lay, data, scales)
+            var = _residual_variance(i, lay, resvar_prior, data)
             mean = equation_mean(eq, coefs, vals)
             sd = jnp.sqrt(var)
             t = eq.target
@@ -123,8 +302,34 @@ def make_derive(
     lay: Layout, spec: ModelSpec, resvar_prior: str, cov_prior: str
 ) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
     """``samples -> estimands`` for the sites of :func:`make_model` (leading dims kept)."""
+    signed = signed_factors(lay)
 
-    def derive(samples: Mapping[str, Any]) -> dict[str, Any]:
+    def marker_scale(sites: Mapping[str, Any]) -> dict[str, Any]:
+        """The sites of signed factors as the marker scale's: coefficients, SDs, correlations."""
+        out = dict(sites)
+        for b in lay.blocks:
+            if b.level is not None:
+                continue
+            s = START + sites[f"scale:{b.name}"]
+            out[f"sd:{b.name}"], out[f"var:{b.name}"] = jnp.abs(s), s**2
+            if len(b.members) > 1:
+                sign = jnp.sign(s)
+                corr = sites[f"corr:{b.name}"]
+                out[f"corr:{b.name}"] = sign[..., :, None] * corr * sign[..., None, :]
+        for i, eq in enumerate(lay.equations):
+            scaled = _scaled(lay, i)
+            if any(scaled):
+                per = [
+                    START + sites[f"scale:{signed[f][0]}"][..., signed[f][1]] if f else 1.0
+                    for f in scaled
+                ]
+                shift = START * np.array([f is not None for f in scaled])
+                raw = sites[f"coef_std:{eq.target}"] + shift
+                out[f"coef:{eq.target}"] = raw / jnp.stack(jnp.broadcast_arrays(*per), -1)
+        return out
+
+    def derive(sites: Mapping[str, Any]) -> dict[str, Any]:
+        samples = marker_scale(sites)
         out: dict[str, Any] = {}
         for i, eq in enumerate(lay.equations):
             for k, pos in enumerate(lay.free_coefs[i]):
