@@ -4,9 +4,9 @@ Random effects and latent scores are non-centred (``u = L z`` with ``z ~ N(0, I)
 missing value of a predictor is a standard-normal latent ``z`` with
 ``x = mean + sd * z`` where missing and the datum where observed (the observed ones add
 their likelihood), so the shapes are those of the data set whatever the pattern. Priors are
-the sweep's (:class:`~simstudy.spec.sweep.Priors`): N(0, coef_sd^2) coefficients, half-normal
-residual SDs (or inverse-gamma variances), LKJ correlations with half-normal SDs (or
-inverse-gamma variances) in covariance blocks.
+the sweep's (:class:`~simstudy.spec.sweep.Priors`, read through its per-equation accessors):
+normal coefficients, half-normal residual SDs (or inverse-gamma variances), LKJ correlations
+with half-normal SDs (or inverse-gamma variances) in covariance blocks.
 """
 
 from __future__ import annotations
@@ -20,15 +20,15 @@ import numpyro.distributions as dist
 
 from simstudy.spec.dgm import ROW_REAL, cluster_key, observed_key
 from simstudy.spec.ir import CovBlock, ModelSpec, with_derived
-from simstudy.spec.sweep import Layout, coef_vector, equation_mean
+from simstudy.spec.sweep import Layout, Priors, coef_vector, equation_mean
 
 #: The numeric prior settings the model reads from its data (kinds are fixed per model).
-PRIOR_NUMBERS = ("coef_sd", "sigma_scale", "var_shape", "var_scale", "cov_scale", "lkj_eta")
+PRIOR_NUMBERS = ("var_shape", "var_scale", "lkj_eta")
 
 
-def _variance_site(name: str, kind: str, data: Mapping[str, Any], shape=()) -> Any:
+def _variance_site(name: str, kind: str, data: Mapping[str, Any], target: str, shape=()) -> Any:
     if kind == "half_normal":
-        scale = data["prior:sigma_scale"]
+        scale = data[f"prior:sigma_scale:{target}"]
         d = dist.HalfNormal(scale)
         sd = numpyro.sample(name, d.expand(shape).to_event(len(shape)) if shape else d)
         return sd**2
@@ -40,7 +40,8 @@ def _cov_chol(block: CovBlock, kind: str, data: Mapping[str, Any]) -> Any:
     k = len(block.members)
     if kind == "half_normal":
         sd = numpyro.sample(
-            f"sd:{block.name}", dist.HalfNormal(data["prior:cov_scale"]).expand([k]).to_event(1)
+            f"sd:{block.name}",
+            dist.HalfNormal(data[f"prior:cov_scale:{block.name}"]).expand([k]).to_event(1),
         )
     else:
         var = numpyro.sample(
@@ -85,7 +86,9 @@ def make_model(lay: Layout, resvar_prior: str, cov_prior: str) -> Callable[..., 
             free = (
                 numpyro.sample(
                     f"coef:{eq.target}",
-                    dist.Normal(0.0, data["prior:coef_sd"]).expand([p]).to_event(1),
+                    dist.Normal(
+                        data[f"prior:coef_mean:{eq.target}"], data[f"prior:coef_sd:{eq.target}"]
+                    ).to_event(1),
                 )
                 if p
                 else jnp.zeros(0)
@@ -96,6 +99,7 @@ def make_model(lay: Layout, resvar_prior: str, cov_prior: str) -> Callable[..., 
                     f"sd:{eq.target}" if resvar_prior == "half_normal" else f"var:{eq.target}",
                     resvar_prior,
                     data,
+                    eq.target,
                 )
                 if lay.free_var[i]
                 else eq.variance.fixed
@@ -158,9 +162,24 @@ def make_derive(
     return derive
 
 
-def model_data(dataset: Mapping[str, Any], priors: Mapping[str, Any]) -> dict[str, Any]:
-    """The model's keyword arguments: the data set plus the numeric prior settings."""
+def model_data(
+    dataset: Mapping[str, Any], priors: Mapping[str, Any], lay: Layout
+) -> dict[str, Any]:
+    """The model's keyword arguments: the data set plus the numeric prior settings.
+
+    Per equation and block, the settings :class:`~simstudy.spec.sweep.Priors` gives the sweep
+    (``prior:coef_mean:<target>``, ``prior:coef_sd:<target>``, ``prior:sigma_scale:<target>``,
+    ``prior:cov_scale:<block>``), as data: one compiled program serves any values.
+    """
     out = dict(dataset)
+    p = Priors.of(priors)
     for k in PRIOR_NUMBERS:
-        out[f"prior:{k}"] = float(priors[k])
+        out[f"prior:{k}"] = float(getattr(p, k))
+    for i, eq in enumerate(lay.equations):
+        means, sds = p.coef_prior(eq.target, lay.free_coefs[i])
+        out[f"prior:coef_mean:{eq.target}"] = jnp.asarray(means, dtype=float)
+        out[f"prior:coef_sd:{eq.target}"] = jnp.asarray(sds, dtype=float)
+        out[f"prior:sigma_scale:{eq.target}"] = float(p.sigma_scale_of(eq.target))
+    for b in lay.blocks:
+        out[f"prior:cov_scale:{b.name}"] = float(p.cov_scale_of(b.name))
     return out

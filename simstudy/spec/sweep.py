@@ -8,7 +8,7 @@ The sweep is a static list of blocks from :mod:`simstudy.blocks`:
    equations it enters (``jax.jvp``, one pass per member, all rows at once);
 2. **random effects** of each ``(... | g)`` block, the same way, with row terms summed per
    cluster;
-3. **coefficients** of each equation (normal, N(0, coef_sd^2) prior);
+3. **coefficients** of each equation (normal prior, N(0, coef_sd^2) unless overridden);
 4. **residual variances** (half-normal SD or inverse-gamma prior);
 5. **covariance blocks** (LKJ correlations, half-normal SDs or inverse-gamma variances).
 
@@ -56,12 +56,45 @@ class Priors:
     cov_prior: str = "half_normal"
     cov_scale: float = 5.0
     lkj_eta: float = 1.0
+    # per-equation overrides (simstudy fit's priors on the data's scale), as sorted pairs:
+    # target -> prior mean and SD of each coefficient position; target or block -> SD scale
+    coef_means: tuple[tuple[str, tuple[float, ...]], ...] = ()
+    coef_sds: tuple[tuple[str, tuple[float, ...]], ...] = ()
+    sigma_scales: tuple[tuple[str, float], ...] = ()
+    cov_scales: tuple[tuple[str, float], ...] = ()
 
     @classmethod
     def of(cls, priors: Mapping[str, Any]) -> Priors:
         """Priors from a model's ``priors`` mapping (missing keys take the defaults)."""
         names = cls.__dataclass_fields__
-        return cls(**{k: v for k, v in priors.items() if k in names})
+        return cls(**{k: _frozen(v) for k, v in priors.items() if k in names})
+
+    def coef_prior(
+        self, target: str, positions: tuple[int, ...]
+    ) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """Prior means and SDs of an equation's coefficients at ``positions``."""
+        means, sds = dict(self.coef_means).get(target), dict(self.coef_sds).get(target)
+        return (
+            tuple(means[i] if means else 0.0 for i in positions),
+            tuple(sds[i] if sds else self.coef_sd for i in positions),
+        )
+
+    def sigma_scale_of(self, target: str) -> float:
+        """Scale of the half-normal prior on the residual SD of ``target``'s equation."""
+        return dict(self.sigma_scales).get(target, self.sigma_scale)
+
+    def cov_scale_of(self, block: str) -> float:
+        """Scale of the half-normal prior on the SDs of covariance block ``block``."""
+        return dict(self.cov_scales).get(block, self.cov_scale)
+
+
+def _frozen(value: Any) -> Any:
+    """A prior setting as a hashable value: mappings as sorted pairs, lists as tuples."""
+    if isinstance(value, Mapping):
+        return tuple(sorted((k, _frozen(v)) for k, v in value.items()))
+    if isinstance(value, list | tuple):
+        return tuple(_frozen(v) for v in value)
+    return value
 
 
 @dataclass(frozen=True)
@@ -311,7 +344,9 @@ def _scale_re(lay, state, data, block, z, weights, priors: Priors):
         resid, slope = jax.jvp(residuals, (jnp.asarray(1.0),), (jnp.asarray(1.0),))
         grad, precision = (slope * resid).sum(), (slope * slope).sum()
         cov = state["cov"][block.name]
-        c = half_normal_scale_draw(grad, precision, cov[k, k], priors.cov_scale, z[k])
+        c = half_normal_scale_draw(
+            grad, precision, cov[k, k], priors.cov_scale_of(block.name), z[k]
+        )
         re = state["re"][block.name].at[:, k].multiply(c)
         state = {
             **state,
@@ -346,9 +381,8 @@ def _shift_re(lay, state, data, block, z, priors: Priors):
         target = lay.equations[i].target
         coef = state["coef"][target]
         effects = state["re"][block.name]
-        d = location_shift_draw(
-            effects, weight, cov_inverse, member, coef[k], priors.coef_sd, z[member]
-        )
+        (mean,), (sd,) = priors.coef_prior(target, (lay.free_coefs[i][k],))
+        d = location_shift_draw(effects, weight, cov_inverse, member, coef[k] - mean, sd, z[member])
         state = {
             **state,
             "coef": {**state["coef"], target: coef.at[k].add(d)},
@@ -370,9 +404,9 @@ def _update_coefs(lay, state, data, i, z, weights, priors: Priors):
     # jac: (rows, 1, p)
     grad = jnp.einsum("rmp,rm->p", jac, resid)
     precision = jnp.einsum("rmp,rmq->pq", jac, jac)
-    prior = 1.0 / priors.coef_sd**2
-    precision = precision + prior * jnp.eye(current.shape[0])
-    grad = grad + prior * current
+    means, sds = map(jnp.asarray, priors.coef_prior(eq.target, lay.free_coefs[i]))
+    precision = precision + jnp.diag(1.0 / sds**2)
+    grad = grad + (current - means) / sds**2
     new = normal_step(current, grad, precision, z)
     return {**state, "coef": {**state["coef"], eq.target: new}}
 
@@ -429,8 +463,9 @@ def _update_variances(lay, state, data, weights, priors, k_gamma, k_unif):
     current = jnp.stack([state["var"][t] for t in names])
     if priors.resvar_prior == "half_normal":
         gamma = unit_gamma(k_gamma, half_normal_shape(n))
+        scales = jnp.asarray([priors.sigma_scale_of(t) for t in names])
         new = half_normal_variance(
-            current, ss, n, priors.sigma_scale, gamma, jax.random.uniform(k_unif, n.shape)
+            current, ss, n, scales, gamma, jax.random.uniform(k_unif, n.shape)
         )
     else:
         gamma = unit_gamma(k_gamma, inverse_gamma_shape(n, priors.var_shape))
@@ -454,7 +489,7 @@ def _update_cov(block: CovBlock, state, data, lay, key, priors: Priors) -> jax.A
         w = data[cluster_key(block.level)].astype(float)
     scatter = jnp.einsum("ni,nj,n->ij", vectors, vectors, w)
     if priors.cov_prior == "half_normal":
-        a, b, scale = priors.cov_scale, 0.0, PROPOSAL_SCALE
+        a, b, scale = priors.cov_scale_of(block.name), 0.0, PROPOSAL_SCALE
     else:
         a, b, scale = priors.var_shape, priors.var_scale, priors.var_scale
     return lkj_covariance(
