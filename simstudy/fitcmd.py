@@ -300,17 +300,17 @@ def cmd_fit(arguments: Sequence[str]) -> int:
     dataset = family.from_frame(frame, plan.model.structure)
     estimator = family.estimators_for(plan.model.structure)[plan.estimator]
     closed_form = isinstance(estimator, ClosedFormEstimator)
-    per_parameter, replaced, used = {}, set(), None
+    per_parameter, from_data, used = {}, set(), None
     if spec_info.is_spec({"structure": plan.model.structure}) and not closed_form:
         given = named_priors(overrides, (raw.get("model") or {}).get("priors") or {})
-        plan, per_parameter, replaced = scaled_plan(plan, dataset, given)
+        plan, per_parameter, from_data = scaled_plan(plan, dataset, given)
         used = {
             name: f"{describe(prior)}"
             + (" (model.priors)" if prior[3] in given else " (the data's scale)")
             for name, prior in per_parameter.items()
         }
 
-    for line in header(plan, estimator_kind(estimator), closed_form, used, replaced):
+    for line in header(plan, estimator_kind(estimator), closed_form, used, from_data):
         print(line)
     missing = {c: int(frame[c].isna().sum()) for c in read.names}
     counted = ", ".join(f"{c} {n}" for c, n in missing.items() if n)
@@ -357,7 +357,7 @@ def cmd_fit(arguments: Sequence[str]) -> int:
         "structure": plan.model.structure,
         "priors": None if closed_form else priors_record(plan.model.priors),
         "priors_used": used,
-        "priors_from_data": sorted(replaced),
+        "priors_from_data": sorted(from_data),
         "estimator": plan.estimator,
         "summary": title,
         "sampler": None if closed_form else dataclasses.asdict(plan.sampler),

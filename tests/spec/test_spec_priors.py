@@ -189,6 +189,7 @@ def test_fit_defaults_are_on_the_data_scale_and_a_unit_prior_is_warned_about(tmp
     )
     assert record["priors_from_data"] == ["coef_sd", "cov_scale", "sigma_scale"]
     assert "prior-data conflict" not in captured.err
+    assert "replacing the earlier file" not in captured.out  # a new file, said so
 
     # the unit-scale prior the user names wins, and its conflict with the data is said
     out = tmp_path / "unit.parquet"
