@@ -53,7 +53,7 @@ def prior_conflicts(
         if row.parameter not in priors:
             continue
         kind, loc, scale, setting = priors[row.parameter]
-        what = None
+        what, why = None, "so the prior pulls it away from what the data say"
         if kind == "normal":
             away = abs(row.mean - loc) / scale
             if away > CONFLICT_SDS:
@@ -62,6 +62,7 @@ def prior_conflicts(
                     f"normal({loc:.4g}, {scale:.4g})"
                 )
             elif row.sd >= PRIOR_SD_SHARE * scale:
+                why = "so the prior, not the data, decides it"
                 what = (
                     f"its posterior SD {row.sd:.4g} is {row.sd / scale:.0%} of its prior "
                     f"normal({loc:.4g}, {scale:.4g})'s"
@@ -74,9 +75,8 @@ def prior_conflicts(
         if what:
             now = f" (now {current[setting]:g})" if setting in current else ""
             out.append(
-                f"prior-data conflict for {row.parameter}: {what}, so the prior, not the data, "
-                f"decides it; widen model.priors.{setting}{now}, or leave it unset for a prior "
-                "on the data's scale."
+                f"prior-data conflict for {row.parameter}: {what}, {why}; widen "
+                f"model.priors.{setting}{now}, or leave it unset for a prior on the data's scale."
             )
     return out
 

@@ -136,6 +136,8 @@ def test_prior_conflict_names_the_parameter_and_the_setting():
     # a posterior SD near the prior's: the prior decides
     near = pd.DataFrame({"parameter": ["y~1"], "mean": [1.0], "sd": [6.0]})
     assert "60% of its prior" in prior_conflicts(near, priors, {})[0]
+    assert "the prior, not the data, decides it" in prior_conflicts(near, priors, {})[0]
+    assert "the prior pulls it away from what the data say" in first
     fine = pd.DataFrame({"parameter": ["y~1", "y~~y"], "mean": [3.0, 30.0], "sd": [1.0, 1.0]})
     assert prior_conflicts(fine, priors, {}) == []
 
