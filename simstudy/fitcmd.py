@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -165,22 +165,73 @@ def _number(value: Any) -> str:
     return f"{value:g}" if numeric else str(value)
 
 
-def header(plan: Any, kind: str, closed_form: bool) -> list[str]:
-    """What is fitted, in words: the model, the estimator, its sampler and its priors."""
+def header(
+    plan: Any,
+    kind: str,
+    closed_form: bool,
+    used: Mapping[str, str] | None = None,
+    replaced: Collection[str] = (),
+) -> list[str]:
+    """What is fitted, in words: the model, the estimator, its sampler and its priors.
+
+    ``used``: a spec model's prior per parameter in words (with the data's numbers);
+    ``replaced``: the ``model.priors`` settings the data's scale replaced (not shown).
+    """
     first = f"model {plan.model.name}, estimator {plan.estimator} ({kind}"
     if closed_form:
         return [first + ": no sampler, no priors)"]
     s = plan.sampler
-    priors = ", ".join(f"{k}={_number(v)}" for k, v in (plan.model.priors or {}).items())
     families = (plan.model.structure or {}).get("prior_families")
+    if isinstance(families, Mapping) and "inverse_gamma" not in families.values():
+        replaced = {*replaced, "var_shape", "var_scale"}  # settings of no prior in use
+    shown = {
+        k: v for k, v in (plan.model.priors or {}).items() if _number_like(v) and k not in replaced
+    }
+    priors = ", ".join(f"{k}={_number(v)}" for k, v in shown.items())
     if isinstance(families, Mapping) and families:
         priors += " (" + ", ".join(f"{k} {v}" for k, v in families.items()) + ")"
-    return [
+    lines = [
         first + ")",
         f"sampler {s.name}: {s.chains} chains, {s.warmup} warmup + {s.draws} draws each, "
         f"seed {plan.seed}",
         f"priors (model.priors.*): {priors or 'none'}",
     ]
+    if used is not None:
+        lines[-1] = f"priors (model.priors.*; the data's scale where unset): {priors or 'none'}"
+        lines += [f"  {name}: {prior}" for name, prior in used.items()]
+    return lines
+
+
+def _number_like(value: Any) -> bool:
+    return isinstance(value, int | float | str) and not isinstance(value, bool)
+
+
+def scaled_plan(plan: Any, dataset: Any, given: Collection[str]) -> tuple[Any, dict, set[str]]:
+    """A spec model's fit plan with priors on ``dataset``'s scale (:mod:`simstudy.spec.scaled`).
+
+    ``given``: the ``model.priors`` settings the user named, which stay. Returns the plan,
+    each reported parameter's prior ``(kind, location, scale, setting)`` and the settings
+    the data's scale replaced.
+    """
+    from simstudy.spec import info as spec_info
+    from simstudy.spec import scaled
+
+    spec = spec_info.spec_of(plan.model.structure)
+    extra = scaled.data_scaled(spec, dataset, given)
+    priors = {**plan.model.priors, **extra}
+    families = plan.model.structure["prior_families"]
+    per = scaled.parameter_priors(spec, {**spec_info.PRIOR_DEFAULTS, **priors}, families)
+    replaced = {scaled.SETTING_OF[k] for k in extra}
+    model = dataclasses.replace(plan.model, priors=priors)
+    return dataclasses.replace(plan, model=model), per, replaced
+
+
+def priors_record(priors: Mapping[str, Any]) -> dict[str, Any]:
+    """The priors as JSON: per-equation settings (sorted pairs) as mappings."""
+    return {
+        k: {t: list(x) if isinstance(x, tuple) else x for t, x in v} if isinstance(v, tuple) else v
+        for k, v in priors.items()
+    }
 
 
 def summary_title(closed_form: bool, level: float) -> str:
@@ -198,10 +249,19 @@ def cmd_fit(arguments: Sequence[str]) -> int:
 
     from simstudy.catalog import estimator_kind
     from simstudy.config import AggregateSettings, fit_plan_from_dict, info_of
-    from simstudy.engine.replicate import chain_name, estimator_key, fit_estimator, key_from_seed
+    from simstudy.engine.replicate import (
+        chain_name,
+        estimator_key,
+        fit_estimator,
+        key_from_seed,
+        posterior_draws,
+    )
+    from simstudy.engine.summary import summarise_draws
+    from simstudy.fitcheck import named_priors, prior_conflicts, sign_disagreements
     from simstudy.models import family_of, model_infos
-    from simstudy.models.base import ClosedFormEstimator
+    from simstudy.models.base import ClosedFormEstimator, GibbsEstimator, SampledEstimator
     from simstudy.spec import info as spec_info
+    from simstudy.spec.scaled import describe
     from simstudy.store import software_versions
     from simstudy.userdata import boolean_columns, missing_codes, read_table, sentinel_warnings
 
@@ -240,8 +300,17 @@ def cmd_fit(arguments: Sequence[str]) -> int:
     dataset = family.from_frame(frame, plan.model.structure)
     estimator = family.estimators_for(plan.model.structure)[plan.estimator]
     closed_form = isinstance(estimator, ClosedFormEstimator)
+    per_parameter, from_data, used = {}, set(), None
+    if spec_info.is_spec({"structure": plan.model.structure}) and not closed_form:
+        given = named_priors(overrides, (raw.get("model") or {}).get("priors") or {})
+        plan, per_parameter, from_data = scaled_plan(plan, dataset, given)
+        used = {
+            name: f"{describe(prior)}"
+            + (" (model.priors)" if prior[3] in given else " (the data's scale)")
+            for name, prior in per_parameter.items()
+        }
 
-    for line in header(plan, estimator_kind(estimator), closed_form):
+    for line in header(plan, estimator_kind(estimator), closed_form, used, from_data):
         print(line)
     missing = {c: int(frame[c].isna().sum()) for c in read.names}
     counted = ", ".join(f"{c} {n}" for c, n in missing.items() if n)
@@ -253,15 +322,22 @@ def cmd_fit(arguments: Sequence[str]) -> int:
         _say(f"[simstudy] warning: {line}")
 
     key = estimator_key(key_from_seed(plan.seed), chain_name(estimator))
+    draws = None
     try:
-        summaries, n_div, seconds = fit_estimator(
-            estimator,
-            jax.block_until_ready(dataset),
-            key,
-            plan.sampler,
-            plan.model.priors,
-            plan.level,
-        )
+        if isinstance(estimator, GibbsEstimator | SampledEstimator):  # chains kept for checks
+            draws, seconds = posterior_draws(
+                estimator, jax.block_until_ready(dataset), key, plan.sampler, plan.model.priors
+            )
+            summaries, n_div = summarise_draws(draws.draws, plan.level), draws.n_divergent
+        else:
+            summaries, n_div, seconds = fit_estimator(
+                estimator,
+                jax.block_until_ready(dataset),
+                key,
+                plan.sampler,
+                plan.model.priors,
+                plan.level,
+            )
     except ValueError as exc:  # a closed form that cannot be computed on these data
         if not closed_form:
             raise
@@ -279,7 +355,9 @@ def cmd_fit(arguments: Sequence[str]) -> int:
     record = {
         "model": plan.model.name,
         "structure": plan.model.structure,
-        "priors": None if closed_form else plan.model.priors,
+        "priors": None if closed_form else priors_record(plan.model.priors),
+        "priors_used": used,
+        "priors_from_data": sorted(from_data),
         "estimator": plan.estimator,
         "summary": title,
         "sampler": None if closed_form else dataclasses.asdict(plan.sampler),
@@ -305,7 +383,11 @@ def cmd_fit(arguments: Sequence[str]) -> int:
     print(shown.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     if not closed_form:
         checks = AggregateSettings()
-        for line in fit_warnings(table, plan.sampler, checks.rhat_max, checks.ess_min):
+        lines = fit_warnings(table, plan.sampler, checks.rhat_max, checks.ess_min)
+        lines += prior_conflicts(table, per_parameter, plan.model.priors)
+        if draws is not None:
+            lines += sign_disagreements(draws.draws, estimator.parameters)
+        for line in lines:
             _say(f"[simstudy] warning: {line}")
     what = "estimates" if closed_form else "posterior summary"
     again = ", replacing the earlier file" if replaced else ""

@@ -265,14 +265,13 @@ def loading_draw_from_sums(
     marker: jax.Array,
     intercept: jax.Array | bool,
     coef_var: float,
-    fixed: jax.Array | float = 1.0,
 ) -> tuple[jax.Array, jax.Array]:
     """:func:`loading_draw` from its weighted sums, for samplers that keep them.
 
     ``sums``: per indicator (each ``(p,)``) the sums over persons of ``w``, ``w e``, ``w e^2``,
     ``w y`` and ``w y e``, with ``w`` the cell precision and ``e`` the indicator's factor score.
     ``noise``: standard normal draws, ``(p, 2)`` for ``(nu, lambda)`` and ``(p,)`` for the
-    markers' intercepts. ``fixed``: the loading of the markers (1 by default).
+    markers' intercepts.
     """
     z_coef, z_nu = noise
     n_w, s_e, s_ee, s_y, s_ye = sums
@@ -288,9 +287,9 @@ def loading_draw_from_sums(
     rhs = jnp.stack([jnp.where(free, s_y, 0.0), s_ye], -1)
     coef = normal_from_precision(None, prec, rhs, z_coef)
     prec_nu = n_w + 1 / coef_var  # markers: intercept of y - score
-    nu_marker = (s_y - fixed * s_e) / prec_nu + z_nu / jnp.sqrt(prec_nu)
+    nu_marker = (s_y - s_e) / prec_nu + z_nu / jnp.sqrt(prec_nu)
     nu = jnp.where(free, jnp.where(marker, nu_marker, coef[:, 0]), 0.0)
-    lam = jnp.where(marker, fixed, coef[:, 1])
+    lam = jnp.where(marker, 1.0, coef[:, 1])
     return nu, lam
 
 

@@ -50,7 +50,7 @@ def estimators(spec: ModelSpec, families: Mapping[str, str]) -> dict[str, Any]:
         "bayes_hmc": SampledEstimator(
             "bayes_hmc",
             hmc.make_model(lay, residual, covariance),
-            lambda dataset, priors: hmc.model_data(dataset, {**PRIOR_DEFAULTS, **priors}),
+            lambda dataset, priors: hmc.model_data(dataset, {**PRIOR_DEFAULTS, **priors}, lay),
             hmc.make_derive(lay, spec, residual, covariance),
             names,
         ),

@@ -21,9 +21,9 @@ Other models keep their latents and random effects non-centred (``u = L z`` with
 ``z ~ N(0, I)``); each missing value of a predictor is a standard-normal latent ``z`` with
 ``x = mean + sd * z`` where missing and the datum where observed (the observed ones add
 their likelihood), so the shapes are those of the data set whatever the pattern. Priors are
-the sweep's (:class:`~simstudy.spec.sweep.Priors`): N(0, coef_sd^2) coefficients, half-normal
-residual SDs (or inverse-gamma variances), LKJ correlations with half-normal SDs (or
-inverse-gamma variances) in covariance blocks.
+the sweep's (:class:`~simstudy.spec.sweep.Priors`, read through its per-equation accessors):
+normal coefficients, half-normal residual SDs (or inverse-gamma variances), LKJ correlations
+with half-normal SDs (or inverse-gamma variances) in covariance blocks.
 """
 
 from __future__ import annotations
@@ -40,19 +40,27 @@ from numpyro.distributions import constraints
 
 from simstudy.spec.dgm import ROW_REAL, cluster_key, observed_key
 from simstudy.spec.ir import CovBlock, Equation, ModelSpec, with_derived
-from simstudy.spec.sweep import Layout, coef_vector, equation_mean
+from simstudy.spec.sweep import Layout, Priors, coef_vector, equation_mean
 
 #: The numeric prior settings the model reads from its data (kinds are fixed per model).
-PRIOR_NUMBERS = ("coef_sd", "sigma_scale", "var_shape", "var_scale", "cov_scale", "lkj_eta")
+PRIOR_NUMBERS = ("lkj_eta",)
 
 
-def _variance_site(name: str, kind: str, data: Mapping[str, Any], shape=()) -> Any:
+def _inverse_gamma(data: Mapping[str, Any], latent: bool) -> Any:
+    """The inverse-gamma prior of a latent or a residual variance (``Priors.variance_ig``)."""
+    which = "latent" if latent else "residual"
+    return dist.InverseGamma(data[f"prior:var_shape:{which}"], data[f"prior:var_scale:{which}"])
+
+
+def _variance_site(
+    name: str, kind: str, data: Mapping[str, Any], target: str, latent: bool, shape=()
+) -> Any:
     if kind == "half_normal":
-        scale = data["prior:sigma_scale"]
+        scale = data[f"prior:sigma_scale:{target}"]
         d = dist.HalfNormal(scale)
         sd = numpyro.sample(name, d.expand(shape).to_event(len(shape)) if shape else d)
         return sd**2
-    d = dist.InverseGamma(data["prior:var_shape"], data["prior:var_scale"])
+    d = _inverse_gamma(data, latent)
     return numpyro.sample(name, d.expand(shape).to_event(len(shape)) if shape else d)
 
 
@@ -60,14 +68,13 @@ def _cov_chol(block: CovBlock, kind: str, data: Mapping[str, Any]) -> Any:
     k = len(block.members)
     if kind == "half_normal":
         sd = numpyro.sample(
-            f"sd:{block.name}", dist.HalfNormal(data["prior:cov_scale"]).expand([k]).to_event(1)
+            f"sd:{block.name}",
+            dist.HalfNormal(data[f"prior:cov_scale:{block.name}"]).expand([k]).to_event(1),
         )
     else:
         var = numpyro.sample(
             f"var:{block.name}",
-            dist.InverseGamma(data["prior:var_shape"], data["prior:var_scale"])
-            .expand([k])
-            .to_event(1),
+            _inverse_gamma(data, block.level is None).expand([k]).to_event(1),
         )
         sd = jnp.sqrt(var)
     if k == 1:
@@ -105,9 +112,9 @@ def _factor_block(block: CovBlock, kind: str, data: Mapping[str, Any]) -> tuple[
         f"scale:{block.name}", dist.ImproperUniform(constraints.real, (), (k,))
     )
     if kind == "half_normal":  # HalfNormal on |s|: both signs share its density
-        logp = dist.Normal(0.0, data["prior:cov_scale"]).log_prob(s)
+        logp = dist.Normal(0.0, data[f"prior:cov_scale:{block.name}"]).log_prob(s)
     else:  # InverseGamma on s^2, times |d s^2 / d s| / 2
-        gamma = dist.InverseGamma(data["prior:var_shape"], data["prior:var_scale"])
+        gamma = _inverse_gamma(data, True)
         logp = gamma.log_prob(s**2) + jnp.log(jnp.abs(s))
     numpyro.factor(f"logprior:scale:{block.name}", logp.sum())
     if k == 1:
@@ -149,12 +156,12 @@ def _coefficients(
     loadings with it instead of pinning the factor's variance at 0.
     """
     p = len(lay.free_coefs[i])
-    prior = dist.Normal(0.0, data["prior:coef_sd"])
+    prior = dist.Normal(data[f"prior:coef_mean:{eq.target}"], data[f"prior:coef_sd:{eq.target}"])
     scaled = _scaled(lay, i)
     if not p:
         free = jnp.zeros(0)
     elif not any(scaled):
-        free = numpyro.sample(f"coef:{eq.target}", prior.expand([p]).to_event(1))
+        free = numpyro.sample(f"coef:{eq.target}", prior.to_event(1))
     else:
         raw = numpyro.sample(
             f"coef_std:{eq.target}", dist.ImproperUniform(constraints.real, (), (p,))
@@ -171,7 +178,7 @@ def _residual_variance(i: int, lay: Layout, resvar_prior: str, data: Mapping[str
     if not lay.free_var[i]:
         return eq.variance.fixed
     name = f"sd:{eq.target}" if resvar_prior == "half_normal" else f"var:{eq.target}"
-    return _variance_site(name, resvar_prior, data)
+    return _variance_site(name, resvar_prior, data, eq.target, eq.target in lay.latents)
 
 
 def _marginal_model(
@@ -363,9 +370,31 @@ def make_derive(
     return derive
 
 
-def model_data(dataset: Mapping[str, Any], priors: Mapping[str, Any]) -> dict[str, Any]:
-    """The model's keyword arguments: the data set plus the numeric prior settings."""
+def model_data(
+    dataset: Mapping[str, Any], priors: Mapping[str, Any], lay: Layout
+) -> dict[str, Any]:
+    """The model's keyword arguments: the data set plus the numeric prior settings.
+
+    Per equation and block, the settings :class:`~simstudy.spec.sweep.Priors` gives the sweep
+    (``prior:coef_mean:<target>``, ``prior:coef_sd:<target>``, ``prior:sigma_scale:<target>``,
+    ``prior:cov_scale:<block>``, inverse-gamma numbers of latent and residual variances), as
+    data: one compiled program serves any values.
+    """
+    p = Priors.of(priors)
     out = dict(dataset)
     for k in PRIOR_NUMBERS:
-        out[f"prior:{k}"] = float(priors[k])
+        out[f"prior:{k}"] = float(getattr(p, k))
+    for which, latent in (("latent", True), ("residual", False)):
+        shape, scale = p.variance_ig(latent)
+        out[f"prior:var_shape:{which}"], out[f"prior:var_scale:{which}"] = (
+            float(shape),
+            float(scale),
+        )
+    for i, eq in enumerate(lay.equations):
+        means, sds = p.coef_prior(eq.target, lay.free_coefs[i])
+        out[f"prior:coef_mean:{eq.target}"] = jnp.asarray(means, dtype=float)
+        out[f"prior:coef_sd:{eq.target}"] = jnp.asarray(sds, dtype=float)
+        out[f"prior:sigma_scale:{eq.target}"] = float(p.sigma_scale_of(eq.target))
+    for b in lay.blocks:
+        out[f"prior:cov_scale:{b.name}"] = float(p.cov_scale_of(b.name))
     return out

@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from simstudy.blocks.conjugate import IndicatorSums, loading_draw_from_sums
+from simstudy.blocks.conjugate import IndicatorSums, normal_from_precision
 from simstudy.spec.dgm import ROW_REAL, observed_key
 from simstudy.spec.ir import Equation
 
@@ -167,16 +167,31 @@ def draw_coefficients(
     s: IndicatorSums,
     theta: jax.Array,
     noise: tuple[jax.Array, jax.Array],
-    coef_var: float,
+    prior: tuple[tuple[jax.Array, jax.Array], tuple[jax.Array, jax.Array]],
 ) -> tuple[jax.Array, jax.Array]:
-    """Intercepts and loadings of every indicator from their joint normal conditional."""
+    """Intercepts and loadings of every indicator from their joint normal conditional.
+
+    ``prior``: per indicator, the normal prior's means and SDs of the intercept, then of the
+    loading; ``noise``: ``(p, 2)`` standard normals for the pairs, ``(p,)`` for the intercepts
+    of fixed-loading indicators.
+    """
+    (m0, s0), (m1, s1) = prior
     w = 1 / theta
-    s_y = s.y + s.n * s.ybar  # sums of the uncentred indicator
-    s_ye = s.ye + s.ybar * s.e
-    weighted = (s.n * w, s.e * w, s.ee * w, s_y * w, s_ye * w)
-    return loading_draw_from_sums(
-        noise, weighted, jnp.asarray(m.marker), True, coef_var, jnp.asarray(m.fixed_loading)
+    n_w, s_e, s_ee = s.n * w, s.e * w, s.ee * w
+    s_y = (s.y + s.n * s.ybar) * w  # sums of the uncentred indicator
+    s_ye = (s.ye + s.ybar * s.e) * w
+    p0, p1 = 1 / s0**2, 1 / s1**2
+    prec = jnp.stack(
+        [jnp.stack([n_w + p0, s_e], -1), jnp.stack([s_e, s_ee + p1], -1)],
+        -2,
     )
+    rhs = jnp.stack([s_y + m0 * p0, s_ye + m1 * p1], -1)
+    pair = normal_from_precision(None, prec, rhs, noise[0])
+    fixed = jnp.asarray(m.fixed_loading)
+    prec_nu = n_w + p0  # fixed loading: the intercept of y - loading * score
+    nu_fixed = (s_y - fixed * s_e + m0 * p0) / prec_nu + noise[1] / jnp.sqrt(prec_nu)
+    marker = jnp.asarray(m.marker)
+    return jnp.where(marker, nu_fixed, pair[:, 0]), jnp.where(marker, fixed, pair[:, 1])
 
 
 def residual_ss(s: IndicatorSums, nu: jax.Array, lam: jax.Array) -> jax.Array:

@@ -10,7 +10,8 @@ The sweep is a static list of blocks from :mod:`simstudy.blocks`:
 2. **random effects** of each ``(... | g)`` block, the same way, with row terms summed per
    cluster, then their scale and location moves;
 3. **coefficients**: the indicator equations' intercepts and loadings all at once from
-   per-indicator sums; each other equation's from its design columns (N(0, coef_sd^2) prior);
+   per-indicator sums; each other equation's from its design columns (normal priors,
+   N(0, coef_sd^2) unless :class:`Priors` gives an equation its own);
 4. **variances**, all in one draw: residual variances (half-normal SD or inverse-gamma prior,
    latent variables' with their own numbers) and one-member covariance blocks;
 5. **covariance blocks** of two or more (LKJ correlations, half-normal SDs or inverse-gamma
@@ -70,6 +71,12 @@ class Priors:
     #: class (flat, (-1, 0), is Mplus's default there); None: ``var_shape`` / ``var_scale``.
     latent_var_shape: float | None = None
     latent_var_scale: float | None = None
+    # per-equation overrides (simstudy fit's priors on the data's scale), as sorted pairs:
+    # target -> prior mean and SD of each coefficient position; target or block -> SD scale
+    coef_means: tuple[tuple[str, tuple[float, ...]], ...] = ()
+    coef_sds: tuple[tuple[str, tuple[float, ...]], ...] = ()
+    sigma_scales: tuple[tuple[str, float], ...] = ()
+    cov_scales: tuple[tuple[str, float], ...] = ()
 
     def variance_ig(self, latent: bool) -> tuple[float, float]:
         """``(shape, scale)`` of the inverse-gamma prior of a latent or a residual variance."""
@@ -82,7 +89,34 @@ class Priors:
     def of(cls, priors: Mapping[str, Any]) -> Priors:
         """Priors from a model's ``priors`` mapping (missing keys take the defaults)."""
         names = cls.__dataclass_fields__
-        return cls(**{k: v for k, v in priors.items() if k in names})
+        return cls(**{k: _frozen(v) for k, v in priors.items() if k in names})
+
+    def coef_prior(
+        self, target: str, positions: tuple[int, ...]
+    ) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """Prior means and SDs of an equation's coefficients at ``positions``."""
+        means, sds = dict(self.coef_means).get(target), dict(self.coef_sds).get(target)
+        return (
+            tuple(means[i] if means else 0.0 for i in positions),
+            tuple(sds[i] if sds else self.coef_sd for i in positions),
+        )
+
+    def sigma_scale_of(self, target: str) -> float:
+        """Scale of the half-normal prior on the residual SD of ``target``'s equation."""
+        return dict(self.sigma_scales).get(target, self.sigma_scale)
+
+    def cov_scale_of(self, block: str) -> float:
+        """Scale of the half-normal prior on the SDs of covariance block ``block``."""
+        return dict(self.cov_scales).get(block, self.cov_scale)
+
+
+def _frozen(value: Any) -> Any:
+    """A prior setting as a hashable value: mappings as sorted pairs, lists as tuples."""
+    if isinstance(value, Mapping):
+        return tuple(sorted((k, _frozen(v)) for k, v in value.items()))
+    if isinstance(value, list | tuple):
+        return tuple(_frozen(v) for v in value)
+    return value
 
 
 @dataclass(frozen=True)
@@ -371,7 +405,9 @@ def _scale_re(lay, state, data, block, z, weights, priors: Priors):
         resid, slope = jax.jvp(residuals, (jnp.asarray(1.0),), (jnp.asarray(1.0),))
         grad, precision = (slope * resid).sum(), (slope * slope).sum()
         cov = state["cov"][block.name]
-        c = half_normal_scale_draw(grad, precision, cov[k, k], priors.cov_scale, z[k])
+        c = half_normal_scale_draw(
+            grad, precision, cov[k, k], priors.cov_scale_of(block.name), z[k]
+        )
         re = state["re"][block.name].at[:, k].multiply(c)
         state = {
             **state,
@@ -407,9 +443,8 @@ def _shift_re(lay, state, data, block, z, priors: Priors):
         target = lay.equations[i].target
         coef = state["coef"][target]
         effects = state["re"][block.name]
-        d = location_shift_draw(
-            effects, weight, cov_inverse, member, coef[k], priors.coef_sd, z[member]
-        )
+        (mean,), (sd,) = priors.coef_prior(target, (lay.free_coefs[i][k],))
+        d = location_shift_draw(effects, weight, cov_inverse, member, coef[k] - mean, sd, z[member])
         state = {
             **state,
             "coef": {**state["coef"], target: coef.at[k].add(d)},
@@ -434,9 +469,9 @@ def _update_coefs(lay, state, data, i, z, weights, priors: Priors):
         axis=-1,
     )
     weighted = design * w[:, None]
-    prior = 1.0 / priors.coef_sd**2
-    precision = design.T @ weighted + prior * jnp.eye(current.shape[0])
-    grad = -(weighted.T @ resid) + prior * current
+    means, sds = map(jnp.asarray, priors.coef_prior(eq.target, lay.free_coefs[i]))
+    precision = design.T @ weighted + jnp.diag(1.0 / sds**2)
+    grad = -(weighted.T @ resid) + (current - means) / sds**2
     new = normal_step(current, grad, precision, z)
     return {**state, "coef": {**state["coef"], eq.target: new}}
 
@@ -491,7 +526,8 @@ def sweep(
         m = lay.measurement
         sums = meas.sums(m, meas.scores(m, state["nodes"]), data)
         noise = (z["meas:coef"].reshape(m.size, 2), z["meas:nu"])
-        nu, lam = meas.draw_coefficients(m, sums, state["meas"]["theta"], noise, priors.coef_sd**2)
+        prior = _indicator_priors(lay, priors)
+        nu, lam = meas.draw_coefficients(m, sums, state["meas"]["theta"], noise, prior)
         state["meas"] = {**state["meas"], "nu": nu, "lam": lam}
     for i in lay.general:
         if lay.free_coefs[i]:
@@ -528,7 +564,7 @@ def _update_variances(lay, state, data, weights, priors, sums, noise):
     names = [lay.equations[i].target for i in lay.free_variances()]
     current = [state["var"][t] for t in names]
     half = [priors.resvar_prior == "half_normal"] * len(names)
-    sd_scale = [priors.sigma_scale] * len(names)
+    sd_scale = [priors.sigma_scale_of(t) for t in names]
     ig = [priors.variance_ig(t in lay.latents) for t in names]
     p = lay.measurement.size if lay.measurement is not None else 0
     if p:
@@ -536,7 +572,7 @@ def _update_variances(lay, state, data, weights, priors, sums, noise):
         n.append(sums.n)
         current.append(state["meas"]["theta"])
         half += [priors.resvar_prior == "half_normal"] * p
-        sd_scale += [priors.sigma_scale] * p
+        sd_scale += [priors.sigma_scale_of(t) for t in lay.measurement.targets]
         ig += [priors.variance_ig(False)] * p
     singles = [b for b in lay.blocks if len(b.members) == 1]
     for b in singles:
@@ -545,7 +581,7 @@ def _update_variances(lay, state, data, weights, priors, sums, noise):
         n.append(w.sum())
         current.append(state["cov"][b.name][0, 0])
         half.append(priors.cov_prior == "half_normal")
-        sd_scale.append(priors.cov_scale)
+        sd_scale.append(priors.cov_scale_of(b.name))
         ig.append(priors.variance_ig(b.level is None))
     ss, n, current = (jnp.concatenate([jnp.atleast_1d(x) for x in v]) for v in (ss, n, current))
     half_mask = np.asarray(half)
@@ -581,19 +617,21 @@ def n_variance_units(lay: Layout) -> int:
 
 def _scale_factor(lay, state, data, move: FactorScale, sums, weights, priors, noise):
     """The scale move of one latent factor (:mod:`simstudy.spec.factor_moves`)."""
-    c2 = priors.coef_sd**2
     coef = state["coef"]
-    up = jnp.stack([coef[t][k] for t, k in move.up]) if move.up else jnp.zeros(0)
-    down = jnp.stack([coef[t][k] for t, k in move.down]) if move.down else jnp.zeros(0)
+    up, up_mean, up_sd = _coef_priors(lay, priors, coef, move.up)
+    down, down_mean, down_sd = _coef_priors(lay, priors, coef, move.down)
+    if any(down_mean):  # -(b/g - m)^2 / 2s^2 has a 1/g term: not this move's form
+        return state
     kind, name, member = move.variance
     variance = state["var"][name] if kind == "equation" else state["cov"][name][member, member]
-    a = (up**2).sum() / c2
-    b = jnp.asarray(0.0)
-    c = (down**2).sum() / (2 * c2)
+    a = (up**2 / up_sd**2).sum()
+    b = (up * jnp.asarray(up_mean, dtype=float) / up_sd**2).sum()
+    c = (down**2 / down_sd**2).sum() / 2
     if lay.measurement is not None:
         free = np.asarray(move.loadings_free)
         lam = state["meas"]["lam"]
-        c = c + jnp.where(jnp.asarray(free), lam**2, 0.0).sum() / (2 * c2)
+        _, loading_sd = _indicator_priors(lay, priors)[1]
+        c = c + jnp.where(jnp.asarray(free), lam**2 / loading_sd**2, 0.0).sum() / 2
         a_m, b_m = meas.marker_terms(
             sums, state["meas"], np.asarray(move.loadings_fixed), lay.measurement.fixed_loading
         )
@@ -604,7 +642,7 @@ def _scale_factor(lay, state, data, move: FactorScale, sums, weights, priors, no
     latent_prior = kind == "equation" or lay.blocks[_block_index(lay, name)].level is None
     half_normal = (priors.resvar_prior if kind == "equation" else priors.cov_prior) == "half_normal"
     if half_normal:
-        sd_scale = priors.sigma_scale if kind == "equation" else priors.cov_scale
+        sd_scale = priors.sigma_scale_of(name) if kind == "equation" else priors.cov_scale_of(name)
         a = a + variance / sd_scale**2
         e = move.n_up - move.n_down
     else:
@@ -634,6 +672,30 @@ def _scale_factor(lay, state, data, move: FactorScale, sums, weights, priors, no
     else:
         out["cov"] = {**state["cov"], name: rescale_covariance(state["cov"][name], member, g)}
     return out
+
+
+def _coef_priors(lay, priors: Priors, coef, which):
+    """Values, prior means and SDs of the free coefficients ``(target, position)``."""
+    if not which:
+        return jnp.zeros(0), (), jnp.zeros(0)
+    positions = {lay.equations[i].target: lay.free_coefs[i] for i in lay.general}
+    means, sds = [], []
+    for t, k in which:
+        m, s = priors.coef_prior(t, (positions[t][k],))
+        means.append(m[0])
+        sds.append(s[0])
+    return jnp.stack([coef[t][k] for t, k in which]), tuple(means), jnp.asarray(sds)
+
+
+def _indicator_priors(lay: Layout, priors: Priors):
+    """Per indicator: prior mean and SD of the intercept, and of the loading."""
+    m = lay.measurement
+    intercept, loading = [], []
+    for t in m.targets:
+        means, sds = priors.coef_prior(t, (0, 1))
+        intercept.append((means[0], sds[0]))
+        loading.append((means[1], sds[1]))
+    return tuple(tuple(jnp.asarray(v) for v in zip(*x, strict=True)) for x in (intercept, loading))
 
 
 def _block_index(lay: Layout, name: str) -> int:
@@ -678,7 +740,7 @@ def _update_cov(block: CovBlock, state, data, lay, key, priors: Priors) -> jax.A
     vectors, w = _block_vectors(block, state, data, lay)
     scatter = jnp.einsum("ni,nj,n->ij", vectors, vectors, w)
     if priors.cov_prior == "half_normal":
-        a, b, scale = priors.cov_scale, 0.0, PROPOSAL_SCALE
+        a, b, scale = priors.cov_scale_of(block.name), 0.0, PROPOSAL_SCALE
     else:
         a, b = priors.variance_ig(block.level is None)
         scale = b

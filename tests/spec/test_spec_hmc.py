@@ -38,7 +38,7 @@ def _model_data(values: dict[str, np.ndarray], seen: dict[str, np.ndarray]) -> d
     for y in ITEMS:
         data[y] = jnp.asarray(values[y])
         data[observed_key(y)] = jnp.asarray(seen.get(y, np.ones(rows, bool)))
-    return hmc.model_data(data, PRIOR_DEFAULTS)
+    return hmc.model_data(data, PRIOR_DEFAULTS, sweep.layout(from_syntax(CFA)))
 
 
 def test_only_models_linear_in_their_latents_are_marginal():
