@@ -81,6 +81,8 @@ def simulate_prior(
     # One key per parameter and per block, by a stable index: as many as the model needs.
     k_data, k_coef, k_block = jax.random.split(rng_key, 3)
     coefficients = [c.parameter for e in spec.equations for c in e.coefficients]
+    latents = {v.name for v in spec.variables if v.kind == LATENT}
+    latent_of = {e.variance.name: e.target in latents for e in spec.equations}
     for i, param in enumerate([*coefficients, *(e.variance for e in spec.equations)]):
         if not param.free:
             continue
@@ -88,13 +90,14 @@ def simulate_prior(
         if param.kind == "coef":
             values[param.name] = p.coef_sd * float(jax.random.normal(key))
         else:
-            values[param.name] = _variance_draw(key, families["residual"], p, False)
+            draw = _variance_draw(key, families["residual"], p, False, latent_of[param.name])
+            values[param.name] = draw
     for index, b in enumerate(spec.blocks):
         k_var, k_corr = jax.random.split(jax.random.fold_in(k_block, index))
         k = len(b.members)
         sd = np.sqrt(
             [
-                _variance_draw(kk, families["covariance"], p, True)
+                _variance_draw(kk, families["covariance"], p, True, b.level is None)
                 for kk in jax.random.split(k_var, k)
             ]
         )
@@ -114,11 +117,13 @@ def simulate_prior(
     return data, {name: float(values[name]) for name in spec.estimands()}
 
 
-def _variance_draw(key, family: str, p: sweep.Priors, covariance: bool) -> float:
+def _variance_draw(key, family: str, p: sweep.Priors, covariance: bool, latent: bool) -> float:
+    """A variance from its prior: a latent variable's with the latent class's numbers."""
     if family == "half_normal":
         scale = p.cov_scale if covariance else p.sigma_scale
         return float((scale * jax.random.normal(key)) ** 2)
-    return float(p.var_scale / jax.random.gamma(key, p.var_shape))
+    shape, scale = p.variance_ig(latent)
+    return float(scale / jax.random.gamma(key, shape))
 
 
 def columns(spec: ModelSpec) -> Columns:
