@@ -321,16 +321,12 @@ def _update_nodes(lay, state, data, group, z, weights, terms):
     else:
         grad, precision = jnp.zeros((rows, d)), jnp.zeros((rows, d, d))
     m = lay.measurement
-    measured = [(k, m.factors.index(n)) for k, n in enumerate(group) if m and n in m.factors]
-    if measured:
+    measured = {k: m.factors.index(n) for k, n in enumerate(group) if m and n in m.factors}
+    if measured:  # the indicators' information: -P f^2 / 2 + h f per row
         info, linear = terms
         zero = jnp.zeros(rows)
-        add_info = jnp.stack(
-            [info[dict(measured)[k]] if k in dict(measured) else zero for k in range(d)], -1
-        )
-        add_lin = jnp.stack(
-            [linear[dict(measured)[k]] if k in dict(measured) else zero for k in range(d)], -1
-        )
+        add_info = jnp.stack([info[measured[k]] if k in measured else zero for k in range(d)], -1)
+        add_lin = jnp.stack([linear[measured[k]] if k in measured else zero for k in range(d)], -1)
         precision = precision + add_info[:, :, None] * jnp.eye(d)
         grad = grad + add_info * current - add_lin
     free = jnp.stack([_node_free(lay, n, data) for n in group], axis=-1)
