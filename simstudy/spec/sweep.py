@@ -627,6 +627,9 @@ def _scale_factor(lay, state, data, move: FactorScale, sums, weights, priors, no
         free = np.asarray(move.loadings_free)
         lam = state["meas"]["lam"]
         _, loading_sd = _indicator_priors(lay, priors)[1]
+        targets = np.asarray(lay.measurement.targets)[free]
+        if any(priors.coef_prior(t, (1,))[0][0] for t in targets):  # as for ``down``: no 1/g
+            return state
         c = c + jnp.where(jnp.asarray(free), lam**2 / loading_sd**2, 0.0).sum() / 2
         a_m, b_m = meas.marker_terms(
             sums, state["meas"], np.asarray(move.loadings_fixed), lay.measurement.fixed_loading
