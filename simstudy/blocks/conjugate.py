@@ -153,6 +153,19 @@ def normal_from_precision(
 UNROLLED_MAX = 4
 
 
+def _unrolled_cholesky(matrix: jax.Array) -> list[list[Any]]:
+    """The lower Cholesky factor of small ``k x k`` matrices, entry by entry (upper: None)."""
+    k = matrix.shape[-1]
+    low: list[list[Any]] = [[None] * k for _ in range(k)]
+    for j in range(k):
+        diag = matrix[..., j, j] - sum((low[j][m] ** 2 for m in range(j)), 0.0)
+        low[j][j] = jnp.sqrt(diag)
+        for i in range(j + 1, k):
+            off = matrix[..., i, j] - sum((low[i][m] * low[j][m] for m in range(j)), 0.0)
+            low[i][j] = off / low[j][j]
+    return low
+
+
 def _unrolled_draw(precision: jax.Array, rhs: jax.Array, z: jax.Array) -> jax.Array:
     """:func:`normal_from_precision` for small ``k``: Cholesky and substitutions written out.
 
@@ -162,13 +175,7 @@ def _unrolled_draw(precision: jax.Array, rhs: jax.Array, z: jax.Array) -> jax.Ar
     expanded loops; a matrix that is not positive definite gives NaN, as LAPACK's does.
     """
     k = precision.shape[-1]
-    low: list[list[Any]] = [[None] * k for _ in range(k)]
-    for j in range(k):
-        diag = precision[..., j, j] - sum((low[j][m] ** 2 for m in range(j)), 0.0)
-        low[j][j] = jnp.sqrt(diag)
-        for i in range(j + 1, k):
-            off = precision[..., i, j] - sum((low[i][m] * low[j][m] for m in range(j)), 0.0)
-            low[i][j] = off / low[j][j]
+    low = _unrolled_cholesky(precision)
     y: list[Any] = [None] * k  # L y = r, then x = L^-T (y + z)
     for i in range(k):
         y[i] = (rhs[..., i] - sum((low[i][m] * y[m] for m in range(i)), 0.0)) / low[i][i]
@@ -187,13 +194,7 @@ def inverse_cholesky(cov: jax.Array) -> jax.Array:
     k = cov.shape[-1]
     if k > UNROLLED_MAX:
         return jnp.linalg.inv(jnp.linalg.cholesky(cov))
-    low: list[list[Any]] = [[None] * k for _ in range(k)]
-    for j in range(k):
-        diag = cov[..., j, j] - sum((low[j][m] ** 2 for m in range(j)), 0.0)
-        low[j][j] = jnp.sqrt(diag)
-        for i in range(j + 1, k):
-            off = cov[..., i, j] - sum((low[i][m] * low[j][m] for m in range(j)), 0.0)
-            low[i][j] = off / low[j][j]
+    low = _unrolled_cholesky(cov)
     zero = jnp.zeros_like(cov[..., 0, 0])
     inv: list[list[Any]] = [[zero] * k for _ in range(k)]
     for c in range(k):  # column c of L^-1: forward substitution of e_c
@@ -372,6 +373,11 @@ def measurement_draw_from_sums(
     s_ye = sums.ye + sums.ybar * sums.e
     weighted = (sums.n * w, sums.e * w, sums.ee * w, s_y * w, s_ye * w)
     nu, lam = loading_draw_from_sums(noise[:2], weighted, marker, True, coef_var)
+    return nu, lam, (var_scale + indicator_ssr(sums, nu, lam) / 2) / noise[2]
+
+
+def indicator_ssr(sums: IndicatorSums, nu: jax.Array, lam: jax.Array) -> jax.Array:
+    """Per indicator, the sum of squared residuals ``y - nu - lam e`` over its answered rows."""
     nu_c = nu - sums.ybar
     ssr = (
         sums.yy
@@ -381,8 +387,7 @@ def measurement_draw_from_sums(
         + 2 * nu_c * lam * sums.e
         + lam**2 * sums.ee
     )
-    ssr = jnp.maximum(ssr, 0.0)  # rounding can take a tiny sum below 0
-    return nu, lam, (var_scale + ssr / 2) / noise[2]
+    return jnp.maximum(ssr, 0.0)  # rounding can take a tiny sum below 0
 
 
 def inverse_wishart_log_prior(phi: jax.Array, df: float, scale: float):

@@ -194,20 +194,6 @@ def draw_coefficients(
     return jnp.where(marker, nu_fixed, pair[:, 0]), jnp.where(marker, fixed, pair[:, 1])
 
 
-def residual_ss(s: IndicatorSums, nu: jax.Array, lam: jax.Array) -> jax.Array:
-    """Per indicator, the sum of squared residuals over its answered rows."""
-    nu_c = nu - s.ybar
-    ssr = (
-        s.yy
-        - 2 * nu_c * s.y
-        - 2 * lam * s.ye
-        + s.n * nu_c**2
-        + 2 * nu_c * lam * s.e
-        + lam**2 * s.ee
-    )
-    return jnp.maximum(ssr, 0.0)  # rounding can take a tiny sum below 0
-
-
 def marker_terms(
     s: IndicatorSums, params: Mapping[str, jax.Array], which: np.ndarray, loading: np.ndarray
 ) -> tuple[jax.Array, jax.Array]:

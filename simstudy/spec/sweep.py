@@ -33,7 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from simstudy.blocks.conjugate import inverse_cholesky, unit_gamma
+from simstudy.blocks.conjugate import indicator_ssr, inverse_cholesky, unit_gamma
 from simstudy.blocks.covariance import lkj_covariance
 from simstudy.blocks.group import (
     group_scale,
@@ -564,7 +564,7 @@ def _update_variances(lay, state, data, weights, priors, sums, noise):
     ig = [priors.variance_ig(t in lay.latents) for t in names]
     p = lay.measurement.size if lay.measurement is not None else 0
     if p:
-        ss.append(meas.residual_ss(sums, state["meas"]["nu"], state["meas"]["lam"]))
+        ss.append(indicator_ssr(sums, state["meas"]["nu"], state["meas"]["lam"]))
         n.append(sums.n)
         current.append(state["meas"]["theta"])
         half += [priors.resvar_prior == "half_normal"] * p
