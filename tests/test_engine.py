@@ -167,5 +167,5 @@ def test_a_batch_after_compile_unit_compiles_nothing():
         rows = run_batch(plan, cond, [0, 1])
         assert len(events) == before, "the batch compiled again"
     assert {r["status"] for r in rows} == {"ok"}
-    bad = _plan(factors={"N": [1], "missing_rate": [0.3], "mechanism": ["MCAR"]})
-    assert compile_unit(bad, {"N": 1, "missing_rate": 0.3, "mechanism": "MCAR"}, "nope")
+    bad = _plan(factors={"N": [2], "missing_rate": [0.3], "mechanism": ["MCAR"]})
+    assert compile_unit(bad, {"N": 2, "missing_rate": 0.3, "mechanism": "MCAR"}, "nope")
