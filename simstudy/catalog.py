@@ -139,7 +139,7 @@ def model_rows(dirs: Sequence[Path]) -> list[dict[str, Any]]:
                 "configs": f"model={path.stem}",
                 "factors": ", ".join(info.factors) if info else f"invalid: {why}",
                 "parameters": _short(", ".join(raw.get("params") or {})),
-                "estimators": ", ".join(spec_info.ESTIMATORS),
+                "estimators": ", ".join(info.estimators if info else spec_info.ESTIMATORS),
             }
         )
     return rows

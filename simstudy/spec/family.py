@@ -15,46 +15,24 @@ import numpyro.distributions as dist
 import pandas as pd
 
 from simstudy.errors import InputError
-from simstudy.models.base import GibbsEstimator, SampledEstimator
 from simstudy.models.family import Family
-from simstudy.spec import dgm, hmc, sweep
+from simstudy.spec import dgm, sweep
+from simstudy.spec import estimators as kinds
 from simstudy.spec.info import PRIOR_DEFAULTS, model_info, spec_of
 from simstudy.spec.ir import LATENT, RANDOM, ModelSpec, with_derived
 from simstudy.userdata import Columns, model_data
 
 
-def estimators(spec: ModelSpec, families: Mapping[str, str]) -> dict[str, Any]:
-    """``bayes`` (the compiled Gibbs sweep) and ``bayes_hmc`` (the NumPyro model)."""
-    lay = sweep.layout(spec)
-    residual, covariance = families["residual"], families["covariance"]
+def estimators(
+    spec: ModelSpec,
+    families: Mapping[str, str],
+    mapping: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The estimators a model config names (:mod:`simstudy.spec.estimators`), by name.
 
-    def priors_of(priors: Mapping[str, Any]) -> sweep.Priors:
-        return sweep.Priors.of(
-            {**PRIOR_DEFAULTS, **priors, "resvar_prior": residual, "cov_prior": covariance}
-        )
-
-    def init(rng_key, data, priors):
-        return sweep.init(rng_key, data, lay, priors_of(priors))
-
-    def step(rng_key, state, data, priors):
-        return sweep.sweep(rng_key, state, data, lay, priors_of(priors))
-
-    def collect(state, data):
-        return sweep.collect(state, lay, spec)
-
-    names = spec.estimands()
-    return {
-        "bayes": GibbsEstimator(
-            "bayes", init, step, collect, names, prepare=lambda data: sweep.prepare(data, lay)
-        ),
-        "bayes_hmc": SampledEstimator(
-            "bayes_hmc",
-            hmc.make_model(lay, residual, covariance),
-            lambda dataset, priors: hmc.model_data(dataset, {**PRIOR_DEFAULTS, **priors}, lay),
-            hmc.make_derive(lay, spec, residual, covariance),
-            names,
-        ),
-    }
+    ``mapping``: normalised ``estimators:`` (None: ``bayes`` and ``bayes_hmc``).
+    """
+    return kinds.build(spec, sweep.layout(spec), families, mapping or kinds.DEFAULT)
 
 
 def truth(spec: ModelSpec, setting: Mapping[str, Any]) -> dict[str, float]:
@@ -187,7 +165,7 @@ def _codes(column: Any) -> tuple[np.ndarray, Any]:
 def _family(name: str, blob: str) -> Family:
     structure = json.loads(blob)
     spec = spec_of(structure)
-    built = estimators(spec, structure["prior_families"])
+    built = estimators(spec, structure["prior_families"], kinds.mapping_of(structure))
     info = model_info(name, structure, {}, fitting=True)  # config checks the values
     return Family(
         info=dataclasses.replace(info, params={}),

@@ -11,6 +11,7 @@ A model config with a ``syntax`` is a spec model, whatever its name::
     prior_families: {residual: half_normal, covariance: half_normal}
     params: {"y~1": 0.0, "y~x": 0.5, ...}   # population values, by label or lavaan name
     priors: {coef_sd: 10.0, ...}
+    estimators: {bayes: {kind: gibbs}, bayes_hmc: {kind: hmc}}   # the default; see spec.estimators
 
 Its design factors: ``N`` (single level) or ``J`` and ``cluster_size`` (two levels), and
 ``missing_rate`` and ``mechanism`` when the design makes a variable incomplete; any population
@@ -25,6 +26,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from simstudy.errors import InputError
+from simstudy.spec import estimators as kinds
 from simstudy.spec.declare import (
     MISSINGNESS_FACTORS,
     FactorSpec,
@@ -36,7 +38,7 @@ from simstudy.spec.ir import ModelSpec, build
 from simstudy.spec.population import population
 
 #: Keys of a spec model's config besides ``name``, ``params`` and ``priors``.
-SPEC_KEYS = ("syntax", "design", "prior_families")
+SPEC_KEYS = ("syntax", "design", "prior_families", "estimators")
 PRIOR_FAMILIES = {
     "residual": ("half_normal", "inverse_gamma"),
     "covariance": ("half_normal", "inverse_gamma"),
@@ -58,9 +60,10 @@ PRIOR_SPECS = {
     "latent_var_shape": FactorSpec("float", low=-1.0),
     "latent_var_scale": FactorSpec("float", low=0.0),
 }
-#: Estimators of every spec model: the compiled Gibbs sweep, and HMC on the NumPyro model.
-ESTIMATORS = ("bayes", "bayes_hmc")
-SAMPLERS = {"bayes": "gibbs", "bayes_hmc": "nuts"}
+#: Estimators of a spec model without ``estimators:``: the compiled Gibbs sweep, and HMC on the
+#: NumPyro model.
+ESTIMATORS = tuple(kinds.DEFAULT)
+SAMPLERS = kinds.samplers(kinds.DEFAULT)
 
 
 def with_prior_defaults(priors: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -135,7 +138,10 @@ def normalise(raw_model: Mapping[str, Any]) -> dict[str, Any]:
         "design": {"size_spread": spread, "missing": missing},
         "prior_families": families,
     }
-    spec_of(structure)  # raises on a bad syntax or design
+    spec = spec_of(structure)  # raises on a bad syntax or design
+    if given.get("estimators") is not None:
+        # kept only when given, so that models without it keep their hash
+        structure["estimators"] = kinds.normalise(given["estimators"], spec)
     return structure
 
 
@@ -146,20 +152,21 @@ def _spec(blob: str) -> ModelSpec:
 
 
 def spec_of(structure: Mapping[str, Any]) -> ModelSpec:
-    """The :class:`ModelSpec` of a (normalised) structure, built once per structure."""
-    return _spec(json.dumps(dict(structure), sort_keys=True))
+    """The :class:`ModelSpec` of a (normalised) structure, built once per syntax and design."""
+    return _spec(json.dumps({k: structure[k] for k in ("syntax", "design")}, sort_keys=True))
 
 
 def declared(raw_model: Mapping[str, Any]) -> ModelInfo:
-    """What every spec model declares whatever its syntax: estimators, samplers, priors."""
+    """What a spec model declares before validation: estimators, samplers, priors."""
+    mapping = kinds.declared(raw_model.get("estimators", kinds.DEFAULT))
     return ModelInfo(
         name=str(raw_model.get("name")),
         factors={},
         params={},
         priors=PRIOR_SPECS,
-        estimators=ESTIMATORS,
-        samplers=SAMPLERS,
-        posteriors=ESTIMATORS,
+        estimators=tuple(mapping),
+        samplers=kinds.samplers(mapping),
+        posteriors=kinds.posteriors(mapping),
         check_priors=check_priors,
     )
 
@@ -181,6 +188,7 @@ def model_info(
     if not fitting:
         population(spec, params)  # every parameter has a value, every value a parameter
     spread = float(structure.get("design", {}).get("size_spread", 0.0))
+    mapping = kinds.mapping_of(structure)
     return ModelInfo(
         name=name,
         factors=factors,
@@ -189,12 +197,12 @@ def model_info(
             for k, v in params.items()
         },
         priors=PRIOR_SPECS,
-        estimators=ESTIMATORS,
-        samplers=SAMPLERS,
-        posteriors=ESTIMATORS,
+        estimators=tuple(mapping),
+        samplers=kinds.samplers(mapping),
+        posteriors=kinds.posteriors(mapping),
         check_priors=check_priors,
         min_size=lambda _structure, _estimators: min_size(spec),
-        footprint=lambda setting, estimators: footprint(spec, spread, setting, estimators),
+        footprint=lambda setting, estimators: footprint(spec, spread, setting, estimators, mapping),
     )
 
 
@@ -220,9 +228,13 @@ def min_size(spec: ModelSpec) -> dict[str, tuple[float, str]]:
 
 
 def footprint(
-    spec: ModelSpec, spread: float, setting: Mapping[str, Any], estimators: Any
+    spec: ModelSpec,
+    spread: float,
+    setting: Mapping[str, Any],
+    estimators: Any,
+    mapping: Mapping[str, Any] = kinds.DEFAULT,
 ) -> tuple[float, float]:
-    """Values per row (observed variables, masks, latent variables), draws per estimator."""
+    """Values per data set (observed variables, masks, latents), per draw of the largest kind."""
     from simstudy.spec.ir import LATENT, RANDOM
 
     if spec.groups:
@@ -234,6 +246,9 @@ def footprint(
     latent = sum(v.kind == LATENT for v in spec.variables)
     effects = sum(v.kind == RANDOM for v in spec.variables)
     data = rows * (2 * observed + latent + 1) + clusters * (effects + 1)
-    sampled = len(spec.parameters()) + clusters * effects + rows * (latent + len(spec.missing))
-    per_draw = {"bayes": float(len(spec.estimands())), "bayes_hmc": sampled}
-    return data, max((per_draw.get(e, 0.0) for e in estimators), default=0.0)
+    per_draw = [
+        kinds.KINDS[mapping[e]["kind"]].draws(spec, rows, clusters)
+        for e in estimators
+        if e in mapping
+    ]
+    return data, max(per_draw, default=0.0)

@@ -1,0 +1,266 @@
+"""The kinds of estimator a spec model lists under ``estimators:``, and their options.
+
+A spec model config may name its estimators::
+
+    estimators:
+      bayes: {kind: gibbs}            # the compiled Gibbs sweep
+      bayes_hmc: {kind: hmc}          # HMC (NUTS/ChEES) on the NumPyro model
+
+Each name is what studies list in ``study.estimators`` and what result tables show; each
+value is ``{kind: K, ...options}`` with K one of :data:`KINDS`. Without the key a spec model
+has :data:`DEFAULT` (``bayes`` and ``bayes_hmc``).
+
+Declarations (options, sampler, checks) are plain Python, so config validation loads no JAX;
+a kind's ``build`` imports the back ends when a family is compiled.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from simstudy.errors import InputError
+from simstudy.spec.ir import LATENT, RANDOM, ModelSpec
+
+#: A spec model's estimators when its config names none (the behaviour before ``estimators:``).
+DEFAULT: dict[str, dict[str, Any]] = {"bayes": {"kind": "gibbs"}, "bayes_hmc": {"kind": "hmc"}}
+
+
+@dataclass(frozen=True)
+class Option:
+    """One option of a kind: its default, and what values it takes.
+
+    Parameters
+    ----------
+    default
+        The value when the config gives none.
+    check
+        ``(field, value) -> value``: the value normalised, or :class:`InputError` naming
+        ``field`` (``model.estimators.<name>.<option>``).
+    """
+
+    default: Any
+    check: Callable[[str, Any], Any]
+
+
+def flag(default: bool, allowed: tuple[bool, ...] = (False, True)) -> Option:
+    """A true/false option (``allowed`` narrows it, e.g. ``ols``'s ``complete_cases``)."""
+
+    def check(name: str, value: Any) -> bool:
+        if not isinstance(value, bool) or value not in allowed:
+            raise InputError(name, value, " or ".join(str(a).lower() for a in allowed))
+        return value
+
+    return Option(default, check)
+
+
+def _fits_any(spec: ModelSpec, options: Mapping[str, Any], field: str) -> None:
+    """Every spec model can be fitted by the Gibbs sweep and the NumPyro model."""
+
+
+def _no_draws(spec: ModelSpec, rows: float, clusters: float) -> float:
+    return 0.0
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A way to fit a spec model.
+
+    Parameters
+    ----------
+    build
+        ``(spec, lay, families, options, built) -> estimator`` (a :mod:`simstudy.models.base`
+        estimator; its name is set by the caller): ``lay`` the sweep's layout, ``families`` the
+        model's prior families, ``options`` the normalised options, ``built`` the estimators
+        built so far by name (for kinds that analyse another's chain).
+    options
+        Allowed option names with their defaults and checks.
+    sampler
+        The sampler the estimator runs on (``"gibbs"``, ``"nuts"``), None for closed form.
+    posterior
+        Whether its result is a posterior (draws) that simulation-based calibration can check.
+    check
+        ``(spec, options, field)``: raises :class:`InputError` naming
+        ``model.estimators.<name>.<option>`` (``field`` is ``model.estimators.<name>``) when the
+        model cannot be fitted this way.
+    draws
+        ``(spec, rows, clusters) -> values`` one chain stores per draw for a data set of that
+        size (memory footprint); 0 for closed form.
+    """
+
+    build: Callable[..., Any]
+    options: Mapping[str, Option] = field(default_factory=dict)
+    sampler: str | None = None
+    posterior: bool = False
+    check: Callable[[ModelSpec, Mapping[str, Any], str], None] = _fits_any
+    draws: Callable[[ModelSpec, float, float], float] = _no_draws
+
+
+def _priors_of(families: Mapping[str, str], priors: Mapping[str, Any]) -> Any:
+    from simstudy.spec import sweep
+    from simstudy.spec.info import PRIOR_DEFAULTS
+
+    return sweep.Priors.of(
+        {
+            **PRIOR_DEFAULTS,
+            **priors,
+            "resvar_prior": families["residual"],
+            "cov_prior": families["covariance"],
+        }
+    )
+
+
+def _build_gibbs(spec, lay, families, options, built) -> Any:
+    """The compiled Gibbs sweep."""
+    from simstudy.models.base import GibbsEstimator
+    from simstudy.spec import sweep
+
+    def init(rng_key, data, priors):
+        return sweep.init(rng_key, data, lay, _priors_of(families, priors))
+
+    def step(rng_key, state, data, priors):
+        return sweep.sweep(rng_key, state, data, lay, _priors_of(families, priors))
+
+    def collect(state, data):
+        return sweep.collect(state, lay, spec)
+
+    return GibbsEstimator(
+        "gibbs",
+        init,
+        step,
+        collect,
+        spec.estimands(),
+        prepare=lambda data: sweep.prepare(data, lay),
+    )
+
+
+def _build_hmc(spec, lay, families, options, built) -> Any:
+    """HMC on the NumPyro model."""
+    from simstudy.models.base import SampledEstimator
+    from simstudy.spec import hmc
+    from simstudy.spec.info import PRIOR_DEFAULTS
+
+    residual, covariance = families["residual"], families["covariance"]
+    return SampledEstimator(
+        "hmc",
+        hmc.make_model(lay, residual, covariance),
+        lambda dataset, priors: hmc.model_data(dataset, {**PRIOR_DEFAULTS, **priors}, lay),
+        hmc.make_derive(lay, spec, residual, covariance),
+        spec.estimands(),
+    )
+
+
+def _gibbs_draws(spec: ModelSpec, rows: float, clusters: float) -> float:
+    """The estimands: the sweep's state is not stored."""
+    return float(len(spec.estimands()))
+
+
+def _hmc_draws(spec: ModelSpec, rows: float, clusters: float) -> float:
+    """Parameters, random effects, and per row the latent and missing values it samples."""
+    latent = sum(v.kind == LATENT for v in spec.variables)
+    effects = sum(v.kind == RANDOM for v in spec.variables)
+    return len(spec.parameters()) + clusters * effects + rows * (latent + len(spec.missing))
+
+
+#: The kinds of estimator, by the name a config's ``kind:`` gives.
+KINDS: dict[str, Kind] = {
+    "gibbs": Kind(_build_gibbs, sampler="gibbs", posterior=True, draws=_gibbs_draws),
+    "hmc": Kind(_build_hmc, sampler="nuts", posterior=True, draws=_hmc_draws),
+}
+
+
+def normalise(raw: Any, spec: ModelSpec | None = None) -> dict[str, dict[str, Any]]:
+    """A config's ``estimators:`` mapping validated, each option given (defaults filled in).
+
+    ``spec``: the model, for the kinds' checks (None: options only).
+
+    Raises
+    ------
+    InputError
+        Naming ``model.estimators`` or ``model.estimators.<name>[.<option>]``.
+    """
+    if not isinstance(raw, Mapping) or not raw:
+        raise InputError(
+            "model.estimators",
+            raw,
+            "a mapping from estimator names to {kind: ...}, e.g. {bayes: {kind: gibbs}}",
+        )
+    out: dict[str, dict[str, Any]] = {}
+    for name, given in raw.items():
+        where = f"model.estimators.{name}"
+        if not isinstance(name, str) or not name.isidentifier():
+            raise InputError("model.estimators", name, "estimator names made of letters, digits, _")
+        given = {"kind": given} if isinstance(given, str) else given
+        if not isinstance(given, Mapping):
+            raise InputError(where, given, "{kind: K, ...options}")
+        kind_name = given.get("kind")
+        if kind_name not in KINDS:
+            raise InputError(f"{where}.kind", kind_name, "one of " + ", ".join(KINDS))
+        kind = KINDS[kind_name]
+        extra = sorted(set(given) - {"kind", *kind.options})
+        if extra:
+            allowed = ", ".join(kind.options) or "none"
+            raise InputError(
+                f"{where}.{extra[0]}", given[extra[0]], f"an option of {kind_name}: {allowed}"
+            )
+        options = {
+            k: opt.check(f"{where}.{k}", given[k]) if k in given else opt.default
+            for k, opt in kind.options.items()
+        }
+        if spec is not None:
+            kind.check(spec, options, where)
+        out[name] = {"kind": kind_name, **options}
+    return out
+
+
+def mapping_of(structure: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The (normalised) estimators of a structure: its own, else :data:`DEFAULT`."""
+    return dict(structure.get("estimators") or DEFAULT)
+
+
+def declared(raw: Any) -> dict[str, dict[str, Any]]:
+    """The estimators a raw config names, read leniently (unknown kinds left out).
+
+    For picking a sampler before validation; :func:`normalise` reports what is wrong.
+    """
+    if not isinstance(raw, Mapping):
+        return dict(DEFAULT)
+    out = {}
+    for name, given in raw.items():
+        given = {"kind": given} if isinstance(given, str) else given
+        if isinstance(given, Mapping) and given.get("kind") in KINDS:
+            out[str(name)] = dict(given)
+    return out
+
+
+def samplers(mapping: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
+    """The sampler of each estimator that runs one."""
+    return {
+        name: KINDS[o["kind"]].sampler
+        for name, o in mapping.items()
+        if KINDS[o["kind"]].sampler is not None
+    }
+
+
+def posteriors(mapping: Mapping[str, Mapping[str, Any]]) -> tuple[str, ...]:
+    """The estimators whose result is a posterior (draws)."""
+    return tuple(name for name, o in mapping.items() if KINDS[o["kind"]].posterior)
+
+
+def options_of(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """An estimator's options, its kind left out."""
+    return {k: v for k, v in entry.items() if k != "kind"}
+
+
+def build(
+    spec: ModelSpec, lay: Any, families: Mapping[str, str], mapping: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The estimators of a mapping, built in its order, each under its own name."""
+    built: dict[str, Any] = {}
+    for name, entry in mapping.items():
+        kind = KINDS[entry["kind"]]
+        est = kind.build(spec, lay, families, options_of(entry), dict(built))
+        built[name] = dataclasses.replace(est, name=name)
+    return built
