@@ -5,6 +5,13 @@ A spec model config may name its estimators::
     estimators:
       bayes: {kind: gibbs}            # the compiled Gibbs sweep
       bayes_hmc: {kind: hmc}          # HMC (NUTS/ChEES) on the NumPyro model
+      fs_imputation: {kind: fs_imputation, of: bayes, imputations: 20}
+      sum_score_ols: {kind: sum_score_ols}
+
+``fs_imputation`` analyses M states of a gibbs estimator's chain (OLS of the structural
+equations on the latent scores and imputed values, Rubin's rules); ``sum_score_ols`` is OLS
+with each factor replaced by the mean of its observed indicators
+(:mod:`simstudy.spec.analyses`).
 
 Each name is what studies list in ``study.estimators`` and what result tables show; each
 value is ``{kind: K, ...options}`` with K one of :data:`KINDS`. Without the key a spec model
@@ -164,10 +171,79 @@ def _hmc_draws(spec: ModelSpec, rows: float, clusters: float) -> float:
     return len(spec.parameters()) + clusters * effects + rows * (latent + len(spec.missing))
 
 
+def _check_analyses(spec: ModelSpec, options: Mapping[str, Any], field: str) -> None:
+    """OLS of the structural equations needs a single-level model that has some."""
+    from simstudy.spec import analyses
+
+    why = analyses.unsupported(spec)
+    if why is not None:
+        raise InputError(f"{field}.kind", "OLS of the structural equations", why)
+
+
+def _imputations(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 2:
+        raise InputError(name, value, "an integer >= 2 (states analysed and pooled)")
+    return value
+
+
+def _estimator_name(name: str, value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise InputError(name, value, "the name of a gibbs estimator listed before this one")
+    return value
+
+
+def _build_fs_imputation(spec, lay, families, options, built) -> Any:
+    """OLS on M states of another estimator's Gibbs chain, pooled by Rubin's rules."""
+    from simstudy.models.base import GibbsEstimator, ImputationEstimator
+    from simstudy.spec import analyses
+
+    sampler = built.get(options["of"])
+    if not isinstance(sampler, GibbsEstimator):
+        raise ValueError(f"fs_imputation: {options['of']!r} is no gibbs estimator built before it")
+
+    def analyse(state, data):
+        vals, weights = analyses.state_values(spec, lay, state, data)
+        est, var, _ = analyses.analyse(spec, vals, weights)
+        return est, var
+
+    return ImputationEstimator(
+        "fs_imputation", sampler, options["imputations"], analyse, analyses.estimands(spec)
+    )
+
+
+def _build_sum_score_ols(spec, lay, families, options, built) -> Any:
+    """OLS on the means of each factor's observed indicators (closed form)."""
+    from simstudy.models.base import ClosedFormEstimator
+    from simstudy.spec import analyses
+
+    def fit(dataset, level):
+        return analyses.sum_score_ols(spec, dataset, level)
+
+    return ClosedFormEstimator("sum_score_ols", fit, analyses.estimands(spec))
+
+
+def _imputation_draws(spec: ModelSpec, rows: float, clusters: float) -> float:
+    """The M recorded analyses' estimates and variances (the chain is another estimator's)."""
+    from simstudy.spec import analyses
+
+    return 2.0 * len(analyses.estimands(spec))
+
+
 #: The kinds of estimator, by the name a config's ``kind:`` gives.
 KINDS: dict[str, Kind] = {
     "gibbs": Kind(_build_gibbs, sampler="gibbs", posterior=True, draws=_gibbs_draws),
     "hmc": Kind(_build_hmc, sampler="nuts", posterior=True, draws=_hmc_draws),
+    "fs_imputation": Kind(
+        _build_fs_imputation,
+        options={
+            "of": Option("bayes", _estimator_name),
+            "imputations": Option(20, _imputations),
+        },
+        sampler="gibbs",
+        check=_check_analyses,
+        draws=_imputation_draws,
+    ),
+    "sum_score_ols": Kind(_build_sum_score_ols, check=_check_analyses),
 }
 
 
@@ -212,6 +288,17 @@ def normalise(raw: Any, spec: ModelSpec | None = None) -> dict[str, dict[str, An
         if spec is not None:
             kind.check(spec, options, where)
         out[name] = {"kind": kind_name, **options}
+    for name, entry in out.items():
+        # an imputation estimator analyses the chain of a gibbs estimator listed before it
+        of = entry.get("of")
+        before = list(out)[: list(out).index(name)]
+        if of is not None and (of not in before or out[of]["kind"] != "gibbs"):
+            gibbs = [n for n in before if out[n]["kind"] == "gibbs"]
+            raise InputError(
+                f"model.estimators.{name}.of",
+                of,
+                "a gibbs estimator listed before this one: " + (", ".join(gibbs) or "none"),
+            )
     return out
 
 
