@@ -16,6 +16,7 @@ covariance (``jax.jacobian`` of the expression), the variance plug-ins held fixe
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -208,6 +209,12 @@ def sum_score_values(
     return vals, {"moments": w, **{e.target: w for e in structural(spec)}}
 
 
+@functools.lru_cache(maxsize=16)
+def _compiled(spec: ModelSpec) -> Any:
+    """:func:`analyse` of one spec compiled once (eagerly it dispatches hundreds of small ops)."""
+    return jax.jit(functools.partial(analyse, spec))
+
+
 def sum_score_ols(spec: ModelSpec, data: Mapping[str, Any], level: float) -> dict[str, Any]:
     """OLS on sum scores with t intervals (the ``sum_score_ols`` kind's fit).
 
@@ -228,7 +235,7 @@ def sum_score_ols(spec: ModelSpec, data: Mapping[str, Any], level: float) -> dic
         raise ValueError(
             f"sum_score_ols needs at least {widest + 2} rows with every score, got {rows}"
         )
-    est, var, dof = analyse(spec, vals, weights)
+    est, var, dof = _compiled(spec)(vals, weights)
     out = {}
     for name in estimands(spec):
         e, se = float(est[name]), float(jnp.sqrt(var[name]))
