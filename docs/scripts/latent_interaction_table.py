@@ -25,11 +25,16 @@ DERIVED = ["eta_y~eta_x@eta_m=-1SD", "eta_y~eta_x@eta_m=+1SD"]
 Z = 1.959963984540054
 
 
+#: The spec config's names (conf/model/latent_interaction.yaml) of the hand-written family's.
+SPEC_NAMES = {"eta_y~eta_x@eta_m=-1SD": "slope_lo", "eta_y~eta_x@eta_m=+1SD": "slope_hi"}
+
+
 def _get(summary: pd.DataFrame, n: int, est: str, par: str, measure: str) -> pd.Series | None:
+    names = [par, SPEC_NAMES.get(par, par)]
     rows = summary[
         (summary["N"] == n)
         & (summary["estimator"] == est)
-        & (summary["parameter"] == par)
+        & (summary["parameter"].isin(names))
         & (summary["measure"] == measure)
     ]
     return None if rows.empty else rows.iloc[0]
@@ -119,7 +124,8 @@ def main(study_dir: Path, out: str = "") -> str:
                 _pct(_get(summary, n, "sum_score_ols", par, "rel_bias")),
                 _num(_get(summary, n, "sum_score_ols", par, "coverage")),
             ]
-            lines.append(f"| `{par}` | " + " | ".join(cells) + " |")
+            alias = f" (`{SPEC_NAMES[par]}`)" if par in SPEC_NAMES else ""
+            lines.append(f"| `{par}`{alias} | " + " | ".join(cells) + " |")
         lines.append("")
     bayes = records[(records["estimator"] == "bayes") & records["parameter"].isin(STRUCTURAL)]
     conv = fit_convergence(bayes, ["N"])
