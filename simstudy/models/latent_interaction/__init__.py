@@ -29,7 +29,7 @@ Identification (the latent locations are pinned, as a latent interaction model n
 of ``eta_x`` (in the first category of ``d``) and the structural intercepts of ``eta_m`` and
 ``eta_y`` are 0; each factor's first loading is 1; all indicator intercepts are free.
 
-Priors (``model.priors``, defaults in ``conf/model/latent_interaction.yaml``): loadings,
+Priors (``model.priors``, defaults in ``conf/model/latent_interaction_handwritten.yaml``): loadings,
 indicator intercepts, structural slopes and ``w~1`` ~ Normal(0, ``coef_sd``); indicator residual
 variances ~ InverseGamma(``var_shape``, ``var_scale``), default (2, 0.5), which keeps them off
 zero; latent (residual) variances ~ InverseGamma(``latent_var_shape``, ``latent_var_scale``),
