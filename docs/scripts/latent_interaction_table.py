@@ -84,6 +84,19 @@ def _commit() -> str:
     return head + (" (with uncommitted changes)" if dirty else "")
 
 
+def _results_commit(manifest) -> str:
+    software = getattr(manifest, "software", None) or {}
+    return str(software.get("simstudy_commit", "unknown"))[:7]
+
+
+def _model_of(manifest) -> str:
+    """The spec config or the hand-written family the study fitted."""
+    model = (manifest.config.get("model") or {}) if manifest else {}
+    if "syntax" in model or "syntax" in (model.get("structure") or {}):
+        return "the spec config `conf/model/latent_interaction.yaml` (the compiled Gibbs sweep)"
+    return "the hand-written family `simstudy/models/latent_interaction/`"
+
+
 def main(study_dir: Path, out: str = "") -> str:
     summary = pd.read_parquet(study_dir / "summary.parquet")
     records = read_replications(study_dir)
@@ -98,7 +111,9 @@ def main(study_dir: Path, out: str = "") -> str:
         f"`.venv/bin/python docs/scripts/latent_interaction_table.py {study_dir}{out}`; every number "
         "below is read from",
         f"`{study_dir}/summary.parquet` and its replication files ({reps} replications per condition).",
-        f"Sampler: {json.dumps(sampler)}. Code: commit {_commit()}.",
+        f"Sampler: {json.dumps(sampler)}. Code: commit {_commit()}; the results' commit "
+        f"{_results_commit(manifest)} (their manifest).",
+        f"Model: {_model_of(manifest)}.",
         f"Study `{study_config.get('name', study_dir.name)}`: estimators "
         f"{', '.join(study_config.get('estimators', []))}; point estimate of `bayes`: the posterior "
         f"{study_config.get('point_estimate', 'mean')}.",
