@@ -50,9 +50,9 @@ def test_two_named_gibbs_estimators_run_and_report_under_their_names(conf, run_c
     write(conf, "estimators: {first: {kind: gibbs}, second: {kind: gibbs}}\n")
     both = [*SMALL, "study.estimators=[first,second]"]
     plan = plan_from_dict(compose_raw(both), model_infos())
-    assert plan.model.structure["estimators"] == {
-        "first": {"kind": "gibbs"},
-        "second": {"kind": "gibbs"},
+    assert plan.model.structure["estimators"] == {  # options given their defaults
+        "first": {"kind": "gibbs", "complete_cases": False},
+        "second": {"kind": "gibbs", "complete_cases": False},
     }
     built = family_of(plan.model).estimators_for(plan.model.structure)
     assert [e.name for e in built.values()] == ["first", "second"]
