@@ -67,7 +67,9 @@ def _hmc_fits(spec: ModelSpec, options: Mapping[str, Any], field: str) -> None:
     """``marginal`` needs a model linear and Gaussian in its incomplete predictors."""
     from simstudy.spec.linear import spec_marginal_nodes
 
-    if options.get("marginal") and spec_marginal_nodes(spec, incomplete=True) is None:
+    # nothing drawn per row (a data set with x complete): marginal is the sampled model
+    drawn = spec.unknown_nodes()
+    if options.get("marginal") and drawn and spec_marginal_nodes(spec, incomplete=True) is None:
         raise InputError(
             f"{field}.marginal",
             True,

@@ -81,6 +81,9 @@ def test_marginal_is_refused_where_x_is_in_a_product():
         kinds.normalise({"m": {"kind": "hmc", "marginal": True}}, spec)
     assert err.value.field == "model.estimators.m.marginal"
     kinds.normalise({"s": {"kind": "hmc"}}, spec)  # sampled, the same model is fine
+    # with x complete (simstudy fit on a complete table) there is nothing to integrate out
+    complete = from_syntax("y ~ 1 + x + z + x:z")
+    assert kinds.normalise({"m": {"kind": "hmc", "marginal": True}}, complete)["m"]["marginal"]
 
 
 def test_complete_cases_keep_the_rows_with_every_variable_observed():
