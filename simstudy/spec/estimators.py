@@ -157,14 +157,35 @@ def _priors_of(families: Mapping[str, str], priors: Mapping[str, Any]) -> Any:
     )
 
 
+def complete_model(spec: ModelSpec) -> ModelSpec:
+    """The model a complete-case fit needs: no missingness, no incomplete predictor's model.
+
+    On complete cases every variable is observed, so the nuisance equations of incomplete
+    predictors factor out of the posterior of the rest: dropping them leaves it as it is, with
+    nothing drawn per row.
+    """
+    nuisance = tuple(e.target for e in spec.equations if e.variance.nuisance)
+    return dataclasses.replace(
+        spec,
+        missing=(),
+        equations=tuple(e for e in spec.equations if not e.variance.nuisance),
+        exogenous=(*spec.exogenous, *nuisance),
+    )
+
+
 def _build_gibbs(spec, lay, families, options, built) -> Any:
     """The compiled Gibbs sweep (on the complete cases, with ``complete_cases``)."""
     from simstudy.models.base import GibbsEstimator
     from simstudy.spec import dgm, sweep
 
+    full = spec
+    if options.get("complete_cases"):
+        spec = complete_model(spec)
+        lay = sweep.layout(spec)
+
     def prepare(data):
         if options.get("complete_cases"):
-            data = dgm.complete_cases(data, spec)
+            data = dgm.complete_cases(data, full)
         return sweep.prepare(data, lay)
 
     def init(rng_key, data, priors):
@@ -189,12 +210,17 @@ def _build_gibbs(spec, lay, families, options, built) -> Any:
 def _build_hmc(spec, lay, families, options, built) -> Any:
     """HMC on the NumPyro model (complete cases, incomplete predictors integrated out)."""
     from simstudy.models.base import SampledEstimator
-    from simstudy.spec import dgm, hmc
+    from simstudy.spec import dgm, hmc, sweep
     from simstudy.spec.info import PRIOR_DEFAULTS
+
+    full = spec
+    if options.get("complete_cases"):
+        spec = complete_model(spec)
+        lay = sweep.layout(spec)
 
     def data(dataset, priors):
         if options.get("complete_cases"):
-            dataset = dgm.complete_cases(dataset, spec)
+            dataset = dgm.complete_cases(dataset, full)
         return hmc.model_data(dataset, {**PRIOR_DEFAULTS, **priors}, lay)
 
     residual, covariance = families["residual"], families["covariance"]

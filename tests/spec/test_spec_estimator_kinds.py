@@ -101,6 +101,17 @@ def test_complete_cases_keep_the_rows_with_every_variable_observed():
     assert np.array_equal(built["hmc_cc"].data(data, PRIOR_DEFAULTS)[ROW_REAL], complete)
     assert np.array_equal(built["gibbs"].prepare(data)[ROW_REAL], data[ROW_REAL])
     assert np.array_equal(built["hmc"].data(data, PRIOR_DEFAULTS)[ROW_REAL], data[ROW_REAL])
+    # x's model factors out of the complete cases' posterior: nothing drawn per row, no x sites
+    cc = built["hmc_cc"]
+    drawn = handlers.substitute(
+        handlers.seed(cc.model, jax.random.key(0)), substitute_fn=init_to_uniform
+    )
+    trace = handlers.trace(drawn).get_trace(**cc.data(data, PRIOR_DEFAULTS))
+    sampled = {k for k, v in trace.items() if v["type"] == "sample" and not v["is_observed"]}
+    assert sampled == {"coef:y", "sd:y"}
+    gibbs_cc = built["gibbs_cc"]
+    state = gibbs_cc.init(jax.random.key(0), gibbs_cc.prepare(data), PRIOR_DEFAULTS)
+    assert "x" not in state["nodes"]
 
 
 def test_ols_is_lstsq_on_the_complete_rows_with_classical_intervals():
