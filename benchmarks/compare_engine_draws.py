@@ -1,10 +1,11 @@
-"""Pooled posterior draws of regression_missing: compiled sweep against hand-written bayes_fiml.
+"""Pooled posterior draws of regression_missing: compiled sweep against NUTS (bayes_fiml).
 
 On each of ``--reps`` data sets of the default study's condition (N = 250, 30 % of x MAR) the
-draws of every estimand from the compiled Gibbs sweep (``conf/model/regression_missing_syntax``)
-and from the hand-written ``bayes_fiml`` (NUTS) are pooled over chains, thinned to about one
-draw per effective draw, and compared by a two-sample Kolmogorov-Smirnov test. Writes
-``benchmarks/results/compare_engine_draws.{md,parquet}``.
+draws of every estimand from the compiled Gibbs sweep (``bayes`` of
+``conf/model/regression_missing.yaml``) and from NUTS on its NumPyro model with the missing x
+sampled (``bayes_fiml``; until the hand-written family was retired, its hand-written model) are
+pooled over chains, thinned to about one draw per effective draw, and compared by a two-sample
+Kolmogorov-Smirnov test. Writes ``benchmarks/results/compare_engine_draws.{md,parquet}``.
 
     .venv/bin/python benchmarks/compare_engine_draws.py [--reps 8]
 """
@@ -22,16 +23,19 @@ import pandas as pd
 from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from compare_engine import regression_as_spec
 from mdtable import frame_markdown
 
 from simstudy.cli import compose_raw
-from simstudy.config import SamplerSettings
-from simstudy.engine.replicate import compiled_simulate, key_from_seed, posterior_draws
+from simstudy.config import SamplerSettings, plan_from_dict
+from simstudy.engine.replicate import (
+    compiled_simulate,
+    key_from_seed,
+    posterior_draws,
+    setting_of,
+)
 from simstudy.engine.summary import summarise_draws
-from simstudy.models import MODELS
-from simstudy.spec.family import family
-from simstudy.spec.info import PRIOR_DEFAULTS, normalise
+from simstudy.models import family_of, model_infos
+from simstudy.spec.info import PRIOR_DEFAULTS
 
 OUT = Path(__file__).resolve().parent / "results"
 GIBBS = SamplerSettings(name="gibbs", chains=2, warmup=500, draws=4000)
@@ -48,26 +52,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=8)
     args = parser.parse_args()
-    hand = MODELS["regression_missing"]
-    raw = compose_raw(["study=missing_x"])
-    priors = raw["model"]["priors"]
-    setting = {**raw["model"]["params"], "N": 250, "missing_rate": 0.3, "mechanism": "MAR"}
-    spec_raw = compose_raw(["model=regression_missing_syntax"])["model"]
-    structure = normalise(spec_raw)
-    compiled = family("regression_missing_syntax", structure).estimators_for(structure)["bayes"]
-    sim = compiled_simulate(hand, setting)
+    plan = plan_from_dict(compose_raw(["study=missing_x"]), model_infos())
+    fam = family_of(plan.model)
+    priors = {**PRIOR_DEFAULTS, **plan.model.priors}
+    setting = setting_of(plan, {"N": 250, "missing_rate": 0.3, "mechanism": "MAR"})
+    estimators = fam.estimators_for(plan.model.structure)
+    compiled, nuts = estimators["bayes"], estimators["bayes_fiml"]
+    sim = compiled_simulate(fam, setting)
     rows = []
     for rep in range(args.reps):
         d = sim(jax.random.key(rep))
-        spec_data = regression_as_spec(d)
-        a, _ = posterior_draws(
-            compiled, spec_data, key_from_seed(rep), GIBBS, {**PRIOR_DEFAULTS, **priors}
-        )
-        b, _ = posterior_draws(hand.estimators["bayes_fiml"], d, key_from_seed(rep), NUTS, priors)
+        a, _ = posterior_draws(compiled, d, key_from_seed(rep), GIBBS, priors)
+        b, _ = posterior_draws(nuts, d, key_from_seed(rep), NUTS, priors)
         da = {k: np.asarray(v) for k, v in a.draws.items()}
         db = {k: np.asarray(v) for k, v in b.draws.items()}
         sa, sb = summarise_draws(da, 0.95), summarise_draws(db, 0.95)
-        for name in hand.estimators["bayes_fiml"].parameters:
+        for name in nuts.parameters:
             xa, xb = thinned(da[name], sa[name].ess_bulk), thinned(db[name], sb[name].ess_bulk)
             ks = stats.ks_2samp(xa, xb)
             rows.append(
@@ -75,7 +75,7 @@ def main() -> None:
                     "rep": rep,
                     "parameter": name,
                     "draws_compiled": xa.size,
-                    "draws_hand": xb.size,
+                    "draws_nuts": xb.size,
                     "ks": ks.statistic,
                     "p": ks.pvalue,
                 }
@@ -88,7 +88,7 @@ def main() -> None:
     ).stdout.strip()
     m = len(table)
     lines = [
-        "# regression_missing: pooled draws, compiled sweep against hand-written bayes_fiml",
+        "# regression_missing: pooled draws, compiled sweep against NUTS (bayes_fiml)",
         "",
         f"Produced by `.venv/bin/python benchmarks/compare_engine_draws.py --reps {args.reps}` at "
         f"commit {commit}. Same data sets; draws pooled over {GIBBS.chains} chains and thinned "

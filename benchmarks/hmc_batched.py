@@ -56,14 +56,15 @@ def measure(sampler: str, width: int, estimator: str, reps: int, seed: int) -> l
     from simstudy.engine import chees, gibbs, nuts
     from simstudy.engine.diagnostics import diagnose
     from simstudy.engine.replicate import setting_of
-    from simstudy.models import regression_missing as rm
+    from simstudy.models import family_of
 
     plan = load_plan([f"sampler={sampler}"])
     settings = plan.sampler
-    est = rm.ESTIMATORS[estimator]
+    family = family_of(plan.model)
+    est = family.estimators_for(plan.model.structure)[estimator]
     setting = setting_of(plan, CONDITION)
     data = [
-        est.data(rm.simulate(jax.random.key(seed + r), setting), plan.model.priors)
+        est.data(family.simulate(jax.random.key(seed + r), setting), plan.model.priors)
         for r in range(reps)
     ]
     keys = [jax.random.key(seed + 10_000 + r) for r in range(reps)]

@@ -45,16 +45,6 @@ def _codes(values: Any, observed: Any, shift: int = 1) -> pd.Series:
     return pd.Series(codes)
 
 
-def _regression(dataset: Mapping[str, Any], structure: Mapping[str, Any]) -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "y": np.asarray(dataset["y"]),
-            "x": _masked(dataset["x"], dataset["x_observed"]),
-            "z": np.asarray(dataset["z"]),
-        }
-    )
-
-
 def _latent_interaction(dataset: Mapping[str, Any], structure: Mapping[str, Any]) -> pd.DataFrame:
     from simstudy.models.latent_interaction.layout import Layout
 
@@ -99,7 +89,6 @@ def _spec(dataset: Mapping[str, Any], structure: Mapping[str, Any]) -> pd.DataFr
 
 
 _WRITERS = {
-    "regression_missing": _regression,
     "latent_interaction": _latent_interaction,
     "cfa": _cfa,
 }

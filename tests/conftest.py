@@ -7,6 +7,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 # The default tier (no -m given) runs short chains, so its time is XLA's compile, which backend
 # optimisation level 0 cuts by about a third; a tier asked for by -m keeps the optimised
@@ -20,8 +21,8 @@ import pytest
 from simstudy.cli import main
 from simstudy.store import read_replications
 
-#: Parameters of the two models as in conf/model/*.yaml, for tests that call models directly.
-REGRESSION_PARAMS = {"b0": 1.0, "b1": 0.5, "b2": 0.3, "sigma": 1.0, "rho": 0.4, "mar_strength": 0.8}
+#: Parameters of the latent interaction model as in conf/model/latent_interaction.yaml, for
+#: tests that call it directly.
 LATENT_PARAMS = {
     "a1": 0.3,
     "b1": 0.3,
@@ -74,6 +75,25 @@ def run_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Callable[...,
         return rc, captured.out + captured.err
 
     return run
+
+
+def regression_missing(**condition: Any) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+    """The default study's model (``conf/model/regression_missing.yaml``, a spec model).
+
+    Returns its family, its estimators by name, and the setting (population values and
+    structure) of the default condition (N 250, 30% of x missing at random given y) with
+    ``condition``'s levels on top: what ``family.simulate`` and ``family.truth`` take.
+    """
+    from simstudy.cli import compose_raw
+    from simstudy.config import plan_from_dict
+    from simstudy.engine.replicate import setting_of
+    from simstudy.models import family_of, model_infos
+
+    plan = plan_from_dict(compose_raw(["study=missing_x"]), model_infos())
+    family = family_of(plan.model)
+    base = {"N": 250, "missing_rate": 0.3, "mechanism": "MAR"}
+    setting = setting_of(plan, {**base, **condition})
+    return family, family.estimators_for(plan.model.structure), setting
 
 
 def records_of(study_dir: Path) -> pd.DataFrame:

@@ -4,54 +4,54 @@ any batch and lane."""
 import jax
 import numpy as np
 import pytest
-from conftest import BACKEND_COMPILE, JAXPR_TRACE, REGRESSION_PARAMS, compile_events
+from conftest import BACKEND_COMPILE, JAXPR_TRACE, compile_events, regression_missing
 
 from simstudy.cli import load_plan, main
 from simstudy.config import SamplerSettings
 from simstudy.engine import chees
 from simstudy.engine.summary import summarise_draws
 from simstudy.errors import InputError
-from simstudy.models import regression_missing as rm
 
-SETTING = {**REGRESSION_PARAMS, "missing_rate": 0.3, "mechanism": "MAR"}
+FAMILY, ESTIMATORS, SETTING = regression_missing()
+PARAMETERS = ESTIMATORS["bayes_cc"].parameters
 PRIORS = {"coef_sd": 10.0, "sigma_scale": 5.0}
 FAST = SamplerSettings(name="chees", chains=4, warmup=100, draws=100, target_accept=0.651)
 
 
 def _data(name: str, seed: int, n: int) -> dict:
-    return rm.ESTIMATORS[name].data(rm.simulate(jax.random.key(seed), {**SETTING, "N": n}), PRIORS)
+    return ESTIMATORS[name].data(FAMILY.simulate(jax.random.key(seed), {**SETTING, "N": n}), PRIORS)
 
 
 # slow tier: the batch/lane test below compares ChEES posteriors by default
 @pytest.mark.slow
 def test_chees_recovers_parameters_at_large_n():
-    estimator = rm.ESTIMATORS["bayes_fiml"]  # 1,507 dimensions: the missing x are sampled
+    estimator = ESTIMATORS["bayes_fiml"]  # 1,507 dimensions: the missing x are sampled
     setting = {**SETTING, "N": 1500, "mechanism": "MCAR"}
-    data = estimator.data(rm.simulate(jax.random.key(0), setting), PRIORS)
+    data = estimator.data(FAMILY.simulate(jax.random.key(0), setting), PRIORS)
     draws = chees.prepare(estimator, data, FAST)(jax.random.key(1), data)
     assert draws.draws["y~x"].shape == (4, 100)
     summary = summarise_draws(draws.draws, 0.95)
-    for parameter, true in rm.truth(setting).items():
+    for parameter, true in FAMILY.truth(setting).items():
         s = summary[parameter]
         assert abs(s.estimate - true) < 4 * s.se + 0.01, (parameter, s)
         assert s.rhat < 1.05 and s.ess_bulk > 100, (parameter, s)
 
 
 def test_a_replication_gets_the_same_draws_in_any_batch_and_lane():
-    est = rm.ESTIMATORS["bayes_cc"]
+    est = ESTIMATORS["bayes_cc"]
     data = [_data("bayes_cc", r, 80) for r in range(4)]
     keys = [jax.random.key(100 + r) for r in range(4)]
     first = chees.prepare_batch(est, data[:3], FAST, 3)(keys[:3])
     alone = chees.prepare_batch(est, data[2:3], FAST, 3)(keys[2:3])  # padded lanes
     other = chees.prepare_batch(est, [data[2], data[3]], FAST, 3)(keys[2:])
-    for name in rm.PARAMETERS:
+    for name in PARAMETERS:
         assert np.array_equal(first[2].draws[name], alone[0].draws[name])
         assert np.array_equal(first[2].draws[name], other[0].draws[name])
     assert not np.array_equal(first[0].draws["y~x"], first[1].draws["y~x"])
     # the batched program is the single program vmapped: the same posterior (to rounding)
     single = chees.prepare(est, data[2], FAST)(keys[2], data[2])
     got, want = summarise_draws(first[2].draws, 0.95), summarise_draws(single.draws, 0.95)
-    for name in rm.PARAMETERS:
+    for name in PARAMETERS:
         assert abs(got[name].estimate - want[name].estimate) < 0.2 * want[name].se
     # a second replication of the condition runs the single program again, compiling nothing
     with compile_events(BACKEND_COMPILE, JAXPR_TRACE) as events:
@@ -100,12 +100,16 @@ def test_a_study_on_chees_vectorized_replays_a_padded_lane(run_cli, tmp_path, ca
 
 HANG = """
 import jax
-from simstudy.config import SamplerSettings
+from simstudy.cli import compose_raw
+from simstudy.config import SamplerSettings, plan_from_dict
 from simstudy.engine import chees
-from simstudy.models import regression_missing as rm
-setting = {**%r, "N": 250, "missing_rate": 0.3, "mechanism": "MAR"}
-est = rm.ESTIMATORS["bayes_fiml"]
-data = [est.data(rm.simulate(jax.random.key(20261201 + r), setting), %r) for r in range(8)]
+from simstudy.engine.replicate import setting_of
+from simstudy.models import family_of, model_infos
+plan = plan_from_dict(compose_raw(["study=missing_x"]), model_infos())
+family = family_of(plan.model)
+setting = setting_of(plan, {"N": 250, "missing_rate": 0.3, "mechanism": "MAR"})
+est = family.estimators_for(plan.model.structure)["bayes_fiml"]
+data = [est.data(family.simulate(jax.random.key(20261201 + r), setting), %r) for r in range(8)]
 keys = [jax.random.key(20261211 + r) for r in range(8)]
 settings = SamplerSettings(name="chees", chains=4, warmup=20, draws=20)
 fits = chees.prepare_batch(est, data, settings, 8)(keys)
@@ -143,7 +147,7 @@ def test_vmapped_pathfinder_starts_do_not_deadlock_xla():
     from simstudy.execute.pools import WORKER_ENV
 
     env = {**os.environ, **WORKER_ENV, "SIMSTUDY_JAX_CACHE": "off"}  # as a Dask worker
-    code = HANG % (REGRESSION_PARAMS, PRIORS)
+    code = HANG % (PRIORS,)
     out = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=400
     )

@@ -7,19 +7,18 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from conftest import LATENT_PARAMS, REGRESSION_PARAMS
+from conftest import LATENT_PARAMS, regression_missing
 
 from simstudy.cli import main
 from simstudy.models import latent_interaction as li
-from simstudy.models import regression_missing as rm
 
 
 @pytest.fixture
 def regression_csv(tmp_path):
     # small: bayes_fiml samples each missing x, so each gradient costs O(N)
-    setting = {**REGRESSION_PARAMS, "N": 300, "missing_rate": 0.3, "mechanism": "MAR"}
-    d = rm.simulate(jax.random.key(0), setting)
-    x = np.where(np.asarray(d["x_observed"]), np.asarray(d["x"]), np.nan)
+    family, _, setting = regression_missing(N=300)
+    d = family.simulate(jax.random.key(0), setting)
+    x = np.where(np.asarray(d["observed:x"]), np.asarray(d["x"]), np.nan)
     path = tmp_path / "survey.csv"
     pd.DataFrame(
         {"id": range(300), "y": np.asarray(d["y"]), "x": x, "z": np.asarray(d["z"])}
@@ -43,7 +42,7 @@ def test_fit_regression_with_missing_x(regression_csv, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert rc == 0, printed
     table = pd.read_parquet(out).set_index("parameter")
-    assert list(table.index) == list(rm.PARAMETERS)
+    assert list(table.index) == ["y~1", "y~x", "y~z", "y~~y"]
     assert abs(table.loc["y~x", "mean"] - 0.5) < 4 * table.loc["y~x", "sd"]
     assert (table["rhat"] < 1.05).all() and (table["ess_bulk"] > 100).all()
     assert "y~x" in printed and "posterior summary" in printed
@@ -147,7 +146,7 @@ def test_named_out_replaces_an_earlier_fit_and_says_so(tmp_path, capsys):
     rc, printed, err = _fit(capsys, tmp_path / "d.csv", f"out={out}")
     assert rc == 0, err
     assert f"estimates: {out}, replacing the earlier file" in printed
-    assert list(pd.read_parquet(out)["parameter"]) == list(rm.PARAMETERS)
+    assert list(pd.read_parquet(out)["parameter"]) == ["y~1", "y~x", "y~z", "y~~y"]
 
 
 def test_missing_value_code_far_outside_a_column_is_warned_about(tmp_path, capsys):

@@ -5,19 +5,19 @@ from conftest import (
     BACKEND_COMPILE,
     JAXPR_TRACE,
     LATENT_PARAMS,
-    REGRESSION_PARAMS,
     compile_events,
+    regression_missing,
 )
 
+from simstudy.cli import compose_raw
 from simstudy.config import SamplerSettings, plan_from_dict
 from simstudy.design import condition_id, rep_seed
 from simstudy.engine import nuts
 from simstudy.engine.replicate import run_replication
 from simstudy.engine.summary import summarise_draws
 from simstudy.models import model_infos
-from simstudy.models import regression_missing as rm
 
-SETTING = {**REGRESSION_PARAMS, "missing_rate": 0.3, "mechanism": "MAR"}
+FAMILY, ESTIMATORS, SETTING = regression_missing()
 PRIORS = {"coef_sd": 10.0, "sigma_scale": 5.0}
 FAST = SamplerSettings(chains=2, warmup=200, draws=200)
 
@@ -56,12 +56,12 @@ def test_summary_flags_disagreeing_chains_and_rejects_nan():
 @pytest.mark.parametrize(("name", "n"), [("bayes_fiml", 1000), ("bayes_cc", 3000)])
 def test_nuts_recovers_parameters_at_large_n(name, n):
     setting = {**SETTING, "N": n, "mechanism": "MCAR"}  # bayes_fiml: n + 7 dimensions
-    data = rm.simulate(jax.random.key(0), setting)
-    estimator = rm.ESTIMATORS[name]
+    data = FAMILY.simulate(jax.random.key(0), setting)
+    estimator = ESTIMATORS[name]
     model_data = estimator.data(data, PRIORS)
     draws = nuts.prepare(estimator, model_data, FAST)(jax.random.key(1), model_data)
     summary = summarise_draws(draws.draws, 0.95)
-    for parameter, true in rm.truth(setting).items():
+    for parameter, true in FAMILY.truth(setting).items():
         s = summary[parameter]
         assert abs(s.estimate - true) < 4 * s.se + 0.01, (parameter, s)
         assert s.rhat < 1.05
@@ -69,13 +69,13 @@ def test_nuts_recovers_parameters_at_large_n(name, n):
 
 
 def test_fiml_is_unbiased_where_complete_cases_are_not():
-    """bayes_fiml_marginal: bayes_fiml's posterior (test_models_regression_missing), 7 dims.
-    Also: a second replication of a condition does not recompile."""
+    """bayes_fiml_marginal: bayes_fiml's posterior (tests/spec/test_spec_estimator_kinds.py),
+    7 dims. Also: a second replication of a condition does not recompile."""
     setting = {**SETTING, "N": 3000}
-    data = rm.simulate(jax.random.key(2), setting)
+    data = FAMILY.simulate(jax.random.key(2), setting)
     fits = {}
     for name in ("bayes_fiml_marginal", "bayes_cc"):
-        est = rm.ESTIMATORS[name]
+        est = ESTIMATORS[name]
         d = est.data(data, PRIORS)
         fits[name] = summarise_draws(nuts.prepare(est, d, FAST)(jax.random.key(3), d).draws, 0.95)
     fiml = fits["bayes_fiml_marginal"]["y~x"]
@@ -83,8 +83,8 @@ def test_fiml_is_unbiased_where_complete_cases_are_not():
     assert fits["bayes_cc"]["y~x"].estimate < 0.5 - 4 * fits["bayes_cc"]["y~x"].se
     # a second replication of the condition runs bayes_cc's program again, compiling nothing
     # (here, so that the check shares the program; ChEES: test_chees's batch-and-lane test)
-    est = rm.ESTIMATORS["bayes_cc"]
-    second = est.data(rm.simulate(jax.random.key(11), setting), PRIORS)
+    est = ESTIMATORS["bayes_cc"]
+    second = est.data(FAMILY.simulate(jax.random.key(11), setting), PRIORS)
     with compile_events(BACKEND_COMPILE, JAXPR_TRACE) as events:
         nuts.prepare(est, second, FAST)(jax.random.key(1), second)
         assert not events, events
@@ -102,11 +102,7 @@ def _plan(**study):
             "factors": {"N": [60], "missing_rate": [0.3], "mechanism": ["MCAR"]},
             **study,
         },
-        "model": {
-            "name": "regression_missing",
-            "params": REGRESSION_PARAMS,
-            "priors": PRIORS,
-        },
+        "model": compose_raw([])["model"],
         "sampler": {"warmup": 60, "draws": 60},
         "executor": {"name": "synchronous"},
     }
@@ -134,8 +130,8 @@ def test_failing_fit_becomes_failed_rows_and_others_go_on():
     ols = [r for r in rows if r["estimator"] == "ols_cc"]
     assert {r["status"] for r in ols} == {"failed"}
     assert all("complete cases" in r["error"] and np.isnan(r["estimate"]) for r in ols)
-    assert {r["parameter"] for r in ols} == set(rm.PARAMETERS)
-    assert all(r["truth"] == rm.truth(SETTING)[r["parameter"]] for r in ols)
+    assert {r["parameter"] for r in ols} == set(ESTIMATORS["ols_cc"].parameters)
+    assert all(r["truth"] == FAMILY.truth(SETTING)[r["parameter"]] for r in ols)
     assert {r["estimator"] for r in rows} == {"ols_cc", "bayes_cc"}
 
 

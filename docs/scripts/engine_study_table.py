@@ -4,9 +4,10 @@ Usage::
 
     .venv/bin/simstudy run study=latent_interaction_engine
     .venv/bin/python docs/scripts/engine_study_table.py            # docs/latent_interaction_engine.md
-    .venv/bin/simstudy run && .venv/bin/simstudy run study=missing_x_syntax
+    .venv/bin/simstudy run && .venv/bin/simstudy run study.estimators=[bayes] \
+        study.name=missing_x_gibbs
     .venv/bin/python docs/scripts/engine_study_table.py --a results/missing_x:bayes_fiml \
-        --b results/missing_x_syntax:bayes --out docs/missing_x_syntax.md
+        --b results/missing_x_gibbs:bayes --out docs/missing_x_gibbs.md
 
 For every condition, estimand and measure (bias, empirical SE, coverage, model SE), the two
 estimators' values with MCSEs and their difference in units of ``sqrt(mcse_a^2 + mcse_b^2)``:

@@ -9,14 +9,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from simstudy.models import cfa, latent_interaction, regression_missing
+from simstudy.models import cfa, latent_interaction
 from simstudy.models.family import Family
 from simstudy.spec import ModelInfo
 
 #: Hand-written families by name.
-MODELS: dict[str, Family] = {
-    m.FAMILY.name: m.FAMILY for m in (regression_missing, latent_interaction, cfa)
-}
+MODELS: dict[str, Family] = {m.FAMILY.name: m.FAMILY for m in (latent_interaction, cfa)}
 
 
 def model_infos() -> dict[str, ModelInfo]:

@@ -34,6 +34,19 @@ def cluster_key(group: str) -> str:
     return f"clusters:{group}"
 
 
+def complete_cases(data: Mapping[str, Any], spec: ModelSpec) -> dict[str, Any]:
+    """The data set with ``row_real`` kept only where every observed variable is observed.
+
+    Shapes stay as they are (one compiled program per condition); a dropped row drops out of
+    every fit as a padding row does. Traceable.
+    """
+    keep = data[ROW_REAL]
+    for v in spec.variables:
+        if v.kind not in (LATENT, "random_effect"):
+            keep = keep & data[observed_key(v.name)]
+    return {**data, ROW_REAL: keep}
+
+
 def shape_of(spec: ModelSpec, setting: Mapping[str, Any]) -> tuple[int, int, int, int]:
     """``(rows, clusters, smallest size, largest size)`` of a condition's data sets."""
     if not spec.groups:

@@ -5,6 +5,9 @@ A spec model config may name its estimators::
     estimators:
       bayes: {kind: gibbs}            # the compiled Gibbs sweep
       bayes_hmc: {kind: hmc}          # HMC (NUTS/ChEES) on the NumPyro model
+      bayes_cc: {kind: hmc, complete_cases: true}   # on the rows with every variable observed
+      bayes_marginal: {kind: hmc, marginal: true}   # incomplete predictors integrated out
+      ols_cc: {kind: ols}             # closed-form OLS per equation, complete cases
       fs_imputation: {kind: fs_imputation, of: bayes, imputations: 20}
       sum_score_ols: {kind: sum_score_ols}
 
@@ -29,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from simstudy.errors import InputError
-from simstudy.spec.ir import LATENT, RANDOM, ModelSpec
+from simstudy.spec.ir import LATENT, RANDOM, Equation, ModelSpec
 
 #: A spec model's estimators when its config names none (the behaviour before ``estimators:``).
 DEFAULT: dict[str, dict[str, Any]] = {"bayes": {"kind": "gibbs"}, "bayes_hmc": {"kind": "hmc"}}
@@ -64,7 +67,49 @@ def flag(default: bool, allowed: tuple[bool, ...] = (False, True)) -> Option:
 
 
 def _fits_any(spec: ModelSpec, options: Mapping[str, Any], field: str) -> None:
-    """Every spec model can be fitted by the Gibbs sweep and the NumPyro model."""
+    """Every spec model can be fitted by the Gibbs sweep."""
+
+
+def _hmc_fits(spec: ModelSpec, options: Mapping[str, Any], field: str) -> None:
+    """``marginal`` needs a model linear and Gaussian in its incomplete predictors."""
+    from simstudy.spec.linear import spec_marginal_nodes
+
+    # nothing drawn per row (a data set with x complete): marginal is the sampled model
+    drawn = spec.unknown_nodes()
+    if options.get("marginal") and drawn and spec_marginal_nodes(spec, incomplete=True) is None:
+        raise InputError(
+            f"{field}.marginal",
+            True,
+            "false for this model: integrating out needs every latent variable and incomplete "
+            "predictor in linear terms of linear-Gaussian equations (no product with one, no "
+            "random effect)",
+        )
+
+
+def reported(spec: ModelSpec) -> tuple[Equation, ...]:
+    """The equations with an estimand (nuisance models of incomplete predictors left out)."""
+    names = set(spec.estimands())
+    return tuple(
+        e
+        for e in spec.equations
+        if e.variance.name in names or any(c.parameter.name in names for c in e.coefficients)
+    )
+
+
+def _ols_fits(spec: ModelSpec, options: Mapping[str, Any], field: str) -> None:
+    """OLS needs equations of observed variables and nothing else to estimate."""
+    latent = [v.name for v in spec.variables if v.kind in (LATENT, RANDOM)]
+    covered = {c.parameter.name for e in reported(spec) for c in e.coefficients}
+    covered |= {e.variance.name for e in reported(spec)}
+    other = [n for n in spec.estimands() if n not in covered]
+    if latent or other:
+        what = f"latent variable {latent[0]}" if latent else f"estimand {other[0]}"
+        raise InputError(
+            f"{field}.kind",
+            "ols",
+            f"a kind that can fit this model (it has {what}; ols fits regressions of "
+            "observed variables: coefficients and residual variances)",
+        )
 
 
 def _no_draws(spec: ModelSpec, rows: float, clusters: float) -> float:
@@ -119,10 +164,36 @@ def _priors_of(families: Mapping[str, str], priors: Mapping[str, Any]) -> Any:
     )
 
 
+def complete_model(spec: ModelSpec) -> ModelSpec:
+    """The model a complete-case fit needs: no missingness, no incomplete predictor's model.
+
+    On complete cases every variable is observed, so the nuisance equations of incomplete
+    predictors factor out of the posterior of the rest: dropping them leaves it as it is, with
+    nothing drawn per row.
+    """
+    nuisance = tuple(e.target for e in spec.equations if e.variance.nuisance)
+    return dataclasses.replace(
+        spec,
+        missing=(),
+        equations=tuple(e for e in spec.equations if not e.variance.nuisance),
+        exogenous=(*spec.exogenous, *nuisance),
+    )
+
+
 def _build_gibbs(spec, lay, families, options, built) -> Any:
-    """The compiled Gibbs sweep."""
+    """The compiled Gibbs sweep (on the complete cases, with ``complete_cases``)."""
     from simstudy.models.base import GibbsEstimator
-    from simstudy.spec import sweep
+    from simstudy.spec import dgm, sweep
+
+    full = spec
+    if options.get("complete_cases"):
+        spec = complete_model(spec)
+        lay = sweep.layout(spec)
+
+    def prepare(data):
+        if options.get("complete_cases"):
+            data = dgm.complete_cases(data, full)
+        return sweep.prepare(data, lay)
 
     def init(rng_key, data, priors):
         return sweep.init(rng_key, data, lay, _priors_of(families, priors))
@@ -139,23 +210,43 @@ def _build_gibbs(spec, lay, families, options, built) -> Any:
         step,
         collect,
         spec.estimands(),
-        prepare=lambda data: sweep.prepare(data, lay),
+        prepare=prepare,
     )
 
 
 def _build_hmc(spec, lay, families, options, built) -> Any:
-    """HMC on the NumPyro model."""
+    """HMC on the NumPyro model (complete cases, incomplete predictors integrated out)."""
     from simstudy.models.base import SampledEstimator
-    from simstudy.spec import hmc
+    from simstudy.spec import dgm, hmc, sweep
     from simstudy.spec.info import PRIOR_DEFAULTS
+
+    full = spec
+    if options.get("complete_cases"):
+        spec = complete_model(spec)
+        lay = sweep.layout(spec)
+
+    def data(dataset, priors):
+        if options.get("complete_cases"):
+            dataset = dgm.complete_cases(dataset, full)
+        return hmc.model_data(dataset, {**PRIOR_DEFAULTS, **priors}, lay)
 
     residual, covariance = families["residual"], families["covariance"]
     return SampledEstimator(
         "hmc",
-        hmc.make_model(lay, residual, covariance),
-        lambda dataset, priors: hmc.model_data(dataset, {**PRIOR_DEFAULTS, **priors}, lay),
+        hmc.make_model(lay, residual, covariance, marginal=bool(options.get("marginal"))),
+        data,
         hmc.make_derive(lay, spec, residual, covariance),
         spec.estimands(),
+    )
+
+
+def _build_ols(spec, lay, families, options, built) -> Any:
+    """Closed-form OLS per equation on the complete cases."""
+    from simstudy.models.base import ClosedFormEstimator
+    from simstudy.spec import ols
+
+    return ClosedFormEstimator(
+        "ols", lambda dataset, level: ols.fit(spec, dataset, level), spec.estimands()
     )
 
 
@@ -165,7 +256,10 @@ def _gibbs_draws(spec: ModelSpec, rows: float, clusters: float) -> float:
 
 
 def _hmc_draws(spec: ModelSpec, rows: float, clusters: float) -> float:
-    """Parameters, random effects, and per row the latent and missing values it samples."""
+    """Parameters, random effects, and per row the latent and missing values it samples.
+
+    An upper bound: a marginal model samples no per-row values.
+    """
     latent = sum(v.kind == LATENT for v in spec.variables)
     effects = sum(v.kind == RANDOM for v in spec.variables)
     return len(spec.parameters()) + clusters * effects + rows * (latent + len(spec.missing))
@@ -231,8 +325,22 @@ def _imputation_draws(spec: ModelSpec, rows: float, clusters: float) -> float:
 
 #: The kinds of estimator, by the name a config's ``kind:`` gives.
 KINDS: dict[str, Kind] = {
-    "gibbs": Kind(_build_gibbs, sampler="gibbs", posterior=True, draws=_gibbs_draws),
-    "hmc": Kind(_build_hmc, sampler="nuts", posterior=True, draws=_hmc_draws),
+    "gibbs": Kind(
+        _build_gibbs,
+        {"complete_cases": flag(False)},
+        sampler="gibbs",
+        posterior=True,
+        draws=_gibbs_draws,
+    ),
+    "hmc": Kind(
+        _build_hmc,
+        {"complete_cases": flag(False), "marginal": flag(False)},
+        sampler="nuts",
+        posterior=True,
+        check=_hmc_fits,
+        draws=_hmc_draws,
+    ),
+    "ols": Kind(_build_ols, {"complete_cases": flag(True, allowed=(True,))}, check=_ols_fits),
     "fs_imputation": Kind(
         _build_fs_imputation,
         options={

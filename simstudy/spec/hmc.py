@@ -5,7 +5,10 @@ on linearly, no product of a factor with anything, no random effects, no incompl
 predictor: a CFA or SEM) has its factor scores integrated out, as blavaan's Stan models do:
 the observed outcomes of a row are multivariate normal with mean ``S (I - B)^-1 a`` and
 covariance ``S (I - B)^-1 Psi (I - B)^-T S'``, so HMC samples the parameters alone; a row's
-missing outcomes drop out of its density exactly.
+missing outcomes drop out of its density exactly. With ``marginal`` (the ``hmc`` kind's
+option, :mod:`simstudy.spec.estimators`) an incomplete predictor with a linear-Gaussian
+equation (an exogenous one's nuisance model) is integrated out the same way: it joins the
+jointly normal nodes, and where it is missing it drops out of its row's density.
 
 Exogenous factors have a signed scale ``s`` (SD ``|s|``, the engine's prior on ``|s|``), and
 their free loadings and paths are sampled as ``lambda * s`` (the engine's prior on
@@ -38,6 +41,7 @@ import numpyro
 import numpyro.distributions as dist
 from numpyro.distributions import constraints
 
+from simstudy.spec import linear
 from simstudy.spec.dgm import ROW_REAL, cluster_key, observed_key
 from simstudy.spec.ir import CovBlock, Equation, ModelSpec, with_derived
 from simstudy.spec.sweep import Layout, Priors, coef_vector, equation_mean
@@ -122,27 +126,14 @@ def _factor_block(block: CovBlock, kind: str, data: Mapping[str, Any]) -> tuple[
     return s, numpyro.sample(f"corr:{block.name}", dist.LKJCholesky(k, data["prior:lkj_eta"]))
 
 
-def marginal_nodes(lay: Layout) -> tuple[str, ...] | None:
-    """The variables a marginal model of ``lay`` treats jointly: exogenous factors, targets.
+def marginal_nodes(lay: Layout, *, incomplete: bool = False) -> tuple[str, ...] | None:
+    """The variables a marginal model of ``lay`` treats jointly (:func:`linear.marginal_nodes`).
 
-    None where the model is not linear and Gaussian in its latents (a random effect, an
-    incomplete predictor, a product with a latent or an outcome, a non-latent block member).
+    ``incomplete``: incomplete predictors are integrated out too (the ``marginal`` option).
     """
-    if not lay.latents or lay.imputed or any(b.level is not None for b in lay.blocks):
-        return None
-    nodes = (*(m for b in lay.blocks for m in b.members), *(e.target for e in lay.equations))
-    if not set(lay.latents) <= set(nodes) or any(
-        m not in lay.latents for b in lay.blocks for m in b.members
-    ):
-        return None
-    for eq in lay.equations:
-        if eq.random:
-            return None
-        for c in eq.coefficients:
-            inner = [f for f in c.factors if f in nodes]
-            if inner and len(c.factors) > 1:
-                return None
-    return nodes
+    return linear.marginal_nodes(
+        lay.equations, lay.latents, lay.imputed, lay.blocks, incomplete=incomplete
+    )
 
 
 def _coefficients(
@@ -184,7 +175,11 @@ def _residual_variance(i: int, lay: Layout, resvar_prior: str, data: Mapping[str
 def _marginal_model(
     lay: Layout, nodes: tuple[str, ...], resvar_prior: str, cov_prior: str
 ) -> Callable[..., None]:
-    """The model with the latents integrated out (:func:`marginal_nodes` holds for ``lay``)."""
+    """The model with the nodes integrated out (:func:`marginal_nodes` gave ``nodes``).
+
+    Every non-latent node (an outcome, an incomplete predictor) is a column of the row's
+    normal vector, observed where its mask says.
+    """
     index = {name: i for i, name in enumerate(nodes)}
     observed = tuple(e.target for e in lay.equations if e.target not in lay.latents)
     picked = np.array([index[o] for o in observed])
@@ -249,12 +244,16 @@ def _incomplete_loglik(y: Any, mean: Any, cov: Any, seen: Any) -> Any:
     return jnp.where(seen.any(-1), logp + missing, 0.0).sum()
 
 
-def make_model(lay: Layout, resvar_prior: str, cov_prior: str) -> Callable[..., None]:
+def make_model(
+    lay: Layout, resvar_prior: str, cov_prior: str, *, marginal: bool = False
+) -> Callable[..., None]:
     """The NumPyro model function of a compiled spec (data as keyword arguments).
 
     Latents integrated out where :func:`marginal_nodes` allows, else sampled non-centred.
+    ``marginal``: incomplete predictors integrated out too (where a missing one drops out of
+    its row's density, as a missing outcome does); the caller has checked that it can be.
     """
-    nodes = marginal_nodes(lay)
+    nodes = marginal_nodes(lay, incomplete=marginal)
     if nodes is not None:
         return _marginal_model(lay, nodes, resvar_prior, cov_prior)
 

@@ -22,7 +22,7 @@ params: {b0: 1.0, b1: 0.5, b2: 0.3, s2: 1.0, rho: 0.4}
 """
 
 SMALL = [
-    "study=missing_x_syntax",
+    "study=missing_x",
     "model=two_gibbs",
     "study.reps=2",
     "study.factors.N=[40]",
@@ -50,22 +50,22 @@ def test_two_named_gibbs_estimators_run_and_report_under_their_names(conf, run_c
     write(conf, "estimators: {first: {kind: gibbs}, second: {kind: gibbs}}\n")
     both = [*SMALL, "study.estimators=[first,second]"]
     plan = plan_from_dict(compose_raw(both), model_infos())
-    assert plan.model.structure["estimators"] == {
-        "first": {"kind": "gibbs"},
-        "second": {"kind": "gibbs"},
+    assert plan.model.structure["estimators"] == {  # options given their defaults
+        "first": {"kind": "gibbs", "complete_cases": False},
+        "second": {"kind": "gibbs", "complete_cases": False},
     }
     built = family_of(plan.model).estimators_for(plan.model.structure)
     assert [e.name for e in built.values()] == ["first", "second"]
     rc, out = run_cli(*both)
     assert rc == 0, out
-    records = records_of(conf.parent / "results" / "missing_x_syntax")
+    records = records_of(conf.parent / "results" / "missing_x")
     assert set(records["estimator"]) == {"first", "second"}
     assert set(records["parameter"]) == {"y~1", "y~x", "y~z", "y~~y"}
 
 
 def test_without_estimators_a_spec_model_has_bayes_and_bayes_hmc(conf):
     write(conf, "")
-    plan = plan_from_dict(compose_raw(SMALL), model_infos())
+    plan = plan_from_dict(compose_raw([*SMALL, "study.estimators=[bayes]"]), model_infos())
     assert "estimators" not in plan.model.structure  # the hash of such models is unchanged
     info = family_of(plan.model).info
     assert info.estimators == ("bayes", "bayes_hmc")
@@ -86,7 +86,7 @@ def test_a_bad_estimator_exits_2_naming_it_before_any_work(
 ):
     write(conf, f"estimators: {estimators}\n")
     results = tmp_path / "results"
-    rc = main(["run", f"results_dir={results}", *SMALL])
+    rc = main(["run", f"results_dir={results}", *SMALL, "study.estimators=[first]"])
     err = capsys.readouterr().err
     assert rc == 2, err
     assert field in err
