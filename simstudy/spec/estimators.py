@@ -452,10 +452,15 @@ def options_of(entry: Mapping[str, Any]) -> dict[str, Any]:
 def build(
     spec: ModelSpec, lay: Any, families: Mapping[str, str], mapping: Mapping[str, Any]
 ) -> dict[str, Any]:
-    """The estimators of a mapping, built in its order, each under its own name."""
+    """The estimators of a mapping, each under its own name, returned in its order.
+
+    An estimator that analyses another's chain (option ``of``) is built after the others, so
+    that it holds that estimator itself (a study fitting both runs one chain).
+    """
     built: dict[str, Any] = {}
-    for name, entry in mapping.items():
+    for name in sorted(mapping, key=lambda n: "of" in mapping[n]):
+        entry = mapping[name]
         kind = KINDS[entry["kind"]]
         est = kind.build(spec, lay, families, options_of(entry), dict(built))
         built[name] = dataclasses.replace(est, name=name)
-    return built
+    return {name: built[name] for name in mapping}

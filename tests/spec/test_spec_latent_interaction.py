@@ -203,3 +203,14 @@ def test_ols_kinds_refuse_a_two_level_model(capsys):
     assert rc == 2
     err = capsys.readouterr().err
     assert "model.estimators.sso.kind" in err and "single-level" in err
+
+
+def test_an_imputation_estimator_shares_the_chain_of_one_named_after_it():
+    """Built after the estimator it analyses, whatever the order of their names."""
+    plan = _plan(
+        "~model.estimators",
+        "+model.estimators={zz_bayes: {kind: gibbs}, fs: {kind: fs_imputation, of: zz_bayes}}",
+        "study.estimators=[zz_bayes,fs]",
+    )
+    built = family_of(plan.model).estimators_for(plan.model.structure)
+    assert built["fs"].sampler is built["zz_bayes"]
