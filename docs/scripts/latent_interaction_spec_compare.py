@@ -3,11 +3,12 @@
 Usage::
 
     .venv/bin/simstudy run study=latent_interaction              # the spec config
-    # the same study on the hand-written family, e.g. from a checkout of an earlier commit:
+    # the same study on the hand-written family (here: run from a checkout of main at 680a374,
+    # where study=latent_interaction was the family, and copied to this directory):
     .venv/bin/simstudy run study=latent_interaction model=latent_interaction_handwritten \\
-        results_dir=results_handwritten
+        study.name=latent_interaction_handwritten
     .venv/bin/python docs/scripts/latent_interaction_spec_compare.py \\
-        results/latent_interaction results_handwritten/latent_interaction
+        results/latent_interaction results/latent_interaction_handwritten
 
 Every measure both studies report with a Monte Carlo SE, of every estimator x estimand x
 condition they share (the spec's simple slopes ``slope_lo``/``slope_hi`` are the family's
