@@ -50,9 +50,12 @@ def test_fit_regression_with_missing_x(regression_csv, tmp_path, capsys):
     lines = printed.splitlines()
     assert lines[0] == "model regression_missing, estimator bayes_fiml (NumPyro model)"
     assert lines[1] == "sampler chees: 4 chains, 100 warmup + 100 draws each, seed 0"
-    assert lines[2] == "priors (model.priors.*): coef_sd=10, sigma_scale=5"
+    # a spec model: priors on the data's scale unless named on the command line
+    assert lines[2].startswith("priors (model.priors.*; the data's scale where unset)")
     assert "posterior summary (mean, SD, 95% interval, ESS, R-hat)" in printed
-    assert lines[3].startswith(f"data: {regression_csv}, N = 300; missing values per column: x ")
+    assert any(line.startswith("  y~x: normal(0, ") for line in lines)  # the data's scale
+    data_line = f"data: {regression_csv}, N = 300; missing values per column: x "
+    assert any(line.startswith(data_line) for line in lines)
 
 
 # slow tier: the regression and CFA fit commands run by default
