@@ -50,9 +50,12 @@ def test_fit_regression_with_missing_x(regression_csv, tmp_path, capsys):
     lines = printed.splitlines()
     assert lines[0] == "model regression_missing, estimator bayes_fiml (NumPyro model)"
     assert lines[1] == "sampler chees: 4 chains, 100 warmup + 100 draws each, seed 0"
-    assert lines[2] == "priors (model.priors.*): coef_sd=10, sigma_scale=5"
+    # a spec model: priors on the data's scale unless named on the command line
+    assert lines[2].startswith("priors (model.priors.*; the data's scale where unset)")
     assert "posterior summary (mean, SD, 95% interval, ESS, R-hat)" in printed
-    assert lines[3].startswith(f"data: {regression_csv}, N = 300; missing values per column: x ")
+    assert any(line.startswith("  y~x: normal(0, ") for line in lines)  # the data's scale
+    data_line = f"data: {regression_csv}, N = 300; missing values per column: x "
+    assert any(line.startswith(data_line) for line in lines)
 
 
 # slow tier: the regression and CFA fit commands run by default
@@ -94,13 +97,18 @@ def test_fit_bad_input_exits_2(regression_csv, capsys, args, expected):
     assert expected in capsys.readouterr().err
 
 
-def test_fit_rejects_missing_outcome(tmp_path, capsys):
-    path = tmp_path / "d.csv"
-    pd.DataFrame(
-        {"y": [1.0, np.nan, 2.0, 3.0, 1.0], "x": [0.1, 0.2, np.nan, 0.3, 0.5], "z": [0, 1, 0, 1, 2]}
-    ).to_csv(path, index=False)
-    assert main(["fit", "model=regression_missing", f"data={path}", "estimator=ols_cc"]) == 2
-    assert "data column y = '1 missing values'" in capsys.readouterr().err
+def test_ols_fit_leaves_out_rows_with_a_missing_outcome_or_predictor(tmp_path, capsys):
+    """A spec model reads incomplete columns; ols_cc fits the rows where every one is observed."""
+    frame = _table(n=12)
+    frame.loc[1, "y"], frame.loc[2, "x"] = np.nan, np.nan
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    out = tmp_path / "fit.parquet"
+    assert main([*OLS, f"data={tmp_path / 'd.csv'}", f"out={out}"]) == 0, capsys.readouterr()
+    complete = frame.dropna()
+    design = np.column_stack([np.ones(len(complete)), complete.x, complete.z])
+    beta, *_ = np.linalg.lstsq(design, complete.y, rcond=None)
+    table = pd.read_parquet(out).set_index("parameter")
+    np.testing.assert_allclose(table.loc[["y~1", "y~x", "y~z"], "mean"], beta, rtol=1e-6)
 
 
 # --- what fit says: header, summary's name, missing counts, missing-value codes -------------

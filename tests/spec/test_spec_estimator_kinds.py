@@ -148,3 +148,15 @@ def test_a_model_or_option_a_kind_cannot_fit_is_refused_naming_it(syntax, option
     with pytest.raises(InputError) as err:
         kinds.normalise({"o": options}, spec)
     assert err.value.field == field
+
+
+def test_the_density_per_missingness_pattern_is_the_density_per_row():
+    """Few columns: summed per pattern (one factor each); many: per row. The same number."""
+    rng = np.random.default_rng(5)
+    root = rng.normal(size=(3, 3))
+    cov, mean, y = root @ root.T + np.eye(3), rng.normal(size=(9, 3)), rng.normal(size=(9, 3))
+    seen = rng.uniform(size=(9, 3)) > 0.4
+    seen[0] = False  # a row with nothing observed adds nothing
+    args = (jnp.asarray(y), jnp.asarray(mean), jnp.asarray(cov), jnp.asarray(seen))
+    per_row = float(hmc._incomplete_loglik(*args))
+    assert float(hmc._pattern_loglik(*args)) == pytest.approx(per_row, rel=1e-6)
