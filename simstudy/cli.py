@@ -452,7 +452,8 @@ def cmd_run(overrides: Sequence[str]) -> int:
         tasks, skipped = todo.todo, todo.done
         reached = _precision_check(plan, study_dir) if plan.target else None
         if reached is not None:  # conditions whose stored batches reach the target already
-            enough = {t.cond_id for t in tasks if reached(t.cond_id) is not None}
+            pending = {t.cond_id for t in tasks}  # one check per condition, not per batch
+            enough = {c for c in pending if reached(c) is not None}
             tasks = [t for t in tasks if t.cond_id not in enough]
         _say(
             f"[simstudy] study {plan.name}: {len(conditions)} conditions × {plan.reps} reps × "

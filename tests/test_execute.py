@@ -147,6 +147,9 @@ def test_condition_past_failure_limit_stops_early(run_cli, tmp_path):
     assert df[df["N"] == 5]["rep"].nunique() == 4  # stopped after min_reps_for_stop
 
 
+# faults tier (a run killed by SIGKILL, two fresh processes); by default
+# test_resume_recomputes_only_deleted_batches checks that a resume reuses finished batches
+@pytest.mark.faults
 def test_killed_run_resumes_without_recomputing(tmp_path):
     exe = Path(sys.executable).with_name("simstudy")
     results = tmp_path / "results"

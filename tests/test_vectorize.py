@@ -53,6 +53,9 @@ def _plan(vectorize, estimators=("bayes", "fs_imputation", "sum_score_ols"), **e
 COND = {"N": 150, "missing_rate": 0.1, "mechanism": "MCAR"}
 
 
+# slow tier: a width-2 program of three estimators; lane invariance is checked by default by
+# test_a_replication_gets_the_same_draws_in_any_batch_and_lane (here and in test_chees.py)
+@pytest.mark.slow
 def test_run_batch_vectorized_gives_one_row_per_replication_estimand():
     """Also: bayes and fs_imputation fitted in one program give the numbers of fs_imputation
     alone and of the unbatched program (one test, so that the width-2 program of the three

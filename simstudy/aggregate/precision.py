@@ -27,6 +27,13 @@ def target_reached(
     n = int(records["rep"].nunique()) if len(records) else 0
     if n < target.min_reps:
         return False, f"{n} reps, fewer than target.min_reps={target.min_reps}"
+    # only the targeted rows (and the reference a comparison needs) are summarised: the check
+    # runs after every batch; a policy that drops whole fits needs all of a fit's parameters
+    reference = reference or str(records["estimator"].iloc[0])
+    if target.parameters and (policy is None or policy.kind == "all"):
+        records = records[records["parameter"].isin(target.parameters)]
+    if target.estimators:
+        records = records[records["estimator"].isin([*target.estimators, reference])]
     summary = summarise(records, reference, policy)
     rows = summary[summary["measure"] == target.measure]
     if target.parameters:

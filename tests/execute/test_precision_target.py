@@ -84,3 +84,34 @@ def test_target_needs_min_reps(n, reached):
     ]
     ok, why = target_reached(pd.DataFrame(rows), PrecisionTarget("bias", 0.05, min_reps=10))
     assert ok is reached and (("fewer than" in why) != reached)
+
+
+def test_a_fit_excluded_by_another_parameter_stays_excluded_in_the_check():
+    """The check summarises only the targeted parameter, but the converged policy drops a
+    whole fit when any of its parameters did not converge."""
+    from simstudy.aggregate import ConvergencePolicy
+
+    rows = [
+        {
+            "rep": r,
+            "estimator": "e",
+            "parameter": p,
+            "truth": 0.0,
+            "estimate": 0.01 * (r % 3) + (5.0 if r < 10 and p == "b" else 0.0),
+            "se": 1.0,
+            "condition_id": "c",
+            "status": "ok",
+            "rhat": 1.5 if (r < 10 and p == "a") else 1.0,
+            "ess_bulk": 1000.0,
+            "n_divergent": 0,
+        }
+        for r in range(40)
+        for p in ("a", "b")
+    ]
+    target = PrecisionTarget("bias", 0.05, ("b",), (), 10)
+    records = pd.DataFrame(rows)
+    # with every fit used, the first 10 replications' far-off estimates of b miss the target
+    assert not target_reached(records, target, policy=ConvergencePolicy("all"))[0]
+    # those fits did not converge on a: the converged policy drops them, b's too
+    ok, why = target_reached(records, target, policy=ConvergencePolicy("converged", 1.01, 400))
+    assert ok, why

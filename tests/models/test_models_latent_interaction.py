@@ -69,6 +69,9 @@ def test_sum_scores_are_attenuated():
     assert est["eta_y~eta_x"].lower < est["eta_y~eta_x"].estimate < est["eta_y~eta_x"].upper
 
 
+# slow tier: recovery needs a long chain; by default the sampler runs in
+# test_nominal_sweep_has_no_unbounded_gamma_loop and in the compiled model's tests (tests/engine)
+@pytest.mark.slow
 def test_gibbs_recovers_parameters_with_missing_indicators():
     setting = {**SETTING, "N": 4000, "missing_rate": 0.2, "mechanism": "MAR"}
     data = li.simulate(jax.random.key(4), setting)
