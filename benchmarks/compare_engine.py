@@ -201,7 +201,7 @@ def regression(reps, out):
 
 def latent(reps, out):
     hand = MODELS["latent_interaction"]
-    raw = compose_raw(["study=latent_interaction"])
+    raw = compose_raw(["study=latent_interaction", "model=latent_interaction_handwritten"])
     priors = {**raw["model"]["priors"], "latent_var_shape": 2.0, "latent_var_scale": 0.5}
     setting = {
         **raw["model"]["params"],

@@ -70,7 +70,14 @@ def measure(variant: str, runs: int) -> dict:
     from simstudy.models import latent_interaction as li
 
     overrides = [f"sampler.chains={CHAINS}", f"sampler.warmup={WARMUP}", f"sampler.draws={DRAWS}"]
-    plan = load_plan(["study=latent_interaction", "sampler=gibbs", *overrides])
+    plan = load_plan(
+        [
+            "study=latent_interaction",
+            "model=latent_interaction_handwritten",
+            "sampler=gibbs",
+            *overrides,
+        ]
+    )
     estimator = MODELS[plan.model.name].estimators_for(plan.model.structure)["bayes"]
     setting = {**LATENT_PARAMS, "N": 500, "missing_rate": 0.0, "mechanism": "MCAR"}
     sets = [li.simulate(jax.random.key(i), setting) for i in range(WIDTH)]

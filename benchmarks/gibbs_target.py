@@ -50,6 +50,7 @@ def run_setting(
     """Run the study once with ``chains`` × (``warmup`` + ``draws``); one row per replication."""
     overrides = [
         "study=latent_interaction",
+        "model=latent_interaction_handwritten",
         f"study.reps={args.reps}",
         "study.estimators=[bayes]",
         "study.factors.N=[500]",

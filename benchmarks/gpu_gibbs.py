@@ -44,7 +44,9 @@ sys.path.insert(0, str(ROOT))
 def _model_yaml() -> tuple[dict, dict]:
     from omegaconf import OmegaConf
 
-    conf = OmegaConf.to_container(OmegaConf.load(ROOT / "conf/model/latent_interaction.yaml"))
+    conf = OmegaConf.to_container(
+        OmegaConf.load(ROOT / "conf/model/latent_interaction_handwritten.yaml")
+    )
     return conf["params"], conf["priors"]
 
 

@@ -65,7 +65,9 @@ def child(reps: int) -> list[dict]:
     from simstudy.engine.summary import summarise_draws
     from simstudy.models import latent_interaction as li
 
-    conf = OmegaConf.to_container(OmegaConf.load(ROOT / "conf/model/latent_interaction.yaml"))
+    conf = OmegaConf.to_container(
+        OmegaConf.load(ROOT / "conf/model/latent_interaction_handwritten.yaml")
+    )
     setting = {**conf["params"], "N": 500, "missing_rate": 0.0, "mechanism": "MCAR"}
     settings = SamplerSettings(name="gibbs", chains=2, warmup=500, draws=4000)
     data = [li.simulate(jax.random.key(r), setting) for r in range(reps)]

@@ -46,7 +46,9 @@ def measure(width: int) -> dict:
     from simstudy.models import latent_interaction as li
 
     setting = {**LATENT_PARAMS, "N": 500, "missing_rate": 0.0, "mechanism": "MCAR"}
-    priors = load_plan(["study=latent_interaction"]).model.priors  # the model yaml's priors
+    priors = load_plan(
+        ["model=latent_interaction_handwritten"]
+    ).model.priors  # the model yaml's priors
     settings = SamplerSettings(name="gibbs", chains=2, warmup=500, draws=4000)
 
     def batch(offset: int) -> tuple[list, list]:

@@ -112,7 +112,8 @@ def model_rows(dirs: Sequence[Path]) -> list[dict[str, Any]]:
     models = group_files(dirs, "model")
     configs: dict[str, list[str]] = {}
     for path in models.values():
-        configs.setdefault(_model_name(path, models), []).append(path.stem)
+        if not spec_info.is_spec(read_config_file(path)):  # a spec config has its own row
+            configs.setdefault(_model_name(path, models), []).append(path.stem)
     rows = [
         {
             "model": name,

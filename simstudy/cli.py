@@ -1010,12 +1010,13 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
 
     study_dir = Path(args.results_dir)
     _, plan = _study_plan(study_dir)
-    if plan.model.name != "latent_interaction":
+    if plan.model.name != "latent_interaction" or "syntax" in (plan.model.structure or {}):
         raise InputError(
             "model",
             plan.model.name,
-            "a study of model latent_interaction (the residual diagnostics impute its latent "
-            "scores with its bayes Gibbs sampler)",
+            "a study of the hand-written model latent_interaction (model="
+            "latent_interaction_handwritten; the residual diagnostics impute its latent scores "
+            "with its bayes Gibbs sampler, not yet with a compiled sweep)",
         )
     conditions = {condition_id(c): c for c in expand_grid(plan.factors, plan.exclude)}
     if args.condition not in conditions:

@@ -724,7 +724,7 @@ def _model(
         structure = spec_info.normalise(d)
         params_raw = _section(d.get("params", {}), "model.params", None)
         info = spec_info.model_info(name, structure, params_raw, fitting=fitting)
-        d["priors"] = {**spec_info.PRIOR_DEFAULTS, **dict(d.get("priors") or {})}
+        d["priors"] = spec_info.with_prior_defaults(d.get("priors"))
     elif name not in models:
         raise InputError("model.name", name, "one of " + ", ".join(sorted(models)))
     else:

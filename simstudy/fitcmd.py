@@ -183,7 +183,8 @@ def header(
     s = plan.sampler
     families = (plan.model.structure or {}).get("prior_families")
     if isinstance(families, Mapping) and "inverse_gamma" not in families.values():
-        replaced = {*replaced, "var_shape", "var_scale"}  # settings of no prior in use
+        # settings of no prior in use
+        replaced = {*replaced, "var_shape", "var_scale", "latent_var_shape", "latent_var_scale"}
     shown = {
         k: v for k, v in (plan.model.priors or {}).items() if _number_like(v) and k not in replaced
     }

@@ -39,7 +39,7 @@ LATENT_PARAMS = {
     "d_on_y2": 0.3,
     "d_on_y3": -0.3,
 }
-#: The latent interaction model's priors, as in conf/model/latent_interaction.yaml.
+#: The latent interaction model's priors, as in conf/model/latent_interaction_handwritten.yaml.
 LATENT_PRIORS = {
     "coef_sd": 10.0,
     "var_shape": 2.0,

@@ -34,7 +34,9 @@ def test_list_names_every_model_study_estimator_and_sampler(capsys):
         assert name in out
     assert "imputation from bayes's chains" in out
     # A variant config that names no model itself is listed under the model it extends.
-    assert "model=latent_interaction, model=latent_interaction_ig" in out
+    assert "model=latent_interaction_handwritten, model=latent_interaction_ig" in out
+    # a spec config of the same name has its own row, not the hand-written family's
+    assert "model=latent_interaction, model=latent_interaction_handwritten" not in out
     assert main(["list", "samplers"]) == 0
     out = capsys.readouterr().out
     assert "nuts" in out and "missing_x" not in out

@@ -66,7 +66,7 @@ def test_fit_latent_interaction_picks_its_sampler(tmp_path, capsys):
     y = np.where(np.asarray(d["observed"]), np.asarray(d["y"]), np.nan)
     path = tmp_path / "items.parquet"
     pd.DataFrame(y, columns=li.INDICATORS).to_parquet(path)
-    rc = main(["fit", "model=latent_interaction", f"data={path}", "sampler.draws=800"])
+    rc = main(["fit", "model=latent_interaction_handwritten", f"data={path}", "sampler.draws=800"])
     assert rc == 0
     table = pd.read_parquet(tmp_path / "items-bayes-fit.parquet").set_index("parameter")
     assert set(table.index) == set(li.BAYES_PARAMETERS)

@@ -92,6 +92,7 @@ def test_the_scores_are_the_states_fs_imputation_analyses():
 def test_diagnose_writes_its_files_and_the_report_shows_them(run_cli, tmp_path, capsys):
     args = [
         "study=latent_interaction",
+        "model=latent_interaction_handwritten",
         "study.name=li_tiny",
         "study.reps=2",
         "study.factors.N=[300]",

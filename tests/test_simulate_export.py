@@ -125,13 +125,14 @@ def test_simulate_without_a_manifest(tmp_path, capsys):
         ["study.factors.mechanism=[MAR]"],
         [
             "study=latent_interaction",
+            "model=latent_interaction_handwritten",
             "model.structure.nominal=true",
             "study.factors.N=[60]",
             "study.factors.missing_rate=[0.3]",
         ],
         [
             "study=latent_interaction",
-            "model.structure.moderator=observed",
+            "model=latent_interaction_w",
             "study.factors.N=[60]",
             "study.factors.missing_rate=[0.3]",
         ],

@@ -2,7 +2,7 @@
 
 Every comparator fits the same estimation model with the same priors:
 
-``latent_interaction`` (simstudy's ``latent_interaction`` model, conf/model/latent_interaction.yaml,
+``latent_interaction`` (simstudy's ``latent_interaction`` model, conf/model/latent_interaction_handwritten.yaml,
 N = 500, no missing data): three factors with three indicators each, first loading of each
 factor 1, all nine indicator intercepts free; ``eta_x ~ N(0, phi_x)``,
 ``eta_m = a1 eta_x + zeta_m`` (``Var = psi_m``),
@@ -138,7 +138,7 @@ def _make_spec(name: str) -> ModelSpec:
     if name == "latent_interaction":
         from simstudy.models import latent_interaction as li
 
-        conf = _yaml("latent_interaction")
+        conf = _yaml("latent_interaction_handwritten")
         # The comparators implement the default variant: latent moderator, no nominal predictor.
         structure = li.check_structure(conf.get("structure"))
         if structure != li.check_structure(None):

@@ -4,7 +4,7 @@ Usage::
 
     .venv/bin/python docs/scripts/latent_interaction_priors.py [--n 250] [--datasets 192] [out.md]
 
-Simulates ``--datasets`` data sets of the seeds' design (``conf/model/latent_interaction.yaml``
+Simulates ``--datasets`` data sets of the seeds' design (``conf/model/latent_interaction_handwritten.yaml``
 parameters, no missing data) and fits every one of them with the ``bayes`` Gibbs sampler under
 each pair of variance priors below, so that differences between priors are paired (same data,
 same sampler keys). Reports each estimand's proportional bias of the posterior mean and median
@@ -55,7 +55,7 @@ INTERACTION = "eta_y~eta_x:eta_m"
 
 def fit_all(n: int, datasets: int, draws: int) -> tuple[pd.DataFrame, dict]:
     """One row per (prior, data set, estimand): posterior mean, median, ESS, R-hat, truth."""
-    plan = load_plan(["study=latent_interaction"])
+    plan = load_plan(["study=latent_interaction", "model=latent_interaction_handwritten"])
     setting = {**plan.model.params, "N": n, "missing_rate": 0.0, "mechanism": "MCAR"}
     truth = li.truth(setting)
     settings = SamplerSettings(name="gibbs", chains=2, warmup=500, draws=draws)

@@ -25,11 +25,16 @@ DERIVED = ["eta_y~eta_x@eta_m=-1SD", "eta_y~eta_x@eta_m=+1SD"]
 Z = 1.959963984540054
 
 
+#: The spec config's names (conf/model/latent_interaction.yaml) of the hand-written family's.
+SPEC_NAMES = {"eta_y~eta_x@eta_m=-1SD": "slope_lo", "eta_y~eta_x@eta_m=+1SD": "slope_hi"}
+
+
 def _get(summary: pd.DataFrame, n: int, est: str, par: str, measure: str) -> pd.Series | None:
+    names = [par, SPEC_NAMES.get(par, par)]
     rows = summary[
         (summary["N"] == n)
         & (summary["estimator"] == est)
-        & (summary["parameter"] == par)
+        & (summary["parameter"].isin(names))
         & (summary["measure"] == measure)
     ]
     return None if rows.empty else rows.iloc[0]
@@ -79,6 +84,19 @@ def _commit() -> str:
     return head + (" (with uncommitted changes)" if dirty else "")
 
 
+def _results_commit(manifest) -> str:
+    software = getattr(manifest, "software", None) or {}
+    return str(software.get("simstudy_commit", "unknown"))[:7]
+
+
+def _model_of(manifest) -> str:
+    """The spec config or the hand-written family the study fitted."""
+    model = (manifest.config.get("model") or {}) if manifest else {}
+    if "syntax" in model or "syntax" in (model.get("structure") or {}):
+        return "the spec config `conf/model/latent_interaction.yaml` (the compiled Gibbs sweep)"
+    return "the hand-written family `simstudy/models/latent_interaction/`"
+
+
 def main(study_dir: Path, out: str = "") -> str:
     summary = pd.read_parquet(study_dir / "summary.parquet")
     records = read_replications(study_dir)
@@ -93,7 +111,9 @@ def main(study_dir: Path, out: str = "") -> str:
         f"`.venv/bin/python docs/scripts/latent_interaction_table.py {study_dir}{out}`; every number "
         "below is read from",
         f"`{study_dir}/summary.parquet` and its replication files ({reps} replications per condition).",
-        f"Sampler: {json.dumps(sampler)}. Code: commit {_commit()}.",
+        f"Sampler: {json.dumps(sampler)}. Code: commit {_commit()}; the results' commit "
+        f"{_results_commit(manifest)} (their manifest).",
+        f"Model: {_model_of(manifest)}.",
         f"Study `{study_config.get('name', study_dir.name)}`: estimators "
         f"{', '.join(study_config.get('estimators', []))}; point estimate of `bayes`: the posterior "
         f"{study_config.get('point_estimate', 'mean')}.",
@@ -119,7 +139,8 @@ def main(study_dir: Path, out: str = "") -> str:
                 _pct(_get(summary, n, "sum_score_ols", par, "rel_bias")),
                 _num(_get(summary, n, "sum_score_ols", par, "coverage")),
             ]
-            lines.append(f"| `{par}` | " + " | ".join(cells) + " |")
+            alias = f" (`{SPEC_NAMES[par]}`)" if par in SPEC_NAMES else ""
+            lines.append(f"| `{par}`{alias} | " + " | ".join(cells) + " |")
         lines.append("")
     bayes = records[(records["estimator"] == "bayes") & records["parameter"].isin(STRUCTURAL)]
     conv = fit_convergence(bayes, ["N"])

@@ -140,3 +140,41 @@ def with_defaults(raw: Any, defaults: Mapping[str, Any]) -> dict[str, Any]:
         allowed = "known keys are " + ", ".join(defaults)
         raise InputError(f"model.structure.{unknown[0]}", raw[unknown[0]], allowed)
     return {**defaults, **raw}
+
+
+def check_inverse_gamma(priors: Mapping[str, Any], prefixes: Sequence[str], proper: bool) -> None:
+    """Inverse-gamma variance priors ``(<prefix>var_shape, <prefix>var_scale)``, as a pair.
+
+    Density ``v^-(shape+1) exp(-scale/v)``. ``shape >= -1`` and ``scale >= 0`` are allowed
+    (each value's range, checked elsewhere), proper or not (``(-1, 0)`` is flat on the
+    variance, Mplus's default), except ``scale = 0`` with ``shape >= 0``: that density is not
+    integrable at zero, and with a likelihood that stays bounded there (a Heywood case, a
+    vanishing factor) neither is the posterior. ``proper`` (simulation-based calibration draws
+    from the prior) asks for ``shape > 0`` and ``scale > 0``. A prefix whose pair is absent
+    from ``priors`` is skipped.
+
+    Raises
+    ------
+    InputError
+        Naming ``model.priors.<prefix>var_shape`` or ``..._scale``, its value and what is allowed.
+    """
+    for prefix in prefixes:
+        if f"{prefix}var_shape" not in priors or f"{prefix}var_scale" not in priors:
+            continue
+        shape, scale = priors[f"{prefix}var_shape"], priors[f"{prefix}var_scale"]
+        if proper and (shape <= 0 or scale <= 0):
+            bad = f"{prefix}var_shape" if shape <= 0 else f"{prefix}var_scale"
+            raise InputError(
+                f"model.priors.{bad}",
+                priors[bad],
+                f"a value > 0: simulation-based calibration draws the parameters from the "
+                f"prior, which must be proper (shape > 0 and scale > 0), e.g. "
+                f"model.priors.{prefix}var_shape=2 model.priors.{prefix}var_scale=0.5",
+            )
+        if scale == 0 and shape >= 0:
+            raise InputError(
+                f"model.priors.{prefix}var_shape",
+                shape,
+                f"a shape in [-1, 0) when {prefix}var_scale is 0 (v^-(shape+1) is not integrable "
+                "at zero otherwise; -1 is flat), or a positive scale",
+            )

@@ -8,6 +8,13 @@ A spec model config may name its estimators::
       bayes_cc: {kind: hmc, complete_cases: true}   # on the rows with every variable observed
       bayes_marginal: {kind: hmc, marginal: true}   # incomplete predictors integrated out
       ols_cc: {kind: ols}             # closed-form OLS per equation, complete cases
+      fs_imputation: {kind: fs_imputation, of: bayes, imputations: 20}
+      sum_score_ols: {kind: sum_score_ols}
+
+``fs_imputation`` analyses M states of a gibbs estimator's chain (OLS of the structural
+equations on the latent scores and imputed values, Rubin's rules); ``sum_score_ols`` is OLS
+with each factor replaced by the mean of its observed indicators
+(:mod:`simstudy.spec.analyses`).
 
 Each name is what studies list in ``study.estimators`` and what result tables show; each
 value is ``{kind: K, ...options}`` with K one of :data:`KINDS`. Without the key a spec model
@@ -258,6 +265,64 @@ def _hmc_draws(spec: ModelSpec, rows: float, clusters: float) -> float:
     return len(spec.parameters()) + clusters * effects + rows * (latent + len(spec.missing))
 
 
+def _check_analyses(spec: ModelSpec, options: Mapping[str, Any], field: str) -> None:
+    """OLS of the structural equations needs a single-level model that has some."""
+    from simstudy.spec import analyses
+
+    why = analyses.unsupported(spec)
+    if why is not None:
+        raise InputError(f"{field}.kind", "OLS of the structural equations", why)
+
+
+def _imputations(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 2:
+        raise InputError(name, value, "an integer >= 2 (states analysed and pooled)")
+    return value
+
+
+def _estimator_name(name: str, value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise InputError(name, value, "the name of a gibbs estimator listed before this one")
+    return value
+
+
+def _build_fs_imputation(spec, lay, families, options, built) -> Any:
+    """OLS on M states of another estimator's Gibbs chain, pooled by Rubin's rules."""
+    from simstudy.models.base import GibbsEstimator, ImputationEstimator
+    from simstudy.spec import analyses
+
+    sampler = built.get(options["of"])
+    if not isinstance(sampler, GibbsEstimator):
+        raise ValueError(f"fs_imputation: {options['of']!r} is no gibbs estimator built before it")
+
+    def analyse(state, data):
+        vals, weights = analyses.state_values(spec, lay, state, data)
+        est, var, _ = analyses.analyse(spec, vals, weights)
+        return est, var
+
+    return ImputationEstimator(
+        "fs_imputation", sampler, options["imputations"], analyse, analyses.estimands(spec)
+    )
+
+
+def _build_sum_score_ols(spec, lay, families, options, built) -> Any:
+    """OLS on the means of each factor's observed indicators (closed form)."""
+    from simstudy.models.base import ClosedFormEstimator
+    from simstudy.spec import analyses
+
+    def fit(dataset, level):
+        return analyses.sum_score_ols(spec, dataset, level)
+
+    return ClosedFormEstimator("sum_score_ols", fit, analyses.estimands(spec))
+
+
+def _imputation_draws(spec: ModelSpec, rows: float, clusters: float) -> float:
+    """The M recorded analyses' estimates and variances (the chain is another estimator's)."""
+    from simstudy.spec import analyses
+
+    return 2.0 * len(analyses.estimands(spec))
+
+
 #: The kinds of estimator, by the name a config's ``kind:`` gives.
 KINDS: dict[str, Kind] = {
     "gibbs": Kind(
@@ -276,6 +341,17 @@ KINDS: dict[str, Kind] = {
         draws=_hmc_draws,
     ),
     "ols": Kind(_build_ols, {"complete_cases": flag(True, allowed=(True,))}, check=_ols_fits),
+    "fs_imputation": Kind(
+        _build_fs_imputation,
+        options={
+            "of": Option("bayes", _estimator_name),
+            "imputations": Option(20, _imputations),
+        },
+        sampler="gibbs",
+        check=_check_analyses,
+        draws=_imputation_draws,
+    ),
+    "sum_score_ols": Kind(_build_sum_score_ols, check=_check_analyses),
 }
 
 
@@ -320,6 +396,17 @@ def normalise(raw: Any, spec: ModelSpec | None = None) -> dict[str, dict[str, An
         if spec is not None:
             kind.check(spec, options, where)
         out[name] = {"kind": kind_name, **options}
+    for name, entry in out.items():
+        # an imputation estimator analyses the chain of a gibbs estimator listed before it
+        of = entry.get("of")
+        before = list(out)[: list(out).index(name)]
+        if of is not None and (of not in before or out[of]["kind"] != "gibbs"):
+            gibbs = [n for n in before if out[n]["kind"] == "gibbs"]
+            raise InputError(
+                f"model.estimators.{name}.of",
+                of,
+                "a gibbs estimator listed before this one: " + (", ".join(gibbs) or "none"),
+            )
     return out
 
 
@@ -365,10 +452,15 @@ def options_of(entry: Mapping[str, Any]) -> dict[str, Any]:
 def build(
     spec: ModelSpec, lay: Any, families: Mapping[str, str], mapping: Mapping[str, Any]
 ) -> dict[str, Any]:
-    """The estimators of a mapping, built in its order, each under its own name."""
+    """The estimators of a mapping, each under its own name, returned in its order.
+
+    An estimator that analyses another's chain (option ``of``) is built after the others, so
+    that it holds that estimator itself (a study fitting both runs one chain).
+    """
     built: dict[str, Any] = {}
-    for name, entry in mapping.items():
+    for name in sorted(mapping, key=lambda n: "of" in mapping[n]):
+        entry = mapping[name]
         kind = KINDS[entry["kind"]]
         est = kind.build(spec, lay, families, options_of(entry), dict(built))
         built[name] = dataclasses.replace(est, name=name)
-    return built
+    return {name: built[name] for name in mapping}

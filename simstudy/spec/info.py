@@ -27,7 +27,12 @@ from typing import Any
 
 from simstudy.errors import InputError
 from simstudy.spec import estimators as kinds
-from simstudy.spec.declare import MISSINGNESS_FACTORS, FactorSpec, ModelInfo
+from simstudy.spec.declare import (
+    MISSINGNESS_FACTORS,
+    FactorSpec,
+    ModelInfo,
+    check_inverse_gamma,
+)
 from simstudy.spec.grammar import parse
 from simstudy.spec.ir import ModelSpec, build
 from simstudy.spec.population import population
@@ -47,11 +52,34 @@ PRIOR_DEFAULTS = {
     "cov_scale": 5.0,
     "lkj_eta": 1.0,
 }
-PRIOR_SPECS = {k: FactorSpec("float", low=1e-9) for k in PRIOR_DEFAULTS}
+#: Latent (residual) variances' inverse-gamma prior; unset, the residual class's numbers.
+LATENT_PRIORS = {"latent_var_shape": "var_shape", "latent_var_scale": "var_scale"}
+PRIOR_SPECS = {
+    **{k: FactorSpec("float", low=1e-9) for k in PRIOR_DEFAULTS},
+    # (-1, 0) is flat on a latent variance (Mplus's default); check_priors refuses the rest
+    "latent_var_shape": FactorSpec("float", low=-1.0),
+    "latent_var_scale": FactorSpec("float", low=0.0),
+}
 #: Estimators of a spec model without ``estimators:``: the compiled Gibbs sweep, and HMC on the
 #: NumPyro model.
 ESTIMATORS = tuple(kinds.DEFAULT)
 SAMPLERS = kinds.samplers(kinds.DEFAULT)
+
+
+def with_prior_defaults(priors: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A spec model's ``priors`` with every default filled in.
+
+    An unset latent variance prior takes the residual class's numbers (as given or default).
+    """
+    out = {**PRIOR_DEFAULTS, **dict(priors or {})}
+    for latent, residual in LATENT_PRIORS.items():
+        out.setdefault(latent, out[residual])
+    return out
+
+
+def check_priors(priors: Mapping[str, Any], proper: bool) -> None:
+    """The latent variances' inverse-gamma pair (the residual class's ranges say it all)."""
+    check_inverse_gamma(priors, ("latent_",), proper)
 
 
 def is_spec(raw_model: Mapping[str, Any] | None) -> bool:
@@ -139,6 +167,7 @@ def declared(raw_model: Mapping[str, Any]) -> ModelInfo:
         estimators=tuple(mapping),
         samplers=kinds.samplers(mapping),
         posteriors=kinds.posteriors(mapping),
+        check_priors=check_priors,
     )
 
 
@@ -171,6 +200,7 @@ def model_info(
         estimators=tuple(mapping),
         samplers=kinds.samplers(mapping),
         posteriors=kinds.posteriors(mapping),
+        check_priors=check_priors,
         min_size=lambda _structure, _estimators: min_size(spec),
         footprint=lambda setting, estimators: footprint(spec, spread, setting, estimators, mapping),
     )

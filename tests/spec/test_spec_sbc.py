@@ -73,6 +73,9 @@ def _plan(model_override: str, model: dict | None = None):
             syntax=model["syntax"], params={**model["params"], **model.get("params_cov", {})}
         )
     raw["study"]["factors"] = _factors(raw["model"])
+    priors = raw["model"].setdefault("priors", {})
+    if priors.get("latent_var_shape", 1.0) <= 0:  # a flat latent variance prior: SBC needs one
+        priors.update(latent_var_shape=2.0, latent_var_scale=0.5)
     return plan_from_dict(raw, model_infos())
 
 

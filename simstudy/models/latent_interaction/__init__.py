@@ -29,7 +29,7 @@ Identification (the latent locations are pinned, as a latent interaction model n
 of ``eta_x`` (in the first category of ``d``) and the structural intercepts of ``eta_m`` and
 ``eta_y`` are 0; each factor's first loading is 1; all indicator intercepts are free.
 
-Priors (``model.priors``, defaults in ``conf/model/latent_interaction.yaml``): loadings,
+Priors (``model.priors``, defaults in ``conf/model/latent_interaction_handwritten.yaml``): loadings,
 indicator intercepts, structural slopes and ``w~1`` ~ Normal(0, ``coef_sd``); indicator residual
 variances ~ InverseGamma(``var_shape``, ``var_scale``), default (2, 0.5), which keeps them off
 zero; latent (residual) variances ~ InverseGamma(``latent_var_shape``, ``latent_var_scale``),
@@ -92,6 +92,7 @@ from simstudy.models.latent_interaction.layout import (
     score_means,
 )
 from simstudy.spec import MISSINGNESS_FACTORS, FactorSpec, ModelInfo
+from simstudy.spec.declare import check_inverse_gamma
 from simstudy.userdata import Columns, model_data
 
 __all__ = ["FACTORS", "Layout", "State", "check_structure", "make_estimators", "simulate"]
@@ -105,32 +106,8 @@ REGRESSION_PARAMETERS = DEFAULT_LAYOUT.regression
 
 
 def check_priors(priors: Mapping[str, Any], proper: bool) -> None:
-    """The variance priors ``InverseGamma(shape, scale)``, density ``v^-(shape+1) exp(-scale/v)``.
-
-    ``shape >= -1`` and ``scale >= 0`` are allowed, proper or not (``(-1, 0)`` is flat on the
-    variance, Mplus's default), except ``scale = 0`` with ``shape >= 0``: that density is not
-    integrable at zero, and with a likelihood that stays bounded there (a Heywood case, a
-    vanishing factor) neither is the posterior. ``proper`` (simulation-based calibration draws
-    from the prior) asks for ``shape > 0`` and ``scale > 0``.
-    """
-    for prefix in ("", "latent_"):
-        shape, scale = priors[f"{prefix}var_shape"], priors[f"{prefix}var_scale"]
-        if proper and (shape <= 0 or scale <= 0):
-            bad = f"{prefix}var_shape" if shape <= 0 else f"{prefix}var_scale"
-            raise InputError(
-                f"model.priors.{bad}",
-                priors[bad],
-                f"a value > 0: simulation-based calibration draws the parameters from the "
-                f"prior, which must be proper (shape > 0 and scale > 0), e.g. "
-                f"model.priors.{prefix}var_shape=2 model.priors.{prefix}var_scale=0.5",
-            )
-        if scale == 0 and shape >= 0:
-            raise InputError(
-                f"model.priors.{prefix}var_shape",
-                shape,
-                f"a shape in [-1, 0) when {prefix}var_scale is 0 (v^-(shape+1) is not integrable "
-                "at zero otherwise; -1 is flat), or a positive scale",
-            )
+    """The indicators' and the latent variances' inverse-gamma priors (``check_inverse_gamma``)."""
+    check_inverse_gamma(priors, ("", "latent_"), proper)
 
 
 def min_size(structure: Mapping[str, Any], estimators: Any) -> dict[str, tuple[float, str]]:
