@@ -868,8 +868,14 @@ def plan_from_dict(raw: Mapping[str, Any], models: Mapping[str, ModelInfo]) -> S
         raise InputError("study.type", kind, "one of " + ", ".join(STUDY_TYPES))
     estimators = study.get("estimators")
     if kind == "sbc":
-        if estimators is None:
-            estimators = list(info.posteriors)
+        if estimators is None:  # those that run on the study's sampler (else all: refused)
+            chosen = (top.get("sampler") or {}).get("name")
+            on_it = [
+                e
+                for e in info.posteriors
+                if chosen in INTERCHANGEABLE.get(info.samplers.get(e, ""), (chosen,))
+            ]
+            estimators = on_it or list(info.posteriors)
         for i, est in enumerate(estimators or []):
             if est not in info.posteriors:
                 allowed = f"an estimator of model {info.name} with a posterior: " + ", ".join(

@@ -63,6 +63,18 @@ TINY = [
     "executor.dashboard=false",
 ]
 
+#: A study whose simulator raises (the hand-written latent interaction model's slopes explain
+#: more than eta_y's variance): every fit is a failed row, the run exits 1.
+UNSIMULABLE = [
+    "model=latent_interaction_handwritten",
+    "study.estimators=[sum_score_ols]",
+    "study.reps=2",
+    "study.factors.N=[50]",
+    "study.factors.missing_rate=[0.0]",
+    "study.factors.mechanism=[MCAR]",
+    "model.params.b1=2",
+]
+
 
 @pytest.fixture
 def run_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str]]:

@@ -13,7 +13,11 @@ from simstudy.models import model_infos
 BAD = [
     # (overrides, text the message must contain)
     (["model=nonexistent"], "model = 'nonexistent'"),
-    (["model.name=nonexistent"], "model.name = 'nonexistent'"),
+    # a spec model may take any name; a hand-written family's config may not
+    (
+        ["model=cfa", "study.estimators=[bayes]", "model.name=nonexistent"],
+        "model.name = 'nonexistent'",
+    ),
     (["study.estimators=[bayes_fiml,magic]"], "study.estimators[1] = 'magic'"),
     (["+study.factors.K=[1,2]"], "study.factors.K = [1, 2]"),
     (["study.factors.N=[0]"], "study.factors.N[0] = 0"),
@@ -78,7 +82,7 @@ def test_messages_say_what_is_allowed(run_cli):
     _, out = run_cli("executor=slurmish")
     assert "local" in out and "synchronous" in out
     _, out = run_cli("study.estimators=[magic]")
-    assert "bayes_fiml, bayes_cc, ols_cc, bayes_fiml_marginal" in out
+    assert "bayes_fiml, bayes_fiml_marginal, bayes_cc, ols_cc, bayes" in out
 
 
 def test_console_script_exit_code_2(tmp_path):

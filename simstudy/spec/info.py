@@ -97,7 +97,9 @@ def normalise(raw_model: Mapping[str, Any]) -> dict[str, Any]:
             given[k] = raw_model[k]
     unknown = sorted(set(given) - set(SPEC_KEYS))
     if unknown:
-        raise InputError(f"model.{unknown[0]}", given[unknown[0]], "one of " + ", ".join(SPEC_KEYS))
+        k = unknown[0]
+        where = "model" if k in raw_model else "model.structure"
+        raise InputError(f"{where}.{k}", given[k], "one of " + ", ".join(SPEC_KEYS))
     syntax = given.get("syntax")
     if not isinstance(syntax, str) or not syntax.strip():
         raise InputError(

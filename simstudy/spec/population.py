@@ -8,6 +8,7 @@ design factor can be a derived quantity: e.g. ``icc: 0.1`` with
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -52,8 +53,21 @@ def _numeric(values: Mapping[str, Any], field: str) -> dict[str, float]:
             )
             raise InputError(f"{field}.{k}", values[k], what)
         for k in ready:
-            numbers[k] = float(evaluate(exprs.pop(k), numbers))
+            numbers[k] = _finite(exprs.pop(k), numbers, f"{field}.{k}", values[k])
     return numbers
+
+
+def _finite(expr: tuple, numbers: Mapping[str, float], field: str, text: str) -> float:
+    """The value of ``expr``, or :class:`InputError` where it is not a finite number."""
+    try:
+        value = float(evaluate(expr, numbers))
+    except (OverflowError, ZeroDivisionError, ValueError) as err:
+        value, why = math.nan, str(err)
+    else:
+        why = "it is not finite"
+    if not math.isfinite(value):
+        raise InputError(field, text, f"an expression with a finite value here ({why})")
+    return value
 
 
 def value_of(param: Parameter, numbers: Mapping[str, float]) -> float | None:

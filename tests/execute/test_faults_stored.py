@@ -9,7 +9,7 @@ import shutil
 
 import pandas as pd
 import pytest
-from conftest import TINY, numbers, records_of
+from conftest import TINY, UNSIMULABLE, numbers, records_of
 
 from simstudy.store import read_manifest
 
@@ -55,8 +55,8 @@ def test_a_foreign_batch_with_its_checksum_is_recomputed_on_a_cluster(run_cli, t
     pd.testing.assert_frame_equal(numbers(records_of(study)), numbers(before))
 
 
-def test_an_overflowing_parameter_is_failed_rows_on_a_cluster(run_cli, tmp_path):
-    rc, out = run_cli(*LOCAL, "study.reps=2", "model.params.sigma=1e200")
+def test_a_data_set_that_cannot_be_simulated_is_failed_rows_on_a_cluster(run_cli, tmp_path):
+    rc, out = run_cli(*LOCAL, *UNSIMULABLE)
     assert rc == 1 and "Traceback" not in out, out
     study = tmp_path / "results" / "tiny"
     records = records_of(study)

@@ -7,7 +7,7 @@ Closed-form estimator on the synchronous executor: these runs compile nothing.
 import shutil
 
 import pandas as pd
-from conftest import TINY, numbers, records_of
+from conftest import TINY, UNSIMULABLE, numbers, records_of
 
 from simstudy.cli import main
 from simstudy.store import read_manifest
@@ -142,16 +142,25 @@ def test_dedupe_keeps_the_first_of_repeated_records_and_says_how_many(run_cli, t
     assert set(summary.loc[summary["measure"] == "bias", "n_reps"]) == {6}
 
 
-def test_a_parameter_that_overflows_is_failed_rows_and_the_run_exits_1(run_cli, tmp_path):
-    rc, out = run_cli(*OLS, "study.reps=2", "model.params.sigma=1e200")
+def test_a_data_set_that_cannot_be_simulated_is_failed_rows_and_the_run_exits_1(run_cli, tmp_path):
+    rc, out = run_cli(*TINY, "executor=synchronous", "executor.batch_size=2", *UNSIMULABLE)
     assert rc == 1, out
     assert "Traceback" not in out
-    assert "ols_cc: 4 of 4 fits failed" in out and "no successful fit of ols_cc" in out
+    assert "sum_score_ols: 2 of 2 fits failed" in out and "no successful fit" in out
     study = tmp_path / "results" / "tiny"
     records = records_of(study)
-    assert len(records) == 2 * 2 * 4 and set(records["status"]) == {"failed"}
-    assert records["error"].str.startswith("simulate: OverflowError").all()
+    assert len(records) > 0 and set(records["status"]) == {"failed"}
+    assert records["error"].str.startswith("simulate: ValueError").all()
     assert read_manifest(study).runs[-1]["status"] == "finished"  # not left 'running'
+
+
+def test_a_population_value_that_overflows_is_refused_before_any_work(run_cli, tmp_path):
+    """The spec model computes s2 = sigma^2 from the params: 1e400 is no number to simulate."""
+    rc, out = run_cli(*OLS, "study.reps=2", "model.params.sigma=1e200")
+    assert rc == 2, out
+    assert "Traceback" not in out
+    assert "model.params.s2 = 'sigma^2'" in out and "finite" in out
+    assert not (tmp_path / "results" / "tiny").exists()
 
 
 def test_failures_past_the_rate_fail_the_run_below_min_reps_for_stop(run_cli, tmp_path):
