@@ -37,6 +37,9 @@ def test_chees_recovers_parameters_at_large_n():
         assert s.rhat < 1.05 and s.ess_bulk > 100, (parameter, s)
 
 
+# slow tier: three ChEES programs; by default lane invariance is checked on the Gibbs driver
+# (tests/test_vectorize.py) and a padded ChEES lane replays (test_a_study_on_chees_...)
+@pytest.mark.slow
 def test_a_replication_gets_the_same_draws_in_any_batch_and_lane():
     est = ESTIMATORS["bayes_cc"]
     data = [_data("bayes_cc", r, 80) for r in range(4)]

@@ -68,6 +68,9 @@ def test_nuts_recovers_parameters_at_large_n(name, n):
     assert draws.draws["y~x"].shape == (2, 200)
 
 
+# slow tier: a small study of three estimators; by default the marginal and complete-case
+# densities are checked exactly (tests/spec/test_spec_estimator_kinds.py)
+@pytest.mark.slow
 def test_fiml_is_unbiased_where_complete_cases_are_not():
     """bayes_fiml_marginal: bayes_fiml's posterior (tests/spec/test_spec_estimator_kinds.py),
     7 dims. Also: a second replication of a condition does not recompile."""

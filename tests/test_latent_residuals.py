@@ -89,6 +89,9 @@ def test_the_scores_are_the_states_fs_imputation_analyses():
     np.testing.assert_allclose(ours, theirs, atol=1e-5)
 
 
+# slow tier: a study, a Gibbs chain and a report; by default diagnose's refusals and the
+# residual statistics on known scores run here
+@pytest.mark.slow
 def test_diagnose_writes_its_files_and_the_report_shows_them(run_cli, tmp_path, capsys):
     args = [
         "study=latent_interaction",

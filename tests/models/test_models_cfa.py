@@ -96,7 +96,8 @@ def test_shapes_truth_and_parameters():
 @pytest.mark.parametrize(
     "identification",
     # slow tier: standardized identification is fitted by test_fit_cfa_from_a_csv by default
-    ["marker", pytest.param("standardized", marks=pytest.mark.slow)],
+    # slow tier: long chains; test_fit_cfa_from_a_csv fits the sweep by default
+    [pytest.param(i, marks=pytest.mark.slow) for i in ("marker", "standardized")],
 )
 def test_gibbs_recovers_cfa_with_mar_missing_items(identification):
     s = _setting(identification, N=3000, missing_rate=0.2, mechanism="MAR")

@@ -46,7 +46,7 @@ def write(conf, estimators: str) -> None:
     (conf / "model" / "two_gibbs.yaml").write_text(MODEL + estimators)
 
 
-def test_two_named_gibbs_estimators_run_and_report_under_their_names(conf, run_cli):
+def test_two_named_gibbs_estimators_are_built_under_their_names(conf):
     write(conf, "estimators: {first: {kind: gibbs}, second: {kind: gibbs}}\n")
     both = [*SMALL, "study.estimators=[first,second]"]
     plan = plan_from_dict(compose_raw(both), model_infos())
@@ -56,6 +56,15 @@ def test_two_named_gibbs_estimators_run_and_report_under_their_names(conf, run_c
     }
     built = family_of(plan.model).estimators_for(plan.model.structure)
     assert [e.name for e in built.values()] == ["first", "second"]
+    assert all(e.parameters == ("y~1", "y~x", "y~z", "y~~y") for e in built.values())
+
+
+# slow tier: two Gibbs programs in a study; the estimators built under their names are checked
+# by default (test_two_named_gibbs_estimators_are_built_under_their_names)
+@pytest.mark.slow
+def test_two_named_gibbs_estimators_run_and_report_under_their_names(conf, run_cli):
+    write(conf, "estimators: {first: {kind: gibbs}, second: {kind: gibbs}}\n")
+    both = [*SMALL, "study.estimators=[first,second]"]
     rc, out = run_cli(*both)
     assert rc == 0, out
     records = records_of(conf.parent / "results" / "missing_x")

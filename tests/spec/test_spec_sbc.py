@@ -80,6 +80,19 @@ def _plan(model_override: str, model: dict | None = None):
 
 
 def _check_prior_draw_and_fit(plan) -> None:
+    _check_prior_draw(plan)
+    condition = expand_grid(plan.factors)[0]
+    estimands = family_of(plan.model).estimators_for(plan.model.structure)["bayes"].parameters
+    rows = run_replication(plan, condition, 0)
+    assert [r["error"] for r in rows if r["status"] != "ok"] == []
+    assert sorted(r["parameter"] for r in rows) == sorted(estimands)
+    for r in rows:
+        assert math.isfinite(r["estimate"]) and math.isfinite(r["se"]), r["parameter"]
+        assert 0 <= r["sbc_rank"] <= r["sbc_draws"], r["parameter"]
+
+
+def _check_prior_draw(plan) -> None:
+    """Every estimand drawn, finite, and the same for the same key."""
     family = family_of(plan.model)
     condition = expand_grid(plan.factors)[0]
     setting = setting_of(plan, condition)
@@ -89,22 +102,30 @@ def _check_prior_draw_and_fit(plan) -> None:
     again = family.simulate_prior(jax.random.key(3), setting, plan.model.priors)
     assert again[1] == truth  # a replication's draw depends on its key only
     assert all(np.array_equal(np.asarray(data[k]), np.asarray(again[0][k])) for k in data)
-    rows = run_replication(plan, condition, 0)
-    assert [r["error"] for r in rows if r["status"] != "ok"] == []
-    assert sorted(r["parameter"] for r in rows) == sorted(estimands)
-    for r in rows:
-        assert math.isfinite(r["estimate"]) and math.isfinite(r["se"]), r["parameter"]
-        assert 0 <= r["sbc_rank"] <= r["sbc_draws"], r["parameter"]
 
 
+# slow tier: one Gibbs program per model; by default every model draws from its prior
+# (test_every_spec_draws_from_its_prior) and the mediation model also fits
+@pytest.mark.slow
 @pytest.mark.parametrize("name", SHIPPED)
 def test_every_shipped_spec_draws_from_its_prior_and_fits(name):
     _check_prior_draw_and_fit(_plan(f"model={name}"))
 
 
-@pytest.mark.parametrize("name", sorted(WRITTEN))
+@pytest.mark.parametrize(
+    "name", [n if n == "mediation" else pytest.param(n, marks=pytest.mark.slow) for n in WRITTEN]
+)
 def test_written_specs_draw_from_their_prior_and_fit(name):
     _check_prior_draw_and_fit(_plan("model=spec", WRITTEN[name]))
+
+
+@pytest.mark.parametrize("name", [*SHIPPED, *(f"written:{n}" for n in WRITTEN)])
+def test_every_spec_draws_from_its_prior(name):
+    written = name.removeprefix("written:")
+    if written != name:
+        _check_prior_draw(_plan("model=spec", WRITTEN[written]))
+    else:
+        _check_prior_draw(_plan(f"model={name}"))
 
 
 def test_more_free_parameters_than_equations_draw_distinct_values():
