@@ -33,7 +33,7 @@ def test_fit_regression_with_missing_x(regression_csv, tmp_path, capsys):
             "fit",
             "model=regression_missing",
             f"data={regression_csv}",
-            "estimator=bayes_fiml",
+            "estimator=bayes_cc",  # the smallest HMC program of the model
             f"out={out}",
             "sampler.warmup=100",
             "sampler.draws=100",
@@ -48,7 +48,7 @@ def test_fit_regression_with_missing_x(regression_csv, tmp_path, capsys):
     assert "y~x" in printed and "posterior summary" in printed
     # the header names what was fitted: model, estimator, sampler and its settings, priors
     lines = printed.splitlines()
-    assert lines[0] == "model regression_missing, estimator bayes_fiml (NumPyro model)"
+    assert lines[0] == "model regression_missing, estimator bayes_cc (NumPyro model)"
     assert lines[1] == "sampler chees: 4 chains, 100 warmup + 100 draws each, seed 0"
     # a spec model: priors on the data's scale unless named on the command line
     assert lines[2].startswith("priors (model.priors.*; the data's scale where unset)")

@@ -156,6 +156,9 @@ def test_ols_on_scores_equals_the_handwritten_regressions():
         assert float(var[name]) == pytest.approx(expected, rel=1e-5)
 
 
+# slow tier: a Gibbs chain of the latent interaction spec; by default the analysis of one state
+# is checked exactly above, and Rubin's rules in tests/models/test_models_latent_interaction.py
+@pytest.mark.slow
 def test_fs_imputation_pools_finite_estimates_with_between_imputation_variance():
     plan = _plan()
     fs = family_of(plan.model).estimators_for(plan.model.structure)["fs_imputation"]
