@@ -29,6 +29,8 @@ def target_reached(
         return False, f"{n} reps, fewer than target.min_reps={target.min_reps}"
     # only the targeted rows (and the reference a comparison needs) are summarised: the check
     # runs after every batch; a policy that drops whole fits needs all of a fit's parameters
+    if records.empty:
+        return False, f"no {target.measure} MCSE yet after {n} reps"
     reference = reference or str(records["estimator"].iloc[0])
     if target.parameters and (policy is None or policy.kind == "all"):
         records = records[records["parameter"].isin(target.parameters)]
