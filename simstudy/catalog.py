@@ -73,7 +73,7 @@ def config_rows(dirs: Sequence[Path], group: str) -> list[dict[str, Any]]:
 
 def estimator_kind(estimator: Any) -> str:
     """What an estimator is, in words: closed form, Gibbs sampler, NumPyro model, imputation."""
-    from simstudy.models.base import (
+    from simstudy.contract import (
         ClosedFormEstimator,
         GibbsEstimator,
         ImputationEstimator,

@@ -152,10 +152,10 @@ def replication_draws(plan: Any, rep: Any) -> dict[str, Any]:
     estimator of the same chains, or alone. Closed-form and imputation estimators have none.
     """
     from simstudy.config import BATCHED_SAMPLERS
+    from simstudy.contract import GibbsEstimator, SampledEstimator
     from simstudy.engine import chees, gibbs
     from simstudy.engine import replicate as r
     from simstudy.models import family_of
-    from simstudy.models.base import GibbsEstimator, SampledEstimator
 
     available = family_of(plan.model).estimators_for(plan.model.structure)
     sampler, priors = plan.sampler, plan.model.priors

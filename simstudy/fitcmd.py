@@ -250,6 +250,7 @@ def cmd_fit(arguments: Sequence[str]) -> int:
 
     from simstudy.catalog import estimator_kind
     from simstudy.config import AggregateSettings, fit_plan_from_dict, info_of
+    from simstudy.contract import ClosedFormEstimator, GibbsEstimator, SampledEstimator
     from simstudy.engine.replicate import (
         chain_name,
         estimator_key,
@@ -260,7 +261,6 @@ def cmd_fit(arguments: Sequence[str]) -> int:
     from simstudy.engine.summary import summarise_draws
     from simstudy.fitcheck import named_priors, prior_conflicts, sign_disagreements
     from simstudy.models import family_of, model_infos
-    from simstudy.models.base import ClosedFormEstimator, GibbsEstimator, SampledEstimator
     from simstudy.spec import info as spec_info
     from simstudy.spec.scaled import describe
     from simstudy.store import software_versions

@@ -55,6 +55,11 @@ def test_results_layers_run_without_jax(path):
     assert not imported(path) & JAX_FAMILY
 
 
+@pytest.mark.parametrize("path", files("spec"), ids=lambda p: p.name)
+def test_the_engine_imports_nothing_of_the_model_registry(path):
+    assert "simstudy.models" not in imported(path)
+
+
 def test_the_rule_sees_imports_inside_functions(tmp_path):
     module = tmp_path / "m.py"
     module.write_text("import numpy\n\ndef f():\n    from jax import numpy as jnp\n")

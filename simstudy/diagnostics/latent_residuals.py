@@ -42,6 +42,7 @@ import pyarrow.parquet as pq
 from matplotlib.figure import Figure as MplFigure
 
 from simstudy.config import SamplerSettings, StudyPlan
+from simstudy.contract import GibbsEstimator
 from simstudy.design import condition_id, rep_seed
 from simstudy.engine import gibbs
 from simstudy.engine.replicate import (
@@ -52,7 +53,6 @@ from simstudy.engine.replicate import (
     simulate_key,
 )
 from simstudy.models import family_of
-from simstudy.models.base import GibbsEstimator
 from simstudy.models.latent_interaction.layout import Layout
 
 __all__ = [
@@ -108,7 +108,7 @@ def latent_score_imputations(
     Columns as :func:`score_columns` names them. The states are recorded by the Gibbs driver
     (:func:`simstudy.engine.gibbs.compile_fit` with a ``record`` of the scores), ``ceil(M /
     chains)`` per chain, evenly over its sampling run, the first M taken chains first, exactly
-    as an :class:`~simstudy.models.base.ImputationEstimator` takes them: with the key of the
+    as an :class:`~simstudy.contract.ImputationEstimator` takes them: with the key of the
     ``bayes`` fit and M = 20, they are the states ``fs_imputation`` analysed.
 
     Raises

@@ -35,9 +35,9 @@ import optax
 from blackjax.adaptation.base import get_filter_adapt_info_fn
 
 from simstudy.config import SamplerSettings
+from simstudy.contract import SampledEstimator
 from simstudy.engine.gibbs import stack, stack_keys
 from simstudy.engine.nuts import INIT_RADIUS, Draws, _signature, flatten_model
-from simstudy.models.base import SampledEstimator
 
 #: Learning rate of the Adam steps on the log trajectory length (ChEES adaptation).
 LEARNING_RATE = 0.05

@@ -1,7 +1,7 @@
 """A driver for conditional-update (Gibbs) samplers: all chains, warm-up and draws in one program.
 
 The model supplies pure ``init``/``step``/``collect`` functions (see
-:class:`~simstudy.models.base.GibbsEstimator`); this module vmaps them over chains, scans over
+:class:`~simstudy.contract.GibbsEstimator`); this module vmaps them over chains, scans over
 iterations and compiles the whole fit once per (estimator, settings, data shapes).
 """
 
@@ -16,8 +16,8 @@ import numpy as np
 from scipy import stats
 
 from simstudy.config import SamplerSettings
+from simstudy.contract import Estimate, GibbsEstimator, ImputationEstimator
 from simstudy.engine.nuts import Draws, _signature
-from simstudy.models.base import Estimate, GibbsEstimator, ImputationEstimator
 
 _COMPILED: dict[tuple[Any, ...], Any] = {}
 

@@ -21,7 +21,7 @@ from jax.flatten_util import ravel_pytree
 from numpyro.infer.util import constrain_fn, initialize_model, potential_energy
 
 from simstudy.config import SamplerSettings
-from simstudy.models.base import SampledEstimator
+from simstudy.contract import SampledEstimator
 
 #: Half-width of the uniform box of initial points on the unconstrained scale (as Stan).
 INIT_RADIUS = 2.0

@@ -20,20 +20,20 @@ import jax
 import jax.numpy as jnp
 
 from simstudy.config import BATCHED_SAMPLERS, SamplerSettings, StudyPlan
+from simstudy.contract import (
+    ClosedFormEstimator,
+    Dataset,
+    Estimator,
+    Family,
+    GibbsEstimator,
+    ImputationEstimator,
+    SampledEstimator,
+)
 from simstudy.design import condition_id, rep_seed, seed_words
 from simstudy.engine import chees, gibbs, nuts
 from simstudy.engine.nuts import Draws
 from simstudy.engine.summary import Summary, sbc_ranks, summarise_draws
 from simstudy.models import family_of
-from simstudy.models.base import (
-    ClosedFormEstimator,
-    Dataset,
-    Estimator,
-    GibbsEstimator,
-    ImputationEstimator,
-    SampledEstimator,
-)
-from simstudy.models.family import Family
 
 Record = dict[str, Any]
 _NAN = float("nan")

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from simstudy.contract import Family
 from simstudy.models import cfa, latent_interaction
-from simstudy.models.family import Family
 from simstudy.spec import ModelInfo
 
 #: Hand-written families by name.

@@ -225,7 +225,7 @@ def sum_score_ols(spec: ModelSpec, data: Mapping[str, Any], level: float) -> dic
     """
     from scipy import stats
 
-    from simstudy.models.base import Estimate
+    from simstudy.contract import Estimate
 
     data = {k: jnp.asarray(v) for k, v in data.items()}
     vals, weights = sum_score_values(spec, data)

@@ -123,7 +123,7 @@ class Kind:
     Parameters
     ----------
     build
-        ``(spec, lay, families, options, built) -> estimator`` (a :mod:`simstudy.models.base`
+        ``(spec, lay, families, options, built) -> estimator`` (a :mod:`simstudy.contract`
         estimator; its name is set by the caller): ``lay`` the sweep's layout, ``families`` the
         model's prior families, ``options`` the normalised options, ``built`` the estimators
         built so far by name (for kinds that analyse another's chain).
@@ -182,7 +182,7 @@ def complete_model(spec: ModelSpec) -> ModelSpec:
 
 def _build_gibbs(spec, lay, families, options, built) -> Any:
     """The compiled Gibbs sweep (on the complete cases, with ``complete_cases``)."""
-    from simstudy.models.base import GibbsEstimator
+    from simstudy.contract import GibbsEstimator
     from simstudy.spec import dgm, sweep
 
     full = spec
@@ -216,7 +216,7 @@ def _build_gibbs(spec, lay, families, options, built) -> Any:
 
 def _build_hmc(spec, lay, families, options, built) -> Any:
     """HMC on the NumPyro model (complete cases, incomplete predictors integrated out)."""
-    from simstudy.models.base import SampledEstimator
+    from simstudy.contract import SampledEstimator
     from simstudy.spec import dgm, hmc, sweep
     from simstudy.spec.info import PRIOR_DEFAULTS
 
@@ -242,7 +242,7 @@ def _build_hmc(spec, lay, families, options, built) -> Any:
 
 def _build_ols(spec, lay, families, options, built) -> Any:
     """Closed-form OLS per equation on the complete cases."""
-    from simstudy.models.base import ClosedFormEstimator
+    from simstudy.contract import ClosedFormEstimator
     from simstudy.spec import ols
 
     return ClosedFormEstimator(
@@ -288,7 +288,7 @@ def _estimator_name(name: str, value: Any) -> str:
 
 def _build_fs_imputation(spec, lay, families, options, built) -> Any:
     """OLS on M states of another estimator's Gibbs chain, pooled by Rubin's rules."""
-    from simstudy.models.base import GibbsEstimator, ImputationEstimator
+    from simstudy.contract import GibbsEstimator, ImputationEstimator
     from simstudy.spec import analyses
 
     sampler = built.get(options["of"])
@@ -307,7 +307,7 @@ def _build_fs_imputation(spec, lay, families, options, built) -> Any:
 
 def _build_sum_score_ols(spec, lay, families, options, built) -> Any:
     """OLS on the means of each factor's observed indicators (closed form)."""
-    from simstudy.models.base import ClosedFormEstimator
+    from simstudy.contract import ClosedFormEstimator
     from simstudy.spec import analyses
 
     def fit(dataset, level):

@@ -14,8 +14,8 @@ import numpy as np
 import numpyro.distributions as dist
 import pandas as pd
 
+from simstudy.contract import Family
 from simstudy.errors import InputError
-from simstudy.models.family import Family
 from simstudy.spec import dgm, sweep
 from simstudy.spec import estimators as kinds
 from simstudy.spec.info import PRIOR_DEFAULTS, model_info, spec_of

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from simstudy.models.base import Estimate
+from simstudy.contract import Estimate
 from simstudy.spec.dgm import ROW_REAL, complete_cases
 from simstudy.spec.estimators import reported
 from simstudy.spec.ir import ModelSpec

@@ -55,8 +55,8 @@ from simstudy.blocks.conjugate import (
     measurement_draw,
     normal_from_precision,
 )
+from simstudy.contract import Family, GibbsEstimator
 from simstudy.errors import InputError
-from simstudy.models.base import GibbsEstimator
 from simstudy.models.cfa.moves import (
     FACTOR_COV_PRIORS,
     factor_cov_draw,
@@ -65,7 +65,6 @@ from simstudy.models.cfa.moves import (
     location_move,
     scale_move,
 )
-from simstudy.models.family import Family
 from simstudy.spec import MISSINGNESS_FACTORS, FactorSpec, ModelInfo, with_defaults
 from simstudy.userdata import Columns, model_data
 

@@ -73,15 +73,15 @@ import numpy as np
 from scipy import stats
 
 from simstudy.blocks.conjugate import inv_gamma
-from simstudy.errors import InputError
-from simstudy.models.base import (
+from simstudy.contract import (
     ClosedFormEstimator,
     Dataset,
     Estimate,
+    Family,
     GibbsEstimator,
     ImputationEstimator,
 )
-from simstudy.models.family import Family
+from simstudy.errors import InputError
 from simstudy.models.latent_interaction import gibbs as interaction_gibbs
 from simstudy.models.latent_interaction.gibbs import State, mean_y
 from simstudy.models.latent_interaction.layout import (

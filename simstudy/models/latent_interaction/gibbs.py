@@ -89,7 +89,7 @@ def _split(flat: jax.Array, sizes: Mapping[str, tuple[int, ...]]) -> dict[str, j
 
 
 class Sampler(NamedTuple):
-    """The pieces of a :class:`~simstudy.models.base.GibbsEstimator` for one layout."""
+    """The pieces of a :class:`~simstudy.contract.GibbsEstimator` for one layout."""
 
     init: Callable[..., State]
     prepare: Callable[..., dict[str, Any]]
