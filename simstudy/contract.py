@@ -30,6 +30,14 @@ class Estimate(NamedTuple):
     lower: float
     upper: float
 
+    @classmethod
+    def t_interval(cls, estimate: float, se: float, dof: float, level: float) -> Estimate:
+        """``estimate`` with a t interval on ``dof`` degrees of freedom (normal: ``inf``)."""
+        from scipy import stats
+
+        tq = float(stats.t.ppf(0.5 + level / 2, dof))
+        return cls(float(estimate), float(se), float(estimate - tq * se), float(estimate + tq * se))
+
 
 @dataclass(frozen=True)
 class SampledEstimator:

@@ -13,7 +13,6 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from scipy import stats
 
 from simstudy.config import SamplerSettings
 from simstudy.contract import Estimate, GibbsEstimator, ImputationEstimator
@@ -324,10 +323,5 @@ def rubin(q: np.ndarray, u: np.ndarray, level: float) -> Estimate:
     m = q.shape[0]
     qbar, w, b = q.mean(), u.mean(), q.var(ddof=1)
     t = w + (1 + 1 / m) * b
-    if b > 0:
-        dof = (m - 1) * (1 + w / ((1 + 1 / m) * b)) ** 2
-        tq = float(stats.t.ppf(0.5 + level / 2, dof))
-    else:
-        tq = float(stats.norm.ppf(0.5 + level / 2))
-    se = float(np.sqrt(t))
-    return Estimate(float(qbar), se, float(qbar - tq * se), float(qbar + tq * se))
+    dof = (m - 1) * (1 + w / ((1 + 1 / m) * b)) ** 2 if b > 0 else np.inf
+    return Estimate.t_interval(float(qbar), float(np.sqrt(t)), dof, level)

@@ -223,8 +223,6 @@ def sum_score_ols(spec: ModelSpec, data: Mapping[str, Any], level: float) -> dic
     ValueError
         When too few rows have every score and variable for the largest equation.
     """
-    from scipy import stats
-
     from simstudy.contract import Estimate
 
     data = {k: jnp.asarray(v) for k, v in data.items()}
@@ -236,9 +234,9 @@ def sum_score_ols(spec: ModelSpec, data: Mapping[str, Any], level: float) -> dic
             f"sum_score_ols needs at least {widest + 2} rows with every score, got {rows}"
         )
     est, var, dof = _compiled(spec)(vals, weights)
-    out = {}
-    for name in estimands(spec):
-        e, se = float(est[name]), float(jnp.sqrt(var[name]))
-        tq = float(stats.t.ppf(0.5 + level / 2, float(dof[name])))
-        out[name] = Estimate(e, se, e - tq * se, e + tq * se)
-    return out
+    return {
+        name: Estimate.t_interval(
+            float(est[name]), float(jnp.sqrt(var[name])), float(dof[name]), level
+        )
+        for name in estimands(spec)
+    }

@@ -41,11 +41,10 @@ def regression(
     df = n - p
     s2 = float(np.sum((y - design @ beta) ** 2) / df)
     cov = s2 * np.linalg.inv(design.T @ design)
-    tq = float(stats.t.ppf(0.5 + level / 2, df))
-    coefs = []
-    for b, v in zip(beta, np.diag(cov), strict=True):
-        se = float(np.sqrt(v))
-        coefs.append(Estimate(float(b), se, float(b - tq * se), float(b + tq * se)))
+    coefs = [
+        Estimate.t_interval(b, np.sqrt(v), df, level)
+        for b, v in zip(beta, np.diag(cov), strict=True)
+    ]
     alpha = 1.0 - level
     variance = Estimate(
         s2,

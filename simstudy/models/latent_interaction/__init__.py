@@ -70,7 +70,6 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from scipy import stats
 
 from simstudy.blocks.conjugate import inv_gamma
 from simstudy.contract import (
@@ -365,12 +364,10 @@ def make_estimators(structure: Mapping[str, Any] | None) -> dict[str, Any]:
         ex, em, ey = (jnp.asarray(scores[keep, k]) for k in range(3))
         est, var = regressions(layout, ex, em, ey, dummies)
         dof = int(keep.sum()) - (6 if layout.nominal else 4)
-        tq = float(stats.t.ppf(0.5 + level / 2, dof))
-        out = {}
-        for name in layout.regression:
-            e, se = float(est[name]), math.sqrt(float(var[name]))
-            out[name] = Estimate(e, se, e - tq * se, e + tq * se)
-        return out
+        return {
+            name: Estimate.t_interval(float(est[name]), math.sqrt(float(var[name])), dof, level)
+            for name in layout.regression
+        }
 
     bayes = GibbsEstimator(
         "bayes", parts.init, parts.step, parts.collect, layout.bayes, prepare=parts.prepare
