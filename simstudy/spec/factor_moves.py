@@ -1,4 +1,6 @@
-"""Scale moves of latent factors: a factor's scores, loadings, variance and paths rescaled at once.
+"""Scale and location moves of latent factors: a factor's scores moved with its parameters.
+
+**Scale.**
 
 For factor ``f`` the move ``f -> g f`` (on the rows that exist) goes with
 
@@ -20,6 +22,18 @@ term scales with both), so they are made one after another, each from its own co
 A factor gets a move when its scale is not pinned (a free variance), its own equation has no
 fixed non-zero coefficient and no random term, and every term holding it holds it once and
 outside a random term; the others keep the plain updates.
+
+**Location.** The move ``f -> f + c`` (on the rows that exist) goes with the intercept of every
+indicator of ``f`` updated from sums, ``nu_j -> nu_j - lambda_j c``, so those indicators'
+likelihood does not move: an intercept and its factor's mean scores otherwise trade places one
+small step per sweep (intercepts' ESS in the low hundreds on the latent interaction model). What
+does move, all of it Gaussian in ``c``: the factor's own prior (its equation's residuals, or its
+row of a covariance block), the intercepts' normal priors, and the residuals of every other
+equation holding ``f`` (by ``c`` times the derivative of its mean, a path or
+``b + sum b_k g_k`` with product terms). So ``c`` is drawn exactly from its normal conditional
+(translations have Jacobian 1). A factor gets a location move when it has indicators updated
+from sums, a prior (an equation or a covariance block), no random term holding it and no term
+holding it twice.
 """
 
 from __future__ import annotations
@@ -127,3 +141,56 @@ def _factor_scale(f, equations, free_coefs, general, blocks, measurement) -> Fac
         tuple(bool(x) for x in fixed_load),
         tuple(fixed_terms),
     )
+
+
+@dataclass(frozen=True)
+class FactorLocation:
+    """What one latent factor's location move shifts (positions as the sweep stores them)."""
+
+    factor: str
+    block: tuple[str, int] | None  # (block name, member) where the factor's prior is a block's
+    equations: tuple[int, ...]  # general equations whose residuals move: its own, those holding it
+    indicators: tuple[bool, ...]  # per indicator updated from sums: it measures the factor
+
+
+def factor_locations(
+    equations: Sequence[Equation],
+    general: Sequence[int],
+    blocks: Sequence[CovBlock],
+    latents: Sequence[str],
+    measurement: Measurement | None,
+) -> tuple[FactorLocation, ...]:
+    """The location move of every latent factor that can have one (see the module docstring)."""
+    if measurement is None:
+        return ()
+    out = []
+    for f in measurement.factors:
+        move = _factor_location(f, equations, general, blocks, measurement)
+        if move is not None and f in latents:
+            out.append(move)
+    return tuple(out)
+
+
+def _factor_location(f, equations, general, blocks, measurement) -> FactorLocation | None:
+    moved, own = [], False
+    for i in general:
+        eq = equations[i]
+        if any(f in r.factors or r.effect == f for r in eq.random):
+            return None
+        if any(c.factors.count(f) > 1 for c in eq.coefficients):
+            return None
+        if eq.target == f:
+            own = True
+            moved.append(i)
+        elif any(f in c.factors for c in eq.coefficients):
+            moved.append(i)
+    block = None
+    if not own:
+        block = next(
+            ((b.name, b.members.index(f)) for b in blocks if b.level is None and f in b.members),
+            None,
+        )
+        if block is None:
+            return None
+    mine = np.asarray(measurement.factor_of) == measurement.factors.index(f)
+    return FactorLocation(f, block, tuple(moved), tuple(bool(x) for x in mine))

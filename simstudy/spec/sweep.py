@@ -16,7 +16,8 @@ The sweep is a static list of blocks from :mod:`simstudy.blocks`:
    latent variables' with their own numbers) and one-member covariance blocks;
 5. **covariance blocks** of two or more (LKJ correlations, half-normal SDs or inverse-gamma
    variances);
-6. **scale moves** of the latent factors (:mod:`simstudy.spec.factor_moves`).
+6. **scale moves**, then **location moves**, of the latent factors
+   (:mod:`simstudy.spec.factor_moves`).
 
 Every statistic is weighted by ``row_real`` × observed (a target with missing values and no
 children is left out of its equation where missing, not drawn). Each sweep's normal noise
@@ -50,7 +51,12 @@ from simstudy.blocks.variance import (
 )
 from simstudy.spec import measurement as meas
 from simstudy.spec.dgm import ROW_REAL, cluster_key, observed_key
-from simstudy.spec.factor_moves import FactorScale, factor_scales
+from simstudy.spec.factor_moves import (
+    FactorLocation,
+    FactorScale,
+    factor_locations,
+    factor_scales,
+)
 from simstudy.spec.ir import LATENT, CovBlock, Equation, ModelSpec, with_derived
 from simstudy.spec.measurement import Measurement
 
@@ -133,6 +139,7 @@ class Layout:
     measurement: Measurement | None = None  # indicator equations updated from sums
     general: tuple[int, ...] = ()  # the other equations (positions), linearised
     scales: tuple[FactorScale, ...] = ()  # latent factors' scale moves
+    locations: tuple[FactorLocation, ...] = ()  # latent factors' location moves
 
     def free_variances(self) -> tuple[int, ...]:
         """Positions of the general equations with a free residual variance."""
@@ -175,6 +182,7 @@ def layout(spec: ModelSpec) -> Layout:
         measurement=m,
         general=general,
         scales=factor_scales(eqs, free_coefs, general, spec.blocks, latents, m),
+        locations=factor_locations(eqs, general, spec.blocks, latents, m),
     )
 
 
@@ -276,6 +284,8 @@ def noise_sizes(lay: Layout, data: Mapping[str, Any]) -> dict[str, int]:
             sizes[f"coef:{lay.equations[i].target}"] = len(lay.free_coefs[i])
     if lay.scales:
         sizes["factor_scale"] = len(lay.scales)
+    if lay.locations:
+        sizes["factor_location"] = len(lay.locations)
     return sizes
 
 
@@ -540,6 +550,8 @@ def sweep(
     for k, move in enumerate(lay.scales):
         noise = (z["factor_scale"][k], jnp.log(uniform[(2 + GAMMA_TRIES) * n_unif + k]))
         state = _scale_factor(lay, state, data, move, sums, weights, priors, noise)
+    for k, move in enumerate(lay.locations):
+        state = _shift_factor(lay, state, data, move, weights, priors, z["factor_location"][k])
     return state
 
 
@@ -671,6 +683,41 @@ def _scale_factor(lay, state, data, move: FactorScale, sums, weights, priors, no
     else:
         out["cov"] = {**state["cov"], name: rescale_covariance(state["cov"][name], member, g)}
     return out
+
+
+def _shift_factor(lay, state, data, move: FactorLocation, weights, priors, z):
+    """The location move of one latent factor (:mod:`simstudy.spec.factor_moves`).
+
+    ``log p(c) = -P c^2 / 2 + h c`` given the rest; each part below adds to ``P`` and ``h``.
+    """
+    base = full_values(lay, state, data)
+    real = data[ROW_REAL].astype(float)
+    precision, linear = jnp.asarray(0.0), jnp.asarray(0.0)
+    if move.equations:  # residuals s0 + c * slope, exactly: the factor enters them linearly
+
+        def residuals(c):
+            vals = {**base, move.factor: base[move.factor] + c * real}
+            return jnp.stack(
+                [std_residual(lay, i, state, vals, weights[i]) for i in move.equations], -1
+            )
+
+        resid, slope = jax.jvp(residuals, (jnp.asarray(0.0),), (jnp.asarray(1.0),))
+        precision, linear = (slope * slope).sum(), -(slope * resid).sum()
+    if move.block is not None:
+        name, member = move.block
+        block = lay.blocks[_block_index(lay, name)]
+        cov_inverse = jnp.linalg.inv(state["cov"][name])
+        vectors = jnp.stack([base[m] for m in block.members], -1)
+        precision = precision + real.sum() * cov_inverse[member, member]
+        linear = linear - (real * (vectors @ cov_inverse[:, member])).sum()
+    mask = jnp.asarray(move.indicators, dtype=float)
+    lam, nu = state["meas"]["lam"], state["meas"]["nu"]
+    (mean, sd), _ = _indicator_priors(lay, priors)
+    precision = precision + (mask * lam**2 / sd**2).sum()
+    linear = linear + (mask * lam * (nu - mean) / sd**2).sum()
+    c = linear / precision + z / jnp.sqrt(precision)
+    nodes = {**state["nodes"], move.factor: state["nodes"][move.factor] + c * real}
+    return {**state, "nodes": nodes, "meas": {**state["meas"], "nu": nu - mask * lam * c}}
 
 
 def _coef_priors(lay, priors: Priors, coef, which):
