@@ -15,6 +15,7 @@ from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from simstudy.cli import EXIT_OK, _say, compose_raw, config_dirs
@@ -126,6 +127,25 @@ def data_sizes(frame: pd.DataFrame, plan: Any) -> dict[str, float]:
             clusters = frame[groups[0]].nunique()
             sizes |= {"J": clusters, "cluster_size": len(frame) / max(clusters, 1)}
     return sizes
+
+
+#: Times ``simstudy fit`` doubles its chains' draws when they have not converged (default
+#: draws only): the bound on its run time, at most 2^MAX_LONGER times the default's sampling.
+MAX_LONGER = 2
+
+
+def unconverged(summaries: Mapping[str, Any], names: Sequence[str]) -> str | None:
+    """Why the chains have not converged (bulk ESS or R-hat past the study checks), or None."""
+    from simstudy.config import AggregateSettings
+
+    checks = AggregateSettings()
+    ess = np.nanmin([summaries[n].ess_bulk for n in names])
+    rhat = np.nanmax([summaries[n].rhat for n in names])  # NaN with one chain
+    if ess < checks.ess_min:
+        return f"min bulk ESS {ess:.0f} < {checks.ess_min:g}"
+    if rhat > checks.rhat_max:
+        return f"max R-hat {rhat:.3f} > {checks.rhat_max}"
+    return None
 
 
 def check_data_size(frame: pd.DataFrame, plan: Any, path: Path, info: Any) -> None:
@@ -326,10 +346,26 @@ def cmd_fit(arguments: Sequence[str]) -> int:
     draws = None
     try:
         if isinstance(estimator, GibbsEstimator | SampledEstimator):  # chains kept for checks
-            draws, seconds = posterior_draws(
-                estimator, jax.block_until_ready(dataset), key, plan.sampler, plan.model.priors
-            )
-            summaries, n_div = summarise_draws(draws.draws, plan.level), draws.n_divergent
+            # sampler.draws named: the user's number; else longer chains until converged
+            extend = not any(o.split("=", 1)[0].lstrip("+") == "sampler.draws" for o in overrides)
+            for longer in range(MAX_LONGER + 1):
+                draws, seconds = posterior_draws(
+                    estimator, jax.block_until_ready(dataset), key, plan.sampler, plan.model.priors
+                )
+                summaries, n_div = summarise_draws(draws.draws, plan.level), draws.n_divergent
+                why = unconverged(summaries, estimator.parameters)
+                if not extend or why is None or longer == MAX_LONGER:
+                    break
+                sampler = dataclasses.replace(plan.sampler, draws=2 * plan.sampler.draws)
+                try:
+                    check_data_size(frame, dataclasses.replace(plan, sampler=sampler), path, info)
+                except InputError:
+                    break  # the longer chains would not fit in memory: keep these
+                _say(
+                    f"[simstudy] note: {why} after {plan.sampler.draws} draws per chain; "
+                    f"sampling again with {sampler.draws} (name sampler.draws to keep one length)"
+                )
+                plan = dataclasses.replace(plan, sampler=sampler)
         else:
             summaries, n_div, seconds = fit_estimator(
                 estimator,
@@ -348,6 +384,9 @@ def cmd_fit(arguments: Sequence[str]) -> int:
     table = pd.DataFrame(
         [{"parameter": name, **summaries[name]._asdict()} for name in estimator.parameters]
     ).rename(columns={"estimate": "mean", "se": "sd"})
+    if draws is not None:  # Blimp's and Mplus's point estimate, beside the mean
+        medians = {k: float(np.median(np.asarray(v))) for k, v in draws.draws.items()}
+        table.insert(2, "median", table["parameter"].map(medians))
     table.insert(0, "estimator", plan.estimator)
     table.insert(0, "model", plan.model.name)
     table["n_divergent"] = n_div
@@ -380,6 +419,8 @@ def cmd_fit(arguments: Sequence[str]) -> int:
         shown = shown.rename(columns={"mean": "estimate", "sd": "se"})
     else:
         shown = table[["parameter", "mean", "sd", "lower", "upper", "ess_bulk", "ess_tail", "rhat"]]
+        if "median" in table:
+            shown.insert(2, "median", table["median"])
     print(f"{title}, {seconds:.1f}s:")
     print(shown.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     if not closed_form:

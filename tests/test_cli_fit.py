@@ -199,3 +199,47 @@ def test_sentinel_warnings_flag_isolated_codes_only():
     ]
     assert "99 in 2 rows (first in row 5 of the data)" in lines[0]
     assert lines[-1] == "to declare them all: missing='[-999, 99, 9999]'"
+
+
+# slow tier: three Gibbs programs (one per length); the default tier checks `unconverged` below
+@pytest.mark.slow
+def test_fit_at_default_draws_samples_longer_until_converged(regression_csv, tmp_path, capsys):
+    """Unnamed draws double (at most twice) while ESS < 400; named draws are the user's."""
+    mine = tmp_path / "conf"
+    (mine / "sampler").mkdir(parents=True)
+    short = "name: gibbs\nchains: 2\nwarmup: 20\ndraws: 25\ntarget_accept: 0.8\n"
+    (mine / "sampler" / "short.yaml").write_text(short + "max_tree_depth: 10\nvectorize: 1\n")
+    base = ["--config-dir", str(mine), "fit", "model=regression_missing", "estimator=bayes"]
+    base += [f"data={regression_csv}", "sampler=short"]
+    named = tmp_path / "named.parquet"
+    assert main([*base, f"out={named}", "sampler.draws=25"]) == 0
+    captured = capsys.readouterr()
+    assert "sampling again" not in captured.err
+    assert json.loads(pq.read_schema(named).metadata[b"simstudy.fit"])["sampler"]["draws"] == 25
+    longer = tmp_path / "longer.parquet"
+    assert main([*base, f"out={longer}"]) == 0
+    notes = [line for line in capsys.readouterr().err.splitlines() if "sampling again" in line]
+    assert len(notes) == 2, notes  # 25 draws have ESS < 400 (2 chains): 50, then 100, the bound
+    assert "after 25 draws per chain; sampling again with 50" in notes[0]
+    assert "after 50 draws per chain; sampling again with 100" in notes[1]
+    record = json.loads(pq.read_schema(longer).metadata[b"simstudy.fit"])
+    assert record["sampler"]["draws"] == 100
+    table = pd.read_parquet(longer).set_index("parameter")
+    # Blimp's and Mplus's point estimate beside the mean
+    assert (table["median"] >= table["lower"]).all() and (table["median"] <= table["upper"]).all()
+
+
+def test_unconverged_names_the_first_failed_check():
+    from simstudy.engine.summary import Summary
+    from simstudy.fitcmd import unconverged
+
+    def summary(ess, rhat):
+        return Summary(0.0, 1.0, -2.0, 2.0, ess, ess, rhat)
+
+    assert unconverged({"a": summary(900, 1.001), "b": summary(450, 1.009)}, ["a", "b"]) is None
+    assert unconverged({"a": summary(900, 1.001), "b": summary(399, 1.0)}, ["a", "b"]) == (
+        "min bulk ESS 399 < 400"
+    )
+    assert unconverged({"a": summary(900, 1.02)}, ["a"]) == "max R-hat 1.020 > 1.01"
+    # one chain: R-hat is NaN and only ESS is checked
+    assert unconverged({"a": summary(900, float("nan"))}, ["a"]) is None
