@@ -139,11 +139,11 @@ def unconverged(summaries: Mapping[str, Any], names: Sequence[str]) -> str | Non
     from simstudy.config import AggregateSettings
 
     checks = AggregateSettings()
-    ess = np.nanmin([summaries[n].ess_bulk for n in names])
-    rhat = np.nanmax([summaries[n].rhat for n in names])  # NaN with one chain
+    ess = min(summaries[n].ess_bulk for n in names)
+    rhats = [summaries[n].rhat for n in names if np.isfinite(summaries[n].rhat)]  # NaN: 1 chain
     if ess < checks.ess_min:
         return f"min bulk ESS {ess:.0f} < {checks.ess_min:g}"
-    if rhat > checks.rhat_max:
+    if rhats and (rhat := max(rhats)) > checks.rhat_max:
         return f"max R-hat {rhat:.3f} > {checks.rhat_max}"
     return None
 
