@@ -132,19 +132,13 @@ def compose_raw(overrides: Sequence[str], estimators: Sequence[str] | None = Non
     """
     from omegaconf import OmegaConf
 
-    from simstudy.config import INTERCHANGEABLE
+    from simstudy.config import INTERCHANGEABLE, declared_info
     from simstudy.models import model_infos
-    from simstudy.spec import info as spec_info
 
     raw = OmegaConf.to_container(compose(overrides), resolve=True)
     if any(o.lstrip("+").startswith("sampler=") for o in overrides):
         return raw
-    model = raw.get("model") or {}
-    info = (
-        spec_info.declared(model)
-        if spec_info.is_spec(model)
-        else model_infos().get(model.get("name"))
-    )
+    info = declared_info(raw.get("model"), model_infos())
     if info is None:
         return raw
     study = raw.get("study") or {}

@@ -107,6 +107,25 @@ def test_default_config_validates_and_round_trips():
     assert plan_from_dict(plan.to_config(), model_infos()) == plan
 
 
+@pytest.mark.parametrize(
+    ("overrides", "kind"),
+    [
+        ([], "spec"),  # regression_missing, in the syntax
+        (["study=glmm"], "spec"),
+        (["study=latent_interaction"], "spec"),
+        (["model=cfa", "study.estimators=[bayes]"], "family"),
+        (["study=latent_interaction", "model=latent_interaction_handwritten"], "family"),
+    ],
+)
+def test_a_models_kind_is_decided_where_its_config_is_validated(overrides, kind):
+    plan = load_plan(overrides)
+    assert plan.model.kind == kind
+    # derived from the config: neither the manifest's config nor the numbers' hash holds it
+    assert "kind" not in plan.to_config()["model"]
+    assert "kind" not in plan.numbers_config()["model"]
+    assert plan_from_dict(plan.to_config(), model_infos()) == plan
+
+
 def test_point_estimate_is_part_of_what_the_numbers_depend_on():
     default, median = load_plan([]), load_plan(["study.point_estimate=median"])
     assert default.point_estimate == "mean" and "point_estimate" not in default.numbers_config()
