@@ -767,6 +767,14 @@ def _model(
     return settings, info
 
 
+def _check_estimator_priors(model: ModelSettings, estimators: Sequence[str]) -> None:
+    """Priors some of a spec model's estimator kinds cannot take (its latent variances' for HMC)."""
+    from simstudy.spec import info as spec_info
+
+    if model.kind == "spec":
+        spec_info.check_estimator_priors(model.structure, model.priors, estimators)
+
+
 #: Point estimates a study can report from posterior draws (``study.point_estimate``).
 POINT_ESTIMATES = ("mean", "median")
 
@@ -912,6 +920,7 @@ def plan_from_dict(raw: Mapping[str, Any], models: Mapping[str, ModelInfo]) -> S
         raise InputError("study.estimators", list(estimators), "distinct estimator names")
     if info.check_priors is not None:
         info.check_priors(model.priors, kind == "sbc")
+    _check_estimator_priors(model, estimators)
     seed = study.get("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
         raise InputError("study.seed", seed, "an integer in [0, 2^63)")
@@ -1039,6 +1048,7 @@ def fit_plan_from_dict(
         raise InputError(
             "estimator", name, f"an estimator of model {info.name}: " + ", ".join(info.estimators)
         )
+    _check_estimator_priors(model, [name])
     sampler = _sampler(raw.get("sampler", {}))
     _check_sampler(info, [name], sampler)
     return FitPlan(
