@@ -164,7 +164,6 @@ class AggregateSettings:
 
 #: What a model is: declared in the syntax and compiled (``spec``), or a hand-written family.
 ModelKind = Literal["spec", "family"]
-MODEL_KINDS: tuple[ModelKind, ...] = ("spec", "family")
 
 
 @dataclass(frozen=True)

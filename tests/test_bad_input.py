@@ -300,6 +300,16 @@ FIT = [
         ["model=latent_interaction"],
         "data column m2 = 'high'",
     ),
+    (
+        "latent hmc flat prior",
+        _latent_items,
+        [
+            "model=latent_interaction",
+            "+model.estimators.bayes_hmc={kind: hmc}",
+            "estimator=bayes_hmc",
+        ],
+        ("model.priors.latent_var_shape = -1.0", "hmc estimator bayes_hmc"),
+    ),
     ("cfa empty item", _cfa_items, ["model=cfa"], "data column x9 = 'all 20 values missing'"),
     (
         "glmm 3 clusters",
