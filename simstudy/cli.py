@@ -132,19 +132,13 @@ def compose_raw(overrides: Sequence[str], estimators: Sequence[str] | None = Non
     """
     from omegaconf import OmegaConf
 
-    from simstudy.config import INTERCHANGEABLE
+    from simstudy.config import INTERCHANGEABLE, declared_info
     from simstudy.models import model_infos
-    from simstudy.spec import info as spec_info
 
     raw = OmegaConf.to_container(compose(overrides), resolve=True)
     if any(o.lstrip("+").startswith("sampler=") for o in overrides):
         return raw
-    model = raw.get("model") or {}
-    info = (
-        spec_info.declared(model)
-        if spec_info.is_spec(model)
-        else model_infos().get(model.get("name"))
-    )
+    info = declared_info(raw.get("model"), model_infos())
     if info is None:
         return raw
     study = raw.get("study") or {}
@@ -1002,22 +996,22 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 def cmd_diagnose(args: argparse.Namespace) -> int:
     """Residuals from imputed latent scores of one replication of a latent interaction study.
 
+    The model is a spec with a structural product term (its compiled Gibbs chain imputes the
+    scores) or the hand-written latent interaction family
+    (:func:`simstudy.diagnostics.latent_residuals.imputer_of`).
+
     Writes RESULTS_DIR/diagnostics/residuals-<condition>-<rep>.png, .pdf and .parquet
     (:mod:`simstudy.diagnostics.latent_residuals`); ``simstudy report`` shows the figures.
     """
     from simstudy.config import check_results_dir as check_writable
     from simstudy.design import condition_id, expand_grid
+    from simstudy.diagnostics.latent_residuals import diagnose_replication, imputer_of
 
     study_dir = Path(args.results_dir)
     _, plan = _study_plan(study_dir)
-    if plan.model.name != "latent_interaction" or "syntax" in (plan.model.structure or {}):
-        raise InputError(
-            "model",
-            plan.model.name,
-            "a study of the hand-written model latent_interaction (model="
-            "latent_interaction_handwritten; the residual diagnostics impute its latent scores "
-            "with its bayes Gibbs sampler, not yet with a compiled sweep)",
-        )
+    imputer = imputer_of(plan)
+    if isinstance(imputer, str):
+        raise InputError("model", plan.model.name, imputer)
     conditions = {condition_id(c): c for c in expand_grid(plan.factors, plan.exclude)}
     if args.condition not in conditions:
         raise InputError("--condition", args.condition, "one of " + ", ".join(conditions))
@@ -1032,8 +1026,6 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
         )
     directory = study_dir / "diagnostics"
     check_writable(directory, "RESULTS_DIR/diagnostics")
-    from simstudy.diagnostics.latent_residuals import diagnose_replication
-
     done = diagnose_replication(
         plan, conditions[args.condition], args.rep, args.imputations, directory
     )
@@ -1289,13 +1281,16 @@ def build_parser() -> argparse.ArgumentParser:
     diagnose = sub.add_parser(
         "diagnose",
         help="residuals of the latent interaction model from imputed latent scores",
-        description="For one replication of a latent_interaction study: draw M imputations "
-        "of the latent scores from the bayes Gibbs sampler's posterior (the study's seed and "
-        "sampler settings), fit eta_y's regression by OLS to each, without and with the "
-        "product term, and plot residuals against predicted values averaged over the "
-        "imputations, with binned means and a curvature statistic (Rubin-pooled z^2 "
-        "coefficient). Writes RESULTS_DIR/diagnostics/residuals-<condition>-<rep>.png, "
-        ".pdf and .parquet; simstudy report shows the figures.",
+        description="For one replication of a latent interaction study (a model in the "
+        "syntax with a structural product term, y ~ x + m + x:m, or the hand-written "
+        "latent_interaction): draw M imputations of the latent scores from a Gibbs chain's "
+        "posterior (the compiled sweep's states fs_imputation analyses, or the hand-written "
+        "bayes sampler's; the study's seed and sampler settings), fit y's regression by OLS "
+        "to each, without and with the product term, and plot residuals against predicted "
+        "values averaged over the imputations, with binned means and a curvature statistic "
+        "(Rubin-pooled z^2 coefficient). Writes "
+        "RESULTS_DIR/diagnostics/residuals-<condition>-<rep>.png, .pdf and .parquet; "
+        "simstudy report shows the figures.",
     )
     diagnose.add_argument("results_dir", metavar="RESULTS_DIR", help="study directory")
     diagnose.add_argument(

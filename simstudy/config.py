@@ -17,7 +17,7 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -162,14 +162,29 @@ class AggregateSettings:
     allow_divergent: bool = False
 
 
+#: What a model is: declared in the syntax and compiled (``spec``), or a hand-written family.
+ModelKind = Literal["spec", "family"]
+
+
 @dataclass(frozen=True)
 class ModelSettings:
-    """The model of a study: its name, default parameter values and prior settings."""
+    """The model of a study: its name, kind, default parameter values and prior settings.
+
+    ``kind`` is decided once, where the model section is validated (:func:`_model`), and read
+    everywhere else; it is derived from the config, so the manifest and the hash leave it out.
+    """
 
     name: str
     params: dict[str, float]
     priors: dict[str, float]
+    kind: ModelKind
     structure: dict[str, Any] = field(default_factory=dict)
+
+    def as_config(self) -> dict[str, Any]:
+        """The section as a config gives it (JSON-ready; ``kind`` is derived, so left out)."""
+        out = asdict(self)
+        del out["kind"]
+        return out
 
 
 #: Measures a precision target may name (those of every estimator, with an MCSE).
@@ -256,7 +271,7 @@ class StudyPlan:
         here does not, so the manifest stores its hash. (The study type enters only when it is
         not the default, so that manifests of plain simulation studies keep their hash.)
         """
-        model = asdict(self.model)
+        model = self.model.as_config()
         if not model["structure"]:
             del model["structure"]  # models without one keep the hash they had before it
         numbers = {
@@ -299,7 +314,7 @@ class StudyPlan:
                     "estimators": list(self.target.estimators) or "all",
                 },
             },
-            "model": asdict(self.model),
+            "model": self.model.as_config(),
             "sampler": asdict(self.sampler),
             "executor": asdict(self.executor),
             "aggregate": asdict(self.aggregate),
@@ -717,7 +732,8 @@ def _model(
 
     d = _section(raw, "model", ["name", "params", "priors", "structure", *spec_info.SPEC_KEYS])
     name = d.get("name")
-    if spec_info.is_spec(d):
+    kind: ModelKind = "spec" if spec_info.is_spec(d) else "family"
+    if kind == "spec":
         # a model declared in the syntax: its structure is the spec, its info built from it
         if not isinstance(name, str) or not name:
             raise InputError("model.name", name, "a name for the model (any text)")
@@ -744,7 +760,18 @@ def _model(
             f"model.priors.{missing[0]}", None, f"a value for {missing[0]} is required"
         )
     priors = {k: info.priors[k].check(f"model.priors.{k}", v) for k, v in priors.items()}
-    return ModelSettings(name=name, params=params, priors=priors, structure=structure), info
+    settings = ModelSettings(
+        name=name, params=params, priors=priors, kind=kind, structure=structure
+    )
+    return settings, info
+
+
+def _check_estimator_priors(model: ModelSettings, estimators: Sequence[str]) -> None:
+    """Priors some of a spec model's estimator kinds cannot take (its latent variances' for HMC)."""
+    from simstudy.spec import info as spec_info
+
+    if model.kind == "spec":
+        spec_info.check_estimator_priors(model.structure, model.priors, estimators)
 
 
 #: Point estimates a study can report from posterior draws (``study.point_estimate``).
@@ -892,6 +919,7 @@ def plan_from_dict(raw: Mapping[str, Any], models: Mapping[str, ModelInfo]) -> S
         raise InputError("study.estimators", list(estimators), "distinct estimator names")
     if info.check_priors is not None:
         info.check_priors(model.priors, kind == "sbc")
+    _check_estimator_priors(model, estimators)
     seed = study.get("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
         raise InputError("study.seed", seed, "an integer in [0, 2^63)")
@@ -1019,6 +1047,7 @@ def fit_plan_from_dict(
         raise InputError(
             "estimator", name, f"an estimator of model {info.name}: " + ", ".join(info.estimators)
         )
+    _check_estimator_priors(model, [name])
     sampler = _sampler(raw.get("sampler", {}))
     _check_sampler(info, [name], sampler)
     return FitPlan(
@@ -1069,11 +1098,26 @@ def info_of(plan: StudyPlan | FitPlan, models: Mapping[str, ModelInfo]) -> Model
     """What the plan's model declares (a syntax model's, compiled from its structure)."""
     from simstudy.spec import info as spec_info
 
-    if spec_info.is_spec({"structure": plan.model.structure}):
+    if plan.model.kind == "spec":
         return spec_info.model_info(
             plan.model.name, plan.model.structure, plan.model.params, fitting=True
         )
     return models[plan.model.name]
+
+
+def declared_info(raw_model: Any, models: Mapping[str, ModelInfo]) -> ModelInfo | None:
+    """What a model section declares before validation (its estimators and samplers), or None.
+
+    For choices made on the composed config before it is validated (the sampler an estimator
+    needs, the default estimator): a syntax model's from its ``estimators:``, a family's from
+    ``models``; None for an unknown name, which validation then refuses.
+    """
+    from simstudy.spec import info as spec_info
+
+    raw_model = raw_model if isinstance(raw_model, Mapping) else {}
+    if spec_info.is_spec(raw_model):
+        return spec_info.declared(raw_model)
+    return models.get(raw_model.get("name"))
 
 
 def check_runnable(plan: StudyPlan, models: Mapping[str, ModelInfo]) -> None:

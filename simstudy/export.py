@@ -99,8 +99,8 @@ def dataset_frame(model: Any, dataset: Mapping[str, Any]) -> pd.DataFrame:
 
     ``model`` is the plan's model section (:class:`~simstudy.config.ModelSettings`).
     """
-    structure = getattr(model, "structure", None) or {}
-    if "syntax" in structure:
+    structure = model.structure
+    if model.kind == "spec":
         return _spec(dataset, structure)
     writer = _WRITERS.get(model.name)
     if writer is None:

@@ -121,7 +121,7 @@ def data_sizes(frame: pd.DataFrame, plan: Any) -> dict[str, float]:
     from simstudy.spec import info as spec_info
 
     sizes: dict[str, float] = {"N": len(frame)}
-    if spec_info.is_spec({"structure": plan.model.structure}):
+    if plan.model.kind == "spec":
         groups = spec_info.spec_of(plan.model.structure).groups
         if groups and groups[0] in frame.columns:  # an absent one: from_frame says so
             clusters = frame[groups[0]].nunique()
@@ -269,7 +269,7 @@ def cmd_fit(arguments: Sequence[str]) -> int:
     import pyarrow.parquet as pq
 
     from simstudy.catalog import estimator_kind
-    from simstudy.config import AggregateSettings, fit_plan_from_dict, info_of
+    from simstudy.config import AggregateSettings, declared_info, fit_plan_from_dict, info_of
     from simstudy.contract import ClosedFormEstimator, GibbsEstimator, SampledEstimator
     from simstudy.engine.replicate import (
         chain_name,
@@ -281,7 +281,6 @@ def cmd_fit(arguments: Sequence[str]) -> int:
     from simstudy.engine.summary import summarise_draws
     from simstudy.fitcheck import named_priors, prior_conflicts, sign_disagreements
     from simstudy.models import family_of, model_infos
-    from simstudy.spec import info as spec_info
     from simstudy.spec.scaled import describe
     from simstudy.store import software_versions
     from simstudy.userdata import boolean_columns, missing_codes, read_table, sentinel_warnings
@@ -299,12 +298,7 @@ def cmd_fit(arguments: Sequence[str]) -> int:
         raise InputError("seed/level", options, "an integer seed and a level in (0, 1)") from None
     codes = missing_codes(options.get("missing"))
     raw = compose_raw(overrides)
-    model = raw.get("model") or {}
-    info = (
-        spec_info.declared(model)
-        if spec_info.is_spec(model)
-        else model_infos().get(model.get("name"))
-    )
+    info = declared_info(raw.get("model"), model_infos())
     if info is not None:
         raw = compose_raw(overrides, [options.get("estimator") or info.estimators[0]])
     frame = read_table(path, codes)
@@ -322,7 +316,7 @@ def cmd_fit(arguments: Sequence[str]) -> int:
     estimator = family.estimators_for(plan.model.structure)[plan.estimator]
     closed_form = isinstance(estimator, ClosedFormEstimator)
     per_parameter, from_data, used = {}, set(), None
-    if spec_info.is_spec({"structure": plan.model.structure}) and not closed_form:
+    if plan.model.kind == "spec" and not closed_form:
         given = named_priors(overrides, (raw.get("model") or {}).get("priors") or {})
         plan, per_parameter, from_data = scaled_plan(plan, dataset, given)
         used = {

@@ -85,6 +85,25 @@ RUN = [
         ("study.factors.N[0] = 1000000000", "GiB"),
     ),
     (["study=latent_interaction", "study.factors.N=[100000000]"], "N[0] = 100000000"),
+    # HMC's NumPyro model needs a proper latent variance prior; the sweep takes the flat one
+    (
+        [
+            "study=latent_interaction",
+            "+model.estimators.bayes_hmc={kind: hmc}",
+            "study.estimators=[bayes_hmc]",
+        ],
+        ("model.priors.latent_var_shape = -1.0", "hmc estimator bayes_hmc", "shape > 0"),
+    ),
+    (
+        [
+            "study=latent_interaction",
+            "+model.estimators.bayes_hmc={kind: hmc}",
+            "study.estimators=[bayes_hmc]",
+            "model.priors.latent_var_shape=-0.5",
+            "model.priors.latent_var_scale=1",
+        ],
+        ("model.priors.latent_var_shape = -0.5", "hmc estimator bayes_hmc"),
+    ),
     (["sampler.draws=1000000000"], ("sampler.draws = 1000000000", "fits in memory")),
     (["sampler.warmup=1000000000"], "sampler.warmup = 1000000000"),
     (["executor.n_workers=1000"], ("executor.n_workers = 1000", "per core")),
@@ -280,6 +299,16 @@ FIT = [
         _latent_items,
         ["model=latent_interaction"],
         "data column m2 = 'high'",
+    ),
+    (
+        "latent hmc flat prior",
+        _latent_items,
+        [
+            "model=latent_interaction",
+            "+model.estimators.bayes_hmc={kind: hmc}",
+            "estimator=bayes_hmc",
+        ],
+        ("model.priors.latent_var_shape = -1.0", "hmc estimator bayes_hmc"),
     ),
     ("cfa empty item", _cfa_items, ["model=cfa"], "data column x9 = 'all 20 values missing'"),
     (

@@ -107,6 +107,51 @@ def test_default_config_validates_and_round_trips():
     assert plan_from_dict(plan.to_config(), model_infos()) == plan
 
 
+@pytest.mark.parametrize(
+    ("overrides", "kind"),
+    [
+        ([], "spec"),  # regression_missing, in the syntax
+        (["study=glmm"], "spec"),
+        (["study=latent_interaction"], "spec"),
+        (["model=cfa", "study.estimators=[bayes]"], "family"),
+        (["study=latent_interaction", "model=latent_interaction_handwritten"], "family"),
+    ],
+)
+def test_a_models_kind_is_decided_where_its_config_is_validated(overrides, kind):
+    plan = load_plan(overrides)
+    assert plan.model.kind == kind
+    # derived from the config: neither the manifest's config nor the numbers' hash holds it
+    assert "kind" not in plan.to_config()["model"]
+    assert "kind" not in plan.numbers_config()["model"]
+    assert plan_from_dict(plan.to_config(), model_infos()) == plan
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        # a proper latent variance prior
+        [
+            "study=latent_interaction",
+            "+model.estimators.bayes_hmc={kind: hmc}",
+            "study.estimators=[bayes_hmc]",
+            "model.priors.latent_var_shape=2",
+            "model.priors.latent_var_scale=0.5",
+        ],
+        # the flat one, for gibbs estimators only
+        ["study=latent_interaction", "+model.estimators.bayes_hmc={kind: hmc}"],
+        # no latent variance: the latent class's prior is never used
+        [
+            "model.prior_families={residual: inverse_gamma, covariance: inverse_gamma}",
+            "+model.priors.latent_var_shape=-1",
+            "+model.priors.latent_var_scale=0",
+        ],
+    ],
+    ids=["proper", "gibbs_only", "no_latents"],
+)
+def test_hmc_and_latent_variance_priors_that_go_together(overrides):
+    assert load_plan(overrides).estimators
+
+
 def test_point_estimate_is_part_of_what_the_numbers_depend_on():
     default, median = load_plan([]), load_plan(["study.point_estimate=median"])
     assert default.point_estimate == "mean" and "point_estimate" not in default.numbers_config()

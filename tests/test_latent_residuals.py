@@ -148,5 +148,78 @@ def test_diagnose_refuses_another_model(run_cli, tmp_path, capsys):
     study = tmp_path / "results" / "tiny"
     assert main(["diagnose", str(study), "--condition", "any", "--rep", "0"]) == 2
     err = capsys.readouterr().err
-    assert "model = 'regression_missing'" in err and "latent_interaction" in err
+    assert "model = 'regression_missing'" in err and "product of two variables" in err
     assert not (study / "diagnostics").exists()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        (["study=latent_interaction"], ("bayes", ("eta_x", "eta_m", "eta_y"), "eta_x:eta_m")),
+        (
+            ["study=latent_interaction", "model=latent_interaction_w"],
+            ("bayes", ("eta_x", "w", "eta_y"), "eta_x:w"),
+        ),
+        (
+            ["study=latent_interaction", "model=latent_interaction_handwritten"],
+            ("bayes", ("eta_x", "eta_m", "eta_y"), "eta_x:eta_m"),
+        ),
+        (["model=cfa", "study.estimators=[bayes]"], "hand-written family latent_interaction"),
+        ([], "product of two variables"),  # regression_missing: no interaction
+        (
+            [
+                "study=latent_interaction",
+                "model.estimators={sso: {kind: sum_score_ols}}",
+                "study.estimators=[sso]",
+            ],
+            "a gibbs estimator",
+        ),
+    ],
+    ids=["spec", "spec_w", "handwritten", "cfa", "regression", "no_chain"],
+)
+def test_the_scores_come_from_the_models_kind(overrides, expected):
+    """A spec's scores are its product equation's variables in its Gibbs chain's states."""
+    from simstudy.cli import load_plan
+
+    imputer = lr.imputer_of(load_plan(overrides))
+    if isinstance(expected, str):
+        assert isinstance(imputer, str) and expected in imputer
+        return
+    sampler, columns, product = expected
+    assert (imputer.sampler, imputer.columns) == (sampler, columns)
+    assert imputer.product.endswith(product)
+
+
+def test_diagnose_runs_on_a_spec_studys_compiled_chain(run_cli, tmp_path, capsys):
+    n, m = 80, 4
+    rc, out = run_cli(
+        "study=latent_interaction",
+        "study.name=li_spec",
+        "study.reps=1",
+        f"study.factors.N=[{n}]",
+        "study.estimators=[sum_score_ols]",  # closed form: the study compiles no chain
+        "sampler.chains=2",
+        "sampler.warmup=20",
+        "sampler.draws=20",
+        "executor=synchronous",
+    )
+    assert rc == 0, out
+    study = tmp_path / "results" / "li_spec"
+    cid = records_of(study)["condition_id"].iloc[0]
+    assert (
+        main(["diagnose", str(study), "--condition", cid, "--rep", "0", "--imputations", str(m)])
+        == 0
+    )
+    printed = capsys.readouterr().out
+    assert "eta_y ~ eta_x + eta_m + eta_x:eta_m" in printed and "curvature" in printed
+    stem = study / "diagnostics" / f"residuals-{cid}-0"
+    for suffix in (".png", ".pdf", ".parquet"):
+        assert stem.with_suffix(suffix).stat().st_size > 0
+    back, meta = lr.read_diagnostics(stem.with_suffix(".parquet"))
+    assert meta["sampler"] == "bayes" and meta["rep"] == 0 and meta["imputations"] == m
+    assert meta["true_interaction"] == pytest.approx(0.2)  # the spec's b3, by its lavaan name
+    assert len(back.persons) == 2 * n and back.persons["residual"].notna().all()
+    stats = back.models.set_index("model")
+    # the product is one more regressor on the same scores: R^2 cannot drop
+    assert stats.loc["product", "r2"] >= stats.loc["linear", "r2"] > 0
+    assert (stats["imputations"] == m).all()

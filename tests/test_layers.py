@@ -7,6 +7,7 @@ to the library at run time.
 from __future__ import annotations
 
 import ast
+import re
 import sys
 from pathlib import Path
 
@@ -64,3 +65,37 @@ def test_the_rule_sees_imports_inside_functions(tmp_path):
     module = tmp_path / "m.py"
     module.write_text("import numpy\n\ndef f():\n    from jax import numpy as jnp\n")
     assert imported(module) == {"numpy", "jax"}
+
+
+#: Where a model config may still be asked "is this a syntax model?": config validation (which
+#: decides ``ModelSettings.kind``), the engine, and readers of raw configs before validation
+#: (the catalog's listing; ``simstudy fit`` reading a data set's incomplete columns into the
+#: config). Everything else reads ``plan.model.kind``. Values: uses of ``is_spec(`` allowed.
+KIND_ASKED = {"config.py": 2, "catalog.py": 2, "fitcmd.py": 1}
+_SYNTAX_IN = re.compile(r"""["']syntax["']\s+(?:not\s+)?in\b""")
+
+
+def kind_questions(path: Path) -> tuple[int, int]:
+    """Uses of ``is_spec(`` and of ``"syntax" in`` in ``path``'s code (comments left out)."""
+    code = "\n".join(line.split("#", 1)[0] for line in path.read_text().splitlines())
+    return code.count("is_spec("), len(_SYNTAX_IN.findall(code))
+
+
+@pytest.mark.parametrize(
+    "path",
+    [p for p in files(".") if p.relative_to(PACKAGE).parts[0] != "spec"],
+    ids=lambda p: str(p.relative_to(PACKAGE)),
+)
+def test_a_models_kind_is_asked_only_where_its_config_is_read(path):
+    where = str(path.relative_to(PACKAGE))
+    calls, syntax_in = kind_questions(path)
+    assert syntax_in == 0, f'{where}: "syntax" in ...: read plan.model.kind instead'
+    assert calls <= KIND_ASKED.get(where, 0), f"{where}: is_spec(...): read plan.model.kind"
+
+
+def test_the_kind_guard_sees_a_new_question(tmp_path):
+    added = tmp_path / "new.py"
+    added.write_text('if "syntax" in (plan.model.structure or {}):\n    pass  # "syntax" in x\n')
+    assert kind_questions(added) == (0, 1)
+    added.write_text("ok = spec_info.is_spec(raw) and 'syntax' not in raw\n")
+    assert kind_questions(added) == (1, 1)

@@ -16,6 +16,13 @@ variance are pooled over the imputations by Rubin's rules. With jointly normal `
 Cov(eta_m, f) / Var(f)`` (0.33 at the seeds' slopes 0.3 and ``a1 = 0.3`` with ``b3 = 0.5``);
 with the product it is about 0.
 
+A model in the syntax (``ModelSettings.kind == "spec"``) is checked the same way on its
+compiled Gibbs chain: the regression is its structural equation with a product of two
+variables (``y ~ x + m + x:m`` plus any further single terms), the scores are that equation's
+variables in the sweep's states (:func:`spec_score_imputations`), drawn from the chain
+``fs_imputation`` analyses (else the first ``gibbs`` estimator's): :func:`imputer_of` picks
+the way by the model's kind.
+
 Pieces, each usable alone: :func:`latent_score_imputations` (the sampler's states, as an
 array), :func:`residual_diagnostics` (numpy and pandas only), :func:`residual_figure`
 (matplotlib's object API, two panels), :func:`write_diagnostics` (PNG, PDF, Parquet) and
@@ -53,17 +60,28 @@ from simstudy.engine.replicate import (
     simulate_key,
 )
 from simstudy.models import family_of
+from simstudy.models import latent_interaction as handwritten
 from simstudy.models.latent_interaction.layout import Layout
+from simstudy.spec import analyses, sweep
+from simstudy.spec import estimators as kinds
+from simstudy.spec import info as spec_info
+from simstudy.spec.dgm import ROW_REAL
+from simstudy.spec.ir import ModelSpec
 
 __all__ = [
     "MODELS",
+    "Imputer",
+    "Interaction",
     "ResidualDiagnostics",
     "binned_means",
     "diagnose_replication",
+    "imputer_of",
+    "interaction_of",
     "latent_score_imputations",
     "residual_diagnostics",
     "residual_figure",
     "score_columns",
+    "spec_score_imputations",
     "write_diagnostics",
 ]
 
@@ -116,6 +134,36 @@ def latent_score_imputations(
     ValueError
         When M < 2 or more states per chain are asked for than ``sampler.draws`` sweeps.
     """
+    nominal = "d_observed" in dataset
+    record = _record_scores_and_d if nominal else _record_scores
+    out = recorded_states(estimator, dataset, rng_key, sampler, priors, imputations, record)
+    eta = np.asarray(out[0] if nominal else out)  # (M, 3, N)
+    scores = np.transpose(eta, (0, 2, 1)).astype(float)
+    if nominal:
+        d = np.asarray(out[1])
+        scores = np.concatenate([scores, np.eye(3)[d][..., 1:]], axis=2)
+    return scores
+
+
+def recorded_states(
+    estimator: GibbsEstimator,
+    dataset: Mapping[str, Any],
+    rng_key: jax.Array,
+    sampler: SamplerSettings,
+    priors: Mapping[str, float],
+    imputations: int,
+    record: Any,
+) -> Any:
+    """``record(state, data)`` of M states of the chains, leading axis M (chains first).
+
+    ``ceil(M / chains)`` states per chain, evenly over its sampling run, as an
+    :class:`~simstudy.contract.ImputationEstimator` takes them.
+
+    Raises
+    ------
+    ValueError
+        When M < 2 or more states per chain are asked for than ``sampler.draws`` sweeps.
+    """
     if imputations < 2:
         raise ValueError(f"at least 2 imputations are needed, got {imputations}")
     per_chain = -(-imputations // sampler.chains)
@@ -124,25 +172,139 @@ def latent_score_imputations(
             f"{imputations} imputations over {sampler.chains} chains take {per_chain} states "
             f"per chain, more than the {sampler.draws} sampling sweeps (sampler.draws)"
         )
-    nominal = "d_observed" in dataset
     data = {k: jnp.asarray(v) for k, v in dataset.items()}
     compiled = gibbs.compile_fit(
-        estimator,
-        sampler,
-        priors,
-        data,
-        record=_record_scores_and_d if nominal else _record_scores,
-        n_record=per_chain,
-        draws=False,
+        estimator, sampler, priors, data, record=record, n_record=per_chain, draws=False
     )
-    out = compiled(rng_key, data)
-    eta = np.asarray(out[0] if nominal else out)  # (chains, per_chain, 3, N)
-    eta = eta.reshape(-1, *eta.shape[2:])[:imputations]
-    scores = np.transpose(eta, (0, 2, 1)).astype(float)
-    if nominal:
-        d = np.asarray(out[1]).reshape(-1, eta.shape[-1])[:imputations]
-        scores = np.concatenate([scores, np.eye(3)[d][..., 1:]], axis=2)
-    return scores
+    out = compiled(rng_key, data)  # leaves (chains, per_chain, ...)
+    return jax.tree.map(lambda v: np.asarray(v).reshape(-1, *v.shape[2:])[:imputations], out)
+
+
+@dataclass(frozen=True)
+class Interaction:
+    """A spec model's structural equation ``y ~ x + m + x:m (+ covariates)``, by variable.
+
+    ``product``: the lavaan name of the product's coefficient.
+    """
+
+    x: str
+    m: str
+    y: str
+    covariates: tuple[str, ...]
+    product: str
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The score columns, in the order :func:`residual_diagnostics` reads them."""
+        return (self.x, self.m, self.y, *self.covariates)
+
+
+def interaction_of(spec: ModelSpec) -> Interaction | None:
+    """The first structural equation with one product of two variables (None without one)."""
+    for eq in analyses.structural(spec):
+        products = [c for c in eq.coefficients if len(c.factors) == 2]
+        if len(products) != 1 or any(len(c.factors) > 2 for c in eq.coefficients):
+            continue
+        x, m = products[0].factors
+        singles = [c.factors[0] for c in eq.coefficients if len(c.factors) == 1]
+        covariates = tuple(v for v in singles if v not in (x, m))
+        return Interaction(x, m, eq.target, covariates, products[0].parameter.name)
+    return None
+
+
+def spec_score_imputations(
+    estimator: GibbsEstimator,
+    spec: ModelSpec,
+    columns: Sequence[str],
+    dataset: Mapping[str, Any],
+    rng_key: jax.Array,
+    sampler: SamplerSettings,
+    priors: Mapping[str, float],
+    imputations: int,
+) -> np.ndarray:
+    """M states of a spec model's compiled Gibbs chain as scores ``(M, N, k)`` of ``columns``.
+
+    Each variable's per-row value in the state (a latent score, an imputed value where missing,
+    data where observed), the states ``fs_imputation`` analyses (same key, same M). Real rows
+    only.
+    """
+    lay = sweep.layout(spec)
+
+    def record(state: Any, data: Mapping[str, Any]) -> jax.Array:
+        values, _ = analyses.state_values(spec, lay, state, data)
+        return jnp.stack([values[c] for c in columns], axis=-1)
+
+    out = recorded_states(estimator, dataset, rng_key, sampler, priors, imputations, record)
+    real = np.asarray(dataset[ROW_REAL], dtype=bool)
+    return np.asarray(out, dtype=float)[:, real, :]
+
+
+def _gibbs_chain(structure: Mapping[str, Any]) -> str | None:
+    """The gibbs estimator whose states are imputed: ``fs_imputation``'s, else the first one."""
+    mapping = kinds.mapping_of(structure)
+    for entry in mapping.values():
+        if entry["kind"] == "fs_imputation":
+            return str(entry["of"])
+    whole = [n for n, e in mapping.items() if e["kind"] == "gibbs" and not e["complete_cases"]]
+    return whole[0] if whole else None
+
+
+@dataclass(frozen=True)
+class Imputer:
+    """Where a study's latent scores come from.
+
+    ``sampler``: the Gibbs estimator whose states are imputed (its key is the study's);
+    ``columns``: the score columns; ``product``: the interaction's parameter name;
+    ``scores``: ``(estimator, dataset, key, sampler settings, priors, M) -> (M, N, k)``.
+    """
+
+    sampler: str
+    columns: tuple[str, ...]
+    product: str
+    scores: Any
+
+
+def _spec_imputer(plan: StudyPlan) -> Imputer | str:
+    spec = spec_info.spec_of(plan.model.structure)
+    found = interaction_of(spec)
+    if found is None:
+        return (
+            "a model with a latent interaction: a structural equation with a product of two "
+            "variables (y ~ x + m + x:m)"
+        )
+    chain = _gibbs_chain(plan.model.structure)
+    if chain is None:
+        return (
+            "a model with a gibbs estimator (not on complete cases) under model.estimators: "
+            "its chain's states are the imputed scores"
+        )
+
+    def scores(estimator, dataset, key, sampler, priors, imputations):
+        return spec_score_imputations(
+            estimator, spec, found.columns, dataset, key, sampler, priors, imputations
+        )
+
+    return Imputer(chain, found.columns, found.product, scores)
+
+
+def _family_imputer(plan: StudyPlan) -> Imputer | str:
+    if family_of(plan.model) is not handwritten.FAMILY:
+        return (
+            "a model in the syntax with a latent interaction, or the hand-written family "
+            "latent_interaction (model=latent_interaction_handwritten): the other hand-written "
+            "families have no imputation of latent scores here"
+        )
+    columns = score_columns(plan.model.structure)
+    return Imputer(SAMPLER, columns, f"eta_y~eta_x:{columns[1]}", latent_score_imputations)
+
+
+#: How latent scores are imputed, by the model's kind (``ModelSettings.kind``).
+IMPUTERS = {"spec": _spec_imputer, "family": _family_imputer}
+
+
+def imputer_of(plan: StudyPlan) -> Imputer | str:
+    """How ``plan``'s latent scores are imputed, or why they cannot be (a sentence)."""
+    return IMPUTERS[plan.model.kind](plan)
 
 
 @dataclass(frozen=True)
@@ -362,12 +524,16 @@ def diagnose_replication(
     """Residual diagnostics of replication ``rep`` of ``condition``, written under ``directory``.
 
     The data set is the replication's (same seed, same numbers as the study's); the scores are
-    states of ``bayes`` chains with the key the study's ``bayes`` fit has, on the study's
-    sampler settings (with ``sampler.vectorize`` the study's program fitted several
-    replications at once, which can change the last bits). Files:
+    states of the Gibbs estimator :func:`imputer_of` names (``bayes`` for the hand-written
+    family) with the key the study's fit of it has, on the study's sampler settings (with
+    ``sampler.vectorize`` the study's program fitted several replications at once, which can
+    change the last bits). Files:
     ``residuals-<condition>-<rep>.png``, ``.pdf``, ``.parquet``.
     """
     started = time.perf_counter()
+    imputer = imputer_of(plan)
+    if isinstance(imputer, str):
+        raise ValueError(f"model {plan.model.name}: diagnostics need {imputer}")
     family = family_of(plan.model)
     cid = condition_id(condition)
     setting = setting_of(plan, condition)
@@ -379,18 +545,18 @@ def diagnose_replication(
     else:
         dataset = compiled_simulate(family, setting)(simulate_key(key))
         truth = family.truth(setting)
-    estimator = family.estimators_for(plan.model.structure)[SAMPLER]
-    scores = latent_score_imputations(
+    estimator = family.estimators_for(plan.model.structure)[imputer.sampler]
+    scores = imputer.scores(
         estimator,
         dataset,
-        estimator_key(key, SAMPLER),
+        estimator_key(key, imputer.sampler),
         plan.sampler,
         plan.model.priors,
         imputations,
     )
-    columns = score_columns(plan.model.structure)
+    columns = imputer.columns
     diagnostics = residual_diagnostics(scores, columns, plan.level)
-    product = f"eta_y~eta_x:{columns[1]}"
+    product = imputer.product
     metadata = {
         "study": plan.name,
         "condition_id": cid,
@@ -398,7 +564,7 @@ def diagnose_replication(
         "rep": rep,
         "seed": seed,
         "imputations": imputations,
-        "sampler": SAMPLER,
+        "sampler": imputer.sampler,
         "sampler_settings": {
             "chains": plan.sampler.chains,
             "warmup": plan.sampler.warmup,

@@ -6,7 +6,6 @@ The registry holds the hand-written families (each module's ``FAMILY``); a model
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from simstudy.contract import Family
@@ -24,9 +23,8 @@ def model_infos() -> dict[str, ModelInfo]:
 
 def family_of(model: Any) -> Family:
     """The family of a validated model section (:class:`~simstudy.config.ModelSettings`)."""
-    structure: Mapping[str, Any] = getattr(model, "structure", None) or {}
-    if "syntax" in structure:
+    if model.kind == "spec":
         from simstudy.spec.family import family
 
-        return family(model.name, structure)
+        return family(model.name, model.structure)
     return MODELS[model.name]

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from simstudy.errors import InputError
@@ -80,6 +80,52 @@ def with_prior_defaults(priors: Mapping[str, Any] | None) -> dict[str, Any]:
 def check_priors(priors: Mapping[str, Any], proper: bool) -> None:
     """The latent variances' inverse-gamma pair (the residual class's ranges say it all)."""
     check_inverse_gamma(priors, ("latent_",), proper)
+
+
+def latent_inverse_gamma(spec: ModelSpec, families: Mapping[str, str]) -> bool:
+    """Whether some variance of ``spec`` takes the latent class's inverse-gamma prior.
+
+    A factor block's variances do under the ``inverse_gamma`` covariance family, a latent
+    variable's free residual variance under the ``inverse_gamma`` residual family.
+    """
+    from simstudy.spec.ir import LATENT
+
+    latents = {v.name for v in spec.variables if v.kind == LATENT}
+    blocks = families["covariance"] == "inverse_gamma" and any(b.level is None for b in spec.blocks)
+    residuals = families["residual"] == "inverse_gamma" and any(
+        e.target in latents and e.variance.free for e in spec.equations
+    )
+    return blocks or residuals
+
+
+def check_estimator_priors(
+    structure: Mapping[str, Any], priors: Mapping[str, Any], estimators: Sequence[str]
+) -> None:
+    """Refuse an ``hmc`` estimator under an improper latent variance prior.
+
+    The Gibbs sweep takes the flat ``(-1, 0)`` conjugately; the NumPyro model's
+    ``InverseGamma`` needs a shape and a scale > 0, so the fit would fail on every replication.
+
+    Raises
+    ------
+    InputError
+        Naming ``model.priors.latent_var_shape`` (or ``_scale``), its value and what an hmc
+        estimator allows.
+    """
+    mapping = kinds.mapping_of(structure)
+    hmc = [e for e in estimators if mapping.get(e, {}).get("kind") == "hmc"]
+    if not hmc or not latent_inverse_gamma(spec_of(structure), structure["prior_families"]):
+        return
+    for name in ("latent_var_shape", "latent_var_scale"):
+        if priors[name] <= 0:
+            raise InputError(
+                f"model.priors.{name}",
+                priors[name],
+                f"a value > 0 for the hmc estimator {hmc[0]}: HMC needs a proper inverse-gamma "
+                "prior on the latent variances (shape > 0 and scale > 0, e.g. "
+                "model.priors.latent_var_shape=2 model.priors.latent_var_scale=0.5); the flat "
+                "(-1, 0) is for gibbs estimators only",
+            )
 
 
 def is_spec(raw_model: Mapping[str, Any] | None) -> bool:
