@@ -118,3 +118,35 @@ def group_scale(
         log_ratio += extra(g)
     accept = log_u < log_ratio
     return jnp.where(accept & jnp.isfinite(log_ratio), g, 1.0)
+
+
+def shear_covariance(cov: jax.Array, row: int, col: int, a: jax.Array) -> jax.Array:
+    """``A cov A'`` with ``A = I + a e_row e_col'``: the covariance of ``u_row + a u_col``."""
+    shear = jnp.eye(cov.shape[-1]).at[row, col].set(a)
+    return shear @ cov @ shear.T
+
+
+def shear_draw(
+    grad: jax.Array,
+    precision: jax.Array,
+    log_prior_ratio: Any,
+    z: jax.Array,
+    log_u: jax.Array,
+) -> jax.Array:
+    """Draw ``a`` of a shear move ``u_row -> u_row + a u_col`` (every cluster), Metropolis from 0.
+
+    With the covariance sheared too (:func:`shear_covariance`), the effects' normal density
+    and the Jacobians (``det A = 1``) do not move, so the target over ``a`` is the likelihood
+    of the sheared effects, normal with ``(precision, grad)`` of the standardised residuals
+    along ``a`` at 0, times the covariance prior at the sheared covariance. The proposal is
+    that normal (an independence sampler), so the acceptance ratio is the prior's,
+    ``log_prior_ratio(a)``. It moves a covariance and the effects' correlation together: the
+    direction Gibbs updates of effects and covariance cross slowly when clusters are small.
+    Returns the accepted ``a`` (0 where rejected or where the likelihood does not see ``a``).
+    """
+    usable = precision > 1e-12
+    safe = jnp.where(usable, precision, 1.0)
+    a = -grad / safe + z / jnp.sqrt(safe)
+    log_ratio = log_prior_ratio(a)
+    accept = usable & (log_u < log_ratio) & jnp.isfinite(log_ratio)
+    return jnp.where(accept, a, 0.0)

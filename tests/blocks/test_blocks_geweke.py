@@ -14,8 +14,14 @@ from numpyro import distributions as dist
 from scipy import stats
 
 from simstudy.blocks.conjugate import inverse_wishart, unit_gamma
-from simstudy.blocks.covariance import lkj_covariance
-from simstudy.blocks.group import half_normal_scale_draw, location_shift_draw, rescale_covariance
+from simstudy.blocks.covariance import lkj_covariance, lkj_log_prior
+from simstudy.blocks.group import (
+    half_normal_scale_draw,
+    location_shift_draw,
+    rescale_covariance,
+    shear_covariance,
+    shear_draw,
+)
 from simstudy.blocks.linear import gaussian_terms, is_affine, normal_step
 from simstudy.blocks.ordinal import latent_responses
 from simstudy.blocks.variance import (
@@ -155,6 +161,72 @@ def test_location_move_keeps_the_prior_of_coefficient_and_effects():
     beta_after, u_after = jax.jit(jax.vmap(one))(_keys(6, M))
     _same_law(beta_after, sd * jax.random.normal(jax.random.key(94), (M,)))
     _same_law(u_after, jnp.sqrt(var) * jax.random.normal(jax.random.key(93), (M,)))
+
+
+@pytest.mark.parametrize("row, col", [(1, 0), (0, 1)])
+def test_shear_move_keeps_the_prior_of_covariance_and_effects(row, col):
+    """S ~ LKJ(2) x half-normal SDs, u_j ~ N(0, S), y_j ~ N(u_j0 + x_j u_j1, 1): move
+    (u, S) -> (A u, A S A') with A = I + a e_row e_col'; S's margins must keep their prior."""
+    k, j, s, eta = 2, 6, 1.0, 2.0
+
+    def prior(key):
+        kv, kr = jax.random.split(key)
+        sd = jnp.abs(s * jax.random.normal(kv, (k,)))
+        chol = sd[:, None] * dist.LKJCholesky(k, eta).sample(kr)
+        return chol @ chol.T
+
+    def one(key):
+        kp, ku, kx, ky, kz, ka = jax.random.split(key, 6)
+        phi = prior(kp)
+        u = jax.random.multivariate_normal(ku, jnp.zeros(k), phi, (j,))
+        x = jax.random.normal(kx, (j,))
+        design = jnp.stack([jnp.ones(j), x], -1)
+        y = (design * u).sum(-1) + jax.random.normal(ky, (j,))
+        resid = y - (design * u).sum(-1)  # standardised residuals at a = 0 and d/da
+        slope = -design[:, row] * u[:, col]
+
+        def log_prior_ratio(a):
+            sheared = shear_covariance(phi, row, col, a)
+            return lkj_log_prior(sheared, eta, "half_normal", s, 0.0) - lkj_log_prior(
+                phi, eta, "half_normal", s, 0.0
+            )
+
+        a = shear_draw(
+            (slope * resid).sum(),
+            (slope * slope).sum(),
+            log_prior_ratio,
+            jax.random.normal(kz),
+            jnp.log(jax.random.uniform(ka)),
+        )
+        moved = u.at[:, row].add(a * u[:, col])
+        return shear_covariance(phi, row, col, a), a, y[0] - (design[0] * moved[0]).sum()
+
+    after, a, noise = jax.jit(jax.vmap(one))(_keys(7, M))
+    assert 0.2 < float((a != 0).mean()) < 1.0  # it moves, and it can refuse
+    reference = jax.vmap(prior)(_keys(92, M))
+    _same_law(after[:, row, row], reference[:, row, row])
+    corr = lambda c: c[:, 0, 1] / jnp.sqrt(c[:, 0, 0] * c[:, 1, 1])  # noqa: E731
+    _same_law(corr(after), corr(reference))
+    _same_law(noise, jax.random.normal(jax.random.key(91), (M,)))  # y given the moved effects
+
+
+def test_shear_proposal_is_the_likelihood_along_the_shear():
+    """With a flat prior the draw is the normal ``exp(-sum (s0 + a slope)^2 / 2)`` in ``a``."""
+    rng = np.random.default_rng(3)
+    resid, slope = jnp.asarray(rng.normal(size=9)), jnp.asarray(rng.normal(size=9))
+
+    def log_lik(a):
+        return -0.5 * ((resid + a * slope) ** 2).sum()
+
+    def draw(z):
+        g, p = (slope * resid).sum(), (slope * slope).sum()
+        return shear_draw(g, p, lambda a: 0.0 * a, jnp.asarray(z), jnp.asarray(-1.0))
+
+    mode, one_sd = draw(0.0), draw(1.0)
+    assert abs(float(jax.grad(log_lik)(mode))) < 1e-4
+    np.testing.assert_allclose(one_sd - mode, (-jax.hessian(log_lik)(mode)) ** -0.5, rtol=1e-5)
+    # no information along the shear (nothing observed): no move
+    assert float(shear_draw(0.0, 0.0, lambda a: 0.0 * a, jnp.asarray(1.0), -1.0)) == 0.0
 
 
 def test_affine_check_tells_affine_from_not():
