@@ -176,12 +176,12 @@ def state_values(
     spec: ModelSpec, lay: Any, state: Mapping[str, Any], data: Mapping[str, Any]
 ) -> tuple[dict[str, jax.Array], dict[str, jax.Array]]:
     """One Gibbs state's per-row values (latent scores, imputed values) and rows per equation."""
-    from simstudy.spec import sweep
+    from simstudy.spec import evaluate
 
-    vals = sweep.full_values(lay, state, data)
+    vals = evaluate.full_values(lay, state, data)
     weights = {"moments": data[ROW_REAL].astype(float)}
     for eq in structural(spec):
-        weights[eq.target] = sweep.weight(eq, lay, data)
+        weights[eq.target] = evaluate.weight(eq, lay, data)
     return vals, weights
 
 

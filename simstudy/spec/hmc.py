@@ -44,8 +44,9 @@ from numpyro.distributions import constraints
 
 from simstudy.spec import linear
 from simstudy.spec.dgm import ROW_REAL, cluster_key, observed_key
+from simstudy.spec.evaluate import coef_vector, equation_mean
 from simstudy.spec.ir import CovBlock, Equation, ModelSpec, with_derived
-from simstudy.spec.sweep import Layout, Priors, coef_vector, equation_mean
+from simstudy.spec.sweep import Layout, Priors
 
 #: The numeric prior settings the model reads from its data (kinds are fixed per model).
 PRIOR_NUMBERS = ("lkj_eta",)

@@ -5,20 +5,21 @@ one loading on a latent factor, free or fixed, no random term, a free residual v
 bulk of every latent-variable model. Its conditionals need only per-indicator sums over the
 rows: of the data (computed once per fit by :func:`prepare`) and of the factor's scores and
 their products with the data (two small matrix products per sweep, :func:`sums`). So the sweep
-updates every indicator at once — intercepts and loadings jointly per indicator, then the
-residual variances with the other variances — and reads each factor score's measurement
-information from the same products (:func:`node_terms`), where the general path linearises
-every equation over every row in each sweep.
+updates every indicator at once — intercepts and loadings jointly per indicator (this step),
+then the residual variances with the other variances (:mod:`.variances`) — and reads each
+factor score's measurement information from the same products (:func:`node_terms`), where the
+general path linearises every equation over every row in each sweep.
 
-Indicators are stored indicators by rows (``(p, N)``): XLA's CPU code reduces over the minor
-axis several times faster than over the major one.
+The step owns the state's ``meas`` part: ``nu``, ``lam`` and ``theta``, one entry per
+indicator. Indicators are stored indicators by rows (``(p, N)``): XLA's CPU code reduces over
+the minor axis several times faster than over the major one.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jax
 import jax.numpy as jnp
@@ -26,21 +27,24 @@ import numpy as np
 
 from simstudy.blocks.conjugate import IndicatorSums, normal_from_precision
 from simstudy.spec.dgm import ROW_REAL, observed_key
+from simstudy.spec.evaluate import STATS
 from simstudy.spec.ir import Equation
+from simstudy.spec.steps.base import Context, Noise, NoiseSizes, State, StepDefaults
 
-#: Prefix of the data keys :func:`prepare` adds (constants of a data set, not variables).
-STATS = "stats:"
+if TYPE_CHECKING:
+    from simstudy.spec.sweep import Layout, Priors
 
 
 @dataclass(frozen=True)
-class Measurement:
-    """The indicator equations of a spec and what the sweep needs to update them together."""
+class Measurement(StepDefaults):
+    """The indicator equations of a spec, updated together: the step and its facts."""
 
     equations: tuple[int, ...]  # positions in the layout's equations
     targets: tuple[str, ...]
     factors: tuple[str, ...]  # the latent factors measured, in order of first appearance
     factor_of: tuple[int, ...]  # per indicator: position of its factor in ``factors``
     fixed: tuple[float | None, ...]  # per indicator: the fixed loading, None where free
+    start_key: int | None = None
 
     @property
     def size(self) -> int:
@@ -62,6 +66,52 @@ class Measurement:
         out = np.zeros((self.size, len(self.factors)))
         out[np.arange(self.size), self.factor_of] = 1.0
         return out
+
+    def noise(self, lay: Layout, data: Mapping[str, Any]) -> NoiseSizes:
+        """Normals for each indicator's (intercept, loading) pair and for a marker's intercept."""
+        return NoiseSizes(normal={"meas:coef": 2 * self.size, "meas:nu": self.size})
+
+    def init(self, key: jax.Array | None, data: Mapping[str, Any], lay: Layout) -> State:
+        """The indicators' start values (:func:`start`)."""
+        return {"meas": start(self, data, key)}
+
+    def begin(self, state: State, data: Mapping[str, Any], ctx: Context) -> Context:
+        """The indicators' information on the scores, which does not change while they do."""
+        return ctx.with_(terms=node_terms(self, state["meas"], data))
+
+    def share(self, state: State, data: Mapping[str, Any], ctx: Context) -> Context:
+        """The indicators' sums at the drawn scores (for this step, variances and scale moves)."""
+        return ctx.with_(sums=sums(self, scores(self, state["nodes"]), data))
+
+    def update(self, state: State, data: Mapping[str, Any], noise: Noise, ctx: Context) -> State:
+        """Every indicator's intercept and loading from their joint normal conditional."""
+        z = (noise.normal["meas:coef"].reshape(self.size, 2), noise.normal["meas:nu"])
+        prior = indicator_priors(self, ctx.priors)
+        nu, lam = draw_coefficients(self, ctx.sums, state["meas"]["theta"], z, prior)
+        return {**state, "meas": {**state["meas"], "nu": nu, "lam": lam}}
+
+    def collect(self, state: State, lay: Layout) -> dict[str, jax.Array]:
+        """The indicators' reported parameters by lavaan name."""
+        return collect(self, lay.equations, state["meas"])
+
+    def start_scores(self, data: Mapping[str, Any]) -> dict[str, jax.Array]:
+        """Each factor's mean signed indicator score, centred (its scores' start)."""
+        obs, yc = data[f"{STATS}obs"], data[f"{STATS}yc"]
+        onehot = jnp.asarray(self.onehot())  # (p, F)
+        signed = onehot * _signs(self, data)[:, None]
+        answered = onehot.T @ obs  # (F, N)
+        mean = (signed.T @ yc) / jnp.maximum(answered, 1.0)
+        return {f: mean[k] - mean[k].mean() for k, f in enumerate(self.factors)}
+
+
+def indicator_priors(m: Measurement, priors: Priors) -> tuple[tuple[Any, Any], tuple[Any, Any]]:
+    """Per indicator: prior means and SDs of the intercept, and of the loading."""
+    intercept, loading = [], []
+    for t in m.targets:
+        means, sds = priors.coef_prior(t, (0, 1))
+        intercept.append((means[0], sds[0]))
+        loading.append((means[1], sds[1]))
+    return tuple(tuple(jnp.asarray(v) for v in zip(*x, strict=True)) for x in (intercept, loading))
 
 
 def loading_factor(eq: Equation, latents: Sequence[str], imputed: Sequence[str]) -> str | None:
@@ -211,33 +261,29 @@ def marker_terms(
     return a, b
 
 
-def start(
-    m: Measurement, data: Mapping[str, Any], key: jax.Array
-) -> tuple[dict[str, jax.Array], dict[str, jax.Array]]:
-    """Start values: indicator parameters and each factor's mean signed indicator score.
+def start(m: Measurement, data: Mapping[str, Any], key: jax.Array) -> dict[str, jax.Array]:
+    """Start values of the indicators' parameters.
 
     Loadings start at ``±(1 + jitter)``, the sign of the indicator's covariance with the first
     fixed-loading indicator of its factor (+ without one); intercepts at the observed means,
     residual variances at half the observed variances.
     """
-    obs, yc = data[f"{STATS}obs"], data[f"{STATS}yc"]
     n = jnp.maximum(data[f"{STATS}n"], 1.0)
+    jitter = 1.0 + 0.3 * jax.random.uniform(key, (m.size,), minval=-1, maxval=1)
+    lam = jnp.where(jnp.asarray(m.marker), jnp.asarray(m.fixed_loading), _signs(m, data) * jitter)
+    spread = data[f"{STATS}yss"] / n
+    theta = jnp.where(spread > 0, 0.5 * spread, 1.0)  # 1: an indicator with no variation
+    return {"nu": data[f"{STATS}ybar"], "lam": lam, "theta": theta}
+
+
+def _signs(m: Measurement, data: Mapping[str, Any]) -> jax.Array:
+    """Per indicator: the sign of its covariance with its factor's first marker (+1 without)."""
+    yc = data[f"{STATS}yc"]
     anchor = []
     for j in range(m.size):
         same = [k for k in range(m.size) if m.factor_of[k] == m.factor_of[j] and m.marker[k]]
         anchor.append(same[0] if same else j)
-    sign = jnp.where((yc * yc[np.asarray(anchor)]).sum(axis=1) < 0, -1.0, 1.0)
-    jitter = 1.0 + 0.3 * jax.random.uniform(key, (m.size,), minval=-1, maxval=1)
-    lam = jnp.where(jnp.asarray(m.marker), jnp.asarray(m.fixed_loading), sign * jitter)
-    spread = data[f"{STATS}yss"] / n
-    theta = jnp.where(spread > 0, 0.5 * spread, 1.0)  # 1: an indicator with no variation
-    params = {"nu": data[f"{STATS}ybar"], "lam": lam, "theta": theta}
-    onehot = jnp.asarray(m.onehot())  # (p, F)
-    signed = onehot * sign[:, None]
-    answered = onehot.T @ obs  # (F, N)
-    mean = (signed.T @ yc) / jnp.maximum(answered, 1.0)
-    scores = {f: mean[k] - mean[k].mean() for k, f in enumerate(m.factors)}
-    return params, scores
+    return jnp.where((yc * yc[np.asarray(anchor)]).sum(axis=1) < 0, -1.0, 1.0)
 
 
 def collect(

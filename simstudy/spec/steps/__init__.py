@@ -1,0 +1,62 @@
+"""The steps of the compiled Gibbs sweep, one module per kind (:mod:`.base` says what a step is).
+
+:func:`build` is the one place that names the kinds: it lists a layout's steps in the order
+the sweep runs them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from simstudy.spec.steps.base import Step
+from simstudy.spec.steps.coefficients import Coefficients
+from simstudy.spec.steps.covariance import Covariance
+from simstudy.spec.steps.factor_location import factor_locations
+from simstudy.spec.steps.factor_scale import factor_scales
+from simstudy.spec.steps.nodes import NodeGroup
+from simstudy.spec.steps.random_effects import RandomEffects
+from simstudy.spec.steps.variances import Variances
+
+if TYPE_CHECKING:
+    from simstudy.spec.sweep import Layout
+
+
+def build(lay: Layout) -> tuple[Step, ...]:
+    """The steps of a layout in sweep order.
+
+    1. the level-1 node groups; 2. each ``(... | g)`` block's random effects with their scale
+    and location moves; 3. the indicators' intercepts and loadings from sums; 4. each general
+    equation's coefficients; 5. the variances, in one batch; 6. covariance blocks of two or
+    more; 7. the latent factors' scale moves, then 8. their location moves.
+
+    Start keys: one per general equation's coefficients, then one the node groups share, then
+    the measurement's, then one per random-effect block.
+    """
+    n_general = len(lay.general)
+    measured = lay.measurement is not None
+    steps: list[Step] = [NodeGroup.of(lay, k, n_general) for k in range(len(lay.node_groups))]
+    leveled = [b for b in lay.blocks if b.level is not None]
+    first_re = n_general + 1 + measured
+    steps += [RandomEffects.of(lay, b, first_re + k) for k, b in enumerate(leveled)]
+    if measured:
+        steps.append(replace(lay.measurement, start_key=n_general + 1))
+    steps += [
+        Coefficients(i, lay.equations[i].target, lay.free_coefs[i], k)
+        for k, i in enumerate(lay.general)
+    ]
+    variances = Variances.of(lay)
+    if variances.size:
+        steps.append(variances)
+    steps += [Covariance(b) for b in lay.blocks if len(b.members) > 1]
+    free_coefs, blocks = lay.free_coefs, lay.blocks
+    steps += factor_scales(
+        lay.equations, free_coefs, lay.general, blocks, lay.latents, lay.measurement
+    )
+    steps += factor_locations(lay.equations, lay.general, blocks, lay.latents, lay.measurement)
+    return tuple(steps)
+
+
+def n_start_keys(lay: Layout) -> int:
+    """How many keys a start splits into (more than :func:`build` hands out)."""
+    return 4 + len(lay.equations) + len(lay.blocks)

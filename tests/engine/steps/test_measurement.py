@@ -1,0 +1,56 @@
+"""The indicators' step: equations picked for updates from sums, and the sums' information."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from simstudy.spec import dgm, sweep
+from simstudy.spec.ir import from_syntax
+from simstudy.spec.steps import measurement
+
+TWO_FACTORS = "f =~ y1 + y2 + y3\ng =~ y4 + l5*y5 + 0.5*y6\ng ~ b*f"
+
+
+def test_indicator_equations_are_updated_from_sums():
+    lay = sweep.layout(from_syntax(TWO_FACTORS))
+    m = lay.measurement
+    assert m.targets == ("y1", "y2", "y3", "y4", "y5", "y6")
+    assert m.fixed == (1.0, None, None, 1.0, None, 0.5)
+    assert [lay.equations[i].target for i in lay.general] == ["g"]
+    assert [s.targets for s in lay.steps_of(measurement.Measurement)] == [m.targets]
+
+
+def test_sums_give_the_linearised_conditional():
+    """The indicators' information on a factor read from sums equals the jvp linearisation."""
+    spec = from_syntax(TWO_FACTORS)
+    lay = sweep.layout(spec)
+    rng = np.random.default_rng(0)
+    n = 25
+    data = {dgm.ROW_REAL: jnp.ones(n, bool)}
+    for v in ("y1", "y2", "y3", "y4", "y5", "y6"):
+        data[v] = jnp.asarray(rng.normal(size=n))
+        data[dgm.observed_key(v)] = jnp.asarray(rng.random(n) < 0.8)
+    data = sweep.prepare(data, lay)
+    params = {
+        "nu": jnp.asarray(rng.normal(size=6)),
+        "lam": jnp.asarray([1.0, 0.7, -0.4, 1.0, 1.3, 0.5]),
+        "theta": jnp.asarray(rng.uniform(0.5, 2.0, 6)),
+    }
+    info, linear = measurement.node_terms(lay.measurement, params, data)
+    for k in range(2):
+        rows = [j for j in range(6) if lay.measurement.factor_of[j] == k]
+
+        def loglik(score, rows=rows):
+            total = 0.0
+            for j in rows:
+                t = lay.measurement.targets[j]
+                o = data[dgm.observed_key(t)]
+                r = data[t] - params["nu"][j] - params["lam"][j] * score
+                total = total - 0.5 * jnp.where(o, r**2 / params["theta"][j], 0.0)
+            return total
+
+        at = jnp.asarray(rng.normal(size=n))
+        grad = jax.grad(lambda s, rows=rows: loglik(s, rows).sum())
+        # per row the log likelihood is -P s^2 / 2 + h s: gradient h - P s, curvature -P
+        np.testing.assert_allclose(grad(at), linear[k] - info[k] * at, rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(grad(at) - grad(at + 1.0), info[k], rtol=1e-4, atol=1e-4)
