@@ -92,6 +92,16 @@ class Priors:
         """Scale of the half-normal prior on the SDs of covariance block ``block``."""
         return dict(self.cov_scales).get(block, self.cov_scale)
 
+    def block_variance_prior(self, block: CovBlock) -> tuple[float, float]:
+        """``(a, b)`` of a covariance block's variance prior (``lkj_log_prior``'s numbers).
+
+        Half-normal SDs: ``(scale, 0)``; inverse-gamma variances: ``(shape, scale)``, the
+        latent class's for a block of level-1 variables.
+        """
+        if self.cov_prior == "half_normal":
+            return self.cov_scale_of(block.name), 0.0
+        return self.variance_ig(block.level is None)
+
 
 def _frozen(value: Any) -> Any:
     """A prior setting as a hashable value: mappings as sorted pairs, lists as tuples."""

@@ -49,11 +49,8 @@ class Covariance(StepDefaults):
         block, priors = self.block, ctx.priors
         vectors, w = ev.block_vectors(block, state, data, ctx.layout)
         scatter = jnp.einsum("ni,nj,n->ij", vectors, vectors, w)
-        if priors.cov_prior == "half_normal":
-            a, b, scale = priors.cov_scale_of(block.name), 0.0, PROPOSAL_SCALE
-        else:
-            a, b = priors.variance_ig(block.level is None)
-            scale = b
+        a, b = priors.block_variance_prior(block)
+        scale = PROPOSAL_SCALE if priors.cov_prior == "half_normal" else b
         new = lkj_covariance(
             noise.keys[0],
             state["cov"][block.name],

@@ -1,10 +1,13 @@
-"""The random effects of one ``(... | g)`` block, then their scale and location moves.
+"""The random effects of one ``(... | g)`` block, then their scale, shear and location moves.
 
 The effects are drawn cluster by cluster from their normal conditional, read off by linearising
 the standardised residuals of the equations they enter (row terms summed per cluster), with
 the block's covariance as their prior. Under half-normal SDs each effect's scale then moves
-with its variance, and each effect's location moves between the effects and the fixed
-coefficient of the same monomial (:mod:`simstudy.blocks.group`). The step owns the state's
+with its variance; with two or more effects each ordered pair then shears (``u_row + a u_col``
+with the covariance sheared: the covariance and the effects' correlation move together, which
+the effect and covariance updates alone do in small steps when clusters are small); and each
+effect's location moves between the effects and the fixed coefficient of the same monomial
+(:mod:`simstudy.blocks.group`). The step owns the state's
 ``re`` entry of its block.
 """
 
@@ -17,7 +20,14 @@ from typing import TYPE_CHECKING, Any
 import jax
 import jax.numpy as jnp
 
-from simstudy.blocks.group import half_normal_scale_draw, location_shift_draw, rescale_covariance
+from simstudy.blocks.covariance import lkj_log_prior
+from simstudy.blocks.group import (
+    half_normal_scale_draw,
+    location_shift_draw,
+    rescale_covariance,
+    shear_covariance,
+    shear_draw,
+)
 from simstudy.blocks.linear import gaussian_terms, normal_step, segment_terms
 from simstudy.spec import evaluate as ev
 from simstudy.spec.dgm import cluster_key
@@ -65,17 +75,28 @@ class RandomEffects(StepDefaults):
         )
         return cls(block, involved, location_pairs(lay, block), start_key)
 
+    @property
+    def shears(self) -> tuple[tuple[int, int], ...]:
+        """``(row, col)``: every ordered pair of the block's effects."""
+        k = len(self.block.members)
+        return tuple((r, c) for r in range(k) for c in range(k) if r != c)
+
     def noise(self, lay: Layout, data: Mapping[str, Any]) -> NoiseSizes:
-        """A normal per cluster and effect; one per effect for its scale and its location."""
+        """Normals: one per cluster and effect, per effect's scale and location, per shear.
+
+        Uniforms: one per shear (its acceptance).
+        """
         b = self.block
         k = len(b.members)
-        return NoiseSizes(
-            normal={
-                f"re:{b.name}": data[cluster_key(b.level)].shape[0] * k,
-                f"scale:{b.name}": k,
-                f"shift:{b.name}": k,
-            }
-        )
+        normal = {
+            f"re:{b.name}": data[cluster_key(b.level)].shape[0] * k,
+            f"scale:{b.name}": k,
+            f"shift:{b.name}": k,
+        }
+        uniform = {}
+        if self.shears:
+            normal[f"shear:{b.name}"] = uniform[f"shear:{b.name}"] = len(self.shears)
+        return NoiseSizes(normal=normal, uniform=uniform)
 
     def init(self, key: jax.Array | None, data: Mapping[str, Any], lay: Layout) -> State:
         """Effects near 0."""
@@ -83,11 +104,14 @@ class RandomEffects(StepDefaults):
         return {"re": {self.block.name: 0.1 * jax.random.normal(key, (j, len(self.block.members)))}}
 
     def update(self, state: State, data: Mapping[str, Any], noise: Noise, ctx: Context) -> State:
-        """The effects, then (half-normal SDs) their scales, then their locations."""
+        """The effects, then (half-normal SDs) their scales, their shears, their locations."""
         name = self.block.name
         state = self._effects(state, data, noise.normal[f"re:{name}"], ctx)
         if ctx.priors.cov_prior == "half_normal":
             state = self._scales(state, data, noise.normal[f"scale:{name}"], ctx)
+        if self.shears:
+            z, u = noise.normal[f"shear:{name}"], noise.uniform[f"shear:{name}"]
+            state = self._shears(state, data, z, jnp.log(u), ctx)
         return self._shifts(state, data, noise.normal[f"shift:{name}"], ctx)
 
     def _effects(self, state: State, data: Mapping[str, Any], z: jax.Array, ctx: Context):
@@ -139,6 +163,39 @@ class RandomEffects(StepDefaults):
                 **state,
                 "re": {**state["re"], block.name: re},
                 "cov": {**state["cov"], block.name: rescale_covariance(cov, k, c)},
+            }
+        return state
+
+    def _shears(self, state, data: Mapping[str, Any], z: jax.Array, log_u: jax.Array, ctx):
+        """Shear moves ``u_row -> u_row + a u_col`` with the covariance (blocks.group)."""
+        lay, block, priors = ctx.layout, self.block, ctx.priors
+        a_prior, b_prior = priors.block_variance_prior(block)
+        for n, (row, col) in enumerate(self.shears):
+            base = ev.full_values(lay, state, data)
+            moved, by = block.members[row], block.members[col]
+
+            def residuals(a, moved=moved, by=by, base=base, state=state):
+                vals = {**base, moved: base[moved] + a * base[by]}
+                return jnp.stack(
+                    [ev.std_residual(lay, i, state, vals, ctx.weights[i]) for i in self.involved],
+                    -1,
+                )
+
+            resid, slope = jax.jvp(residuals, (jnp.asarray(0.0),), (jnp.asarray(1.0),))
+            cov = state["cov"][block.name]
+
+            def log_prior(c):
+                return lkj_log_prior(c, priors.lkj_eta, priors.cov_prior, a_prior, b_prior)
+
+            def ratio(a, cov=cov, row=row, col=col):
+                return log_prior(shear_covariance(cov, row, col, a)) - log_prior(cov)
+
+            a = shear_draw((slope * resid).sum(), (slope * slope).sum(), ratio, z[n], log_u[n])
+            effects = state["re"][block.name]
+            state = {
+                **state,
+                "re": {**state["re"], block.name: effects.at[:, row].add(a * effects[:, col])},
+                "cov": {**state["cov"], block.name: shear_covariance(cov, row, col, a)},
             }
         return state
 
