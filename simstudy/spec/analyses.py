@@ -8,9 +8,11 @@ A **structural equation** is one whose target is a latent variable, or an observ
 that is not an indicator (no ``f =~ y`` coefficient) and not an incomplete predictor's
 nuisance model. Each is fitted by OLS with an intercept (sum scores and imputed scores have
 means of their own) on the monomials of its free coefficients, after subtracting its fixed
-terms. Reported: the free coefficients by lavaan name, and the syntax's derived quantities
-(``:=``) evaluated at the plug-ins — OLS coefficients, OLS residual variances, and an exogenous
-factor block's sample (co)variances — with delta-method variances from the OLS coefficient
+terms. A nominal predictor enters as its dummies (its imputed categories in a Gibbs state; sum
+scores leave out the rows where it is missing). Reported: the free coefficients by lavaan
+name, and the syntax's derived quantities (``:=``) evaluated at the plug-ins — OLS
+coefficients, OLS residual variances, an exogenous factor block's sample (co)variances and a
+nominal predictor's category shares — with delta-method variances from the OLS coefficient
 covariance (``jax.jacobian`` of the expression), the variance plug-ins held fixed.
 """
 
@@ -94,9 +96,15 @@ def ols(
 
 
 def _sample_moments(spec: ModelSpec, vals, w) -> dict[str, jax.Array]:
-    """Exogenous level-1 blocks' (co)variances from the rows with ``w = 1`` (n - 1 divisor)."""
+    """Exogenous level-1 blocks' (co)variances from the rows with ``w = 1`` (n - 1 divisor).
+
+    And each nominal predictor's category shares ``P(d=k)`` among those rows.
+    """
     out: dict[str, jax.Array] = {}
     n = w.sum()
+    for nom in spec.nominal:
+        for p, dummy in zip(nom.probabilities(), nom.dummies, strict=True):
+            out[p.name] = (w * vals[dummy]).sum() / n
     for b in spec.blocks:
         if b.level is not None:
             continue
@@ -202,6 +210,10 @@ def sum_score_values(
         vals[factor] = total.sum(1) / jnp.maximum(count, 1.0)
         keep = keep & (count > 0)
     used = {v for e in structural(spec) for v in (e.target, *e.variables())}
+    for nom in spec.nominal:
+        vals |= nom.dummy_values(data[nom.name])
+        if set(nom.dummies) & used:  # a row with a missing category is left out
+            used.add(nom.name)
     for v in used:
         if observed_key(v) in data:
             keep = keep & data[observed_key(v)].astype(bool)

@@ -1,8 +1,9 @@
 """The simulator back end: a data set drawn from a :class:`~simstudy.spec.ir.ModelSpec`.
 
-Level 2 before level 1: the random effects of each cluster, then per row the exogenous
-observed variables (jointly normal with the moments the population values give), the
-exogenous latents, and every equation in dependency order; then the declared missingness.
+Level 2 before level 1: the random effects of each cluster, then per row the nominal
+predictors (codes 1..K with their category probabilities), the exogenous observed variables
+(jointly normal with the moments the population values give), the exogenous latents, and
+every equation in dependency order; then the declared missingness.
 Clusters have sizes drawn uniformly from ``[m (1 - s), m (1 + s)]`` (``m = cluster_size``,
 ``s = size_spread``) and are padded to the largest size, so every replication of a condition
 has the same shapes; ``row_real`` marks the rows that exist.
@@ -17,7 +18,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from simstudy.spec.ir import LATENT, ModelSpec, covariance_pair
+from simstudy.spec.ir import LATENT, ModelSpec, Nominal, covariance_pair
 from simstudy.spec.population import population
 
 #: Keys of the data set besides the observed variables (``observed:<v>`` masks them).
@@ -127,6 +128,8 @@ def simulate(
             draws = _mvn(key, cov, j)[cluster]
         for i, m in enumerate(block.members):
             current[m] = draws[:, i]
+    for index, nom in enumerate(spec.nominal):
+        current |= nominal_draw(nom, jax.random.fold_in(rng_key, NOMINAL_KEY + index), values, rows)
     exo = list(spec.simulated_exogenous if not fitted else spec.exogenous)
     if exo:
         moments = {p.name: values[p.name] for p in spec.exogenous_moments}
@@ -169,6 +172,20 @@ def simulate(
         data[v] = jnp.where(mask, current[v], 0.0)
         data[observed_key(v)] = mask
     return data
+
+
+#: Where a nominal predictor's key folds in (other models' keys stay as they were).
+NOMINAL_KEY = 1000
+
+
+def nominal_draw(
+    nom: Nominal, key: jax.Array, values: Mapping[str, Any], rows: int
+) -> dict[str, jax.Array]:
+    """Codes 1..K of a nominal predictor with probabilities ``P(d=k)``, and its dummies."""
+    probs = jnp.asarray([values[p.name] for p in nom.probabilities()], dtype=float)
+    log_p = jnp.log(jnp.concatenate([1.0 - probs.sum(keepdims=True), probs]))
+    codes = (1 + jax.random.categorical(key, log_p, shape=(rows,))).astype(float)
+    return {nom.name: codes, **nom.dummy_values(codes)}
 
 
 def _product(current: Mapping[str, jax.Array], factors: tuple[str, ...], rows: int) -> jax.Array:

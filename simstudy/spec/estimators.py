@@ -71,9 +71,20 @@ def _fits_any(spec: ModelSpec, options: Mapping[str, Any], field: str) -> None:
 
 
 def _hmc_fits(spec: ModelSpec, options: Mapping[str, Any], field: str) -> None:
-    """``marginal`` needs a model linear and Gaussian in its incomplete predictors."""
+    """``marginal`` needs a model linear and Gaussian in its incomplete predictors.
+
+    The NumPyro model has no nominal predictor (a discrete unknown per row): a model with one
+    is fitted by the Gibbs sweep.
+    """
     from simstudy.spec.linear import spec_marginal_nodes
 
+    if spec.nominal:
+        raise InputError(
+            f"{field}.kind",
+            "hmc",
+            f"gibbs for a model with a nominal predictor ({spec.nominal[0].name}): the NumPyro "
+            "model has no discrete unknowns (list estimators: with bayes: {kind: gibbs})",
+        )
     # nothing drawn per row (a data set with x complete): marginal is the sampled model
     drawn = spec.unknown_nodes()
     if options.get("marginal") and drawn and spec_marginal_nodes(spec, incomplete=True) is None:

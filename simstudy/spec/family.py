@@ -90,6 +90,12 @@ def simulate_prior(
         for i in range(1, k):
             for j in range(i):
                 values[next(it).name] = float(cov[i, j])
+    for index, nom in enumerate(spec.nominal):
+        # the sweep's Dirichlet(1, ..., 1) prior on the category probabilities
+        key = jax.random.fold_in(k_block, dgm.NOMINAL_KEY + index)
+        probs = jax.random.dirichlet(key, jnp.ones(nom.categories))
+        for k, param in enumerate(nom.probabilities(), start=1):
+            values[param.name] = float(probs[k])
     data = dgm.simulate(spec, k_data, setting, values=values, fitted=True)
     values = with_derived(spec, values)
     return data, {name: float(values[name]) for name in spec.estimands()}
@@ -112,6 +118,7 @@ def columns(spec: ModelSpec) -> Columns:
     observed = [v.name for v in spec.variables if v.kind not in (LATENT, RANDOM)]
     factors = {f for e in spec.equations for c in e.coefficients for f in c.factors}
     factors |= {f for e in spec.equations for r in e.random for f in r.factors}
+    factors |= {nom.name for nom in spec.nominal if set(nom.dummies) & factors}
     return Columns(
         numbers=tuple(observed),
         allowed="columns " + ", ".join([*observed, *spec.groups]),
@@ -129,8 +136,9 @@ def from_frame(spec: ModelSpec, frame: Any) -> dict[str, Any]:
     Raises
     ------
     InputError
-        Naming absent columns, bad values (:func:`~simstudy.userdata.model_data`), or
-        missing values in a variable the model conditions on.
+        Naming absent columns, bad values (:func:`~simstudy.userdata.model_data`), missing
+        values in a variable the model conditions on, or a nominal predictor's code outside
+        1..K.
     """
     read = columns(spec)
     values = model_data(frame, read)
@@ -148,6 +156,12 @@ def from_frame(spec: ModelSpec, frame: Any) -> dict[str, Any]:
             )
         data[v] = jnp.asarray(np.where(ok, x, 0.0))
         data[dgm.observed_key(v)] = jnp.asarray(ok)
+    for nom in spec.nominal:
+        codes = values[nom.name][~np.isnan(values[nom.name])]
+        strange = codes[~np.isin(codes, np.arange(1, nom.categories + 1))]
+        if strange.size:
+            allowed = f"codes 1..{nom.categories} (NaN where missing)"
+            raise InputError(f"data column {nom.name}", strange[0], allowed)
     for g in spec.groups:
         if frame[g].isna().any():
             raise InputError(f"data column {g}", "missing values", "a cluster label on every row")

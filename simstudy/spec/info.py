@@ -13,9 +13,10 @@ A model config with a ``syntax`` is a spec model, whatever its name::
     priors: {coef_sd: 10.0, ...}
     estimators: {bayes: {kind: gibbs}, bayes_hmc: {kind: hmc}}   # the default; see spec.estimators
 
-Its design factors: ``N`` (single level) or ``J`` and ``cluster_size`` (two levels), and
-``missing_rate`` and ``mechanism`` when the design makes a variable incomplete; any population
-value may be a factor too.
+A nominal predictor is declared with its categories, ``nominal: {d: 3}``
+(:mod:`simstudy.spec.nominal`). Its design factors: ``N`` (single level) or ``J`` and
+``cluster_size`` (two levels), and ``missing_rate`` and ``mechanism`` when the design makes a
+variable incomplete; any population value may be a factor too.
 """
 
 from __future__ import annotations
@@ -35,10 +36,11 @@ from simstudy.spec.declare import (
 )
 from simstudy.spec.grammar import parse
 from simstudy.spec.ir import ModelSpec, build
+from simstudy.spec.nominal import check_declaration as check_nominal
 from simstudy.spec.population import population
 
 #: Keys of a spec model's config besides ``name``, ``params`` and ``priors``.
-SPEC_KEYS = ("syntax", "design", "prior_families", "estimators")
+SPEC_KEYS = ("syntax", "design", "prior_families", "estimators", "nominal")
 PRIOR_FAMILIES = {
     "residual": ("half_normal", "inverse_gamma"),
     "covariance": ("half_normal", "inverse_gamma"),
@@ -186,6 +188,9 @@ def normalise(raw_model: Mapping[str, Any]) -> dict[str, Any]:
         "design": {"size_spread": spread, "missing": missing},
         "prior_families": families,
     }
+    nominal = check_nominal(given.get("nominal"))
+    if nominal:  # kept only when given, so that models without it keep their hash
+        structure["nominal"] = nominal
     spec = spec_of(structure)  # raises on a bad syntax or design
     if given.get("estimators") is not None:
         # kept only when given, so that models without it keep their hash
@@ -196,12 +201,13 @@ def normalise(raw_model: Mapping[str, Any]) -> dict[str, Any]:
 @functools.lru_cache(maxsize=64)
 def _spec(blob: str) -> ModelSpec:
     s = json.loads(blob)
-    return build(parse(s["syntax"]), s["design"]["missing"])
+    return build(parse(s["syntax"]), s["design"]["missing"], nominal=s.get("nominal"))
 
 
 def spec_of(structure: Mapping[str, Any]) -> ModelSpec:
     """The :class:`ModelSpec` of a (normalised) structure, built once per syntax and design."""
-    return _spec(json.dumps({k: structure[k] for k in ("syntax", "design")}, sort_keys=True))
+    keys = ("syntax", "design", "nominal")
+    return _spec(json.dumps({k: structure[k] for k in keys if k in structure}, sort_keys=True))
 
 
 def declared(raw_model: Mapping[str, Any]) -> ModelInfo:

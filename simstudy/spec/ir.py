@@ -26,6 +26,7 @@ from typing import Any
 
 from simstudy.errors import InputError
 from simstudy.spec.grammar import Statement, parse
+from simstudy.spec.nominal import dummy_names, expand
 
 OBSERVED, LATENT, RANDOM = "observed", "latent", "random_effect"
 
@@ -128,6 +129,37 @@ class Derived:
 
 
 @dataclass(frozen=True)
+class Nominal:
+    """A nominal predictor with ``categories`` categories, coded 1..K (1: the reference).
+
+    Its equations hold the dummies ``d2 .. dK`` (:mod:`simstudy.spec.nominal`); its category
+    probabilities are parameters ``P(d=2) .. P(d=K)``, labelled ``p_d2 .. p_dK``.
+    """
+
+    name: str
+    categories: int
+
+    @property
+    def dummies(self) -> tuple[str, ...]:
+        """The dummy variables of categories 2..K."""
+        return dummy_names(self.name, self.categories)
+
+    def probabilities(self) -> tuple[Parameter, ...]:
+        """``P(d=k)`` for k = 2..K (free; ``P(d=1)`` is 1 minus their sum)."""
+        return tuple(
+            Parameter(f"P({self.name}={k})", "probability", label=f"p_{dummy}")
+            for k, dummy in zip(range(2, self.categories + 1), self.dummies, strict=True)
+        )
+
+    def dummy_values(self, codes: Any) -> dict[str, Any]:
+        """Each dummy's 0/1 values per row from the codes 1..K (numbers or arrays)."""
+        return {
+            dummy: (codes == k) * 1.0
+            for k, dummy in zip(range(2, self.categories + 1), self.dummies, strict=True)
+        }
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     """A whole model (see the module docstring)."""
 
@@ -140,6 +172,7 @@ class ModelSpec:
     groups: tuple[str, ...] = ()
     exogenous_moments: tuple[Parameter, ...] = field(default=())
     simulated_exogenous: tuple[str, ...] = ()
+    nominal: tuple[Nominal, ...] = ()
 
     def variable(self, name: str) -> Variable:
         """The variable called ``name``."""
@@ -151,6 +184,8 @@ class ModelSpec:
         out += [e.variance for e in self.equations]
         for b in self.blocks:
             out += [*b.variances, *b.covariances]
+        for nom in self.nominal:
+            out += nom.probabilities()
         return tuple(out)
 
     def estimands(self) -> tuple[str, ...]:
@@ -259,11 +294,13 @@ def build(
     statements: Sequence[Statement],
     missing: Mapping[str, Mapping[str, Any]] | None = None,
     field_name: str = "model.syntax",
+    nominal: Mapping[str, int] | None = None,
 ) -> ModelSpec:
     """The :class:`ModelSpec` of parsed statements and the design's missingness.
 
     ``missing``: variable -> ``{"given": [...], "strength": s}`` (which observed variables the
-    simulator makes incomplete, and what MAR selection depends on).
+    simulator makes incomplete, and what MAR selection depends on). ``nominal``: variable ->
+    categories of the nominal predictors (:mod:`simstudy.spec.nominal` expands their terms).
 
     Raises
     ------
@@ -271,6 +308,10 @@ def build(
         For a model the back ends cannot take, naming the statement's line.
     """
     missing = dict(missing or {})
+    nominal = dict(nominal or {})
+    statements = expand(statements, nominal)
+    # a dummy stands for its nominal variable wherever variables are listed
+    of_dummy = {x: d for d, k in nominal.items() for x in dummy_names(d, k)}
     latents = [s.lhs for s in statements if s.op == "=~"]
     latents = list(dict.fromkeys(latents))
     coefs: dict[str, list[Coefficient]] = {}
@@ -355,6 +396,7 @@ def build(
                     mentioned.extend(monomial)
         elif s.op == "~~":
             mentioned.extend((s.lhs, s.terms[0].factors[0]))
+    mentioned = [of_dummy.get(m, m) for m in mentioned]
     mentioned = [m for m in dict.fromkeys(mentioned) if m not in groups]
     for m in mentioned:
         if m in groups:
@@ -364,7 +406,8 @@ def build(
     covariances = {pair: _declared(p, declared) for pair, p in covariances.items()}
     endogenous = list(dict.fromkeys(targets))
     exogenous_latent = [f for f in latents if f not in endogenous]
-    exogenous = [v for v in observed if v not in endogenous]
+    # a nominal predictor has no normal model: its categories are drawn, not its dummies
+    exogenous = [v for v in observed if v not in endogenous and v not in nominal]
     for name in missing:
         if name not in observed:
             raise InputError(
@@ -446,6 +489,7 @@ def build(
         groups=tuple(groups),
         exogenous_moments=tuple(exo_moments),
         simulated_exogenous=tuple(exo_all),
+        nominal=tuple(Nominal(d, k) for d, k in nominal.items()),
     )
     _check(spec, field_name)
     return spec
@@ -513,6 +557,10 @@ def _expr_text(expr: tuple) -> str:
     return f"({_expr_text(expr[1])}{op}{_expr_text(expr[2])})"
 
 
-def from_syntax(syntax: str, missing: Mapping[str, Mapping[str, Any]] | None = None) -> ModelSpec:
+def from_syntax(
+    syntax: str,
+    missing: Mapping[str, Mapping[str, Any]] | None = None,
+    nominal: Mapping[str, int] | None = None,
+) -> ModelSpec:
     """Parse and build a :class:`ModelSpec` (see :func:`simstudy.spec.grammar.parse`)."""
-    return build(parse(syntax), missing)
+    return build(parse(syntax), missing, nominal=nominal)

@@ -140,7 +140,23 @@ def population(spec: ModelSpec, values: Mapping[str, Any], field: str = "model.p
             names = f"{p.label} or {p.name}" if p.label else p.name
             raise InputError(f"{field}.{p.label or p.name}", None, f"a population value ({names})")
         out[p.name] = v
+    for nom in spec.nominal:
+        _check_probabilities(nom.probabilities(), out, field)
     return {k: float(v) for k, v in with_derived(spec, out).items()}
+
+
+def _check_probabilities(probs: tuple[Parameter, ...], values: Mapping[str, float], field: str):
+    """A nominal predictor's ``P(d=2) .. P(d=K)``: each > 0, their sum < 1 (``P(d=1)`` > 0)."""
+    allowed = (
+        f"probabilities > 0 whose sum over {probs[0].name} .. {probs[-1].name} is below 1 "
+        "(the first category's probability is 1 minus that sum)"
+    )
+    for p in probs:
+        if values[p.name] <= 0:
+            raise InputError(f"{field}.{p.name}", values[p.name], allowed)
+    total = sum(values[p.name] for p in probs)
+    if total >= 1:
+        raise InputError(f"{field}.{probs[-1].name}", f"a sum of {total:g}", allowed)
 
 
 def required(spec: ModelSpec) -> list[str]:
