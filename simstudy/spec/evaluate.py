@@ -29,6 +29,9 @@ def full_values(lay: Layout, state: Mapping[str, Any], data: Mapping[str, Any]) 
         vals[name] = jnp.where(data[observed_key(name)], data[name], state["nodes"][name])
     for name in lay.latents:
         vals[name] = state["nodes"][name]
+    for nom in lay.nominals:  # categories, drawn where missing, and their dummies
+        vals[nom.name] = state["nodes"][nom.name]
+        vals |= nom.dummy_values(vals[nom.name])
     for b in lay.blocks:
         if b.level is not None:
             per_row = state["re"][b.name][data[b.level]]

@@ -2,10 +2,10 @@
 
 :func:`layout` reads a spec's static facts once and lists its steps
 (:func:`simstudy.spec.steps.build`), each one kind of block in one module of
-:mod:`simstudy.spec.steps`: level-1 node groups, random effects with their scale and location
-moves, the indicators from sums, coefficients, variances, covariance blocks, the factors' scale
-and location moves. :func:`sweep` runs them in order; :func:`init` and :func:`collect` gather
-their parts of the start state and of the recorded estimands.
+:mod:`simstudy.spec.steps`: nominal predictors, level-1 node groups, random effects with their
+scale and location moves, the indicators from sums, coefficients, variances, covariance
+blocks, the factors' scale and location moves. :func:`sweep` runs them in order; :func:`init`
+and :func:`collect` gather their parts of the start state and of the recorded estimands.
 
 Every statistic is weighted by ``row_real`` × observed (a target with missing values and no
 children is left out of its equation where missing, not drawn). Each sweep's normal noise
@@ -23,7 +23,7 @@ import jax
 
 from simstudy.spec import evaluate as ev
 from simstudy.spec import steps as kinds
-from simstudy.spec.ir import LATENT, CovBlock, Equation, ModelSpec, with_derived
+from simstudy.spec.ir import LATENT, CovBlock, Equation, ModelSpec, Nominal, with_derived
 from simstudy.spec.steps.base import (
     GAMMA_TRIES,
     STATE_PARTS,
@@ -125,6 +125,7 @@ class Layout:
     blocks: tuple[CovBlock, ...]
     measurement: Measurement | None = None  # indicator equations updated from sums
     general: tuple[int, ...] = ()  # the other equations (positions), linearised
+    nominals: tuple[Nominal, ...] = ()  # nominal predictors (categories drawn where missing)
     steps: tuple[Step, ...] = ()  # in sweep order
 
     def free_variances(self) -> tuple[int, ...]:
@@ -155,6 +156,7 @@ def layout(spec: ModelSpec) -> Layout:
         blocks=spec.blocks,
         measurement=m,
         general=tuple(i for i in range(len(eqs)) if m is None or i not in m.equations),
+        nominals=spec.nominal,
     )
     return replace(lay, steps=kinds.build(lay))
 

@@ -15,6 +15,7 @@ from simstudy.spec.steps.covariance import Covariance
 from simstudy.spec.steps.factor_location import factor_locations
 from simstudy.spec.steps.factor_scale import factor_scales
 from simstudy.spec.steps.nodes import NodeGroup
+from simstudy.spec.steps.nominal import NominalPredictor
 from simstudy.spec.steps.random_effects import RandomEffects
 from simstudy.spec.steps.variances import Variances
 
@@ -25,17 +26,19 @@ if TYPE_CHECKING:
 def build(lay: Layout) -> tuple[Step, ...]:
     """The steps of a layout in sweep order.
 
-    1. the level-1 node groups; 2. each ``(... | g)`` block's random effects with their scale
-    and location moves; 3. the indicators' intercepts and loadings from sums; 4. each general
-    equation's coefficients; 5. the variances, in one batch; 6. covariance blocks of two or
-    more; 7. the latent factors' scale moves, then 8. their location moves.
+    0. each nominal predictor's missing categories and probabilities; 1. the level-1 node
+    groups; 2. each ``(... | g)`` block's random effects with their scale and location moves;
+    3. the indicators' intercepts and loadings from sums; 4. each general equation's
+    coefficients; 5. the variances, in one batch; 6. covariance blocks of two or more; 7. the
+    latent factors' scale moves, then 8. their location moves.
 
     Start keys: one per general equation's coefficients, then one the node groups share, then
     the measurement's, then one per random-effect block.
     """
     n_general = len(lay.general)
     measured = lay.measurement is not None
-    steps: list[Step] = [NodeGroup.of(lay, k, n_general) for k in range(len(lay.node_groups))]
+    steps: list[Step] = [NominalPredictor.of(lay, nom) for nom in lay.nominals]
+    steps += [NodeGroup.of(lay, k, n_general) for k in range(len(lay.node_groups))]
     leveled = [b for b in lay.blocks if b.level is not None]
     first_re = n_general + 1 + measured
     steps += [RandomEffects.of(lay, b, first_re + k) for k, b in enumerate(leveled)]

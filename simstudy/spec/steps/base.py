@@ -21,10 +21,11 @@ if TYPE_CHECKING:
     from simstudy.blocks.conjugate import IndicatorSums
     from simstudy.spec.sweep import Layout, Priors
 
-#: A sweep state: ``coef``, ``var``, ``nodes``, ``re``, ``cov``, ``meas`` (name -> array each).
+#: A sweep state: ``coef``, ``var``, ``nodes``, ``re``, ``cov``, ``meas``, ``prob`` (name ->
+#: array each).
 State = dict[str, Any]
 #: The parts of a state; a step's ``init`` fills the entries it owns.
-STATE_PARTS = ("coef", "var", "nodes", "re", "cov", "meas")
+STATE_PARTS = ("coef", "var", "nodes", "re", "cov", "meas", "prob")
 #: Candidates per gamma variate drawn with a sweep's noise
 #: (:func:`~simstudy.blocks.conjugate.unit_gamma`).
 GAMMA_TRIES = 4
