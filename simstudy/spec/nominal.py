@@ -110,10 +110,12 @@ def expand(statements: Sequence[Statement], nominal: Mapping[str, int]) -> list[
     Raises
     ------
     InputError
-        Naming ``model.nominal.<name>``: a variable the syntax does not use as a predictor on
-        its own, one with an equation, a product term, a random effect or a fixed coefficient,
-        or dummy names the syntax already uses.
+        Naming ``model.nominal.<name>``: a bad declaration (:func:`check_declaration`), a
+        variable the syntax does not use as a predictor on its own, one with an equation, a
+        product term, a random effect or a fixed coefficient, or dummy names the syntax
+        already uses.
     """
+    nominal = check_declaration(nominal)
     taken = _names(statements)
     for name, k in nominal.items():
         _check_uses(statements, name, k)
