@@ -36,6 +36,13 @@ from simstudy.spec.ir import LATENT, RANDOM, Equation, ModelSpec
 
 #: A spec model's estimators when its config names none (the behaviour before ``estimators:``).
 DEFAULT: dict[str, dict[str, Any]] = {"bayes": {"kind": "gibbs"}, "bayes_hmc": {"kind": "hmc"}}
+#: ... and those of a model with a nominal predictor, which HMC cannot fit (:func:`_hmc_fits`).
+DEFAULT_NOMINAL: dict[str, dict[str, Any]] = {"bayes": {"kind": "gibbs"}}
+
+
+def default_of(model: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The estimators of a model config (or structure) that names none."""
+    return dict(DEFAULT_NOMINAL if model.get("nominal") else DEFAULT)
 
 
 @dataclass(frozen=True)
@@ -422,8 +429,8 @@ def normalise(raw: Any, spec: ModelSpec | None = None) -> dict[str, dict[str, An
 
 
 def mapping_of(structure: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """The (normalised) estimators of a structure: its own, else :data:`DEFAULT`."""
-    return dict(structure.get("estimators") or DEFAULT)
+    """The (normalised) estimators of a structure: its own, else :func:`default_of`'s."""
+    return dict(structure.get("estimators") or default_of(structure))
 
 
 def declared(raw: Any) -> dict[str, dict[str, Any]]:

@@ -161,7 +161,7 @@ def from_frame(spec: ModelSpec, frame: Any) -> dict[str, Any]:
         strange = codes[~np.isin(codes, np.arange(1, nom.categories + 1))]
         if strange.size:
             allowed = f"codes 1..{nom.categories} (NaN where missing)"
-            raise InputError(f"data column {nom.name}", strange[0], allowed)
+            raise InputError(f"data column {nom.name}", float(strange[0]), allowed)
     for g in spec.groups:
         if frame[g].isna().any():
             raise InputError(f"data column {g}", "missing values", "a cluster label on every row")

@@ -212,7 +212,7 @@ def spec_of(structure: Mapping[str, Any]) -> ModelSpec:
 
 def declared(raw_model: Mapping[str, Any]) -> ModelInfo:
     """What a spec model declares before validation: estimators, samplers, priors."""
-    mapping = kinds.declared(raw_model.get("estimators", kinds.DEFAULT))
+    mapping = kinds.declared(raw_model.get("estimators", kinds.default_of(raw_model)))
     return ModelInfo(
         name=str(raw_model.get("name")),
         factors={},

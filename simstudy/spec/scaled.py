@@ -1,7 +1,8 @@
 """Priors on a data set's scale, for ``simstudy fit`` (weakly informative, as rstanarm/brms).
 
 From each observed variable's mean and SD over its observed rows (a latent factor takes the
-SD of its marker indicator, divided by the marker's loading; 1 without a marker):
+SD of its marker indicator, divided by the marker's loading; 1 without a marker; a nominal
+predictor's dummy its share and SD among the observed categories):
 
 - an intercept of ``y``: N(mean_y, (2.5 sd_y)^2 (1 + sum_k (mean_k / sd_k)^2)) — the prior
   rstanarm puts on the intercept at the predictors' means, moved to predictors at 0 (the
@@ -57,6 +58,11 @@ def variable_scales(spec: ModelSpec, data: Mapping[str, Any]) -> dict[str, tuple
         column = _observed_column(data, v.name)
         if column is not None and column.size:
             out[v.name] = (float(np.mean(column)), _spread(column))
+    for nom in spec.nominal:  # a dummy's share and SD among the observed categories
+        codes = _observed_column(data, nom.name)
+        if codes is not None and codes.size:
+            for dummy, column in nom.dummy_values(codes).items():
+                out[dummy] = (float(np.mean(column)), _spread(column))
     for v in spec.variables:
         if v.kind != LATENT:
             continue

@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pandas as pd
 import pytest
 from conftest import LATENT_PARAMS
 
@@ -13,9 +14,9 @@ from simstudy.errors import InputError
 from simstudy.models import family_of, model_infos
 from simstudy.models import latent_interaction as handwritten
 from simstudy.models.latent_interaction.layout import Layout
-from simstudy.spec import analyses, dgm, sweep
+from simstudy.spec import analyses, dgm, scaled, sweep
 from simstudy.spec import estimators as kinds
-from simstudy.spec.info import spec_of
+from simstudy.spec.info import declared, spec_of
 from simstudy.spec.ir import from_syntax
 from simstudy.spec.nominal import check_declaration
 
@@ -238,3 +239,57 @@ def test_the_variant_recovers_p_d2_and_the_effects_of_d():
     for name in ("P(d=2)", "P(d=3)", "eta_y~d2", "eta_x~d2", "slope_lo", "slope_hi"):
         v = np.asarray(draws.draws[name])
         assert abs(v.mean() - truth[name]) < 3 * v.std(), name
+
+
+# --- simstudy fit on a user's table --------------------------------------------------------
+
+
+def _table(tmp_path, codes=(1, 2, 3)):
+    rng = np.random.default_rng(7)
+    n = 400
+    d = rng.choice(np.asarray(codes, float), p=[0.5, 0.3, 0.2], size=n)
+    x = rng.normal(size=n)
+    y = 0.5 + 0.4 * x + np.select([d == 2, d == 3], [1.0, -0.5], 0.0) + rng.normal(size=n)
+    frame = pd.DataFrame({"x": x.round(4), "y": y.round(4), "d": d})
+    frame.loc[::5, "d"] = np.nan  # a fifth of the categories missing
+    path = tmp_path / "table.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+FIT = ["fit", "model=spec", "model.syntax=y ~ x + d", "+model.nominal={d: 3}"]
+
+
+def test_fit_reads_a_nominal_column_and_draws_its_missing_categories(tmp_path, capsys):
+    out = tmp_path / "fit.parquet"
+    short = ["sampler.warmup=200", "sampler.draws=400", "sampler.vectorize=1"]
+    rc = main([*FIT, f"data={_table(tmp_path)}", f"out={out}", *short])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.out + captured.err
+    table = pd.read_parquet(out).set_index("parameter")
+    assert {"y~d2", "y~d3", "P(d=2)", "P(d=3)"} <= set(table.index)
+    for name, value in (("y~d2", 1.0), ("y~d3", -0.5), ("P(d=2)", 0.3)):
+        assert abs(table.loc[name, "mean"] - value) < 4 * table.loc[name, "sd"], name
+
+
+def test_fit_refuses_a_code_outside_one_to_k_naming_the_column(tmp_path, capsys):
+    rc = main([*FIT, f"data={_table(tmp_path, codes=(1, 2, 4))}"])
+    assert rc == 2
+    assert "data column d = 4.0" in capsys.readouterr().err
+
+
+def test_data_scaled_priors_read_a_dummy_s_share_and_spread():
+    spec = from_syntax("y ~ x + d\n", nominal={"d": 3})
+    codes = jnp.asarray([1.0, 2.0, 2.0, 3.0, 0.0])
+    data = {dgm.ROW_REAL: jnp.ones(5, bool), "d": codes}
+    data[dgm.observed_key("d")] = codes > 0
+    scales = scaled.variable_scales(spec, data)
+    assert scales["d2"] == pytest.approx((0.5, np.std([0, 1, 1, 0], ddof=1)))
+    assert scales["d3"][0] == pytest.approx(0.25)
+
+
+def test_a_model_with_a_nominal_predictor_and_no_estimators_gets_the_gibbs_sweep_only():
+    raw = {"name": "m", "syntax": "y ~ x + d\n", "nominal": {"d": 3}}
+    assert kinds.mapping_of(raw) == {"bayes": {"kind": "gibbs"}}
+    assert declared(raw).estimators == ("bayes",)
+    assert kinds.mapping_of({"syntax": "y ~ x\n"}) == kinds.DEFAULT
