@@ -89,8 +89,8 @@ def _hmc_fits(spec: ModelSpec, options: Mapping[str, Any], field: str) -> None:
         raise InputError(
             f"{field}.kind",
             "hmc",
-            f"gibbs for a model with a nominal predictor ({spec.nominal[0].name}): the NumPyro "
-            "model has no discrete unknowns (list estimators: with bayes: {kind: gibbs})",
+            f"gibbs: a model with a nominal predictor ({spec.nominal[0].name}) is fitted by the "
+            "Gibbs sweep (the NumPyro model has no discrete unknowns)",
         )
     # nothing drawn per row (a data set with x complete): marginal is the sampled model
     drawn = spec.unknown_nodes()

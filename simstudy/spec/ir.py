@@ -9,7 +9,9 @@ A :class:`ModelSpec` says what every back end needs and nothing about how it is 
 - **covariance blocks**: vectors that are jointly normal with a free covariance — the
   exogenous latent variables at level 1, and the random effects of each ``(... | g)`` part;
 - **missingness** of observed variables (the simulator's, given by the design), **derived
-  quantities** (``:=``) and the **parameters**, each with its lavaan name and optional label.
+  quantities** (``:=``) and the **parameters**, each with its lavaan name and optional label;
+- **nominal predictors** (:class:`Nominal`): observed, coded 1..K, entering the equations as
+  their dummies ``d2 .. dK``, with category probabilities as parameters.
 
 Identification follows lavaan: the first loading of each factor is fixed at 1, latent means
 are 0, observed outcomes have a free intercept, exogenous latents covary. An exogenous
@@ -45,8 +47,9 @@ class Parameter:
     """A parameter: lavaan-style ``name``, optional ``label``, ``fixed`` value or None (free).
 
     ``kind``: ``coef`` (intercept, slope, loading), ``variance`` (a residual variance, or a
-    variance of a covariance block) or ``covariance``. ``nuisance`` parameters belong to a
-    model the fit adds for an incomplete predictor: sampled, not reported.
+    variance of a covariance block), ``covariance`` or ``probability`` (a nominal predictor's
+    category). ``nuisance`` parameters belong to a model the fit adds for an incomplete
+    predictor: sampled, not reported.
     """
 
     name: str
