@@ -75,6 +75,9 @@ def test_chees_needs_two_chains_and_a_numpyro_estimator(tmp_path):
     assert not any(tmp_path.iterdir())  # refused before any work
 
 
+# slow tier (default-tier time); the cheap check of the same: the same draws in any batch and
+# lane: test_a_replication_gets_the_same_draws_in_any_batch_and_lane
+@pytest.mark.slow
 def test_a_study_on_chees_vectorized_replays_a_padded_lane(run_cli, tmp_path, capsys):
     rc, out = run_cli(
         "sampler=chees",

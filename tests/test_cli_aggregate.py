@@ -103,6 +103,9 @@ def test_streamed_file_equals_in_memory_summary(tmp_path):
     pd.testing.assert_frame_equal(c[b.columns], b, check_dtype=False)
 
 
+# slow tier (default-tier time); the cheap check of the same: aggregate of a study:
+# test_streamed_file_equals_in_memory_summary
+@pytest.mark.slow
 def test_aggregate_a_study_directory_uses_its_reference_and_policy_flags(run_cli, tmp_path, capsys):
     assert run_cli(*TINY, "executor=synchronous")[0] == 0
     study = tmp_path / "results" / "tiny"

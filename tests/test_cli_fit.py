@@ -26,6 +26,9 @@ def regression_csv(tmp_path):
     return path
 
 
+# slow tier (default-tier time); the cheap check of the same: the fit command:
+# tests/spec/test_spec_fit.py, tests/spec/test_spec_priors.py
+@pytest.mark.slow
 def test_fit_regression_with_missing_x(regression_csv, tmp_path, capsys):
     out = tmp_path / "fit.parquet"
     rc = main(

@@ -15,6 +15,9 @@ from simstudy.design import condition_id
 from simstudy.store import read_manifest
 
 
+# slow tier (default-tier time); the cheap check of the same: the same draws in any batch and
+# lane: tests/test_vectorize.py
+@pytest.mark.slow
 def test_same_numbers_whatever_batch_size_and_worker_count(run_cli, tmp_path):
     runs = {  # one process with batches of 4; two worker processes with batches of 5
         "local-2-workers-batch-5": [

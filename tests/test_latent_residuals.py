@@ -190,6 +190,9 @@ def test_the_scores_come_from_the_models_kind(overrides, expected):
     assert imputer.product.endswith(product)
 
 
+# slow tier (default-tier time); the cheap check of the same: where the scores come from:
+# test_the_scores_come_from_the_models_kind, test_the_scores_are_the_states_fs_imputation_analyses
+@pytest.mark.slow
 def test_diagnose_runs_on_a_spec_studys_compiled_chain(run_cli, tmp_path, capsys):
     n, m = 80, 4
     rc, out = run_cli(

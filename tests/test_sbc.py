@@ -93,6 +93,9 @@ def test_sbc_plan_defaults_to_posterior_estimators_and_their_sampler():
     assert load_plan(["study=sbc", "sampler=gibbs"]).estimators == ("bayes",)
 
 
+# slow tier (default-tier time); the cheap check of the same: ranks, table and plan: the unit
+# tests above; every spec's prior draws: tests/spec/test_spec_sbc.py
+@pytest.mark.slow
 def test_sbc_study_end_to_end(run_cli, tmp_path):
     rc, out = run_cli(
         "study=sbc",

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pandas as pd
+import pytest
 from conftest import TINY
 
 from simstudy.cli import main
@@ -14,6 +15,9 @@ def _rows(table: str) -> list[list[str]]:
     return [[c.strip() for c in line.strip("|").split("|")] for line in lines]
 
 
+# slow tier (default-tier time); the cheap check of the same: tables of another program's CSV:
+# test_another_programs_csv_names_its_factors_with_by
+@pytest.mark.slow
 def test_a_factor_added_to_a_study_with_results_gives_one_row_per_condition(run_cli, tmp_path):
     assert run_cli(*OLS)[0] == 0
     rc, out = run_cli(*OLS, "study.factors.N=[80,40]", "+study.factors.b1=[0.5,0.2]")

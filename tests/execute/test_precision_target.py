@@ -22,6 +22,9 @@ OLS = [
 TARGET = "study.target={measure: bias, mcse: 0.02, parameters: ['y~x'], min_reps: 20}"
 
 
+# slow tier (default-tier time); the cheap check of the same: the stop rule:
+# test_target_needs_min_reps and the exclusion test below
+@pytest.mark.slow
 def test_each_condition_stops_at_its_target_with_the_numbers_of_a_fixed_run(run_cli, tmp_path):
     rc, out = run_cli(*OLS, TARGET)
     assert rc == 0, out

@@ -106,6 +106,9 @@ def test_gibbs_recovers_cfa_with_mar_missing_items(identification):
     assert rhat < 1.05
 
 
+# slow tier (default-tier time); the cheap check of the same: a fit from a table:
+# tests/spec/test_spec_fit.py::test_fit_syntax_model_with_missing_codes
+@pytest.mark.slow
 def test_fit_cfa_from_a_csv(tmp_path, capsys):
     s = _setting("standardized", N=800)
     data = cfa.simulate(jax.random.key(3), s)

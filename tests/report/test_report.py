@@ -127,6 +127,9 @@ def test_report_of_a_study(one_factor):
     assert "0 of 0 MCMC fits not converged" in html
 
 
+# slow tier (default-tier time); the cheap check of the same: a study's report:
+# test_report_of_a_study; factor plots: tests/report/test_figures.py
+@pytest.mark.slow
 def test_two_factors_get_a_nested_loop_plot_and_factor_columns(two_factors):
     html = (two_factors / "report.html").read_text()
     assert_self_contained(html)

@@ -78,6 +78,9 @@ def test_glmm_simulator_pads_unequal_clusters_and_marks_missing_x():
     assert 0.2 < slope < 0.6  # complete cases: attenuated by the selection on y, not absurd
 
 
+# slow tier (default-tier time); the cheap check of the same: compile once per condition:
+# tests/test_engine.py::test_a_batch_after_compile_unit_compiles_nothing
+@pytest.mark.slow
 def test_glmm_batches_compile_once_and_fit():
     plan = _plan(GLMM)
     condition = expand_grid(plan.factors)[0]

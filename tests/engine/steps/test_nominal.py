@@ -86,6 +86,9 @@ def test_with_nothing_observed_the_chain_samples_the_dirichlet_prior():
     assert first.min() > 0
 
 
+# slow tier (default-tier time); the cheap check of the same: the conditional: the enumeration
+# test; the prior: the nothing-observed test
+@pytest.mark.slow
 def test_a_short_fit_recovers_the_probabilities_and_the_effects_of_d():
     spec = from_syntax("y ~ x + d\n", {"d": {}}, nominal={"d": 3})
     values = {"y~1": 0.5, "y~x": 0.4, "y~d2": 1.0, "y~d3": -0.5, "y~~y": 1.0}
