@@ -67,6 +67,23 @@ def gaussian_terms(resid: jax.Array, jac: jax.Array) -> tuple[jax.Array, jax.Arr
     return grad, jnp.stack([jnp.stack(row, -1) for row in entry], -2)
 
 
+def row_cross_products(
+    columns: list[Any], weight: jax.Array, target: jax.Array
+) -> tuple[jax.Array, jax.Array]:
+    """``(X'WX, X'Wt)`` of design columns (each ``(N,)``, or a number for a constant one).
+
+    For a few columns the sums over rows are written out per entry (one fused loop): XLA's CPU
+    dot of an ``(N, d)`` design is slower for small ``d``.
+    """
+    if len(columns) > UNROLLED_MAX:
+        design = jnp.stack([c * jnp.ones_like(weight) for c in columns], -1)
+        weighted = design * weight[:, None]
+        return design.T @ weighted, weighted.T @ target
+    weighted = [c * weight for c in columns]
+    cross = jnp.stack([jnp.stack([(a * b).sum() for b in weighted]) for a in columns])
+    return cross, jnp.stack([(b * target).sum() for b in weighted])
+
+
 def segment_terms(
     grad: jax.Array, precision: jax.Array, segments: jax.Array, n_segments: int
 ) -> tuple[jax.Array, jax.Array]:

@@ -227,14 +227,16 @@ def sweep(
 ) -> State:
     """One sweep: every step of the layout, in order."""
     weights = {i: ev.weight(lay.equations[i], lay, data) for i in lay.general}
-    noise = draw_noise(rng_key, lay, data)
+    with jax.named_scope("draw_noise"):
+        noise = draw_noise(rng_key, lay, data)
     state = dict(state)
     ctx = Context(lay, priors, weights)
     for step in lay.steps:
         ctx = step.begin(state, data, ctx)
     for step, own in zip(lay.steps, noise, strict=True):
-        ctx = step.share(state, data, ctx)
-        state = step.update(state, data, own, ctx)
+        with jax.named_scope(type(step).__name__):
+            ctx = step.share(state, data, ctx)
+            state = step.update(state, data, own, ctx)
     return state
 
 

@@ -22,7 +22,7 @@ from simstudy.blocks.group import (
     shear_covariance,
     shear_draw,
 )
-from simstudy.blocks.linear import gaussian_terms, is_affine, normal_step
+from simstudy.blocks.linear import gaussian_terms, is_affine, normal_step, row_cross_products
 from simstudy.blocks.ordinal import latent_responses
 from simstudy.blocks.variance import (
     half_normal_shape,
@@ -60,6 +60,18 @@ def test_normal_coefficients_keep_their_prior():
     prior = sd * jax.random.normal(jax.random.key(99), (M,))
     _same_law(after[:, 0], prior)
     _same_law(after[:, 1], prior)
+
+
+@pytest.mark.parametrize("d", [2, 6])  # written-out sums, and the dot past UNROLLED_MAX
+def test_row_cross_products_are_the_weighted_normal_equations(d):
+    rng = np.random.default_rng(d)
+    x = rng.normal(size=(40, d))
+    w, t = rng.random(40) * (rng.random(40) < 0.8), rng.normal(size=40)
+    columns = [1.0, *(jnp.asarray(x[:, k]) for k in range(1, d))]  # a constant: a number
+    x[:, 0] = 1.0
+    cross, fitted = row_cross_products(columns, jnp.asarray(w), jnp.asarray(t))
+    np.testing.assert_allclose(cross, x.T @ (w[:, None] * x), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(fitted, x.T @ (w * t), rtol=1e-5, atol=1e-5)
 
 
 def test_inverse_gamma_variance_keeps_its_prior():

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import jax
 import jax.numpy as jnp
 
-from simstudy.blocks.linear import normal_step
+from simstudy.blocks.linear import normal_step, row_cross_products
 from simstudy.spec import evaluate as ev
 from simstudy.spec.steps.base import Context, Noise, NoiseSizes, State, StepDefaults
 
@@ -56,17 +56,11 @@ class Coefficients(StepDefaults):
         vals = ev.full_values(lay, state, data)
         resid = ev.residual(lay, i, state, vals)
         w = ctx.weights[i] / ev.variance(lay, state, i)
-        design = jnp.stack(
-            [
-                ev.product(vals, eq.coefficients[pos].factors) * jnp.ones_like(w)
-                for pos in self.positions
-            ],
-            axis=-1,
-        )
-        weighted = design * w[:, None]
+        design = [ev.product(vals, eq.coefficients[pos].factors) for pos in self.positions]
+        cross, fitted = row_cross_products(design, w, resid)
         means, sds = map(jnp.asarray, ctx.priors.coef_prior(eq.target, self.positions))
-        precision = design.T @ weighted + jnp.diag(1.0 / sds**2)
-        grad = -(weighted.T @ resid) + (current - means) / sds**2
+        precision = cross + jnp.diag(1.0 / sds**2)
+        grad = -fitted + (current - means) / sds**2
         new = normal_step(current, grad, precision, noise.normal[self.name])
         return {**state, "coef": {**state["coef"], eq.target: new}}
 

@@ -54,3 +54,25 @@ def test_sums_give_the_linearised_conditional():
         # per row the log likelihood is -P s^2 / 2 + h s: gradient h - P s, curvature -P
         np.testing.assert_allclose(grad(at), linear[k] - info[k] * at, rtol=1e-4, atol=1e-4)
         np.testing.assert_allclose(grad(at) - grad(at + 1.0), info[k], rtol=1e-4, atol=1e-4)
+
+
+def test_sums_per_indicator_follow_each_indicators_factor():
+    """The sums read each indicator's own factor, also where a factor's indicators interleave."""
+    lay = sweep.layout(from_syntax("f =~ y1 + y2\ng =~ y3 + y4\nf =~ y5\ng ~ b*f"))
+    m = lay.measurement
+    assert m.factor_of == (0, 0, 1, 1, 0)  # y5 measures f after g's indicators
+    rng = np.random.default_rng(3)
+    n = 20
+    data = {dgm.ROW_REAL: jnp.asarray(np.arange(n) < n - 2)}
+    for t in m.targets:
+        data[t] = jnp.asarray(rng.normal(size=n))
+        data[dgm.observed_key(t)] = jnp.asarray(rng.random(n) < 0.7)
+    data = sweep.prepare(data, lay)
+    eta = jnp.asarray(rng.normal(size=(2, n)))
+    s = measurement.sums(m, eta, data)
+    for j, t in enumerate(m.targets):
+        o = np.asarray(data[dgm.observed_key(t)] & data[dgm.ROW_REAL])
+        e, y = np.asarray(eta[m.factor_of[j]])[o], np.asarray(data[t])[o]
+        np.testing.assert_allclose(s.e[j], e.sum(), rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(s.ee[j], (e**2).sum(), rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(s.ye[j], ((y - y.mean()) * e).sum(), rtol=1e-5, atol=1e-5)
