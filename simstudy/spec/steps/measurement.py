@@ -4,10 +4,11 @@ An indicator equation ``y_j = nu_j + lambda_j f + e_j`` (an observed target, a f
 one loading on a latent factor, free or fixed, no random term, a free residual variance) is the
 bulk of every latent-variable model. Its conditionals need only per-indicator sums over the
 rows: of the data (computed once per fit by :func:`prepare`) and of the factor's scores and
-their products with the data (two small matrix products per sweep, :func:`sums`). So the sweep
+their products with the data (per factor, its indicators' rows times its scores summed over
+rows in each sweep, :func:`sums`). So the sweep
 updates every indicator at once — intercepts and loadings jointly per indicator (this step),
 then the residual variances with the other variances (:mod:`.variances`) — and reads each
-factor score's measurement information from the same products (:func:`node_terms`), where the
+factor score's measurement information from the indicators' rows (:func:`node_terms`), where the
 general path linearises every equation over every row in each sweep.
 
 The step owns the state's ``meas`` part: ``nu``, ``lam`` and ``theta``, one entry per
