@@ -111,14 +111,19 @@ def test_half_normal_variance_keeps_its_prior_without_data():
     _half_normal_case(0, 3)
 
 
+def _lkj_half_normal(key, k, s, eta):
+    """A covariance from LKJ(eta) correlations and HalfNormal(s) SDs."""
+    kv, kr = jax.random.split(key)
+    sd = jnp.abs(s * jax.random.normal(kv, (k,)))
+    chol = sd[:, None] * dist.LKJCholesky(k, eta).sample(kr)
+    return chol @ chol.T
+
+
 def test_lkj_covariance_keeps_its_prior():
     k, j, s, eta = 2, 8, 1.0, 2.0
 
     def prior(key):
-        kv, kr = jax.random.split(key)
-        sd = jnp.abs(s * jax.random.normal(kv, (k,)))
-        chol = sd[:, None] * dist.LKJCholesky(k, eta).sample(kr)
-        return chol @ chol.T
+        return _lkj_half_normal(key, k, s, eta)
 
     def one(key):
         kp, ku, kb = jax.random.split(key, 3)
@@ -182,10 +187,7 @@ def test_shear_move_keeps_the_prior_of_covariance_and_effects(row, col):
     k, j, s, eta = 2, 6, 1.0, 2.0
 
     def prior(key):
-        kv, kr = jax.random.split(key)
-        sd = jnp.abs(s * jax.random.normal(kv, (k,)))
-        chol = sd[:, None] * dist.LKJCholesky(k, eta).sample(kr)
-        return chol @ chol.T
+        return _lkj_half_normal(key, k, s, eta)
 
     def one(key):
         kp, ku, kx, ky, kz, ka = jax.random.split(key, 6)
