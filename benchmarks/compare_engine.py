@@ -17,7 +17,9 @@ Three comparisons, each on data sets simulated once and handed to both fits:
   hand-written Gibbs sampler (``bayes``), both with InverseGamma(2, 0.5) on
   every (residual) variance and N(0, 10^2) on every coefficient, so the posteriors are the same.
 
-Per (model, sampler): seconds per replication (compilation apart), min bulk ESS over the common
+The samplers compared take turns on the same data sets (one data set, or one batch of 16, each
+in turn), in a process with a Dask worker's environment (single-threaded XLA), so that a slow
+spell of this shared machine falls on both. Per (model, sampler): seconds per replication (compilation apart), min bulk ESS over the common
 estimands, time per min ESS, max R-hat; per data set and estimand, the difference of posterior
 means in units of its MCSE (``sqrt(mcse_a^2 + mcse_b^2)``, MCSE = SD / sqrt(ESS)).
 Writes ``benchmarks/results/compare_engine.{md,parquet}`` (and ``compare_engine_pairs.parquet``).
@@ -31,6 +33,7 @@ import argparse
 import concurrent.futures
 import dataclasses
 import multiprocessing
+import os
 import subprocess
 import sys
 import time
@@ -53,6 +56,7 @@ from simstudy.engine.replicate import (
     run_batch,
     setting_of,
 )
+from simstudy.execute.pools import worker_env
 from simstudy.models import MODELS, family_of, model_infos
 from simstudy.spec.family import family as spec_family
 from simstudy.spec.info import PRIOR_DEFAULTS
@@ -62,34 +66,77 @@ GIBBS = SamplerSettings(name="gibbs", chains=2, warmup=500, draws=4000)
 NUTS = SamplerSettings(name="nuts", chains=2, warmup=500, draws=500)
 
 
-def fit_all(estimator, datasets, sampler, priors, seed=0):
-    """Fit every data set one at a time; the first fit twice (its first call compiles)."""
-    t0 = time.perf_counter()
-    jax.block_until_ready(
-        fit_estimator(estimator, datasets[0], key_from_seed(10**6), sampler, priors, 0.95)
-    )
-    first = time.perf_counter() - t0
-    rows, seconds = [], []
-    for rep, data in enumerate(datasets):
+def fit_all(estimators, datasets, priors, seed=0):
+    """Fit every data set with each of ``estimators`` (label -> (estimator, sampler)), in turn.
+
+    The fits of one data set run one after the other, estimator by estimator, so a slow
+    spell of this shared machine falls on all of them alike; the first data set is fitted
+    once more up front (its first call compiles). Returns label -> (rows, mean seconds per
+    fit, compile seconds).
+    """
+    first = {}
+    for label, (estimator, sampler) in estimators.items():
         t0 = time.perf_counter()
-        summaries, n_div, _ = fit_estimator(
-            estimator, data, key_from_seed(seed + rep), sampler, priors, 0.95
+        jax.block_until_ready(
+            fit_estimator(estimator, datasets[0], key_from_seed(10**6), sampler, priors, 0.95)
         )
-        seconds.append(time.perf_counter() - t0)
-        rows += [
-            {
-                "rep": rep,
-                "parameter": k,
-                "mean": s.estimate,
-                "sd": s.se,
-                "ess_bulk": s.ess_bulk,
-                "rhat": s.rhat,
-                "n_divergent": n_div,
-            }
-            for k, s in summaries.items()
-        ]
-    compile_s = max(first - float(np.median(seconds)), 0.0)
-    return pd.DataFrame(rows), float(np.mean(seconds)), compile_s
+        first[label] = time.perf_counter() - t0
+    rows = {label: [] for label in estimators}
+    seconds = {label: [] for label in estimators}
+    for rep, data in enumerate(datasets):
+        for label, (estimator, sampler) in estimators.items():
+            t0 = time.perf_counter()
+            summaries, n_div, _ = fit_estimator(
+                estimator, data, key_from_seed(seed + rep), sampler, priors, 0.95
+            )
+            seconds[label].append(time.perf_counter() - t0)
+            rows[label] += [
+                {
+                    "rep": rep,
+                    "parameter": k,
+                    "mean": s.estimate,
+                    "sd": s.se,
+                    "ess_bulk": s.ess_bulk,
+                    "rhat": s.rhat,
+                    "n_divergent": n_div,
+                }
+                for k, s in summaries.items()
+            ]
+    return {
+        label: (
+            pd.DataFrame(rows[label]),
+            float(np.mean(seconds[label])),
+            max(first[label] - float(np.median(seconds[label])), 0.0),
+        )
+        for label in estimators
+    }
+
+
+def batches_in_turn(plans, cond, reps, width=16):
+    """Run ``reps`` replications ``width`` at a time with each of ``plans`` (label -> plan).
+
+    Each plan's program is compiled first; then batch by batch, plan by plan, as
+    :func:`fit_all` does. Returns label -> (records, seconds per replication, compile seconds).
+    """
+    compile_s, records, seconds = {}, {}, {}
+    for label, (plan, name) in plans.items():
+        t0 = time.perf_counter()
+        compile_unit(plan, cond, name)
+        compile_s[label], records[label], seconds[label] = time.perf_counter() - t0, [], 0.0
+    for first in range(0, reps, width):
+        batch = list(range(first, min(first + width, reps)))
+        for label, (plan, _) in plans.items():
+            t0 = time.perf_counter()
+            records[label] += run_batch(plan, cond, batch)
+            seconds[label] += time.perf_counter() - t0
+    return {
+        label: (
+            pd.DataFrame(records[label]).rename(columns={"estimate": "mean", "se": "sd"}),
+            seconds[label] / reps,
+            compile_s[label],
+        )
+        for label in plans
+    }
 
 
 def summary_row(model, sampler, fits, per_rep, compile_s, common, width=1):
@@ -147,8 +194,12 @@ def glmm(reps, out):
     datasets = [sim(jax.random.key(r)) for r in range(reps)]
     ests = fam.estimators_for(plan.model.structure)
     common = list(ests["bayes"].parameters)
-    g, g_s, g_c = fit_all(ests["bayes"], datasets, GIBBS, plan.model.priors)
-    n, n_s, n_c = fit_all(ests["bayes_hmc"], datasets, NUTS, plan.model.priors)
+    fits = fit_all(
+        {"gibbs": (ests["bayes"], GIBBS), "nuts": (ests["bayes_hmc"], NUTS)},
+        datasets,
+        plan.model.priors,
+    )
+    (g, g_s, g_c), (n, n_s, n_c) = fits["gibbs"], fits["nuts"]
     out["summary"] += [
         summary_row("glmm", "compiled Gibbs", g, g_s, g_c, common),
         summary_row("glmm", "NUTS (compiled NumPyro model)", n, n_s, n_c, common),
@@ -166,13 +217,7 @@ def glmm(reps, out):
         ),
         model_infos(),
     )
-    t0 = time.perf_counter()
-    compile_unit(wide, cond, "bayes")
-    c16 = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    recs = pd.DataFrame(run_batch(wide, cond, list(range(16))))
-    s16 = (time.perf_counter() - t0) / 16
-    recs = recs.rename(columns={"estimate": "mean", "se": "sd"})
+    recs, s16, c16 = batches_in_turn({"gibbs": (wide, "bayes")}, cond, 16)["gibbs"]
     out["summary"].append(summary_row("glmm", "compiled Gibbs", recs, s16, c16, common, width=16))
 
 
@@ -188,8 +233,12 @@ def regression(reps, out):
     priors = {**PRIOR_DEFAULTS, **plan.model.priors}
     estimators = fam.estimators_for(st)
     common = list(estimators["bayes_fiml"].parameters)
-    a, a_s, a_c = fit_all(estimators["bayes"], data, GIBBS, priors)
-    b, b_s, b_c = fit_all(estimators["bayes_fiml"], data, NUTS, priors)
+    fits = fit_all(
+        {"gibbs": (estimators["bayes"], GIBBS), "nuts": (estimators["bayes_fiml"], NUTS)},
+        data,
+        priors,
+    )
+    (a, a_s, a_c), (b, b_s, b_c) = fits["gibbs"], fits["nuts"]
     out["summary"] += [
         summary_row("regression_missing", "compiled Gibbs", a, a_s, a_c, common),
         summary_row(
@@ -216,8 +265,8 @@ def latent(reps, out):
     est_hand = hand.estimators_for(setting["structure"])["bayes"]
     est_spec = hand.estimators_for(setting["structure"])["bayes_engine"]
     common = sorted(set(est_hand.parameters) & set(est_spec.parameters))
-    a, a_s, a_c = fit_all(est_spec, hand_data, GIBBS, priors)
-    b, b_s, b_c = fit_all(est_hand, hand_data, GIBBS, priors)
+    fits = fit_all({"spec": (est_spec, GIBBS), "hand": (est_hand, GIBBS)}, hand_data, priors)
+    (a, a_s, a_c), (b, b_s, b_c) = fits["spec"], fits["hand"]
     out["summary"] += [
         summary_row("latent_interaction", "compiled Gibbs", a, a_s, a_c, common),
         summary_row("latent_interaction", "hand-written Gibbs", b, b_s, b_c, common),
@@ -235,15 +284,9 @@ def latent(reps, out):
         model_infos(),
     )
     cond = {"N": 500, "missing_rate": 0.0, "mechanism": "MCAR"}
-    for name, label in (("bayes_engine", "compiled Gibbs"), ("bayes", "hand-written Gibbs")):
-        one = dataclasses.replace(wide, estimators=(name,))
-        t0 = time.perf_counter()
-        compile_unit(one, cond, name)
-        c16 = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        recs = pd.DataFrame(run_batch(one, cond, list(range(reps))))
-        s16 = (time.perf_counter() - t0) / reps
-        recs = recs.rename(columns={"estimate": "mean", "se": "sd"})
+    labels = {"bayes_engine": "compiled Gibbs", "bayes": "hand-written Gibbs"}
+    plans = {label: (dataclasses.replace(wide, estimators=(n,)), n) for n, label in labels.items()}
+    for label, (recs, s16, c16) in batches_in_turn(plans, cond, reps).items():
         row = summary_row("latent_interaction", label, recs, s16, c16, common, width=16)
         out["summary"].append(row)
 
@@ -261,8 +304,10 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=["glmm", "regression", "latent"])
     args = parser.parse_args()
     out = {"summary": [], "pairs": []}
-    # each comparison in a fresh process, as a worker runs a condition: run after the others
-    # in one process, the 16-wide latent programs ran markedly slower
+    # each comparison in a fresh process, as a worker runs a condition (its environment:
+    # single-threaded XLA): run after the others in one process, the 16-wide latent
+    # programs ran markedly slower
+    os.environ.update(worker_env())
     spawn = multiprocessing.get_context("spawn")
     for name in args.models:
         with concurrent.futures.ProcessPoolExecutor(1, mp_context=spawn) as pool:

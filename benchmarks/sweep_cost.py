@@ -1,9 +1,11 @@
 """Milliseconds per sweep of the compiled latent interaction sweep, by variant, before and after.
 
 The ``bayes`` sweep of ``conf/model/latent_interaction.yaml`` (N = 500, the seeds' design) is
-compiled for ``--lanes`` lanes (one simulated data set each, 32 by default: 16 replications ×
-2 chains as a study runs them), ``--sweeps`` sweeps in one scan, under the engine's threefry
-setting, in fresh single-threaded processes (a Dask worker's environment). Variants leave
+compiled for ``--lanes`` lanes, 32 by default: 16 replications × 2 chains as a study runs
+them, the two chains of a replication sharing its simulated data set as in the Gibbs driver
+(until commit 1975350 each lane had a data set of its own, which hid the cost of data read by
+both chains), ``--sweeps`` sweeps in one scan, under the engine's threefry setting, in fresh
+single-threaded processes (a Dask worker's environment). Variants leave
 steps out to show what they cost: the factor location moves, the factor scale moves.
 
 Every (code, variant) process compiles once, then all of them run one timed call per round,
@@ -34,6 +36,7 @@ from pathlib import Path
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
+CHAINS = 2  # chains per replication (conf/sampler/gibbs.yaml)
 OUT = ROOT / "benchmarks" / "results"
 #: Variant -> (what it is, the step classes it leaves out).
 VARIANTS = {
@@ -70,7 +73,8 @@ def program(variant: str, lanes: int, sweeps: int):
         full, steps=tuple(s for s in full.steps if type(s).__name__ not in left_out)
     )
     priors = sweep.Priors.of(plan.model.priors)
-    data = [sweep.prepare(dict(simulate(jax.random.key(i))), lay) for i in range(lanes)]
+    reps = lanes // CHAINS
+    data = [sweep.prepare(dict(simulate(jax.random.key(i))), lay) for i in range(reps)]
     batched = jax.tree.map(lambda *x: jnp.stack(x), *data)
 
     def lane(key, d):
@@ -81,9 +85,11 @@ def program(variant: str, lanes: int, sweeps: int):
 
         return jax.lax.scan(body, state, jax.random.split(key, sweeps))[0]
 
-    keys = jax.random.split(jax.random.key(0), lanes)
+    # as the Gibbs driver runs a batch: replications x chains, the chains sharing their data
+    keys = jax.random.split(jax.random.key(0), (reps, CHAINS))
+    program = jax.vmap(jax.vmap(lane, in_axes=(0, None)))
     with jax.threefry_partitionable(gibbs.THREEFRY_PARTITIONABLE):
-        compiled = jax.jit(jax.vmap(lane)).lower(keys, batched).compile()
+        compiled = jax.jit(program).lower(keys, batched).compile()
     return compiled, (keys, batched)
 
 

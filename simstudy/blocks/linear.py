@@ -12,7 +12,7 @@ and missing values are all such blocks.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
@@ -47,23 +47,24 @@ def normal_step(
     return normal_from_precision(None, precision, rhs, z)
 
 
-def gaussian_terms(resid: jax.Array, jac: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """``(G's0, G'G)`` from residuals ``(..., m)`` and Jacobians ``(..., m, d)``.
+def gaussian_terms(
+    resid: Sequence[jax.Array], jac: Sequence[Sequence[jax.Array]]
+) -> tuple[jax.Array, jax.Array]:
+    """``(G's0, G'G)`` from ``m`` residual parts and, per part, its ``d`` derivatives.
 
-    For a small block the sums are written out per element: XLA's CPU dot over a batch of
-    tiny matrices (one per row) is several times slower than the fused elementwise loop.
+    ``resid[r]`` is a residual per row (any shape ``(...)``), ``jac[r][k]`` its derivative
+    along the block's ``k``-th value; returns ``(..., d)`` and ``(..., d, d)``. Parts are kept
+    apart, not stacked: for a small block the sums are written out per element, one fused loop
+    (XLA's CPU dot over a batch of tiny matrices, one per row, is several times slower, and a
+    stacked copy of the parts costs a pass of its own).
     """
-    m, d = jac.shape[-2:]
+    m, d = len(resid), len(jac[0])
     if d > UNROLLED_MAX or m > 4 * UNROLLED_MAX:
-        grad = jnp.einsum("...md,...m->...d", jac, resid)
-        return grad, jnp.einsum("...md,...me->...de", jac, jac)
-    cols = [[jac[..., r, k] for r in range(m)] for k in range(d)]
-    res = [resid[..., r] for r in range(m)]
-    grad = jnp.stack([sum(c * e for c, e in zip(cols[k], res, strict=True)) for k in range(d)], -1)
-    entry = [
-        [sum(a * b for a, b in zip(cols[i], cols[j], strict=True)) for j in range(d)]
-        for i in range(d)
-    ]
+        g = jnp.stack([jnp.stack(list(row), -1) for row in jac], -2)  # (..., m, d)
+        s0 = jnp.stack(list(resid), -1)
+        return jnp.einsum("...md,...m->...d", g, s0), jnp.einsum("...md,...me->...de", g, g)
+    grad = jnp.stack([sum(jac[r][k] * resid[r] for r in range(m)) for k in range(d)], -1)
+    entry = [[sum(jac[r][i] * jac[r][j] for r in range(m)) for j in range(d)] for i in range(d)]
     return grad, jnp.stack([jnp.stack(row, -1) for row in entry], -2)
 
 

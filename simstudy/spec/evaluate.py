@@ -97,15 +97,19 @@ def std_residual(
     return residual(lay, i, state, vals) * jnp.sqrt(w / variance(lay, state, i))
 
 
-def jvp_columns(fn: Any, at: jax.Array, d: int) -> tuple[jax.Array, jax.Array]:
-    """``fn(at)`` and, per column ``k`` of ``at``, the derivative along that column."""
+def jvp_columns(fn: Any, at: jax.Array, d: int) -> tuple[list[jax.Array], list[list[jax.Array]]]:
+    """``fn(at)`` (a list of residual parts) and each part's derivative along each column.
+
+    Returns ``(parts, jac)`` with ``jac[r][k]`` the derivative of part ``r`` along column ``k``
+    of ``at`` (:func:`simstudy.blocks.linear.gaussian_terms`' arguments).
+    """
+    out: list[jax.Array] = []
     cols = []
-    out = None
     for k in range(d):
         tangent = jnp.zeros_like(at).at[..., k].set(1.0)
         out, col = jax.jvp(fn, (at,), (tangent,))
         cols.append(col)
-    return out, jnp.stack(cols, axis=-1)
+    return list(out), [[cols[k][r] for k in range(d)] for r in range(len(out))]
 
 
 def block_vectors(

@@ -51,7 +51,8 @@ def test_normal_coefficients_keep_their_prior():
         beta = sd * jax.random.normal(kb, (2,))
         y = x @ beta + jax.random.normal(ke, (5,))
         current = sd * jax.random.normal(kc, (2,))  # anywhere: the draw does not depend on it
-        grad, precision = gaussian_terms(y - x @ current, -x)
+        resid = y - x @ current  # five residual parts, each -x[r] along the coefficients
+        grad, precision = gaussian_terms(list(resid), [list(-row) for row in x])
         grad = grad + current / sd**2
         precision = precision + jnp.eye(2) / sd**2
         return normal_step(current, grad, precision, jax.random.normal(kz, (2,)))

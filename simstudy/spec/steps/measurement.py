@@ -4,8 +4,9 @@ An indicator equation ``y_j = nu_j + lambda_j f + e_j`` (an observed target, a f
 one loading on a latent factor, free or fixed, no random term, a free residual variance) is the
 bulk of every latent-variable model. Its conditionals need only per-indicator sums over the
 rows: of the data (computed once per fit by :func:`prepare`) and of the factor's scores and
-their products with the data (per factor, its indicators' rows times its scores summed over
-rows in each sweep, :func:`sums`). So the sweep
+their products with the data (two small matrix products per sweep, :func:`sums`: in a study's
+program the chains of a replication share its data, and a product reads them once for both,
+where an elementwise product first copies them to each chain). So the sweep
 updates every indicator at once — intercepts and loadings jointly per indicator (this step),
 then the residual variances with the other variances (:mod:`.variances`) — and reads each
 factor score's measurement information from the indicators' rows (:func:`node_terms`), where the
@@ -186,23 +187,19 @@ def scores(m: Measurement, nodes: Mapping[str, jax.Array]) -> jax.Array:
 def sums(m: Measurement, eta: jax.Array, data: Mapping[str, Any]) -> IndicatorSums:
     """Per indicator, sums over its answered rows of its factor's scores and their products."""
     obs, yc = data[f"{STATS}obs"], data[f"{STATS}yc"]
-    e, ee, ye = [], [], []
-    # per factor, its indicators' rows times its scores, reduced over rows: fused loops
-    # that read each array once (a dot computed every factor's sums for every indicator)
-    for k, rows in enumerate(m.rows()):
-        score = eta[k][None, :]
-        weighted = _pick(obs, rows) * score
-        e.append(weighted.sum(axis=1))
-        ee.append((weighted * score).sum(axis=1))
-        ye.append((_pick(yc, rows) * score).sum(axis=1))
-    order = np.argsort(np.concatenate(m.rows()))  # back to the indicators' order
+    # two (p, N) x (N, F) products and a pick of each indicator's own factor: in a study's
+    # program the data are shared by the chains, and a dot reads them once for all of them
+    # (an elementwise product broadcasts them to every chain first)
+    own = (np.arange(m.size), np.asarray(m.factor_of))
+    f = len(m.factors)
+    mask_sums = obs @ jnp.concatenate([eta, eta**2]).T  # (p, 2F)
     return IndicatorSums(
         n=data[f"{STATS}n"],
-        e=jnp.concatenate(e)[order],
-        ee=jnp.concatenate(ee)[order],
+        e=mask_sums[:, :f][own],
+        ee=mask_sums[:, f:][own],
         y=data[f"{STATS}ysum"],
         yy=data[f"{STATS}yss"],
-        ye=jnp.concatenate(ye)[order],
+        ye=(yc @ eta.T)[own],
         ybar=data[f"{STATS}ybar"],
     )
 
@@ -225,17 +222,12 @@ def node_terms(
     """
     lam_w = params["lam"] / params["theta"]
     centre = params["nu"] - data[f"{STATS}ybar"]
-    obs = data[f"{STATS}obs"]
-    info = obs * (lam_w * params["lam"])[:, None]  # (p, N)
-    linear = lam_w[:, None] * (data[f"{STATS}yc"] - obs * centre[:, None])
-    return _per_factor(m, info), _per_factor(m, linear)
-
-
-def _per_factor(m: Measurement, per_indicator: jax.Array) -> jax.Array:
-    """``(F, N)``: the rows of a ``(p, N)`` array summed over each factor's indicators."""
-    # rows added one by one fuse into one elementwise loop; a one-hot dot, or a reduction
-    # over the indicator axis, ran several times slower
-    return jnp.stack([sum(per_indicator[j] for j in rows) for rows in m.rows()])
+    to_factor = jnp.asarray(m.onehot()) * lam_w[:, None]  # (p, F)
+    f = len(m.factors)
+    # (F, p) x (p, N) products: the data are read once for every chain sharing them
+    weights = jnp.concatenate([to_factor * params["lam"][:, None], to_factor * centre[:, None]], 1)
+    from_mask = weights.T @ data[f"{STATS}obs"]  # (2F, N)
+    return from_mask[:f], to_factor.T @ data[f"{STATS}yc"] - from_mask[f:]
 
 
 def draw_coefficients(

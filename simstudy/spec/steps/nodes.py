@@ -120,7 +120,7 @@ class NodeGroup(StepDefaults):
                 eta = jnp.stack([vals[m] for m in blk.members], axis=-1)
                 std = eta @ inverse_cholesky(state["cov"][blk.name]).T * real
                 parts += [std[:, k] for k in range(std.shape[1])]
-            return jnp.stack(parts, axis=-1)
+            return parts
 
         if self.involved or self.own_blocks:
             resid, jac = ev.jvp_columns(residuals, current, d)

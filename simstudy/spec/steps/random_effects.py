@@ -124,9 +124,7 @@ class RandomEffects(StepDefaults):
 
         def residuals(u_rows):
             vals = {**base, **{m: u_rows[:, k] for k, m in enumerate(block.members)}}
-            return jnp.stack(
-                [ev.std_residual(lay, i, state, vals, ctx.weights[i]) for i in self.involved], -1
-            )
+            return [ev.std_residual(lay, i, state, vals, ctx.weights[i]) for i in self.involved]
 
         resid, jac = ev.jvp_columns(residuals, current[group], len(block.members))
         # residuals depend on u only through u[group]: differentiate w.r.t. the gathered rows
