@@ -139,6 +139,9 @@ def unconverged(summaries: Mapping[str, Any], names: Sequence[str]) -> str | Non
     from simstudy.config import AggregateSettings
 
     checks = AggregateSettings()
+    undefined = [n for n in names if not np.isfinite(summaries[n].ess_bulk)]
+    if undefined:  # constant (stuck) draws have no ESS: never a sign of convergence
+        return f"bulk ESS undefined (constant draws) for {', '.join(undefined)}"
     ess = min(summaries[n].ess_bulk for n in names)
     rhats = [summaries[n].rhat for n in names if np.isfinite(summaries[n].rhat)]  # NaN: 1 chain
     if ess < checks.ess_min:

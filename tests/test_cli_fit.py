@@ -246,3 +246,7 @@ def test_unconverged_names_the_first_failed_check():
     assert unconverged({"a": summary(900, 1.02)}, ["a"]) == "max R-hat 1.020 > 1.01"
     # one chain: R-hat is NaN and only ESS is checked
     assert unconverged({"a": summary(900, float("nan"))}, ["a"]) is None
+    # a stuck chain (constant draws) has no ESS, wherever it sits among the names
+    for names in (["a", "b"], ["b", "a"]):
+        stuck = {"a": summary(900, 1.0), "b": summary(float("nan"), float("nan"))}
+        assert unconverged(stuck, names) == "bulk ESS undefined (constant draws) for b"
