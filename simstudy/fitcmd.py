@@ -208,6 +208,8 @@ def header(
     if isinstance(families, Mapping) and "inverse_gamma" not in families.values():
         # settings of no prior in use
         replaced = {*replaced, "var_shape", "var_scale", "latent_var_shape", "latent_var_scale"}
+    if "=~" not in str((plan.model.structure or {}).get("syntax", "")):
+        replaced = {*replaced, "loading_mean", "loading_sd"}  # no loadings
     shown = {
         k: v for k, v in (plan.model.priors or {}).items() if _number_like(v) and k not in replaced
     }
@@ -241,11 +243,16 @@ def scaled_plan(plan: Any, dataset: Any, given: Collection[str]) -> tuple[Any, d
     from simstudy.spec import scaled
 
     spec = spec_info.spec_of(plan.model.structure)
-    extra = scaled.data_scaled(spec, dataset, given)
+    named_loading = bool({"loading_mean", "loading_sd"} & set(given))
+    loading = (plan.model.priors["loading_mean"], plan.model.priors["loading_sd"])
+    extra = scaled.data_scaled(spec, dataset, given, loading if named_loading else None)
     priors = {**plan.model.priors, **extra}
     families = plan.model.structure["prior_families"]
     per = scaled.parameter_priors(spec, {**spec_info.PRIOR_DEFAULTS, **priors}, families)
     replaced = {scaled.SETTING_OF[k] for k in extra}
+    loadings = any(c.parameter.is_loading for e in spec.equations for c in e.coefficients)
+    if "coef_means" in extra and loadings and not named_loading:
+        replaced |= {"loading_mean", "loading_sd"}
     model = dataclasses.replace(plan.model, priors=priors)
     return dataclasses.replace(plan, model=model), per, replaced
 

@@ -68,20 +68,22 @@ def group_scale(
     e: jax.Array,
     extra: Any = None,
     noise: tuple[jax.Array, jax.Array] | None = None,
+    d: Any = None,
 ) -> jax.Array:
     """Draw a scale ``g`` for a group move, Metropolis from ``g = 1``.
 
-    The target is ``log p(g) = -a g^2 / 2 + b g - c / g^2 + e log g`` (+ ``extra(g)``, a
-    non-normal correction), elementwise, with the Jacobian and Haar measure folded into ``e``
-    (Liu & Sabatti 2000). The proposal is normal in ``t = log g`` at the mode of that target
-    (safeguarded Newton steps from ``b / a``, ``a^-1/2`` or ``c^1/2``) with its curvature
-    there. Every step of that construction is equivariant: at ``T_h x`` the coefficients are
-    ``(h^2 a, h b, c / h^2, e)``, the target in ``t`` is shifted by ``-log h`` and so is the
-    proposal, so on the orbit of ``x`` the move is an independence sampler, and the acceptance
-    ratio from ``g = 1`` is the right one. (A fallback such as "start at 1 when ``b <= 0``"
-    would break this and bias the chain.) Returns the accepted ``g`` (1 where rejected).
-    ``noise``: a standard normal and a log-uniform draw of ``a``'s shape, drawn beforehand
-    (then ``key`` is unused).
+    The target is ``log p(g) = -a g^2 / 2 + b g - c / g^2 + d / g + e log g`` (+
+    ``extra(g)``, a non-normal correction), elementwise, with the Jacobian and Haar measure
+    folded into ``e`` (Liu & Sabatti 2000); ``d`` (None: 0) comes from normal priors with a
+    non-zero mean on quantities scaled by ``1 / g``. The proposal is normal in ``t = log g``
+    at the mode of that target (safeguarded Newton steps from ``b / a``, ``a^-1/2`` or
+    ``c^1/2``) with its curvature there. Every step of that construction is equivariant: at
+    ``T_h x`` the coefficients are ``(h^2 a, h b, c / h^2, d / h, e)``, the target in ``t``
+    is shifted by ``-log h`` and so is the proposal, so on the orbit of ``x`` the move is an
+    independence sampler, and the acceptance ratio from ``g = 1`` is the right one. (A
+    fallback such as "start at 1 when ``b <= 0``" would break this and bias the chain.)
+    Returns the accepted ``g`` (1 where rejected). ``noise``: a standard normal and a
+    log-uniform draw of ``a``'s shape, drawn beforehand (then ``key`` is unused).
     """
     if noise is None:
         k_t, k_u = jax.random.split(key)
@@ -95,17 +97,23 @@ def group_scale(
     )
     start = jnp.where(start > 0, start, 1.0)
 
+    def inverse(t):  # the d / g term and its first two derivatives in t (zero without d)
+        if d is None:
+            return 0.0, 0.0, 0.0
+        term = d * jnp.exp(-t)
+        return term, -term, term
+
     def log_target(t):  # over t = log g, with the Jacobian g
         g = jnp.exp(t)
-        return -a * g**2 / 2 + b * g - c / g**2 + (e + 1) * t
+        return -a * g**2 / 2 + b * g - c / g**2 + inverse(t)[0] + (e + 1) * t
 
     def slope(t):
         g = jnp.exp(t)
-        return -a * g**2 + b * g + 2 * c / g**2 + e + 1
+        return -a * g**2 + b * g + 2 * c / g**2 + inverse(t)[1] + e + 1
 
     def curvature(t):  # minus the second derivative, floored
         g = jnp.exp(t)
-        return jnp.maximum(2 * a * g**2 - b * g + 4 * c / g**2, 0.25)
+        return jnp.maximum(2 * a * g**2 - b * g + 4 * c / g**2 - inverse(t)[2], 0.25)
 
     t = jnp.log(start)
     for _ in range(8):

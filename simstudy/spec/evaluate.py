@@ -135,9 +135,10 @@ def coef_priors(
     if not which:
         return jnp.zeros(0), (), jnp.zeros(0)
     positions = {lay.equations[i].target: lay.free_coefs[i] for i in lay.general}
+    equations = {lay.equations[i].target: lay.equations[i] for i in lay.general}
     means, sds = [], []
     for t, k in which:
-        m, s = priors.coef_prior(t, (positions[t][k],))
+        m, s = priors.equation_prior(equations[t], (positions[t][k],))
         means.append(m[0])
         sds.append(s[0])
     return jnp.stack([coef[t][k] for t, k in which]), tuple(means), jnp.asarray(sds)

@@ -58,15 +58,20 @@ def simulate_prior(
     values: dict[str, Any] = dict(dgm.population_of(spec, setting))
     # One key per parameter and per block, by a stable index: as many as the model needs.
     k_data, k_coef, k_block = jax.random.split(rng_key, 3)
-    coefficients = [c.parameter for e in spec.equations for c in e.coefficients]
+    coefficients = [(e, k) for e in spec.equations for k in range(len(e.coefficients))]
+    prior_of = {
+        e.coefficients[k].parameter.name: p.equation_prior(e, (k,)) for e, k in coefficients
+    }
     latents = {v.name for v in spec.variables if v.kind == LATENT}
     latent_of = {e.variance.name: e.target in latents for e in spec.equations}
-    for i, param in enumerate([*coefficients, *(e.variance for e in spec.equations)]):
+    params = [e.coefficients[k].parameter for e, k in coefficients]
+    for i, param in enumerate([*params, *(e.variance for e in spec.equations)]):
         if not param.free:
             continue
         key = jax.random.fold_in(k_coef, i)
         if param.kind == "coef":
-            values[param.name] = p.coef_sd * float(jax.random.normal(key))
+            (mean,), (sd,) = prior_of[param.name]
+            values[param.name] = mean + sd * float(jax.random.normal(key))
         else:
             draw = _variance_draw(key, families["residual"], p, False, latent_of[param.name])
             values[param.name] = draw

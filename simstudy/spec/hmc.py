@@ -416,7 +416,7 @@ def model_data(
             float(scale),
         )
     for i, eq in enumerate(lay.equations):
-        means, sds = p.coef_prior(eq.target, lay.free_coefs[i])
+        means, sds = p.equation_prior(eq, lay.free_coefs[i])
         out[f"prior:coef_mean:{eq.target}"] = jnp.asarray(means, dtype=float)
         out[f"prior:coef_sd:{eq.target}"] = jnp.asarray(sds, dtype=float)
         out[f"prior:sigma_scale:{eq.target}"] = float(p.sigma_scale_of(eq.target))

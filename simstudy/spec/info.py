@@ -56,11 +56,16 @@ PRIOR_DEFAULTS = {
 }
 #: Latent (residual) variances' inverse-gamma prior; unset, the residual class's numbers.
 LATENT_PRIORS = {"latent_var_shape": "var_shape", "latent_var_scale": "var_scale"}
+#: Loadings' normal prior; unset, N(0, coef_sd^2) as every other coefficient.
+LOADING_PRIORS = {"loading_sd": "coef_sd"}
 PRIOR_SPECS = {
     **{k: FactorSpec("float", low=1e-9) for k in PRIOR_DEFAULTS},
     # (-1, 0) is flat on a latent variance (Mplus's default); check_priors refuses the rest
     "latent_var_shape": FactorSpec("float", low=-1.0),
     "latent_var_scale": FactorSpec("float", low=0.0),
+    # loadings' own normal prior: unset, N(0, coef_sd^2) as every coefficient
+    "loading_mean": FactorSpec("float"),
+    "loading_sd": FactorSpec("float", low=1e-9),
 }
 #: Estimators of a spec model without ``estimators:``: the compiled Gibbs sweep, and HMC on the
 #: NumPyro model.
@@ -71,11 +76,13 @@ SAMPLERS = kinds.samplers(kinds.DEFAULT)
 def with_prior_defaults(priors: Mapping[str, Any] | None) -> dict[str, Any]:
     """A spec model's ``priors`` with every default filled in.
 
-    An unset latent variance prior takes the residual class's numbers (as given or default).
+    An unset latent variance prior takes the residual class's numbers (as given or default),
+    an unset loading prior every coefficient's N(0, coef_sd^2).
     """
     out = {**PRIOR_DEFAULTS, **dict(priors or {})}
-    for latent, residual in LATENT_PRIORS.items():
-        out.setdefault(latent, out[residual])
+    for own, general in {**LATENT_PRIORS, **LOADING_PRIORS}.items():
+        out.setdefault(own, out[general])
+    out.setdefault("loading_mean", 0.0)
     return out
 
 

@@ -63,6 +63,11 @@ class Parameter:
         """Whether the parameter is estimated."""
         return self.fixed is None
 
+    @property
+    def is_loading(self) -> bool:
+        """Whether the parameter is a loading (``f=~y``, lavaan's name of a measurement)."""
+        return self.kind == "coef" and "=~" in self.name
+
 
 @dataclass(frozen=True)
 class Coefficient:

@@ -13,7 +13,8 @@ predictor's dummy its share and SD among the observed categories):
 - the SDs of a covariance block: HalfNormal(the largest SD of the outcomes its random effects
   enter), or HalfNormal(the largest SD of its members) for a block of level-1 variables.
 
-A setting the user names (``coef_sd``, ``sigma_scale``, ``cov_scale``) replaces its part.
+A setting the user names (``coef_sd``, ``sigma_scale``, ``cov_scale``) replaces its part;
+a named ``loading_mean`` or ``loading_sd`` gives every loading the loadings' class.
 """
 
 from __future__ import annotations
@@ -96,11 +97,15 @@ def _term_scale(
 
 
 def data_scaled(
-    spec: ModelSpec, data: Mapping[str, Any], given: Collection[str] = ()
+    spec: ModelSpec,
+    data: Mapping[str, Any],
+    given: Collection[str] = (),
+    loading: tuple[float, float] | None = None,
 ) -> dict[str, Any]:
     """The per-equation prior settings of :class:`Priors` on ``data``'s scale.
 
-    ``given``: the ``model.priors`` settings the user named, whose parts are left out.
+    ``given``: the ``model.priors`` settings the user named, whose parts are left out;
+    ``loading``: the loadings' ``(mean, SD)`` where the user named that class.
     """
     scales = variable_scales(spec, data)
     means, sds, sigmas, blocks = {}, {}, {}, {}
@@ -114,6 +119,14 @@ def data_scaled(
             COEF_WIDTH * sd_y / s if c.factors else COEF_WIDTH * sd_y * np.sqrt(1.0 + shift)
             for c, (_, s) in pairs
         )
+        if loading is not None:
+            named = [c.parameter.is_loading for c in eq.coefficients]
+            means[eq.target] = tuple(
+                loading[0] if own else m for own, m in zip(named, means[eq.target], strict=True)
+            )
+            sds[eq.target] = tuple(
+                loading[1] if own else s for own, s in zip(named, sds[eq.target], strict=True)
+            )
         sigmas[eq.target] = sd_y
     for b in spec.blocks:
         if b.level is None:
@@ -129,6 +142,11 @@ def data_scaled(
         for k, values in out.items()
         if SETTING_OF[k] not in given
     }
+
+
+def _coef_setting(param: Any) -> str:
+    """The ``model.priors`` setting that decides a coefficient's prior."""
+    return "loading_sd" if param.is_loading else "coef_sd"
 
 
 def _floats(value: Any) -> Any:
@@ -149,10 +167,10 @@ def parameter_priors(
     out: dict[str, tuple[str, float, float, str]] = {}
     for eq in spec.equations:
         free = tuple(i for i, c in enumerate(eq.coefficients) if c.parameter.free)
-        for pos, mean, sd in zip(free, *p.coef_prior(eq.target, free), strict=True):
+        for pos, mean, sd in zip(free, *p.equation_prior(eq, free), strict=True):
             param = eq.coefficients[pos].parameter
             if not param.nuisance:
-                out[param.name] = ("normal", mean, sd, "coef_sd")
+                out[param.name] = ("normal", mean, sd, _coef_setting(param))
         v = eq.variance
         if v.free and not v.nuisance and families.get("residual") == "half_normal":
             out[v.name] = ("half_normal_sd", 0.0, p.sigma_scale_of(eq.target), "sigma_scale")

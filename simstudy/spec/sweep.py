@@ -54,6 +54,10 @@ class Priors:
     #: class (flat, (-1, 0), is Mplus's default there); None: ``var_shape`` / ``var_scale``.
     latent_var_shape: float | None = None
     latent_var_scale: float | None = None
+    #: Normal prior of a loading (``f=~y``), the loadings' own class (blavaan's ``lambda``);
+    #: None: N(0, coef_sd^2) as every other coefficient.
+    loading_mean: float = 0.0
+    loading_sd: float | None = None
     # per-equation overrides (simstudy fit's priors on the data's scale), as sorted pairs:
     # target -> prior mean and SD of each coefficient position; target or block -> SD scale
     coef_means: tuple[tuple[str, tuple[float, ...]], ...] = ()
@@ -75,14 +79,32 @@ class Priors:
         return cls(**{k: _frozen(v) for k, v in priors.items() if k in names})
 
     def coef_prior(
-        self, target: str, positions: tuple[int, ...]
+        self, target: str, positions: tuple[int, ...], loadings: tuple[int, ...] = ()
     ) -> tuple[tuple[float, ...], tuple[float, ...]]:
-        """Prior means and SDs of an equation's coefficients at ``positions``."""
+        """Prior means and SDs of an equation's coefficients at ``positions``.
+
+        ``loadings``: the positions that hold loadings (the loading class's numbers, unless
+        the equation has numbers of its own).
+        """
         means, sds = dict(self.coef_means).get(target), dict(self.coef_sds).get(target)
+        loading_sd = self.coef_sd if self.loading_sd is None else self.loading_sd
         return (
-            tuple(means[i] if means else 0.0 for i in positions),
-            tuple(sds[i] if sds else self.coef_sd for i in positions),
+            tuple(
+                means[i] if means else (self.loading_mean if i in loadings else 0.0)
+                for i in positions
+            ),
+            tuple(
+                sds[i] if sds else (loading_sd if i in loadings else self.coef_sd)
+                for i in positions
+            ),
         )
+
+    def equation_prior(
+        self, eq: Equation, positions: tuple[int, ...]
+    ) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """:meth:`coef_prior` of equation ``eq``'s coefficients at ``positions``."""
+        loadings = tuple(i for i in positions if eq.coefficients[i].parameter.is_loading)
+        return self.coef_prior(eq.target, positions, loadings)
 
     def sigma_scale_of(self, target: str) -> float:
         """Scale of the half-normal prior on the residual SD of ``target``'s equation."""

@@ -11,12 +11,21 @@ import pytest
 from numpyro.infer.util import log_density
 
 from simstudy.cli import compose_raw, main
-from simstudy.config import fit_plan_from_dict
-from simstudy.engine.replicate import chain_name, estimator_key, fit_estimator, key_from_seed
+from simstudy.config import fit_plan_from_dict, plan_from_dict
+from simstudy.design import expand_grid
+from simstudy.engine.replicate import (
+    chain_name,
+    estimator_key,
+    fit_estimator,
+    key_from_seed,
+    setting_of,
+)
+from simstudy.errors import InputError
 from simstudy.fitcheck import named_priors, prior_conflicts, sign_disagreements
 from simstudy.models import family_of, model_infos
 from simstudy.spec import dgm
 from simstudy.spec import info as spec_info
+from simstudy.spec.ir import from_syntax
 from simstudy.spec.scaled import COEF_WIDTH, data_scaled, parameter_priors
 from simstudy.spec.sweep import Priors
 
@@ -55,6 +64,47 @@ def test_accessors_fall_back_to_the_scalar_settings():
     # from JSON (mappings and lists) the same hashable settings
     as_json = json.loads(json.dumps({k: dict(v) for k, v in OVERRIDES.items()}))
     assert Priors.of(as_json) == Priors.of(OVERRIDES)
+
+
+def test_loadings_have_a_prior_class_of_their_own():
+    eq = from_syntax("f =~ y1 + y2\nz ~ f").equations
+    y2 = next(e for e in eq if e.target == "y2")
+    z = next(e for e in eq if e.target == "z")
+    p = Priors.of({"coef_sd": 7.0, "loading_mean": 1.0, "loading_sd": 0.5})
+    assert [c.parameter.is_loading for c in y2.coefficients] == [False, True]
+    assert p.equation_prior(y2, (0, 1)) == ((0.0, 1.0), (7.0, 0.5))  # intercept, loading
+    assert p.equation_prior(z, (1,)) == ((0.0,), (7.0,))  # a path is no loading
+    # unset: N(0, coef_sd^2) as every coefficient; an equation's own numbers win
+    assert Priors.of({"coef_sd": 7.0}).equation_prior(y2, (1,)) == ((0.0,), (7.0,))
+    own = Priors.of({"loading_mean": 1.0, "coef_means": {"y2": [3.0, -2.0]}})
+    assert own.equation_prior(y2, (1,))[0] == (-2.0,)
+
+
+def test_loading_prior_reaches_the_numpyro_model_and_the_prior_draws():
+    more = ("+model.priors.loading_mean=1.5", "+model.priors.loading_sd=0.25")
+    plan = _plan("f =~ y1 + y2 + y3", "bayes_hmc", *more)
+    family = family_of(plan.model)
+    estimator = family.estimators_for(plan.model.structure)["bayes_hmc"]
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.normal(size=(50, 3)), columns=["y1", "y2", "y3"])
+    data = estimator.data(family.from_frame(frame), plan.model.priors)
+    assert np.asarray(data["prior:coef_mean:y2"]).tolist() == [0.0, 1.5]
+    assert np.asarray(data["prior:coef_sd:y2"]).tolist() == [10.0, 0.25]
+    # SBC's prior draws: the latent interaction model's loadings from the same class
+    proper = ("model.priors.latent_var_shape=2", "model.priors.latent_var_scale=0.5")
+    raw = compose_raw(["study=sbc", "model=latent_interaction", *proper, *more])
+    study = plan_from_dict(raw, model_infos())
+    setting = setting_of(study, expand_grid(study.factors)[0])
+    li = family_of(study.model)
+    keys = jax.random.split(jax.random.key(0), 40)
+    draws = [li.simulate_prior(k, setting, study.model.priors)[1]["eta_x=~x2"] for k in keys]
+    assert abs(np.mean(draws) - 1.5) < 4 * 0.25 / np.sqrt(40)  # N(0, 10^2) would miss
+    assert 0.15 < np.std(draws) < 0.35
+
+
+def test_a_loading_sd_must_be_positive():
+    with pytest.raises(InputError, match=r"model.priors.loading_sd.*-1"):
+        _plan("f =~ y1 + y2 + y3", "bayes", "+model.priors.loading_sd=-1")
 
 
 def test_sweep_samples_the_per_equation_priors_when_nothing_is_observed():
@@ -122,6 +172,16 @@ def test_a_latent_factor_takes_its_marker_indicators_scale():
     # the loading of y2 on f is ~1: its prior SD is 2.5 sd(y2) / sd(y1), not 2.5 sd(y2)
     assert out["coef_sds"]["y2"][1] == pytest.approx(COEF_WIDTH * frame.y2.std() / frame.y1.std())
     assert out["cov_scales"][spec.blocks[0].name] == pytest.approx(frame.y1.std())
+    # a loading class the user names replaces the data's scale on the loadings only
+    named = {k: dict(v) for k, v in data_scaled(spec, data, {"loading_mean"}, (1.0, 0.5)).items()}
+    assert named["coef_means"]["y2"] == pytest.approx((out["coef_means"]["y2"][0], 1.0))
+    assert named["coef_sds"]["y2"] == pytest.approx((out["coef_sds"]["y2"][0], 0.5))
+    assert parameter_priors(spec, {**spec_info.PRIOR_DEFAULTS, **named}, {})["f=~y2"] == (
+        "normal",
+        1.0,
+        0.5,
+        "loading_sd",
+    )
 
 
 def test_prior_conflict_names_the_parameter_and_the_setting():

@@ -58,7 +58,7 @@ class Coefficients(StepDefaults):
         w = ctx.weights[i] / ev.variance(lay, state, i)
         design = [ev.product(vals, eq.coefficients[pos].factors) for pos in self.positions]
         cross, fitted = row_cross_products(design, w, resid)
-        means, sds = map(jnp.asarray, ctx.priors.coef_prior(eq.target, self.positions))
+        means, sds = map(jnp.asarray, ctx.priors.equation_prior(eq, self.positions))
         precision = cross + jnp.diag(1.0 / sds**2)
         grad = -fitted + (current - means) / sds**2
         new = normal_step(current, grad, precision, noise.normal[self.name])

@@ -161,21 +161,19 @@ def _scale_factor(lay: Layout, state: State, data, move: FactorScale, ctx: Conte
     coef = state["coef"]
     up, up_mean, up_sd = ev.coef_priors(lay, priors, coef, move.up)
     down, down_mean, down_sd = ev.coef_priors(lay, priors, coef, move.down)
-    if any(down_mean):  # -(b/g - m)^2 / 2s^2 has a 1/g term: not this move's form
-        return state
     kind, name, member = move.variance
     variance = state["var"][name] if kind == "equation" else state["cov"][name][member, member]
     a = (up**2 / up_sd**2).sum()
     b = (up * jnp.asarray(up_mean, dtype=float) / up_sd**2).sum()
+    # what g scales by 1 / g: -(x/g - m)^2 / 2s^2 = -x^2 / 2s^2 g^2 + m x / s^2 g + const
     c = (down**2 / down_sd**2).sum() / 2
+    d = (down * jnp.asarray(down_mean, dtype=float) / down_sd**2).sum()
     if lay.measurement is not None:
-        free = np.asarray(move.loadings_free)
+        free = jnp.asarray(move.loadings_free)
         lam = state["meas"]["lam"]
-        _, loading_sd = indicator_priors(lay.measurement, priors)[1]
-        targets = np.asarray(lay.measurement.targets)[free]
-        if any(priors.coef_prior(t, (1,))[0][0] for t in targets):  # as for ``down``: no 1/g
-            return state
-        c = c + jnp.where(jnp.asarray(free), lam**2 / loading_sd**2, 0.0).sum() / 2
+        loading_mean, loading_sd = indicator_priors(lay.measurement, priors)[1]
+        c = c + jnp.where(free, lam**2 / loading_sd**2, 0.0).sum() / 2
+        d = d + jnp.where(free, lam * loading_mean / loading_sd**2, 0.0).sum()
         a_m, b_m = marker_terms(
             sums, state["meas"], np.asarray(move.loadings_fixed), lay.measurement.fixed_loading
         )
@@ -193,7 +191,7 @@ def _scale_factor(lay: Layout, state: State, data, move: FactorScale, ctx: Conte
         shape, scale = priors.variance_ig(latent_prior)
         c = c + scale / variance
         e = move.n_up - move.n_down - 2 * shape - 1
-    g = group_scale(None, a, b, c, jnp.asarray(e, dtype=float), noise=noise)
+    g = group_scale(None, a, b, c, jnp.asarray(e, dtype=float), noise=noise, d=d)
     real = data[ROW_REAL]
     nodes = {**state["nodes"], move.factor: jnp.where(real, g, 1.0) * state["nodes"][move.factor]}
     coef = dict(coef)

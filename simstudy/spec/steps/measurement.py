@@ -117,7 +117,7 @@ def indicator_priors(m: Measurement, priors: Priors) -> tuple[tuple[Any, Any], t
     """Per indicator: prior means and SDs of the intercept, and of the loading."""
     intercept, loading = [], []
     for t in m.targets:
-        means, sds = priors.coef_prior(t, (0, 1))
+        means, sds = priors.coef_prior(t, (0, 1), loadings=(1,))  # (intercept, loading)
         intercept.append((means[0], sds[0]))
         loading.append((means[1], sds[1]))
     return tuple(tuple(jnp.asarray(v) for v in zip(*x, strict=True)) for x in (intercept, loading))

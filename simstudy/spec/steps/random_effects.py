@@ -206,7 +206,7 @@ class RandomEffects(StepDefaults):
             target = lay.equations[i].target
             coef = state["coef"][target]
             effects = state["re"][block.name]
-            (mean,), (sd,) = ctx.priors.coef_prior(target, (lay.free_coefs[i][k],))
+            (mean,), (sd,) = ctx.priors.equation_prior(lay.equations[i], (lay.free_coefs[i][k],))
             d = location_shift_draw(
                 effects, weight, cov_inverse, member, coef[k] - mean, sd, z[member]
             )

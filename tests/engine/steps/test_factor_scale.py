@@ -65,3 +65,33 @@ def test_latent_sweep_with_nothing_observed_samples_its_prior(kind):
         mcse = s.se / np.sqrt(s.ess_bulk)
         assert abs(s.estimate - mean) < 4 * mcse + 0.02, (name, s)
         assert abs(s.se / spread - 1) < 0.1 + 4 / np.sqrt(s.ess_bulk), (name, s)
+
+
+# slow tier (a compile for one assertion); the default tier checks the move's d / g term by
+# tests/blocks/test_group_scale.py and the loading class's numbers by tests/spec/test_spec_priors.py
+@pytest.mark.slow
+def test_scale_moves_keep_a_loading_prior_away_from_zero():
+    """Loadings N(1, 0.5^2) (``loading_mean``, ``loading_sd``), nothing observed: their prior.
+
+    A free loading scaled by ``1 / g`` under a non-zero prior mean adds ``d / g`` to the move's
+    target (``blocks.group.group_scale``'s ``d``); leaving it out pulls the loadings' draws
+    toward 0.
+    """
+    structure = _structure(TWO_FACTORS, "inverse_gamma")
+    est = family("loading_prior", structure).estimators_for(structure)["bayes"]
+    n = 40
+    data = {dgm.ROW_REAL: jnp.ones(n, bool)}
+    for v in ("y1", "y2", "y3", "y4", "y5", "y6"):
+        data[v], data[dgm.observed_key(v)] = jnp.zeros(n), jnp.zeros(n, bool)
+    priors = {"coef_sd": 1.0, "var_shape": 4.0, "var_scale": 3.0}
+    priors |= {"latent_var_shape": 4.0, "latent_var_scale": 3.0}
+    priors |= {"loading_mean": 1.0, "loading_sd": 0.5}
+    sampler = SamplerSettings(name="gibbs", chains=2, warmup=200, draws=3000)
+    summaries, _, _ = fit_estimator(est, data, key_from_seed(5), sampler, priors, 0.95)
+    expected = {"f=~y2": (1, 0.5), "f=~y3": (1, 0.5), "g=~y5": (1, 0.5), "g~f": (0, 1)}
+    expected |= {v: (1, 0.71) for v in ("f~~f", "g~~g")}
+    for name, (mean, spread) in expected.items():
+        s = summaries[name]
+        mcse = s.se / np.sqrt(s.ess_bulk)
+        assert abs(s.estimate - mean) < 4 * mcse + 0.02, (name, s)
+        assert abs(s.se / spread - 1) < 0.1 + 4 / np.sqrt(s.ess_bulk), (name, s)
