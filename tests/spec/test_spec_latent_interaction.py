@@ -97,6 +97,26 @@ def test_spec_truth_is_the_dgm_worked_out_by_hand(model):
         assert truth[name] == pytest.approx(value, abs=1e-12), name
 
 
+def test_spec_simulator_has_the_dgms_moments_at_large_n():
+    """Unit variances of eta_x and eta_y (the product term included), reliability 0.7."""
+    m = latent_interaction(N=200_000)
+    data = m.family.simulate(jax.random.key(1), m.setting)
+    x1, m1, y1 = (np.asarray(data[v], float) for v in ("x1", "m1", "y1"))
+    assert np.var(x1) == pytest.approx(1 / 0.7, rel=0.02)  # Var(x1) = 1 + theta_1
+    assert np.var(y1) == pytest.approx(1 / 0.7, rel=0.02)  # eta_y has unit variance too
+    assert np.corrcoef(x1, m1)[0, 1] == pytest.approx(0.3 * 0.7, abs=0.01)
+
+
+def test_spec_simulator_drops_indicators_at_random_given_x1():
+    m = latent_interaction(N=20_000, missing_rate=0.3, mechanism="MAR")
+    data = m.family.simulate(jax.random.key(2), m.setting)
+    assert np.asarray(data[dgm.observed_key("x1")]).all()  # the x indicators always observed
+    seen = np.asarray(data[dgm.observed_key("m1")])
+    assert seen.mean() == pytest.approx(0.7, abs=0.02)
+    x1 = np.asarray(data["x1"])
+    assert x1[~seen].mean() > x1[seen].mean() + 0.3
+
+
 # --- the analyses of fs_imputation and sum_score_ols ------------------------------------
 
 
@@ -143,6 +163,14 @@ def test_sum_score_ols_is_ols_on_the_indicator_means():
     sd = np.sqrt(a[1] ** 2 * x.var(ddof=1) + psi_m)
     assert new["slope_lo"].estimate == pytest.approx(b[1] - b[3] * sd, rel=1e-4)
     assert new["slope_hi"].estimate == pytest.approx(b[1] + b[3] * sd, rel=1e-4)
+
+
+def test_sum_scores_are_attenuated():
+    m = latent_interaction(N=50_000)
+    data = m.family.simulate(jax.random.key(3), m.setting)
+    est = m.estimators["sum_score_ols"].fit(data, 0.95)["eta_y~eta_x"]
+    assert est.estimate < 0.3 - 5 * est.se
+    assert est.lower < est.estimate < est.upper
 
 
 def test_ols_on_scores_is_numpys_ols_and_the_delta_method():
