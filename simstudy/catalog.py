@@ -7,7 +7,7 @@ from the model registry, so listing needs no study to be valid. Every function r
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -124,16 +124,7 @@ def model_rows(dirs: Sequence[Path]) -> list[dict[str, Any]]:
         }
         for name, family in MODELS.items()
     ]
-    for path in models.values():
-        raw = read_config_file(path)
-        if not spec_info.is_spec(raw) or not raw.get("syntax"):
-            continue
-        try:
-            info = spec_info.model_info(
-                str(raw.get("name")), spec_info.normalise(raw), raw.get("params") or {}
-            )
-        except InputError as exc:
-            info, why = None, str(exc)
+    for path, raw, info, why in _spec_configs(models):
         rows.append(
             {
                 "model": f"{raw.get('name')} (syntax)",
@@ -146,26 +137,62 @@ def model_rows(dirs: Sequence[Path]) -> list[dict[str, Any]]:
     return rows
 
 
-def estimator_rows() -> list[dict[str, Any]]:
-    """One row per (model, estimator): what it is, the samplers it runs on, its estimands."""
+def _spec_configs(models: Mapping[str, Path]) -> Iterator[tuple[Path, Any, Any, str]]:
+    """Each model config with a syntax: path, raw config, ModelInfo and why it is invalid.
+
+    The ModelInfo is None (and the reason a sentence) when the config does not validate.
+    """
+    from simstudy.spec import info as spec_info
+
+    for path in models.values():
+        raw = read_config_file(path)
+        if not spec_info.is_spec(raw) or not raw.get("syntax"):
+            continue
+        try:
+            info = spec_info.model_info(
+                str(raw.get("name")), spec_info.normalise(raw), raw.get("params") or {}
+            )
+        except InputError as exc:
+            yield path, raw, None, str(exc)
+            continue
+        yield path, raw, info, ""
+
+
+def _estimator_row(model: str, name: str, estimator: Any, sampler: str | None) -> dict[str, Any]:
     from simstudy.config import INTERCHANGEABLE
+
+    return {
+        "model": model,
+        "estimator": name,
+        "kind": estimator_kind(estimator),
+        "samplers": " | ".join(INTERCHANGEABLE.get(sampler, ("-",))),
+        "estimands": len(estimator.parameters),
+    }
+
+
+def estimator_rows(dirs: Sequence[Path]) -> list[dict[str, Any]]:
+    """One row per (model, estimator): what it is, the samplers it runs on, its estimands.
+
+    The hand-written families' estimators, then those of each valid model config with a syntax
+    (named by its config).
+    """
     from simstudy.models import MODELS
+    from simstudy.spec import info as spec_info
+    from simstudy.spec.family import family
 
     rows = []
-    for model, family in MODELS.items():
-        for name in family.info.estimators:
-            estimator = family.estimators[name]
-            rows.append(
-                {
-                    "model": model,
-                    "estimator": name,
-                    "kind": estimator_kind(estimator),
-                    "samplers": " | ".join(
-                        INTERCHANGEABLE.get(family.info.samplers.get(name), ("-",))
-                    ),
-                    "estimands": len(estimator.parameters),
-                }
-            )
+    for model, fam in MODELS.items():
+        for name in fam.info.estimators:
+            sampler = fam.info.samplers.get(name)
+            rows.append(_estimator_row(model, name, fam.estimators[name], sampler))
+    for path, raw, info, _ in _spec_configs(group_files(dirs, "model")):
+        if info is None:  # the models table says why
+            continue
+        structure = spec_info.normalise(raw)
+        built = family(str(raw.get("name")), structure).estimators_for(structure)
+        for name in info.estimators:
+            sampler = info.samplers.get(name)
+            rows.append(_estimator_row(f"model={path.stem}", name, built[name], sampler))
     return rows
 
 
@@ -174,7 +201,7 @@ def rows_for(topic: str, dirs: Sequence[Path]) -> list[dict[str, Any]]:
     if topic == "models":
         return model_rows(dirs)
     if topic == "estimators":
-        return estimator_rows()
+        return estimator_rows(dirs)
     return config_rows(dirs, _GROUPS[topic])
 
 

@@ -996,9 +996,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 def cmd_diagnose(args: argparse.Namespace) -> int:
     """Residuals from imputed latent scores of one replication of a latent interaction study.
 
-    The model is a spec with a structural product term (its compiled Gibbs chain imputes the
-    scores) or the hand-written latent interaction family
-    (:func:`simstudy.diagnostics.latent_residuals.imputer_of`).
+    The model is a spec with a structural product term: its compiled Gibbs chain imputes the
+    scores (:func:`simstudy.diagnostics.latent_residuals.imputer_of`).
 
     Writes RESULTS_DIR/diagnostics/residuals-<condition>-<rep>.png, .pdf and .parquet
     (:mod:`simstudy.diagnostics.latent_residuals`); ``simstudy report`` shows the figures.
@@ -1282,10 +1281,9 @@ def build_parser() -> argparse.ArgumentParser:
         "diagnose",
         help="residuals of the latent interaction model from imputed latent scores",
         description="For one replication of a latent interaction study (a model in the "
-        "syntax with a structural product term, y ~ x + m + x:m, or the hand-written "
-        "latent_interaction): draw M imputations of the latent scores from a Gibbs chain's "
-        "posterior (the compiled sweep's states fs_imputation analyses, or the hand-written "
-        "bayes sampler's; the study's seed and sampler settings), fit y's regression by OLS "
+        "syntax with a structural product term, y ~ x + m + x:m): draw M imputations of the "
+        "latent scores from the posterior of its compiled Gibbs chain (the states "
+        "fs_imputation analyses; the study's seed and sampler settings), fit y's regression by OLS "
         "to each, without and with the product term, and plot residuals against predicted "
         "values averaged over the imputations, with binned means and a curvature statistic "
         "(Rubin-pooled z^2 coefficient). Writes "

@@ -45,19 +45,6 @@ def _codes(values: Any, observed: Any, shift: int = 1) -> pd.Series:
     return pd.Series(codes)
 
 
-def _latent_interaction(dataset: Mapping[str, Any], structure: Mapping[str, Any]) -> pd.DataFrame:
-    from simstudy.models.latent_interaction.layout import Layout
-
-    layout = Layout(structure)
-    y = _masked(dataset["y"], dataset["observed"])
-    frame = pd.DataFrame({name: y[:, j] for j, name in enumerate(layout.items)})
-    if layout.observed_moderator:
-        frame["w"] = _masked(dataset["w"], dataset["w_observed"])
-    if layout.nominal:  # codes 0, 1, 2 in the data set; 1, 2, 3 in a table
-        frame["d"] = _codes(dataset["d"], dataset["d_observed"])
-    return frame
-
-
 def _cfa(dataset: Mapping[str, Any], structure: Mapping[str, Any]) -> pd.DataFrame:
     from simstudy.models import cfa
 
@@ -89,7 +76,6 @@ def _spec(dataset: Mapping[str, Any], structure: Mapping[str, Any]) -> pd.DataFr
 
 
 _WRITERS = {
-    "latent_interaction": _latent_interaction,
     "cfa": _cfa,
 }
 

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 # The default tier (no -m given) runs short chains, so its time is XLA's compile, which backend
 # optimisation level 0 cuts by about a third; a tier asked for by -m keeps the optimised
@@ -20,33 +20,6 @@ import pytest
 
 from simstudy.cli import main
 from simstudy.store import read_replications
-
-#: Parameters of the latent interaction model as in conf/model/latent_interaction.yaml, for
-#: tests that call it directly.
-LATENT_PARAMS = {
-    "a1": 0.3,
-    "b1": 0.3,
-    "b2": 0.3,
-    "b3": 0.2,
-    "lambda2": 0.8,
-    "lambda3": 0.7,
-    "reliability": 0.7,
-    "mar_strength": 0.7,
-    "d_prob2": 0.3333,
-    "d_prob3": 0.3333,
-    "d_on_x2": 0.5,
-    "d_on_x3": -0.5,
-    "d_on_y2": 0.3,
-    "d_on_y3": -0.3,
-}
-#: The latent interaction model's priors, as in conf/model/latent_interaction_handwritten.yaml.
-LATENT_PRIORS = {
-    "coef_sd": 10.0,
-    "var_shape": 2.0,
-    "var_scale": 0.5,
-    "latent_var_shape": -1.0,
-    "latent_var_scale": 0.0,
-}
 
 #: A small, quick study for pipeline tests: closed-form and one MCMC estimator, tiny sampler
 #: (NUTS: it compiles in half ChEES's time; the default study's ChEES runs in test_chees.py).
@@ -63,16 +36,17 @@ TINY = [
     "executor.dashboard=false",
 ]
 
-#: A study whose simulator raises (the hand-written latent interaction model's slopes explain
-#: more than eta_y's variance): every fit is a failed row, the run exits 1.
+#: A study whose simulator raises: a design factor's level makes the latent interaction
+#: model's slopes explain more than eta_y's variance (a negative residual variance; the same
+#: value under model.params is refused before any work). Every fit is a failed row, exit 1.
 UNSIMULABLE = [
-    "model=latent_interaction_handwritten",
+    "model=latent_interaction",
     "study.estimators=[sum_score_ols]",
     "study.reps=2",
     "study.factors.N=[50]",
     "study.factors.missing_rate=[0.0]",
     "study.factors.mechanism=[MCAR]",
-    "model.params.b1=2",
+    "+study.factors.b1=[2]",
 ]
 
 
@@ -106,6 +80,48 @@ def regression_missing(**condition: Any) -> tuple[Any, dict[str, Any], dict[str,
     base = {"N": 250, "missing_rate": 0.3, "mechanism": "MAR"}
     setting = setting_of(plan, {**base, **condition})
     return family, family.estimators_for(plan.model.structure), setting
+
+
+class LatentModel(NamedTuple):
+    """A latent interaction spec config as a test calls it (:func:`latent_interaction`)."""
+
+    plan: Any
+    family: Any
+    estimators: dict[str, Any]
+    setting: dict[str, Any]
+    priors: dict[str, Any]
+
+
+def latent_interaction(model: str = "latent_interaction", **condition: Any) -> LatentModel:
+    """A latent interaction spec config (``conf/model/<model>.yaml``) under its seeds' study.
+
+    ``setting`` is what ``family.simulate`` and ``family.truth`` take: the population values
+    and structure of the condition N 300, no missing data, MCAR, with ``condition``'s levels
+    on top; ``priors`` the config's (flat on the latent variances).
+    """
+    from simstudy.cli import compose_raw
+    from simstudy.config import plan_from_dict
+    from simstudy.engine.replicate import setting_of
+    from simstudy.models import family_of, model_infos
+
+    raw = compose_raw(["study=latent_interaction", f"model={model}"])
+    plan = plan_from_dict(raw, model_infos())
+    family = family_of(plan.model)
+    base = {"N": 300, "missing_rate": 0.0, "mechanism": "MCAR"}
+    setting = setting_of(plan, {**base, **condition})
+    estimators = family.estimators_for(plan.model.structure)
+    return LatentModel(plan, family, estimators, setting, dict(plan.model.priors))
+
+
+def ols(design: Any, target: Any) -> tuple[Any, Any]:
+    """OLS by numpy: coefficients and their estimated covariance (residual dof n - p)."""
+    import numpy as np
+
+    design, target = np.asarray(design, float), np.asarray(target, float)
+    beta = np.linalg.lstsq(design, target, rcond=None)[0]
+    dof = design.shape[0] - design.shape[1]
+    s2 = ((target - design @ beta) ** 2).sum() / dof
+    return beta, s2 * np.linalg.inv(design.T @ design)
 
 
 def records_of(study_dir: Path) -> pd.DataFrame:

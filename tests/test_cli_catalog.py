@@ -25,18 +25,25 @@ def test_version_and_help_are_for_users(capsys):
     assert "examples:" in text and "--config-dir" in text
 
 
-def test_list_names_every_model_study_estimator_and_sampler(capsys):
+def test_list_names_every_model_study_estimator_and_sampler(tmp_path, capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out
     for name in ("regression_missing", "latent_interaction", "cfa", "missing_x", "cfa_ordinal"):
         assert name in out
     for name in ("bayes_fiml_marginal", "fs_imputation", "sum_score_ols", "chees", "gibbs"):
         assert name in out
+    # a spec config's estimators, named by its config: what each is and the samplers it takes
     assert "imputation from bayes's chains" in out
+    lines = out.splitlines()
+    rows = [line.split() for line in lines if line.startswith("model=latent_interaction ")]
+    assert [r[1] for r in rows] == ["bayes", "fs_imputation", "sum_score_ols"]
     # A variant config that names no model itself is listed under the model it extends.
-    assert "model=latent_interaction_handwritten, model=latent_interaction_ig" in out
-    # a spec config of the same name has its own row, not the hand-written family's
-    assert "model=latent_interaction, model=latent_interaction_handwritten" not in out
+    mine = tmp_path / "conf"
+    shutil.copytree(PACKAGE_CONF, mine)
+    variant = "defaults:\n  - cfa\n  - _self_\n\nparams:\n  loading: 0.5\n"
+    (mine / "model" / "cfa_weak.yaml").write_text(variant)
+    assert main(["--config-dir", str(mine), "list", "models"]) == 0
+    assert "model=cfa, model=cfa_ordinal, model=cfa_weak" in capsys.readouterr().out
     assert main(["list", "samplers"]) == 0
     out = capsys.readouterr().out
     assert "nuts" in out and "missing_x" not in out

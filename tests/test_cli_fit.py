@@ -7,10 +7,9 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from conftest import LATENT_PARAMS, regression_missing
+from conftest import latent_interaction, regression_missing
 
 from simstudy.cli import main
-from simstudy.models import latent_interaction as li
 
 
 @pytest.fixture
@@ -64,15 +63,16 @@ def test_fit_regression_with_missing_x(regression_csv, tmp_path, capsys):
 # slow tier: the regression and CFA fit commands run by default
 @pytest.mark.slow
 def test_fit_latent_interaction_picks_its_sampler(tmp_path, capsys):
-    setting = {**LATENT_PARAMS, "N": 600, "missing_rate": 0.1, "mechanism": "MCAR"}
-    d = li.simulate(jax.random.key(1), setting)
-    y = np.where(np.asarray(d["observed"]), np.asarray(d["y"]), np.nan)
+    model = latent_interaction(N=600, missing_rate=0.1, mechanism="MCAR")
+    d = model.family.simulate(jax.random.key(1), model.setting)
+    items = [f"{f}{j}" for f in "xmy" for j in (1, 2, 3)]
+    y = {v: np.where(np.asarray(d[f"observed:{v}"]), np.asarray(d[v]), np.nan) for v in items}
     path = tmp_path / "items.parquet"
-    pd.DataFrame(y, columns=li.INDICATORS).to_parquet(path)
-    rc = main(["fit", "model=latent_interaction_handwritten", f"data={path}", "sampler.draws=800"])
+    pd.DataFrame(y).to_parquet(path)
+    rc = main(["fit", "model=latent_interaction", f"data={path}", "sampler.draws=800"])
     assert rc == 0
     table = pd.read_parquet(tmp_path / "items-bayes-fit.parquet").set_index("parameter")
-    assert set(table.index) == set(li.BAYES_PARAMETERS)
+    assert set(table.index) == set(model.estimators["bayes"].parameters)
     assert (
         abs(table.loc["eta_y~eta_x:eta_m", "mean"] - 0.2) < 4 * table.loc["eta_y~eta_x:eta_m", "sd"]
     )

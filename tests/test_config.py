@@ -19,6 +19,8 @@ BAD = [
         "model.name = 'nonexistent'",
     ),
     (["study.estimators=[bayes_fiml,magic]"], "study.estimators[1] = 'magic'"),
+    # a variance computed from the slopes, negative: refused, not simulated as NaN
+    (["model=latent_interaction", "model.params.b1=2"], "model.params.eta_y~~eta_y = -3.4936"),
     (["+study.factors.K=[1,2]"], "study.factors.K = [1, 2]"),
     (["study.factors.N=[0]"], "study.factors.N[0] = 0"),
     (["study.factors.N=[-50,100]"], "study.factors.N[0] = -50"),
@@ -114,7 +116,6 @@ def test_default_config_validates_and_round_trips():
         (["study=glmm"], "spec"),
         (["study=latent_interaction"], "spec"),
         (["model=cfa", "study.estimators=[bayes]"], "family"),
-        (["study=latent_interaction", "model=latent_interaction_handwritten"], "family"),
     ],
 )
 def test_a_models_kind_is_decided_where_its_config_is_validated(overrides, kind):

@@ -4,15 +4,16 @@ import pytest
 from conftest import (
     BACKEND_COMPILE,
     JAXPR_TRACE,
-    LATENT_PARAMS,
     compile_events,
+    latent_interaction,
     regression_missing,
 )
+from scipy import stats
 
 from simstudy.cli import compose_raw
 from simstudy.config import SamplerSettings, plan_from_dict
 from simstudy.design import condition_id, rep_seed
-from simstudy.engine import nuts
+from simstudy.engine import gibbs, nuts
 from simstudy.engine.replicate import run_replication
 from simstudy.engine.summary import summarise_draws
 from simstudy.models import model_infos
@@ -141,14 +142,14 @@ def test_failing_fit_becomes_failed_rows_and_others_go_on():
 def test_compiled_simulation_is_the_model_simulation_as_one_program():
     """One compiled program per setting; the data sets of the op-by-op simulation to rounding."""
     from simstudy.engine.replicate import compiled_simulate
-    from simstudy.models import latent_interaction as li
 
-    setting = {**LATENT_PARAMS, "N": 300, "missing_rate": 0.2, "mechanism": "MAR"}
-    simulate = compiled_simulate(li.FAMILY, setting)
-    assert compiled_simulate(li.FAMILY, dict(setting)) is simulate
-    assert compiled_simulate(li.FAMILY, {**setting, "N": 301}) is not simulate
+    model = latent_interaction(N=300, missing_rate=0.2, mechanism="MAR")
+    family, setting = model.family, model.setting
+    simulate = compiled_simulate(family, setting)
+    assert compiled_simulate(family, dict(setting)) is simulate
+    assert compiled_simulate(family, {**setting, "N": 301}) is not simulate
     key = jax.random.key(5)
-    compiled, eager = simulate(key), li.simulate(key, setting)
+    compiled, eager = simulate(key), family.simulate(key, setting)
     assert set(compiled) == set(eager)
     for name in eager:
         np.testing.assert_allclose(np.asarray(compiled[name]), np.asarray(eager[name]), atol=1e-5)
@@ -172,3 +173,16 @@ def test_a_batch_after_compile_unit_compiles_nothing():
     assert {r["status"] for r in rows} == {"ok"}
     bad = _plan(factors={"N": [2], "missing_rate": [0.3], "mechanism": ["MCAR"]})
     assert compile_unit(bad, {"N": 2, "missing_rate": 0.3, "mechanism": "MCAR"}, "nope")
+
+
+def test_rubin_pooling_by_hand():
+    q = np.array([0.30, 0.34, 0.28, 0.31, 0.33])
+    u = np.array([0.010, 0.012, 0.011, 0.009, 0.010]) ** 2
+    pooled = gibbs.rubin(q, u, 0.95)
+    m, w, b = 5, u.mean(), q.var(ddof=1)
+    t = w + (1 + 1 / m) * b
+    dof = (m - 1) * (1 + w / ((1 + 1 / m) * b)) ** 2
+    assert pooled.estimate == pytest.approx(q.mean())
+    assert pooled.se == pytest.approx(np.sqrt(t))
+    half = stats.t.ppf(0.975, dof) * np.sqrt(t)
+    assert pooled.upper - pooled.estimate == pytest.approx(half)

@@ -86,7 +86,7 @@ def test_sbc_table_prints_the_share_of_fits_converged_on_every_estimand():
 
 def test_sbc_plan_defaults_to_posterior_estimators_and_their_sampler():
     proper = ["model.priors.latent_var_shape=2", "model.priors.latent_var_scale=0.5"]
-    plan = load_plan(["study=sbc", "model=latent_interaction_handwritten", *proper])
+    plan = load_plan(["study=sbc", "model=latent_interaction", *proper])
     assert plan.kind == "sbc" and plan.estimators == ("bayes",) and plan.sampler.name == "gibbs"
     # a spec model's posteriors on the study's sampler (HMC by default, the sweep on gibbs)
     assert load_plan(["study=sbc"]).estimators == ("bayes_fiml", "bayes_fiml_marginal", "bayes_cc")

@@ -125,8 +125,7 @@ def test_simulate_without_a_manifest(tmp_path, capsys):
         ["study.factors.mechanism=[MAR]"],
         [
             "study=latent_interaction",
-            "model=latent_interaction_handwritten",
-            "model.structure.nominal=true",
+            "model=latent_interaction_d",
             "study.factors.N=[60]",
             "study.factors.missing_rate=[0.3]",
         ],

@@ -4,30 +4,33 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import LATENT_PARAMS, LATENT_PRIORS
+from conftest import latent_interaction
 
 from simstudy.cli import main
 from simstudy.config import SamplerSettings, plan_from_dict
 from simstudy.engine import gibbs
 from simstudy.engine.replicate import run_batch
 from simstudy.errors import InputError
-from simstudy.models import latent_interaction as li
 from simstudy.models import model_infos
 
-SETTING = {**LATENT_PARAMS, "N": 150, "missing_rate": 0.1, "mechanism": "MCAR"}
-PRIORS = LATENT_PRIORS
+#: The latent interaction spec config (indicators of eta_m, eta_y missing completely at random)
+MODEL = latent_interaction(N=150, missing_rate=0.1, mechanism="MCAR")
+SETTING, PRIORS = MODEL.setting, MODEL.priors
+BAYES, IMPUTER = MODEL.estimators["bayes"], MODEL.estimators["fs_imputation"]
+#: The structural slopes and the interaction
+STRUCTURAL = ("eta_m~eta_x", "eta_y~eta_x", "eta_y~eta_m", "eta_y~eta_x:eta_m")
 FAST = SamplerSettings(name="gibbs", chains=2, warmup=50, draws=100)
 
 
 def test_a_replication_gets_the_same_draws_in_any_batch_and_lane():
-    data = [li.simulate(jax.random.key(r), SETTING) for r in range(4)]
+    data = [MODEL.family.simulate(jax.random.key(r), SETTING) for r in range(4)]
     keys = [jax.random.key(100 + r) for r in range(4)]
     # the width-2 program of the tests below (one compile for the module)
-    first = gibbs.prepare_batch(li.BAYES, data[:2], FAST, PRIORS, 2)(keys[:2])
+    first = gibbs.prepare_batch(BAYES, data[:2], FAST, PRIORS, 2)(keys[:2])
     # replication 1 alone (padded) and in the first lane of another batch
-    alone = gibbs.prepare_batch(li.BAYES, data[1:2], FAST, PRIORS, 2)(keys[1:2])
-    other = gibbs.prepare_batch(li.BAYES, [data[1], data[2]], FAST, PRIORS, 2)(keys[1:3])
-    for name in li.STRUCTURAL:
+    alone = gibbs.prepare_batch(BAYES, data[1:2], FAST, PRIORS, 2)(keys[1:2])
+    other = gibbs.prepare_batch(BAYES, [data[1], data[2]], FAST, PRIORS, 2)(keys[1:3])
+    for name in STRUCTURAL:
         assert np.array_equal(first[1].draws[name], alone[0].draws[name])
         assert np.array_equal(first[1].draws[name], other[0].draws[name])
     assert not np.array_equal(first[0].draws["eta_y~eta_x"], first[1].draws["eta_y~eta_x"])
@@ -43,7 +46,7 @@ def _plan(vectorize, estimators=("bayes", "fs_imputation", "sum_score_ols"), **e
             "estimators": list(estimators),
             "factors": {"N": [150], "missing_rate": [0.1], "mechanism": ["MCAR"]},
         },
-        "model": {"name": "latent_interaction", "params": LATENT_PARAMS, "priors": PRIORS},
+        "model": MODEL.plan.to_config()["model"],
         "sampler": {"name": "gibbs", "warmup": 50, "draws": 100, "vectorize": vectorize},
         "executor": {"name": "synchronous", **executor},
     }
@@ -63,7 +66,7 @@ def test_run_batch_vectorized_gives_one_row_per_replication_estimand():
     rows = run_batch(_plan(2), COND, [0, 1, 2])  # two groups: [0, 1] and [2] padded
     assert [r["rep"] for r in rows[:: len(rows) // 3]] == [0, 1, 2]
     assert {r["status"] for r in rows} == {"ok"}
-    per_rep = len(li.BAYES_PARAMETERS) + 2 * len(li.REGRESSION_PARAMETERS)
+    per_rep = sum(len(MODEL.estimators[e].parameters) for e in MODEL.estimators)
     assert len(rows) == 3 * per_rep
     # a replication's numbers do not depend on the group it was fitted in
     again = run_batch(_plan(2), COND, [2, 3])
@@ -124,18 +127,18 @@ def test_a_run_says_when_lanes_are_padded_and_replay_matches_a_lane(run_cli, tmp
 def test_imputation_analyses_the_same_states_with_or_without_the_sampler_draws():
     """One program recording the draws and the M analyses visits the states of the programs
     recording either: bayes' draws are unchanged, and the analysed latent scores are the same."""
-    data = [li.simulate(jax.random.key(r), SETTING) for r in range(2)]
+    data = [MODEL.family.simulate(jax.random.key(r), SETTING) for r in range(2)]
     keys = [jax.random.key(200 + r) for r in range(2)]
-    imputer = li.ESTIMATORS["fs_imputation"]
+    imputer = IMPUTER
     shared = gibbs.prepare_imputation_batch(imputer, data, FAST, PRIORS, 2, draws=True)(keys)
-    draws = gibbs.prepare_batch(li.BAYES, data, FAST, PRIORS, 2)(keys)
+    draws = gibbs.prepare_batch(BAYES, data, FAST, PRIORS, 2)(keys)
     program = gibbs.imputation_program(imputer, FAST, PRIORS, gibbs.stack(data, 2), 2)
     estimates, variances = program(jnp.stack(keys), gibbs.stack(data, 2))
     for i in range(2):
         fit, (est, var) = shared[i]
-        for name in li.BAYES_PARAMETERS:
+        for name in BAYES.parameters:
             np.testing.assert_allclose(fit.draws[name], draws[i].draws[name], rtol=1e-5, atol=1e-6)
-        for name in li.REGRESSION_PARAMETERS:
+        for name in IMPUTER.parameters:
             assert est[name].shape == (2, 10)  # M = 20 over 2 chains
             np.testing.assert_allclose(est[name], estimates[name][i], rtol=1e-4, atol=1e-5)
             np.testing.assert_allclose(var[name], variances[name][i], rtol=1e-4, atol=1e-5)

@@ -2,8 +2,8 @@
 
 Every comparator fits the same estimation model with the same priors:
 
-``latent_interaction`` (simstudy's ``latent_interaction`` model, conf/model/latent_interaction_handwritten.yaml,
-N = 500, no missing data): three factors with three indicators each, first loading of each
+``latent_interaction`` (simstudy's spec config conf/model/latent_interaction.yaml, its compiled
+sweep and simulator, N = 500, no missing data): three factors with three indicators each, first loading of each
 factor 1, all nine indicator intercepts free; ``eta_x ~ N(0, phi_x)``,
 ``eta_m = a1 eta_x + zeta_m`` (``Var = psi_m``),
 ``eta_y = b1 eta_x + b2 eta_m + b3 eta_x eta_m + zeta_y`` (``Var = psi_y``), structural
@@ -43,7 +43,10 @@ CHAINS = 2
 WARMUP = 1000
 DRAWS = 1000
 
-# latent_interaction layout (as simstudy.models.latent_interaction).
+# latent_interaction layout (conf/model/latent_interaction.yaml): items by factor, marker first.
+LI_ITEMS = ("x1", "x2", "x3", "m1", "m2", "m3", "y1", "y2", "y3")
+LI_FACTORS = ("eta_x", "eta_m", "eta_y")
+LI_STRUCTURAL = ("eta_m~eta_x", "eta_y~eta_x", "eta_y~eta_m", "eta_y~eta_x:eta_m")
 LI_FACTOR_OF = np.repeat(np.arange(3), 3)
 LI_MARKER = np.array([j % 3 == 0 for j in range(9)])
 LI_FREE = np.flatnonzero(~LI_MARKER)  # indicators with a free loading
@@ -58,13 +61,14 @@ class ModelSpec:
     name
         Benchmark model name.
     family
-        simstudy model family (key of ``simstudy.models.MODELS``).
+        simstudy model: a hand-written family (key of ``simstudy.models.MODELS``) or a spec
+        config's name (:func:`family`).
     setting
         DGM setting passed to the family's ``simulate``.
     priors
         simstudy prior settings (from the model yaml).
     structure
-        Normalised structure (cfa) or empty.
+        Normalised structure (cfa's, or the spec config's).
     parameters
         Every reported estimand, in simstudy's order.
     structural
@@ -91,7 +95,7 @@ class ModelSpec:
     @functools.cached_property
     def layout(self) -> dict[str, Any]:
         """Indicator layout of the cfa model: items, factor of each item, markers, categories."""
-        if not self.structure:
+        if "factors" not in self.structure:  # not the cfa
             return {}
         factors = list(self.structure["factors"])
         items = [x for f in factors for x in self.structure["factors"][f]]
@@ -136,33 +140,26 @@ def spec(name: str) -> ModelSpec:
 
 def _make_spec(name: str) -> ModelSpec:
     if name == "latent_interaction":
-        from simstudy.models import latent_interaction as li
+        from simstudy.cli import compose_raw
+        from simstudy.config import plan_from_dict
+        from simstudy.engine.replicate import setting_of
+        from simstudy.models import family_of, model_infos
 
-        conf = _yaml("latent_interaction_handwritten")
-        # The comparators implement the default variant: latent moderator, no nominal predictor.
-        structure = li.check_structure(conf.get("structure"))
-        if structure != li.check_structure(None):
-            raise ValueError(
-                f"the comparators implement the default latent_interaction only, not {structure}"
-            )
-        layout = li.Layout(structure)
-        setting = {
-            **conf["params"],
-            "N": 500,
-            "missing_rate": 0.0,
-            "mechanism": "MCAR",
-            "structure": structure,
-        }
+        plan = plan_from_dict(compose_raw(["study=latent_interaction"]), model_infos())
+        setting = setting_of(plan, {"N": 500, "missing_rate": 0.0, "mechanism": "MCAR"})
+        bayes = family_of(plan.model).estimators_for(plan.model.structure)["bayes"]
+        # the estimands the comparators' models have: all but the indicator intercepts
+        parameters = tuple(p for p in bayes.parameters if not p.endswith("~1"))
         return ModelSpec(
             name=name,
-            family="latent_interaction",
+            family=plan.model.name,
             setting=setting,
-            priors=dict(conf["priors"]),
-            structure={},  # estimators_for({}): the default variant's estimators
-            parameters=tuple(layout.bayes),
-            structural=tuple(layout.structural),
-            items=tuple(layout.items),
-            factors=tuple(li.FACTORS),
+            priors=dict(plan.model.priors),
+            structure=dict(plan.model.structure),
+            parameters=parameters,
+            structural=LI_STRUCTURAL,
+            items=LI_ITEMS,
+            factors=LI_FACTORS,
         )
     if name == "cfa_ordinal":
         from simstudy.models import cfa
@@ -198,20 +195,31 @@ def _make_spec(name: str) -> ModelSpec:
     raise ValueError(f"unknown benchmark model {name!r}; known: {', '.join(MODELS)}")
 
 
+def family(s: ModelSpec) -> Any:
+    """The simstudy family of ``s``: a hand-written one, or its spec config's compiled one."""
+    from simstudy.models import MODELS as FAMILIES
+    from simstudy.spec.family import family as spec_family
+
+    return FAMILIES[s.family] if s.family in FAMILIES else spec_family(s.family, s.structure)
+
+
 def simulate(name: str, seed: int) -> dict[str, np.ndarray]:
     """One data set from simstudy's own simulator, as NumPy arrays (every key it returns).
 
     ``y`` is N × p (0 where missing; category codes 0..K-1 for ordinal items), ``observed`` the
-    N × p mask. Data are simulated once per (model, rep) in the harness and handed to every
-    sampler, so all samplers fit the very same data sets.
+    N × p mask (built from a spec's per-variable columns). Data are simulated once per (model,
+    rep) in the harness and handed to every sampler, so all samplers fit the very same data
+    sets.
     """
     import jax
 
-    from simstudy.models import MODELS as FAMILIES
-
     s = spec(name)
-    data = FAMILIES[s.family].simulate(jax.random.key(seed), s.setting)
-    return {k: np.asarray(v) for k, v in data.items()}
+    data = family(s).simulate(jax.random.key(seed), s.setting)
+    out = {k: np.asarray(v) for k, v in data.items()}
+    if "y" not in out:  # a spec's data: one column per indicator
+        out["observed"] = np.stack([out[f"observed:{v}"] for v in s.items], 1)
+        out["y"] = np.where(out["observed"], np.stack([out[v] for v in s.items], 1), 0.0)
+    return out
 
 
 def long_format(data: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -243,14 +251,14 @@ def derive(name: str, raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     s = spec(name)
     if name == "latent_interaction":
         a1, b, lam, theta = raw["a1"], raw["b"], raw["lam"], raw["theta"]
-        sd_m = np.sqrt(a1**2 * raw["phi_x"] + raw["psi_m"])  # as gibbs_collect
+        sd_m = np.sqrt(a1**2 * raw["phi_x"] + raw["psi_m"])  # as the spec's slope_lo, slope_hi
         out = {
             "eta_m~eta_x": a1,
             "eta_y~eta_x": b[..., 0],
             "eta_y~eta_m": b[..., 1],
             "eta_y~eta_x:eta_m": b[..., 2],
-            "eta_y~eta_x@eta_m=-1SD": b[..., 0] - b[..., 2] * sd_m,
-            "eta_y~eta_x@eta_m=+1SD": b[..., 0] + b[..., 2] * sd_m,
+            "slope_lo": b[..., 0] - b[..., 2] * sd_m,
+            "slope_hi": b[..., 0] + b[..., 2] * sd_m,
             "eta_x~~eta_x": raw["phi_x"],
             "eta_m~~eta_m": raw["psi_m"],
             "eta_y~~eta_y": raw["psi_y"],

@@ -20,10 +20,9 @@ import numpy as np
 import yaml
 
 from comparators import FitResult
-from comparators.models import spec
+from comparators.models import family, spec
 from simstudy.config import SamplerSettings
 from simstudy.engine.replicate import posterior_draws
-from simstudy.models import MODELS as FAMILIES
 
 _CONF = Path(__file__).resolve().parents[2] / "conf" / "sampler" / "gibbs.yaml"
 _FIELDS = {f.name for f in dataclasses.fields(SamplerSettings)}
@@ -39,7 +38,7 @@ SETTINGS = (
 def fit(model_name: str, data: dict[str, np.ndarray], seed: int) -> FitResult:
     """Fit one data set with simstudy's ``bayes`` estimator."""
     s = spec(model_name)
-    estimator = FAMILIES[s.family].estimators_for(s.structure)["bayes"]
+    estimator = family(s).estimators_for(s.structure)["bayes"]
     dataset = {k: jnp.asarray(v) for k, v in data.items()}
     t0 = time.perf_counter()
     draws, seconds = posterior_draws(estimator, dataset, jax.random.key(seed), SAMPLER, s.priors)

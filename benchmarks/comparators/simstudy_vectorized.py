@@ -17,10 +17,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from comparators import FitResult
-from comparators.models import spec
+from comparators.models import family, spec
 from comparators.simstudy_gibbs import SAMPLER
 from simstudy.engine import gibbs
-from simstudy.models import MODELS as FAMILIES
 
 SETTINGS = (
     f"simstudy bayes estimator as simstudy_gibbs ({SAMPLER.chains} chains × {SAMPLER.warmup} "
@@ -34,7 +33,7 @@ def fit_many(
 ) -> list[FitResult]:
     """Fit every data set of the condition, ``width`` at a time."""
     s = spec(model_name)
-    estimator = FAMILIES[s.family].estimators_for(s.structure)["bayes"]
+    estimator = family(s).estimators_for(s.structure)["bayes"]
     datasets = [{k: jnp.asarray(v) for k, v in d.items()} for d in datas]
     width = min(SAMPLER.vectorize, len(datasets))
     results: list[FitResult] = []

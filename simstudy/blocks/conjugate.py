@@ -113,23 +113,6 @@ def unit_gamma(
     return jnp.where(boost, value * u_boost ** (1 / safe_alpha), value)
 
 
-def overrelaxed(old: jax.Array, mean: jax.Array, noise: jax.Array, alpha: float) -> jax.Array:
-    """Adler's (1981) over-relaxed update of a normal full conditional ``N(mean, sd^2)``.
-
-    ``mean + alpha * (old - mean) + sqrt(1 - alpha^2) * noise`` with ``noise = sd * z``: for
-    ``-1 < alpha < 1`` it leaves ``N(mean, sd^2)`` invariant and is reversible with respect to
-    it, so it can replace the plain draw (``alpha = 0``) in a Gibbs sweep; a new value
-    correlated ``alpha`` with the old one. Negative ``alpha`` sends each update to the other
-    side of its conditional, which suppresses the random walk a Gibbs sampler does along a
-    direction where its conditionals are narrow and its target is wide (Neal 1998).
-    """
-    if not -1.0 < alpha < 1.0:
-        raise ValueError(f"over-relaxation alpha must lie in (-1, 1), got {alpha}")
-    if alpha == 0.0:  # the plain draw, without the no-op arithmetic in a sweep's hot loop
-        return mean + noise
-    return mean + alpha * (old - mean) + (1.0 - alpha * alpha) ** 0.5 * noise
-
-
 def normal_from_precision(
     key: jax.Array | None, precision: jax.Array, rhs: jax.Array, z: jax.Array | None = None
 ) -> jax.Array:
@@ -348,32 +331,6 @@ class IndicatorSums(NamedTuple):
     yy: jax.Array  # sum of (y - ybar)^2
     ye: jax.Array  # sum of (y - ybar) e
     ybar: jax.Array  # observed means
-
-
-def measurement_draw_from_sums(
-    noise: tuple[jax.Array, jax.Array, jax.Array],
-    sums: IndicatorSums,
-    marker: jax.Array,
-    theta: jax.Array,
-    coef_var: float,
-    var_scale: float,
-) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """:func:`measurement_draw` from per-indicator sums: the same conditionals, no N × p pass.
-
-    ``noise``: the normal draws of :func:`loading_draw_from_sums` and, per indicator, a
-    Gamma(var_shape + n_j / 2, 1) draw for the residual variance (its shape is known before
-    the sweep, so a sampler can draw every gamma variate of a sweep in one call).
-
-    Returns
-    -------
-    nu, lam, theta
-    """
-    w = 1 / theta
-    s_y = sums.y + sums.n * sums.ybar  # sums of the uncentred indicator
-    s_ye = sums.ye + sums.ybar * sums.e
-    weighted = (sums.n * w, sums.e * w, sums.ee * w, s_y * w, s_ye * w)
-    nu, lam = loading_draw_from_sums(noise[:2], weighted, marker, True, coef_var)
-    return nu, lam, (var_scale + indicator_ssr(sums, nu, lam) / 2) / noise[2]
 
 
 def indicator_ssr(sums: IndicatorSums, nu: jax.Array, lam: jax.Array) -> jax.Array:

@@ -1,7 +1,7 @@
 """Residuals of the latent interaction model's structural regression, from imputed latent scores.
 
 The seeds' check for a missing latent interaction: draw M imputations of the latent scores
-from the posterior of the ``bayes`` Gibbs sampler (states of its chains, spread over the chains
+from the posterior of the model's Gibbs sweep (states of its chains, spread over the chains
 and the run as ``fs_imputation`` spreads them), fit the structural regression of ``eta_y`` by
 OLS to each imputation without and with the product of its predictors, and plot, per person,
 the residual against the predicted value, both averaged over the imputations, with binned
@@ -16,16 +16,16 @@ variance are pooled over the imputations by Rubin's rules. With jointly normal `
 Cov(eta_m, f) / Var(f)`` (0.33 at the seeds' slopes 0.3 and ``a1 = 0.3`` with ``b3 = 0.5``);
 with the product it is about 0.
 
-A model in the syntax (``ModelSettings.kind == "spec"``) is checked the same way on its
-compiled Gibbs chain: the regression is its structural equation with a product of two
-variables (``y ~ x + m + x:m`` plus any further single terms), the scores are that equation's
-variables in the sweep's states (:func:`spec_score_imputations`), drawn from the chain
-``fs_imputation`` analyses (else the first ``gibbs`` estimator's): :func:`imputer_of` picks
-the way by the model's kind.
+The model is one in the syntax (``ModelSettings.kind == "spec"``), checked on its compiled
+Gibbs chain: the regression is its structural equation with a product of two variables
+(``y ~ x + m + x:m`` plus any further single terms), the scores are that equation's variables
+in the sweep's states (:func:`spec_score_imputations`), drawn from the chain
+``fs_imputation`` analyses (else the first ``gibbs`` estimator's); :func:`imputer_of` says why
+another model cannot be checked.
 
-Pieces, each usable alone: :func:`latent_score_imputations` (the sampler's states, as an
-array), :func:`residual_diagnostics` (numpy and pandas only), :func:`residual_figure`
-(matplotlib's object API, two panels), :func:`write_diagnostics` (PNG, PDF, Parquet) and
+Pieces, each usable alone: :func:`spec_score_imputations` (the sweep's states, as an array),
+:func:`residual_diagnostics` (numpy and pandas only), :func:`residual_figure` (matplotlib's
+object API, two panels), :func:`write_diagnostics` (PNG, PDF, Parquet) and
 :func:`diagnose_replication` (all of them for one replication of a study:
 ``simstudy diagnose``).
 """
@@ -60,8 +60,6 @@ from simstudy.engine.replicate import (
     simulate_key,
 )
 from simstudy.models import family_of
-from simstudy.models import latent_interaction as handwritten
-from simstudy.models.latent_interaction.layout import Layout
 from simstudy.spec import analyses, sweep
 from simstudy.spec import estimators as kinds
 from simstudy.spec import info as spec_info
@@ -77,72 +75,16 @@ __all__ = [
     "diagnose_replication",
     "imputer_of",
     "interaction_of",
-    "latent_score_imputations",
     "residual_diagnostics",
     "residual_figure",
-    "score_columns",
     "spec_score_imputations",
     "write_diagnostics",
 ]
 
 #: The two structural models: without and with the product of the predictors.
 MODELS = ("linear", "product")
-#: The model whose states are imputed (its key, so the states are those of a study's chains).
-SAMPLER = "bayes"
 #: Metadata key of the Parquet file :func:`write_diagnostics` writes.
 METADATA_KEY = b"simstudy.residuals"
-
-
-def score_columns(structure: Mapping[str, Any] | None) -> tuple[str, ...]:
-    """Names of the columns of :func:`latent_score_imputations`'s last axis.
-
-    ``eta_x``, the moderator (``eta_m``, or ``w`` when observed: its observed values, imputed
-    where missing), ``eta_y``; with a nominal predictor also its dummies ``d2``, ``d3``.
-    """
-    layout = Layout(structure)
-    return ("eta_x", layout.mod, "eta_y") + (("d2", "d3") if layout.nominal else ())
-
-
-def _record_scores(state: Any, data: Mapping[str, Any]) -> jax.Array:
-    """The latent scores of a state, ``(3, N)`` (module level: the compile cache keys on it)."""
-    return state.eta
-
-
-def _record_scores_and_d(state: Any, data: Mapping[str, Any]) -> tuple[jax.Array, jax.Array]:
-    """The latent scores and the (imputed) categories of d of a state."""
-    return state.eta, state.d
-
-
-def latent_score_imputations(
-    estimator: GibbsEstimator,
-    dataset: Mapping[str, Any],
-    rng_key: jax.Array,
-    sampler: SamplerSettings,
-    priors: Mapping[str, float],
-    imputations: int,
-) -> np.ndarray:
-    """M posterior draws of the latent scores: an array ``(M, N, k)``.
-
-    Columns as :func:`score_columns` names them. The states are recorded by the Gibbs driver
-    (:func:`simstudy.engine.gibbs.compile_fit` with a ``record`` of the scores), ``ceil(M /
-    chains)`` per chain, evenly over its sampling run, the first M taken chains first, exactly
-    as an :class:`~simstudy.contract.ImputationEstimator` takes them: with the key of the
-    ``bayes`` fit and M = 20, they are the states ``fs_imputation`` analysed.
-
-    Raises
-    ------
-    ValueError
-        When M < 2 or more states per chain are asked for than ``sampler.draws`` sweeps.
-    """
-    nominal = "d_observed" in dataset
-    record = _record_scores_and_d if nominal else _record_scores
-    out = recorded_states(estimator, dataset, rng_key, sampler, priors, imputations, record)
-    eta = np.asarray(out[0] if nominal else out)  # (M, 3, N)
-    scores = np.transpose(eta, (0, 2, 1)).astype(float)
-    if nominal:
-        d = np.asarray(out[1])
-        scores = np.concatenate([scores, np.eye(3)[d][..., 1:]], axis=2)
-    return scores
 
 
 def recorded_states(
@@ -287,24 +229,19 @@ def _spec_imputer(plan: StudyPlan) -> Imputer | str:
     return Imputer(chain, found.columns, found.product, scores)
 
 
-def _family_imputer(plan: StudyPlan) -> Imputer | str:
-    if family_of(plan.model) is not handwritten.FAMILY:
-        return (
-            "a model in the syntax with a latent interaction, or the hand-written family "
-            "latent_interaction (model=latent_interaction_handwritten): the other hand-written "
-            "families have no imputation of latent scores here"
-        )
-    columns = score_columns(plan.model.structure)
-    return Imputer(SAMPLER, columns, f"eta_y~eta_x:{columns[1]}", latent_score_imputations)
-
-
 #: How latent scores are imputed, by the model's kind (``ModelSettings.kind``).
-IMPUTERS = {"spec": _spec_imputer, "family": _family_imputer}
+IMPUTERS = {"spec": _spec_imputer}
 
 
 def imputer_of(plan: StudyPlan) -> Imputer | str:
     """How ``plan``'s latent scores are imputed, or why they cannot be (a sentence)."""
-    return IMPUTERS[plan.model.kind](plan)
+    imputer = IMPUTERS.get(plan.model.kind)
+    if imputer is None:
+        return (
+            "a model in the syntax with a latent interaction: the hand-written families have no "
+            "imputation of latent scores"
+        )
+    return imputer(plan)
 
 
 @dataclass(frozen=True)
@@ -345,7 +282,7 @@ def residual_diagnostics(
     """Structural regressions without and with the product term on each imputation.
 
     ``scores``: ``(M, N, k)`` imputed scores, columns ``eta_x``, moderator, ``eta_y`` and any
-    further covariates (entering both models), as :func:`latent_score_imputations` returns
+    further covariates (entering both models), as :func:`spec_score_imputations` returns
     them. Each imputation is fitted by OLS with an intercept; per person the predicted values
     and residuals are averaged over the imputations; R² is averaged, the curvature statistic
     (module docstring) pooled by Rubin's rules.
@@ -524,10 +461,9 @@ def diagnose_replication(
     """Residual diagnostics of replication ``rep`` of ``condition``, written under ``directory``.
 
     The data set is the replication's (same seed, same numbers as the study's); the scores are
-    states of the Gibbs estimator :func:`imputer_of` names (``bayes`` for the hand-written
-    family) with the key the study's fit of it has, on the study's sampler settings (with
-    ``sampler.vectorize`` the study's program fitted several replications at once, which can
-    change the last bits). Files:
+    states of the Gibbs estimator :func:`imputer_of` names with the key the study's fit of it
+    has, on the study's sampler settings (with ``sampler.vectorize`` the study's program fitted
+    several replications at once, which can change the last bits). Files:
     ``residuals-<condition>-<rep>.png``, ``.pdf``, ``.parquet``.
     """
     started = time.perf_counter()

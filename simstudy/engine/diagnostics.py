@@ -2,7 +2,7 @@
 
 ArviZ computes these one variable at a time, with a Python loop over autocorrelation lags; for
 a study that is much of the time after sampling (110 ms per latent interaction fit of 24
-estimands on this 2-core machine against 40 ms here, ``benchmarks/summary_speed.py``). Here
+estimands on this 2-core machine against 40 ms here, ``benchmarks/results/summary_speed.md``). Here
 every function works on arrays of shape ``(..., chains, draws)`` -- any number of fits and
 estimands in the leading axes -- with the same definitions as ArviZ 0.23 (``az.ess(method=
 "bulk" | "tail")``, ``az.rhat(method="rank")``): split chains, ranks with ties averaged, Blom's

@@ -9,11 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 from simstudy.contract import Family
-from simstudy.models import cfa, latent_interaction
+from simstudy.models import cfa
 from simstudy.spec import ModelInfo
 
 #: Hand-written families by name.
-MODELS: dict[str, Family] = {m.FAMILY.name: m.FAMILY for m in (latent_interaction, cfa)}
+MODELS: dict[str, Family] = {m.FAMILY.name: m.FAMILY for m in (cfa,)}
 
 
 def model_infos() -> dict[str, ModelInfo]:

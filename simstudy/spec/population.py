@@ -142,7 +142,25 @@ def population(spec: ModelSpec, values: Mapping[str, Any], field: str = "model.p
         out[p.name] = v
     for nom in spec.nominal:
         _check_probabilities(nom.probabilities(), out, field)
+    _check_variances(spec, values, out, field)
     return {k: float(v) for k, v in with_derived(spec, out).items()}
+
+
+def _check_variances(
+    spec: ModelSpec, values: Mapping[str, Any], out: Mapping[str, float], field: str
+) -> None:
+    """Every variance >= 0: a negative one has no data set to simulate.
+
+    E.g. slopes that explain more than a variable's variance make its residual variance,
+    computed from them, negative.
+    """
+    for p in (*spec.parameters(), *spec.exogenous_moments):
+        if p.kind != "variance" or p.name not in out or out[p.name] >= 0:
+            continue
+        key = p.label if p.label in values else p.name
+        given = values.get(key)
+        why = f": {given} is negative at these values" if isinstance(given, str) else ""
+        raise InputError(f"{field}.{key}", out[p.name], f"a variance >= 0{why}")
 
 
 def _check_probabilities(probs: tuple[Parameter, ...], values: Mapping[str, float], field: str):

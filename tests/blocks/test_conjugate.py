@@ -12,7 +12,6 @@ from simstudy.blocks.conjugate import (
     inv_gamma,
     inverse_wishart,
     normal_from_precision,
-    overrelaxed,
     unit_gamma,
 )
 
@@ -62,23 +61,6 @@ def test_normal_from_precision_is_mean_plus_inverse_cholesky_noise(k):
     assert np.isnan(
         np.asarray(normal_from_precision(None, bad, jnp.asarray(rhs), jnp.asarray(z)))
     ).all()
-
-
-@pytest.mark.parametrize("alpha", [-0.8, 0.0, 0.5])
-def test_overrelaxed_update_keeps_the_normal_and_correlates_alpha(alpha):
-    mean, sd, n = 1.5, 0.7, 200_000
-    k_old, k_new = jax.random.split(jax.random.key(3))
-    old = mean + sd * jax.random.normal(k_old, (n,))
-    new = np.asarray(overrelaxed(old, mean, sd * jax.random.normal(k_new, (n,)), alpha))
-    # N(mean, sd^2) in, N(mean, sd^2) out (Kolmogorov-Smirnov), lag-one correlation alpha
-    assert stats.kstest(new, stats.norm(mean, sd).cdf).pvalue > 1e-3
-    assert np.corrcoef(np.asarray(old), new)[0, 1] == pytest.approx(alpha, abs=0.01)
-
-
-@pytest.mark.parametrize("alpha", [-1.0, 1.0, 1.5])
-def test_overrelaxed_update_refuses_alpha_outside_the_open_interval(alpha):
-    with pytest.raises(ValueError, match="alpha"):
-        overrelaxed(jnp.zeros(2), 0.0, jnp.ones(2), alpha)
 
 
 def test_unit_gamma_ends_on_a_nan_shape():

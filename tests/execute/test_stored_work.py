@@ -150,7 +150,8 @@ def test_a_data_set_that_cannot_be_simulated_is_failed_rows_and_the_run_exits_1(
     study = tmp_path / "results" / "tiny"
     records = records_of(study)
     assert len(records) > 0 and set(records["status"]) == {"failed"}
-    assert records["error"].str.startswith("simulate: ValueError").all()
+    assert records["error"].str.startswith("simulate: InputError").all()
+    assert records["error"].str.contains("eta_y~~eta_y").all()
     assert read_manifest(study).runs[-1]["status"] == "finished"  # not left 'running'
 
 

@@ -11,14 +11,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import LATENT_PARAMS
 from scipy import stats
 
 from simstudy.blocks.group import group_scale
 from simstudy.config import SamplerSettings
 from simstudy.engine import gibbs
 from simstudy.models import cfa
-from simstudy.models import latent_interaction as li
 
 SETTINGS = SamplerSettings(name="gibbs", chains=2, warmup=500, draws=20_000)
 THIN = 50
@@ -67,26 +65,6 @@ def test_cfa_sampler_without_data_samples_its_prior(factor_cov):
     if corr is not None:
         r = draws["visual~~textual"] / np.sqrt(draws["visual~~visual"] * draws["textual~~textual"])
         p.append(_ks((r + 1) / 2, corr.cdf))
-    assert min(p) > 0.001, p
-
-
-# slow tier: each block keeps its prior in tests/blocks/test_blocks_geweke.py by default
-@pytest.mark.slow
-def test_latent_interaction_sampler_without_data_samples_its_prior():
-    setting = {**LATENT_PARAMS, "N": 40, "missing_rate": 0.0, "mechanism": "MCAR"}
-    data = li.simulate(jax.random.key(0), setting)
-    # Latent variances under a different prior than the indicators', so that a mix-up shows.
-    priors = {"coef_sd": 1.0, **VAR, "latent_var_shape": 3.0, "latent_var_scale": 2.0}
-    draws = _prior_draws(
-        li.BAYES,
-        data,
-        priors,
-        lambda s: s._replace(theta=jnp.full_like(s.theta, 0.5), phi_x=jnp.asarray(0.5)),
-    )
-    ig = stats.invgamma(3.0, scale=2.0)
-    p = [_ks(draws[k], ig.cdf) for k in ("eta_x~~eta_x", "eta_m~~eta_m", "eta_y~~eta_y")]
-    p += [_ks(draws[k], stats.norm(0, 1).cdf) for k in (*li.STRUCTURAL, "eta_y=~y2")]
-    p.append(_ks(draws["y2~~y2"], stats.invgamma(2.0, scale=0.5).cdf))
     assert min(p) > 0.001, p
 
 

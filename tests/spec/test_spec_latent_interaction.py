@@ -4,28 +4,20 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import LATENT_PARAMS
+from conftest import latent_interaction, ols
+from scipy import stats
 
 from simstudy.cli import compose_raw, main
 from simstudy.config import SamplerSettings, plan_from_dict
 from simstudy.engine.gibbs import imputation_program, pool
 from simstudy.models import family_of, model_infos
-from simstudy.models import latent_interaction as handwritten
-from simstudy.models.latent_interaction.layout import Layout, regressions
 from simstudy.spec import analyses, dgm
 from simstudy.spec import estimators as kinds
 from simstudy.spec.info import spec_of
 
-#: Spec estimand names of today's simple slopes.
-SLOPES = {"slope_lo": "@{m}=-1SD", "slope_hi": "@{m}=+1SD"}
-
 
 def _plan(*overrides):
     return plan_from_dict(compose_raw(["study=latent_interaction", *overrides]), model_infos())
-
-
-def _handwritten_name(name: str, moderator: str) -> str:
-    return f"eta_y~eta_x{SLOPES[name].format(m=moderator)}" if name in SLOPES else name
 
 
 # --- priors ------------------------------------------------------------------------------
@@ -67,64 +59,122 @@ def test_a_bad_latent_variance_prior_exits_2_naming_it(overrides, said, capsys):
 # --- population values -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("model", "structure"),
-    [("latent_interaction", {}), ("latent_interaction_w", {"moderator": "observed"})],
-)
-def test_spec_truth_equals_the_handwritten_truth(model, structure):
-    """Every estimand both name has the same true value, computed two ways."""
-    plan = _plan(f"model={model}")
-    family = family_of(plan.model)
-    setting = {**plan.model.params, "N": 250, "missing_rate": 0.0, "mechanism": "MCAR"}
-    spec_truth = family.truth({**setting, "structure": plan.model.structure})
-    old = handwritten.truth({**LATENT_PARAMS, "structure": structure})
-    moderator = "w" if structure else "eta_m"
-    shared = {k: _handwritten_name(k, moderator) for k in spec_truth}
-    shared = {k: v for k, v in shared.items() if v in old}
-    assert len(shared) >= 20
-    for name, old_name in shared.items():
-        assert spec_truth[name] == pytest.approx(old[old_name], abs=1e-12), name
+#: The seeds' population values worked out by hand: a1 = b1 = b2 = 0.3, b3 = 0.2, loadings
+#: 1, 0.8, 0.7, reliability 0.7, unit variances of eta_x, the moderator and eta_y.
+HAND_TRUTH = {
+    "eta_m~eta_x": 0.3,
+    "eta_y~eta_x": 0.3,
+    "eta_y~eta_m": 0.3,
+    "eta_y~eta_x:eta_m": 0.2,
+    "eta_x=~x2": 0.8,
+    "eta_y=~y3": 0.7,
+    "eta_x~~eta_x": 1.0,
+    "eta_m~~eta_m": 1 - 0.09,
+    # 1 - (b1^2 + b2^2 + 2 b1 b2 a1 + b3^2 (1 + a1^2))
+    "eta_y~~eta_y": 1 - (0.09 + 0.09 + 2 * 0.09 * 0.3 + 0.04 * 1.09),
+    # theta = lambda^2 (1 - r) / r
+    "x1~~x1": 0.3 / 0.7,
+    "y2~~y2": 0.64 * 0.3 / 0.7,
+    "m3~~m3": 0.49 * 0.3 / 0.7,
+    "x1~1": 0.0,
+    # b1 -/+ b3 x the moderator's SD, 1
+    "slope_lo": 0.1,
+    "slope_hi": 0.5,
+}
+
+
+@pytest.mark.parametrize("model", ["latent_interaction", "latent_interaction_w"])
+def test_spec_truth_is_the_dgm_worked_out_by_hand(model):
+    """Every estimand of the seeds' design at the value computed by hand."""
+    m = latent_interaction(model)
+    truth = m.family.truth(m.setting)
+    moderator = "w" if model.endswith("_w") else "eta_m"
+    expected = {k.replace("eta_m", moderator): v for k, v in HAND_TRUTH.items()}
+    if moderator == "w":  # no m indicators; w's free intercept is 0
+        expected = {k: v for k, v in expected.items() if not k.startswith("m3")}
+        expected["w~1"] = 0.0
+    for name, value in expected.items():
+        assert truth[name] == pytest.approx(value, abs=1e-12), name
+
+
+def test_spec_simulator_has_the_dgms_moments_at_large_n():
+    """Unit variances of eta_x and eta_y (the product term included), reliability 0.7."""
+    m = latent_interaction(N=200_000)
+    data = m.family.simulate(jax.random.key(1), m.setting)
+    x1, m1, y1 = (np.asarray(data[v], float) for v in ("x1", "m1", "y1"))
+    assert np.var(x1) == pytest.approx(1 / 0.7, rel=0.02)  # Var(x1) = 1 + theta_1
+    assert np.var(y1) == pytest.approx(1 / 0.7, rel=0.02)  # eta_y has unit variance too
+    assert np.corrcoef(x1, m1)[0, 1] == pytest.approx(0.3 * 0.7, abs=0.01)
+
+
+def test_spec_simulator_drops_indicators_at_random_given_x1():
+    m = latent_interaction(N=20_000, missing_rate=0.3, mechanism="MAR")
+    data = m.family.simulate(jax.random.key(2), m.setting)
+    assert np.asarray(data[dgm.observed_key("x1")]).all()  # the x indicators always observed
+    seen = np.asarray(data[dgm.observed_key("m1")])
+    assert seen.mean() == pytest.approx(0.7, abs=0.02)
+    x1 = np.asarray(data["x1"])
+    assert x1[~seen].mean() > x1[seen].mean() + 0.3
 
 
 # --- the analyses of fs_imputation and sum_score_ols ------------------------------------
 
 
 def _fixed_dataset(missing_rate: float = 0.2):
-    """One data set of today's simulator, and the same data as the spec reads it."""
-    setting = {**LATENT_PARAMS, "N": 500, "missing_rate": missing_rate, "mechanism": "MAR"}
-    data = handwritten.simulate(jax.random.key(3), setting)
-    items = Layout(None).items
-    spec_data = {dgm.ROW_REAL: jnp.ones(500, dtype=bool)}
-    for j, v in enumerate(items):
-        spec_data[v] = data["y"][:, j]
-        spec_data[dgm.observed_key(v)] = data["observed"][:, j]
-    return data, spec_data
+    """One data set of the spec's simulator, N = 500, indicators missing at random given x1."""
+    m = latent_interaction(N=500, missing_rate=missing_rate, mechanism="MAR")
+    return m.family.simulate(jax.random.key(3), m.setting)
 
 
-def test_sum_score_ols_equals_the_handwritten_one():
-    """Same coefficients and SEs; simple slopes at the model's moderator mean differ a little."""
+def _sum_scores(data):
+    """Each factor's mean of its observed indicators, and the rows with every score."""
+    scores, keep = {}, np.ones(500, dtype=bool)
+    for f in ("x", "m", "y"):
+        seen = np.stack([np.asarray(data[dgm.observed_key(f"{f}{j}")]) for j in (1, 2, 3)], 1)
+        values = np.stack([np.asarray(data[f"{f}{j}"], float) for j in (1, 2, 3)], 1)
+        scores[f] = (values * seen).sum(1) / np.maximum(seen.sum(1), 1)
+        keep &= seen.any(1)
+    return scores, keep
+
+
+def test_sum_score_ols_is_ols_on_the_indicator_means():
+    """Coefficients, SEs and t intervals of numpy's OLS on the means of observed indicators."""
     plan = _plan()
     spec = spec_of(plan.model.structure)
-    data, spec_data = _fixed_dataset()
-    old = handwritten.ESTIMATORS["sum_score_ols"].fit(data, 0.95)
+    data = _fixed_dataset()
     new = family_of(plan.model).estimators_for(plan.model.structure)["sum_score_ols"]
-    new = new.fit(spec_data, 0.95)
+    new = new.fit(data, 0.95)
     assert set(new) == set(analyses.estimands(spec))
-    for name in ("eta_m~eta_x", "eta_y~eta_x", "eta_y~eta_m", "eta_y~eta_x:eta_m"):
-        assert new[name].estimate == pytest.approx(old[name].estimate, rel=1e-5), name
-        assert new[name].se == pytest.approx(old[name].se, rel=1e-5), name
-    for name in ("eta_y~eta_x", "eta_y~eta_m", "eta_y~eta_x:eta_m"):
-        # today's t intervals use eta_y's residual dof for eta_m~eta_x too, the kind its own
-        assert new[name].lower == pytest.approx(old[name].lower, rel=1e-5), name
-    for name in SLOPES:
-        # today's slopes sit at the moderator's sample mean -/+ its sample SD, the plug-in at
-        # its model mean 0 -/+ sqrt(a1^2 var(eta_x) + psi_m): 0.00003 and 0.0003 apart here
-        gap = abs(new[name].estimate - old[_handwritten_name(name, "eta_m")].estimate)
-        assert 0 < gap < 0.02, (name, gap)
+    scores, keep = _sum_scores(data)
+    assert (~keep).sum() > 5  # rows with no observed m or y indicator are left out
+    x, m, y = (scores[f][keep] for f in ("x", "m", "y"))
+    ones = np.ones(keep.sum())
+    a, cov_a = ols(np.column_stack([ones, x]), m)
+    b, cov_b = ols(np.column_stack([ones, x, m, x * m]), y)
+    assert new["eta_m~eta_x"].estimate == pytest.approx(a[1], rel=1e-4)
+    assert new["eta_m~eta_x"].se == pytest.approx(np.sqrt(cov_a[1, 1]), rel=1e-4)
+    for k, name in enumerate(("eta_y~eta_x", "eta_y~eta_m", "eta_y~eta_x:eta_m"), start=1):
+        assert new[name].estimate == pytest.approx(b[k], rel=1e-4), name
+        assert new[name].se == pytest.approx(np.sqrt(cov_b[k, k]), rel=1e-4), name
+        half = stats.t.ppf(0.975, keep.sum() - 4) * np.sqrt(cov_b[k, k])
+        assert new[name].lower == pytest.approx(b[k] - half, rel=1e-4), name
+    # the simple slopes at the moderator's model mean 0 -/+ sqrt(a1^2 var(x) + psi_m)
+    psi_m = ((m - a[0] - a[1] * x) ** 2).sum() / (keep.sum() - 2)
+    sd = np.sqrt(a[1] ** 2 * x.var(ddof=1) + psi_m)
+    assert new["slope_lo"].estimate == pytest.approx(b[1] - b[3] * sd, rel=1e-4)
+    assert new["slope_hi"].estimate == pytest.approx(b[1] + b[3] * sd, rel=1e-4)
 
 
-def test_ols_on_scores_equals_the_handwritten_regressions():
-    """fs_imputation's analysis of one state, on known scores: today's OLS numbers."""
+def test_sum_scores_are_attenuated():
+    m = latent_interaction(N=50_000)
+    data = m.family.simulate(jax.random.key(3), m.setting)
+    est = m.estimators["sum_score_ols"].fit(data, 0.95)["eta_y~eta_x"]
+    assert est.estimate < 0.3 - 5 * est.se
+    assert est.lower < est.estimate < est.upper
+
+
+def test_ols_on_scores_is_numpys_ols_and_the_delta_method():
+    """fs_imputation's analysis of one state, on known scores: OLS and delta-method numbers."""
     plan = _plan()
     spec = spec_of(plan.model.structure)
     rng = np.random.default_rng(0)
@@ -133,21 +183,21 @@ def test_ols_on_scores_equals_the_handwritten_regressions():
     vals = {"eta_x": jnp.asarray(ex), "eta_m": jnp.asarray(0.3 * ex + em), "eta_y": jnp.asarray(ey)}
     ones = jnp.ones(300)
     est, var, _ = analyses.analyse(spec, vals, {"moments": ones, "eta_m": ones, "eta_y": ones})
-    old_est, old_var = regressions(Layout(None), vals["eta_x"], vals["eta_m"], vals["eta_y"])
-    for name in ("eta_m~eta_x", "eta_y~eta_x", "eta_y~eta_m", "eta_y~eta_x:eta_m"):
-        assert float(est[name]) == pytest.approx(float(old_est[name]), rel=1e-5)
-        assert float(var[name]) == pytest.approx(float(old_var[name]), rel=1e-5)
     # slope_lo = b1 - b3 s, s = sqrt(a1^2 var(eta_x) + psi_m) at the plug-ins: the delta
     # method over the coefficients (b1, b3 and a1, whose equations' covariances are
     # independent), var(eta_x) and psi_m held fixed
     x, m, y = (np.asarray(vals[k]) for k in ("eta_x", "eta_m", "eta_y"))
     design_m = np.column_stack([np.ones(300), x])
-    a = np.linalg.lstsq(design_m, m, rcond=None)[0]
+    a, cov_a = ols(design_m, m)
     psi_m = ((m - design_m @ a) ** 2).sum() / 298
-    var_a1 = psi_m * np.linalg.inv(design_m.T @ design_m)[1, 1]
+    var_a1 = cov_a[1, 1]
     design = np.column_stack([np.ones(300), x, m, x * m])
-    b = np.linalg.lstsq(design, y, rcond=None)[0]
-    c = ((y - design @ b) ** 2).sum() / 296 * np.linalg.inv(design.T @ design)
+    b, c = ols(design, y)
+    assert float(est["eta_m~eta_x"]) == pytest.approx(a[1], rel=1e-5)
+    assert float(var["eta_m~eta_x"]) == pytest.approx(var_a1, rel=1e-5)
+    for k, name in enumerate(("eta_y~eta_x", "eta_y~eta_m", "eta_y~eta_x:eta_m"), start=1):
+        assert float(est[name]) == pytest.approx(b[k], rel=1e-5), name
+        assert float(var[name]) == pytest.approx(c[k, k], rel=1e-5), name
     s = np.sqrt(a[1] ** 2 * x.var(ddof=1) + psi_m)
     ds_da1 = a[1] * x.var(ddof=1) / s
     for name, sign in (("slope_lo", -1), ("slope_hi", 1)):
@@ -157,13 +207,13 @@ def test_ols_on_scores_equals_the_handwritten_regressions():
 
 
 # slow tier: a Gibbs chain of the latent interaction spec; by default the analysis of one state
-# is checked exactly above, and Rubin's rules in tests/models/test_models_latent_interaction.py
+# is checked exactly above, and Rubin's rules in tests/test_engine.py
 @pytest.mark.slow
 def test_fs_imputation_pools_finite_estimates_with_between_imputation_variance():
     plan = _plan()
     fs = family_of(plan.model).estimators_for(plan.model.structure)["fs_imputation"]
     assert fs.sampler.name == "bayes"
-    _, spec_data = _fixed_dataset()
+    spec_data = _fixed_dataset()
     settings = SamplerSettings(name="gibbs", chains=2, warmup=100, draws=100)
     prepared = fs.sampler.prepare(spec_data)
     compiled = imputation_program(fs, settings, plan.model.priors, prepared)

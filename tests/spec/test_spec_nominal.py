@@ -5,15 +5,13 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import LATENT_PARAMS
+from conftest import ols
 
 from simstudy.cli import compose_raw, main
 from simstudy.config import SamplerSettings, plan_from_dict
 from simstudy.engine import gibbs
 from simstudy.errors import InputError
 from simstudy.models import family_of, model_infos
-from simstudy.models import latent_interaction as handwritten
-from simstudy.models.latent_interaction.layout import Layout
 from simstudy.spec import analyses, dgm, scaled, sweep
 from simstudy.spec import estimators as kinds
 from simstudy.spec.info import declared, spec_of
@@ -161,53 +159,69 @@ def test_a_missing_category_is_declared_like_any_variable_missingness():
     assert x1[~seen].mean() > x1[seen].mean() + 0.3
 
 
-def test_truth_equals_the_handwritten_nominal_variant():
+def test_truth_is_the_nominal_design_worked_out_by_hand():
+    """P(d=2) = P(d=3) = 0.3333, eta_x's means 0, 0.5, -0.5 by category, d's effects on eta_y
+    0.3, -0.3: eta_x keeps unit variance and mean 0, so the slopes are b1 -/+ b3."""
     plan = _plan()
-    new = family_of(plan.model).truth(_setting(plan, 250))
-    old = handwritten.truth({**LATENT_PARAMS, "structure": {"nominal": True}})
-    renamed = {"slope_lo": "eta_y~eta_x@eta_m=-1SD", "slope_hi": "eta_y~eta_x@eta_m=+1SD"}
-    shared = {k: renamed.get(k, k) for k in new if renamed.get(k, k) in old}
-    for name in ("P(d=2)", "eta_x~d2", "eta_y~d3", "eta_x~~eta_x", "slope_lo", "slope_hi"):
-        assert name in shared
-    for name, old_name in shared.items():
-        assert new[name] == pytest.approx(old[old_name], abs=1e-12), name
+    truth = family_of(plan.model).truth(_setting(plan, 250))
+    shift_var = 0.3333 * 0.25 + 0.3333 * 0.25 - (0.3333 * 0.5 - 0.3333 * 0.5) ** 2
+    expected = {
+        "P(d=2)": 0.3333,
+        "P(d=3)": 0.3333,
+        "eta_x~d2": 0.5,
+        "eta_x~d3": -0.5,
+        "eta_y~d2": 0.3,
+        "eta_y~d3": -0.3,
+        "eta_x~~eta_x": 1 - shift_var,
+        "eta_m~~eta_m": 1 - 0.09,
+        "eta_y~~eta_y": 1 - (0.09 + 0.09 + 2 * 0.09 * 0.3 + 0.04 * 1.09),
+        "eta_y~eta_x:eta_m": 0.2,
+        "slope_lo": 0.3 - 0.2,
+        "slope_hi": 0.3 + 0.2,
+    }
+    for name, value in expected.items():
+        assert truth[name] == pytest.approx(value, abs=1e-12), name
 
 
 # --- analyses ----------------------------------------------------------------------------
 
 
-def _handwritten_data(missing_rate: float):
-    """One data set of the hand-written nominal variant, and the same data as the spec reads it."""
-    setting = {**LATENT_PARAMS, "N": 600, "missing_rate": missing_rate, "mechanism": "MAR"}
-    data = handwritten.simulate(jax.random.key(3), {**setting, "structure": {"nominal": True}})
-    spec_data = {dgm.ROW_REAL: jnp.ones(600, dtype=bool)}
-    for j, v in enumerate(Layout({"nominal": True}).items):
-        spec_data[v] = data["y"][:, j]
-        spec_data[dgm.observed_key(v)] = data["observed"][:, j]
-    seen = data["d_observed"]
-    spec_data["d"] = jnp.where(seen, data["d"] + 1.0, 0.0)  # codes 1..3 where observed
-    spec_data[dgm.observed_key("d")] = seen
-    return data, spec_data
-
-
-def test_sum_score_ols_leaves_out_rows_with_a_missing_category_as_the_handwritten_one():
+def _dataset(missing_rate: float):
+    """One data set of the variant's simulator, N = 600, d and indicators missing given x1."""
     plan = _plan()
-    data, spec_data = _handwritten_data(0.25)
-    assert not bool(np.asarray(data["d_observed"]).all())
-    structure = {"nominal": True}
-    old = handwritten.make_estimators(structure)["sum_score_ols"].fit(data, 0.95)
+    setting = _setting(plan, 600, missing_rate, "MAR")
+    return family_of(plan.model).simulate(jax.random.key(3), setting)
+
+
+def test_sum_score_ols_leaves_out_rows_with_a_missing_category():
+    """eta_y's coefficients are numpy's OLS on the indicator means and d's dummies, on the rows
+    with d observed (and an observed indicator of each factor)."""
+    plan = _plan()
+    data = _dataset(0.25)
+    seen_d = np.asarray(data[dgm.observed_key("d")])
+    assert not seen_d.all()
     new = family_of(plan.model).estimators_for(plan.model.structure)["sum_score_ols"]
-    new = new.fit(spec_data, 0.95)
-    for name in ("eta_y~eta_x", "eta_y~eta_x:eta_m", "eta_y~d2", "eta_y~d3"):
-        assert new[name].estimate == pytest.approx(old[name].estimate, rel=1e-5), name
-        assert new[name].se == pytest.approx(old[name].se, rel=1e-5), name
+    new = new.fit(data, 0.95)
+    keep, scores = seen_d.copy(), {}
+    for f in ("x", "m", "y"):
+        seen = np.stack([np.asarray(data[dgm.observed_key(f"{f}{j}")]) for j in (1, 2, 3)], 1)
+        values = np.stack([np.asarray(data[f"{f}{j}"], float) for j in (1, 2, 3)], 1)
+        scores[f] = (values * seen).sum(1) / np.maximum(seen.sum(1), 1)
+        keep &= seen.any(1)
+    d = np.asarray(data["d"])[keep]
+    x, m, y = (scores[f][keep] for f in ("x", "m", "y"))
+    design = np.column_stack([np.ones(keep.sum()), x, m, x * m, d == 2, d == 3])
+    b, cov = ols(design, y)
+    for k, name in ((1, "eta_y~eta_x"), (3, "eta_y~eta_x:eta_m"), (4, "eta_y~d2"), (5, "eta_y~d3")):
+        assert new[name].estimate == pytest.approx(b[k], rel=1e-4), name
+        assert new[name].se == pytest.approx(np.sqrt(cov[k, k]), rel=1e-4), name
 
 
 def test_imputation_analyses_read_the_states_categories_where_d_is_missing():
     plan = _plan()
     spec = spec_of(plan.model.structure)
     lay = sweep.layout(spec)
-    _, data = _handwritten_data(0.25)
+    data = _dataset(0.25)
     priors = kinds._priors_of(plan.model.structure["prior_families"], plan.model.priors)
     state = sweep.init(jax.random.key(0), sweep.prepare(data, lay), lay, priors)
     seen = np.asarray(data[dgm.observed_key("d")])
