@@ -293,7 +293,7 @@ def stored_handwritten(results: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     if not summary_path.is_file() or not pairs_path.is_file():
         raise SystemExit(
             f"{summary_path} and {pairs_path} must hold the hand-written rows of commit "
-            f"{HANDWRITTEN_COMMIT}: restore them with git checkout 0ea9375 -- {results}"
+            f"{HANDWRITTEN_COMMIT}: restore them with git checkout 789b105 -- {results}"
         )
     summary = pd.read_parquet(summary_path)
     hand = summary[summary.sampler.str.startswith("hand-written")]

@@ -2,7 +2,7 @@
 
 Its first page, docs/latent_interaction_engine.md, compared the hand-written and the compiled
 latent interaction samplers (study ``latent_interaction_engine``, retired with the hand-written
-family; commit 0ea9375 is the last that has them). Usage::
+family; commit 789b105 is the last that has them). Usage::
 
     .venv/bin/simstudy run && .venv/bin/simstudy run study.estimators=[bayes] \
         study.name=missing_x_gibbs

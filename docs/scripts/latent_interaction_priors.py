@@ -13,7 +13,7 @@ with its MCSE, the paired shift of the interaction's bias against the default, a
 fits at R-hat <= 1.01 and bulk ESS >= 400 on every estimand. A Parquet file with one row per
 fit, prior and estimand is written next to the page (``results/latent_interaction_priors``).
 The page of record (commit 48c743c) was produced on the hand-written family, retired since
-(commit 0ea9375 is the last that has it).
+(commit 789b105 is the last that has it).
 """
 
 from __future__ import annotations

@@ -1,11 +1,11 @@
 """Write docs/latent_interaction_spec.md: the seeds' study from the spec vs the hand-written family.
 
-The hand-written family was retired (commit 0ea9375 is the last that has it), so its study
+The hand-written family was retired (commit 789b105 is the last that has it), so its study
 can no longer be run from this checkout: docs/latent_interaction_spec.md is the last comparison.
 The script still compares two finished result directories. Usage::
 
     .venv/bin/simstudy run study=latent_interaction              # the spec config
-    # the same study on the hand-written family, run from a checkout of commit 0ea9375 or
+    # the same study on the hand-written family, run from a checkout of commit 789b105 or
     # earlier (the page's run: main at 680a374, where study=latent_interaction was the family)
     # and copied to this directory:
     #   simstudy run study=latent_interaction model=latent_interaction_handwritten \\
