@@ -63,13 +63,6 @@ class Measurement(StepDefaults):
         """Per indicator: the fixed loading (1 where free, unused there)."""
         return np.array([1.0 if f is None else f for f in self.fixed])
 
-    def rows(self) -> tuple[tuple[int, ...], ...]:
-        """Per factor, the positions of its indicators."""
-        return tuple(
-            tuple(j for j in range(self.size) if self.factor_of[j] == k)
-            for k in range(len(self.factors))
-        )
-
     def onehot(self) -> np.ndarray:
         """``(p, F)``: 1 where indicator ``j`` measures factor ``k``."""
         out = np.zeros((self.size, len(self.factors)))
@@ -202,13 +195,6 @@ def sums(m: Measurement, eta: jax.Array, data: Mapping[str, Any]) -> IndicatorSu
         ye=(yc @ eta.T)[own],
         ybar=data[f"{STATS}ybar"],
     )
-
-
-def _pick(per_indicator: jax.Array, rows: tuple[int, ...]) -> jax.Array:
-    """The rows ``rows`` of a ``(p, N)`` array: a slice where they are consecutive."""
-    if rows == tuple(range(rows[0], rows[0] + len(rows))):
-        return per_indicator[rows[0] : rows[0] + len(rows)]
-    return per_indicator[np.asarray(rows)]
 
 
 def node_terms(
