@@ -34,6 +34,9 @@ from pathlib import Path
 
 import pandas as pd
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from trees import code_trees
+
 from simstudy.execute.pools import WORKER_ENV  # the environment of a Dask worker
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -167,30 +170,14 @@ def main() -> None:
     if args.child:
         print(json.dumps(measure(args.child, args.runs)))
         return
-    head = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
-    ).stdout.strip()
     programs, runs = [], []
-    with tempfile.TemporaryDirectory() as where:
-        trees = [(ROOT, f"this tree ({head})", True)]
-        if args.before:
-            old = Path(where) / "before"
-            subprocess.run(
-                ["git", "worktree", "add", "--detach", str(old), args.before],
-                cwd=ROOT,
-                check=True,
-                capture_output=True,
-            )
-            trees.insert(0, (old, f"before ({args.before})", False))
-        try:
-            for tree, label, current in trees:
-                programs += per_program(tree, label, args.runs)
-                for _ in range(args.smoke_runs):
-                    for compile_first in (False, True) if current else (None,):
-                        runs.append(smoke(tree, label, compile_first))
-        finally:
-            if args.before:
-                subprocess.run(["git", "worktree", "remove", "--force", str(old)], cwd=ROOT)
+    with code_trees(args.before) as trees:
+        for tree, label in trees:
+            programs += per_program(tree, label, args.runs)
+            current = tree == ROOT  # only this tree has executor.compile_first
+            for _ in range(args.smoke_runs):
+                for compile_first in (False, True) if current else (None,):
+                    runs.append(smoke(tree, label, compile_first))
     OUT.mkdir(exist_ok=True)
     frame = pd.DataFrame(programs)
     frame.to_parquet(OUT / "compile_programs.parquet")

@@ -29,11 +29,13 @@ import os
 import platform
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from trees import code_trees
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAINS = 2  # chains per replication (conf/sampler/gibbs.yaml)
@@ -187,25 +189,8 @@ def main() -> None:
     if args.child:
         serve(args.child, args.lanes, args.sweeps)
         return
-    head = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
-    ).stdout.strip()
-    with tempfile.TemporaryDirectory() as where:
-        trees = [(ROOT, f"this tree ({head})")]
-        if args.before:
-            old = Path(where) / "before"
-            subprocess.run(
-                ["git", "worktree", "add", "--detach", str(old), args.before],
-                cwd=ROOT,
-                check=True,
-                capture_output=True,
-            )
-            trees.insert(0, (old, f"before ({args.before})"))
-        try:
-            frame = measure(trees, args.variants, args)
-        finally:
-            if args.before:
-                subprocess.run(["git", "worktree", "remove", "--force", str(old)], cwd=ROOT)
+    with code_trees(args.before) as trees:
+        frame = measure(trees, args.variants, args)
     OUT.mkdir(exist_ok=True)
     frame.to_parquet(OUT / "sweep_cost.parquet")
     command = (
