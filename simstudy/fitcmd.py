@@ -208,8 +208,8 @@ def header(
     if isinstance(families, Mapping) and "inverse_gamma" not in families.values():
         # settings of no prior in use
         replaced = {*replaced, "var_shape", "var_scale", "latent_var_shape", "latent_var_scale"}
-    if "=~" not in str((plan.model.structure or {}).get("syntax", "")):
-        replaced = {*replaced, "loading_mean", "loading_sd"}  # no loadings
+    if not _has_loadings(plan):
+        replaced = {*replaced, "loading_mean", "loading_sd"}
     shown = {
         k: v for k, v in (plan.model.priors or {}).items() if _number_like(v) and k not in replaced
     }
@@ -226,6 +226,15 @@ def header(
         lines[-1] = f"priors (model.priors.*; the data's scale where unset): {priors or 'none'}"
         lines += [f"  {name}: {prior}" for name, prior in used.items()]
     return lines
+
+
+def _has_loadings(plan: Any) -> bool:
+    """Whether the plan's model is a spec with a loading (else its loading prior is unused)."""
+    from simstudy.spec import info as spec_info
+
+    if plan.model.kind != "spec":
+        return False
+    return any(p.is_loading for p in spec_info.spec_of(plan.model.structure).parameters())
 
 
 def _number_like(value: Any) -> bool:
@@ -250,8 +259,7 @@ def scaled_plan(plan: Any, dataset: Any, given: Collection[str]) -> tuple[Any, d
     families = plan.model.structure["prior_families"]
     per = scaled.parameter_priors(spec, {**spec_info.PRIOR_DEFAULTS, **priors}, families)
     replaced = {scaled.SETTING_OF[k] for k in extra}
-    loadings = any(c.parameter.is_loading for e in spec.equations for c in e.coefficients)
-    if "coef_means" in extra and loadings and not named_loading:
+    if "coef_means" in extra and _has_loadings(plan) and not named_loading:
         replaced |= {"loading_mean", "loading_sd"}
     model = dataclasses.replace(plan.model, priors=priors)
     return dataclasses.replace(plan, model=model), per, replaced
