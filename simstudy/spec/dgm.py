@@ -18,7 +18,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from simstudy.spec.ir import LATENT, ModelSpec, Nominal, covariance_pair
+from simstudy.spec.ir import LATENT, ModelSpec, Nominal, Ordered, covariance_pair
 from simstudy.spec.population import population
 
 #: Keys of the data set besides the observed variables (``observed:<v>`` masks them).
@@ -146,6 +146,7 @@ def simulate(
         for a, v in enumerate(exo):
             current[v] = moments[f"{v}~1"] + draws[:, a]
     eq_noise = jax.random.normal(k_eq, (rows, max(1, len(spec.equations))))
+    ordered = {o.name: o for o in spec.ordered}
     simulated_exo = set(spec.simulated_exogenous)
     for i, eq in enumerate(spec.order()):
         if eq.target in simulated_exo and not fitted:
@@ -158,6 +159,8 @@ def simulate(
             mean = mean + current[r.effect] * _product(current, r.factors, rows)
         sd = jnp.sqrt(values[eq.variance.name] if eq.variance.fixed is None else eq.variance.fixed)
         current[eq.target] = mean + sd * eq_noise[:, i]
+        if eq.target in ordered:  # the category of the latent response
+            current[eq.target] = ordered_category(current[eq.target], ordered[eq.target], values)
     data = {ROW_REAL: real}
     if spec.groups:
         data[spec.groups[0]] = cluster
@@ -172,6 +175,12 @@ def simulate(
         data[v] = jnp.where(mask, current[v], 0.0)
         data[observed_key(v)] = mask
     return data
+
+
+def ordered_category(ystar: jax.Array, o: Ordered, values: Mapping[str, Any]) -> jax.Array:
+    """Codes 0..K-1 of latent responses ``ystar``: how many thresholds lie at or below each."""
+    taus = jnp.stack([jnp.asarray(values[p.name], dtype=float) for p in o.thresholds()])
+    return (ystar[:, None] >= taus[None, :]).sum(-1).astype(ystar.dtype)
 
 
 #: Where a nominal predictor's key folds in (other models' keys stay as they were).

@@ -36,13 +36,14 @@ from simstudy.spec.ir import LATENT, RANDOM, Equation, ModelSpec
 
 #: A spec model's estimators when its config names none (the behaviour before ``estimators:``).
 DEFAULT: dict[str, dict[str, Any]] = {"bayes": {"kind": "gibbs"}, "bayes_hmc": {"kind": "hmc"}}
-#: ... and those of a model with a nominal predictor, which HMC cannot fit (:func:`_hmc_fits`).
+#: ... and those of a model with a nominal predictor or an ordered variable, which HMC cannot
+#: fit yet (:func:`_hmc_fits`).
 DEFAULT_NOMINAL: dict[str, dict[str, Any]] = {"bayes": {"kind": "gibbs"}}
 
 
 def default_of(model: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """The estimators of a model config (or structure) that names none."""
-    return dict(DEFAULT_NOMINAL if model.get("nominal") else DEFAULT)
+    return dict(DEFAULT_NOMINAL if model.get("nominal") or model.get("ordered") else DEFAULT)
 
 
 @dataclass(frozen=True)
@@ -80,8 +81,8 @@ def _fits_any(spec: ModelSpec, options: Mapping[str, Any], field: str) -> None:
 def _hmc_fits(spec: ModelSpec, options: Mapping[str, Any], field: str) -> None:
     """``marginal`` needs a model linear and Gaussian in its incomplete predictors.
 
-    The NumPyro model has no nominal predictor (a discrete unknown per row): a model with one
-    is fitted by the Gibbs sweep.
+    The NumPyro model has no nominal predictor (a discrete unknown per row) and no ordered
+    variable yet: a model with one is fitted by the Gibbs sweep.
     """
     from simstudy.spec.linear import spec_marginal_nodes
 
@@ -91,6 +92,13 @@ def _hmc_fits(spec: ModelSpec, options: Mapping[str, Any], field: str) -> None:
             "hmc",
             f"gibbs: a model with a nominal predictor ({spec.nominal[0].name}) is fitted by the "
             "Gibbs sweep (the NumPyro model has no discrete unknowns)",
+        )
+    if spec.ordered:
+        raise InputError(
+            f"{field}.kind",
+            "hmc",
+            f"gibbs: a model with an ordered variable ({spec.ordered[0].name}) is fitted by the "
+            "Gibbs sweep (the NumPyro model has no ordinal likelihood yet)",
         )
     # nothing drawn per row (a data set with x complete): marginal is the sampled model
     drawn = spec.unknown_nodes()
@@ -219,6 +227,9 @@ def _build_gibbs(spec, lay, families, options, built) -> Any:
     def step(rng_key, state, data, priors):
         return sweep.sweep(rng_key, state, data, lay, _priors_of(families, priors))
 
+    def warmup_step(rng_key, state, data, priors):
+        return sweep.sweep(rng_key, state, data, lay, _priors_of(families, priors), adapt=True)
+
     def collect(state, data):
         return sweep.collect(state, lay, spec)
 
@@ -229,6 +240,7 @@ def _build_gibbs(spec, lay, families, options, built) -> Any:
         collect,
         spec.estimands(),
         prepare=prepare,
+        warmup_step=warmup_step if lay.ordered else None,
     )
 
 

@@ -29,6 +29,8 @@ def full_values(lay: Layout, state: Mapping[str, Any], data: Mapping[str, Any]) 
         vals[name] = jnp.where(data[observed_key(name)], data[name], state["nodes"][name])
     for name in lay.latents:
         vals[name] = state["nodes"][name]
+    for o in lay.ordered:  # the latent responses stand for the categories
+        vals[o.name] = state["nodes"][o.name]
     for nom in lay.nominals:  # categories, drawn where missing, and their dummies
         vals[nom.name] = state["nodes"][nom.name]
         vals |= nom.dummy_values(vals[nom.name])
@@ -73,6 +75,8 @@ def weight(eq: Equation, lay: Layout, data: Mapping[str, Any]) -> jax.Array:
     """0/1 per row: the row enters the equation (real, and its target known or drawn)."""
     real = data[ROW_REAL].astype(float)
     if eq.target in lay.imputed or eq.target in lay.latents:
+        return real
+    if any(o.name == eq.target for o in lay.ordered):  # responses drawn where missing too
         return real
     return real * data[observed_key(eq.target)].astype(float)
 

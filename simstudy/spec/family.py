@@ -41,6 +41,10 @@ def truth(spec: ModelSpec, setting: Mapping[str, Any]) -> dict[str, float]:
     return {name: values[name] for name in spec.estimands()}
 
 
+#: Where an ordered variable's threshold draws fold into the blocks' key (past the nominals').
+ORDERED_KEY = 2 * dgm.NOMINAL_KEY
+
+
 def simulate_prior(
     spec: ModelSpec,
     rng_key: jax.Array,
@@ -101,6 +105,12 @@ def simulate_prior(
         probs = jax.random.dirichlet(key, jnp.ones(nom.categories))
         for k, param in enumerate(nom.probabilities(), start=1):
             values[param.name] = float(probs[k])
+    for index, o in enumerate(spec.ordered):
+        # the sweep's prior: N(0, coef_sd^2) thresholds kept increasing, i.e. sorted draws
+        key = jax.random.fold_in(k_block, ORDERED_KEY + index)
+        taus = np.sort(p.coef_sd * np.asarray(jax.random.normal(key, (o.categories - 1,))))
+        for param, tau in zip(o.thresholds(), taus, strict=True):
+            values[param.name] = float(tau)
     data = dgm.simulate(spec, k_data, setting, values=values, fitted=True)
     values = with_derived(spec, values)
     return data, {name: float(values[name]) for name in spec.estimands()}
@@ -142,8 +152,8 @@ def from_frame(spec: ModelSpec, frame: Any) -> dict[str, Any]:
     ------
     InputError
         Naming absent columns, bad values (:func:`~simstudy.userdata.model_data`), missing
-        values in a variable the model conditions on, or a nominal predictor's code outside
-        1..K.
+        values in a variable the model conditions on, a nominal predictor's code outside 1..K
+        or an ordered variable's outside 0..K-1.
     """
     read = columns(spec)
     values = model_data(frame, read)
@@ -167,6 +177,12 @@ def from_frame(spec: ModelSpec, frame: Any) -> dict[str, Any]:
         if strange.size:
             allowed = f"codes 1..{nom.categories} (NaN where missing)"
             raise InputError(f"data column {nom.name}", float(strange[0]), allowed)
+    for o in spec.ordered:
+        codes = values[o.name][~np.isnan(values[o.name])]
+        strange = codes[~np.isin(codes, np.arange(o.categories))]
+        if strange.size:
+            allowed = f"codes 0..{o.categories - 1} (NaN where missing)"
+            raise InputError(f"data column {o.name}", float(strange[0]), allowed)
     for g in spec.groups:
         if frame[g].isna().any():
             raise InputError(f"data column {g}", "missing values", "a cluster label on every row")

@@ -37,10 +37,11 @@ from simstudy.spec.declare import (
 from simstudy.spec.grammar import parse
 from simstudy.spec.ir import ModelSpec, build
 from simstudy.spec.nominal import check_declaration as check_nominal
+from simstudy.spec.ordered import check_declaration as check_ordered
 from simstudy.spec.population import population
 
 #: Keys of a spec model's config besides ``name``, ``params`` and ``priors``.
-SPEC_KEYS = ("syntax", "design", "prior_families", "estimators", "nominal")
+SPEC_KEYS = ("syntax", "design", "prior_families", "estimators", "nominal", "ordered")
 PRIOR_FAMILIES = {
     "residual": ("half_normal", "inverse_gamma"),
     "covariance": ("half_normal", "inverse_gamma"),
@@ -198,6 +199,9 @@ def normalise(raw_model: Mapping[str, Any]) -> dict[str, Any]:
     nominal = check_nominal(given.get("nominal"))
     if nominal:  # kept only when given, so that models without it keep their hash
         structure["nominal"] = nominal
+    ordered = check_ordered(given.get("ordered"))
+    if ordered:  # likewise
+        structure["ordered"] = ordered
     spec = spec_of(structure)  # raises on a bad syntax or design
     if given.get("estimators") is not None:
         # kept only when given, so that models without it keep their hash
@@ -208,12 +212,17 @@ def normalise(raw_model: Mapping[str, Any]) -> dict[str, Any]:
 @functools.lru_cache(maxsize=64)
 def _spec(blob: str) -> ModelSpec:
     s = json.loads(blob)
-    return build(parse(s["syntax"]), s["design"]["missing"], nominal=s.get("nominal"))
+    return build(
+        parse(s["syntax"]),
+        s["design"]["missing"],
+        nominal=s.get("nominal"),
+        ordered=s.get("ordered"),
+    )
 
 
 def spec_of(structure: Mapping[str, Any]) -> ModelSpec:
     """The :class:`ModelSpec` of a (normalised) structure, built once per syntax and design."""
-    keys = ("syntax", "design", "nominal")
+    keys = ("syntax", "design", "nominal", "ordered")
     return _spec(json.dumps({k: structure[k] for k in keys if k in structure}, sort_keys=True))
 
 

@@ -11,7 +11,11 @@ A :class:`ModelSpec` says what every back end needs and nothing about how it is 
 - **missingness** of observed variables (the simulator's, given by the design), **derived
   quantities** (``:=``) and the **parameters**, each with its lavaan name and optional label;
 - **nominal predictors** (:class:`Nominal`): observed, coded 1..K, entering the equations as
-  their dummies ``d2 .. dK``, with category probabilities as parameters.
+  their dummies ``d2 .. dK``, with category probabilities as parameters;
+- **ordered variables** (:class:`Ordered`, lavaan's ``ordered=``): binary or ordinal outcomes
+  and indicators, coded 0..K-1, the cut latent response ``u* ~ N(mean, 1)`` of their
+  equation (probit, lavaan's "theta" parameterisation: intercept 0, residual variance 1) at
+  thresholds ``u|t1 < ... < u|t(K-1)``.
 
 Identification follows lavaan: the first loading of each factor is fixed at 1, latent means
 are 0, observed outcomes have a free intercept, exogenous latents covary. An exogenous
@@ -168,6 +172,26 @@ class Nominal:
 
 
 @dataclass(frozen=True)
+class Ordered:
+    """An ordered (binary: ``categories`` 2, or ordinal) variable coded 0..K-1.
+
+    Its equation's mean is that of a latent response with intercept 0 and residual variance 1
+    (probit); category ``k`` is observed where ``u|tk <= u* < u|t(k+1)``.
+    """
+
+    name: str
+    categories: int
+
+    def thresholds(self) -> tuple[Parameter, ...]:
+        """``u|t1 .. u|t(K-1)``, lavaan's names, free."""
+        return tuple(Parameter(f"{self.name}|t{k}", "threshold") for k in range(1, self.categories))
+
+
+#: The residual variance of an ordered variable's latent response (probit).
+ORDERED_VARIANCE = 1.0
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     """A whole model (see the module docstring)."""
 
@@ -181,6 +205,7 @@ class ModelSpec:
     exogenous_moments: tuple[Parameter, ...] = field(default=())
     simulated_exogenous: tuple[str, ...] = ()
     nominal: tuple[Nominal, ...] = ()
+    ordered: tuple[Ordered, ...] = ()
 
     def variable(self, name: str) -> Variable:
         """The variable called ``name``."""
@@ -194,6 +219,8 @@ class ModelSpec:
             out += [*b.variances, *b.covariances]
         for nom in self.nominal:
             out += nom.probabilities()
+        for o in self.ordered:
+            out += o.thresholds()
         return tuple(out)
 
     def estimands(self) -> tuple[str, ...]:
@@ -303,12 +330,14 @@ def build(
     missing: Mapping[str, Mapping[str, Any]] | None = None,
     field_name: str = "model.syntax",
     nominal: Mapping[str, int] | None = None,
+    ordered: Mapping[str, int] | None = None,
 ) -> ModelSpec:
     """The :class:`ModelSpec` of parsed statements and the design's missingness.
 
     ``missing``: variable -> ``{"given": [...], "strength": s}`` (which observed variables the
     simulator makes incomplete, and what MAR selection depends on). ``nominal``: variable ->
     categories of the nominal predictors (:mod:`simstudy.spec.nominal` expands their terms).
+    ``ordered``: variable -> categories of the ordered outcomes and indicators.
 
     Raises
     ------
@@ -317,6 +346,7 @@ def build(
     """
     missing = dict(missing or {})
     nominal = dict(nominal or {})
+    ordered = dict(ordered or {})
     statements = expand(statements, nominal)
     # a dummy stands for its nominal variable wherever variables are listed
     of_dummy = {x: d for d, k in nominal.items() for x in dummy_names(d, k)}
@@ -445,14 +475,20 @@ def build(
             endogenous.append(v)
     exogenous = complete_exo
 
+    _check_ordered(ordered, observed, endogenous, statements, variances, field_name)
     equations = []
     for target in endogenous:
         cs = list(coefs.get(target, []))
-        if target in observed and target not in no_intercept:
+        if target in ordered:  # the latent response's location and scale: the thresholds'
+            cs = [c for c in cs if c.factors != ()]
+            cs.insert(0, Coefficient(Parameter(f"{target}~1", "coef", fixed=0.0), ()))
+        elif target in observed and target not in no_intercept:
             if not any(c.factors == () for c in cs):
                 cs.insert(0, Coefficient(Parameter(f"{target}~1", "coef"), ()))
         nuisance = target in nuisance_targets
         var = variances.get(target, Parameter(f"{target}~~{target}", "variance"))
+        if target in ordered:
+            var = Parameter(var.name, "variance", fixed=ORDERED_VARIANCE)
         if nuisance:
             var = Parameter(var.name, "variance", nuisance=True)
         equations.append(Equation(target, tuple(cs), tuple(random.get(target, ())), var))
@@ -498,9 +534,47 @@ def build(
         exogenous_moments=tuple(exo_moments),
         simulated_exogenous=tuple(exo_all),
         nominal=tuple(Nominal(d, k) for d, k in nominal.items()),
+        ordered=tuple(Ordered(u, k) for u, k in ordered.items()),
     )
     _check(spec, field_name)
     return spec
+
+
+def _check_ordered(
+    ordered: Mapping[str, int],
+    observed: Sequence[str],
+    endogenous: Sequence[str],
+    statements: Sequence[Statement],
+    variances: Mapping[str, Parameter],
+    field_name: str,
+) -> None:
+    """An ordered variable is an observed outcome or indicator, not (yet) a predictor."""
+    for u, k in ordered.items():
+        where = f"model.ordered.{u}"
+        if u not in observed or u not in endogenous:
+            allowed = [v for v in observed if v in endogenous]
+            raise InputError(
+                where, u, "an observed outcome or indicator of the model: " + ", ".join(allowed)
+            )
+        if isinstance(k, bool) or not isinstance(k, int) or k < 2:
+            raise InputError(where, k, "a number of categories >= 2 (2: binary)")
+        if u in variances:
+            raise InputError(
+                field_name,
+                f"{u} ~~ {u}",
+                f"no residual variance for ordered {u} (its latent response's is 1: probit)",
+            )
+        for s in statements:
+            if s.op != "~":
+                continue
+            used = {f for t in s.terms for f in t.factors}
+            used |= {f for part in s.random for m in part.terms for f in m}
+            if u in used:
+                raise InputError(
+                    f"{field_name} (line {s.line})",
+                    u,
+                    "ordered variables as outcomes or indicators (as predictors: not yet)",
+                )
 
 
 def _declared(param: Parameter, order: Mapping[str, int]) -> Parameter:
@@ -569,6 +643,7 @@ def from_syntax(
     syntax: str,
     missing: Mapping[str, Mapping[str, Any]] | None = None,
     nominal: Mapping[str, int] | None = None,
+    ordered: Mapping[str, int] | None = None,
 ) -> ModelSpec:
     """Parse and build a :class:`ModelSpec` (see :func:`simstudy.spec.grammar.parse`)."""
-    return build(parse(syntax), missing, nominal=nominal)
+    return build(parse(syntax), missing, nominal=nominal, ordered=ordered)

@@ -8,6 +8,7 @@ design factor can be a derived quantity: e.g. ``icc: 0.1`` with
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -142,6 +143,8 @@ def population(spec: ModelSpec, values: Mapping[str, Any], field: str = "model.p
         out[p.name] = v
     for nom in spec.nominal:
         _check_probabilities(nom.probabilities(), out, field)
+    for o in spec.ordered:
+        _check_thresholds(o.thresholds(), out, field)
     _check_variances(spec, values, out, field)
     return {k: float(v) for k, v in with_derived(spec, out).items()}
 
@@ -175,6 +178,17 @@ def _check_probabilities(probs: tuple[Parameter, ...], values: Mapping[str, floa
     total = sum(values[p.name] for p in probs)
     if total >= 1:
         raise InputError(f"{field}.{probs[-1].name}", f"a sum of {total:g}", allowed)
+
+
+def _check_thresholds(taus: tuple[Parameter, ...], values: Mapping[str, float], field: str):
+    """An ordered variable's thresholds: increasing (every category has a chance)."""
+    for lo, hi in itertools.pairwise(taus):
+        if values[hi.name] <= values[lo.name]:
+            raise InputError(
+                f"{field}.{hi.label or hi.name}",
+                values[hi.name],
+                f"a threshold above {lo.name} ({values[lo.name]:g}): thresholds increase",
+            )
 
 
 def required(spec: ModelSpec) -> list[str]:

@@ -2,7 +2,8 @@
 
 From each observed variable's mean and SD over its observed rows (a latent factor takes the
 SD of its marker indicator, divided by the marker's loading; 1 without a marker; a nominal
-predictor's dummy its share and SD among the observed categories):
+predictor's dummy its share and SD among the observed categories; an ordered variable its
+latent response's 0 and 1):
 
 - an intercept of ``y``: N(mean_y, (2.5 sd_y)^2 (1 + sum_k (mean_k / sd_k)^2)) — the prior
   rstanarm puts on the intercept at the predictors' means, moved to predictors at 0 (the
@@ -64,6 +65,8 @@ def variable_scales(spec: ModelSpec, data: Mapping[str, Any]) -> dict[str, tuple
         if codes is not None and codes.size:
             for dummy, column in nom.dummy_values(codes).items():
                 out[dummy] = (float(np.mean(column)), _spread(column))
+    for o in spec.ordered:  # the latent response's scale, not the codes'
+        out[o.name] = (0.0, 1.0)
     for v in spec.variables:
         if v.kind != LATENT:
             continue

@@ -23,7 +23,7 @@ import jax
 
 from simstudy.spec import evaluate as ev
 from simstudy.spec import steps as kinds
-from simstudy.spec.ir import LATENT, CovBlock, Equation, ModelSpec, Nominal, with_derived
+from simstudy.spec.ir import LATENT, CovBlock, Equation, ModelSpec, Nominal, Ordered, with_derived
 from simstudy.spec.steps.base import (
     GAMMA_TRIES,
     STATE_PARTS,
@@ -148,6 +148,7 @@ class Layout:
     measurement: Measurement | None = None  # indicator equations updated from sums
     general: tuple[int, ...] = ()  # the other equations (positions), linearised
     nominals: tuple[Nominal, ...] = ()  # nominal predictors (categories drawn where missing)
+    ordered: tuple[Ordered, ...] = ()  # ordered variables (latent responses drawn per row)
     steps: tuple[Step, ...] = ()  # in sweep order
 
     def free_variances(self) -> tuple[int, ...]:
@@ -179,6 +180,7 @@ def layout(spec: ModelSpec) -> Layout:
         measurement=m,
         general=tuple(i for i in range(len(eqs)) if m is None or i not in m.equations),
         nominals=spec.nominal,
+        ordered=spec.ordered,
     )
     return replace(lay, steps=kinds.build(lay))
 
@@ -246,13 +248,14 @@ def sweep(
     data: Mapping[str, Any],
     lay: Layout,
     priors: Priors,
+    adapt: bool = False,
 ) -> State:
-    """One sweep: every step of the layout, in order."""
+    """One sweep: every step of the layout, in order (``adapt``: a warm-up sweep)."""
     weights = {i: ev.weight(lay.equations[i], lay, data) for i in lay.general}
     with jax.named_scope("draw_noise"):
         noise = draw_noise(rng_key, lay, data)
     state = dict(state)
-    ctx = Context(lay, priors, weights)
+    ctx = Context(lay, priors, weights, adapt=adapt)
     for step in lay.steps:
         ctx = step.begin(state, data, ctx)
     for step, own in zip(lay.steps, noise, strict=True):

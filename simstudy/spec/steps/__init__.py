@@ -16,6 +16,7 @@ from simstudy.spec.steps.factor_location import factor_locations
 from simstudy.spec.steps.factor_scale import factor_scales
 from simstudy.spec.steps.nodes import NodeGroup
 from simstudy.spec.steps.nominal import NominalPredictor
+from simstudy.spec.steps.ordered import OrderedResponses
 from simstudy.spec.steps.random_effects import RandomEffects
 from simstudy.spec.steps.variances import Variances
 
@@ -26,18 +27,23 @@ if TYPE_CHECKING:
 def build(lay: Layout) -> tuple[Step, ...]:
     """The steps of a layout in sweep order.
 
-    0. each nominal predictor's missing categories and probabilities; 1. the level-1 node
+    0. each ordered variable's thresholds and latent responses, then each nominal predictor's
+    missing categories and probabilities; 1. the level-1 node
     groups; 2. each ``(... | g)`` block's random effects with their scale and location moves;
     3. the indicators' intercepts and loadings from sums; 4. each general equation's
     coefficients; 5. the variances, in one batch; 6. covariance blocks of two or more; 7. the
     latent factors' scale moves, then 8. their location moves.
 
     Start keys: one per general equation's coefficients, then one the node groups share, then
-    the measurement's, then one per random-effect block.
+    the measurement's, then one per random-effect block, then one per ordered variable.
     """
     n_general = len(lay.general)
     measured = lay.measurement is not None
-    steps: list[Step] = [NominalPredictor.of(lay, nom) for nom in lay.nominals]
+    first_ordered = n_general + 1 + measured + sum(b.level is not None for b in lay.blocks)
+    steps: list[Step] = [
+        OrderedResponses.of(lay, o, first_ordered + k) for k, o in enumerate(lay.ordered)
+    ]
+    steps += [NominalPredictor.of(lay, nom) for nom in lay.nominals]
     steps += [NodeGroup.of(lay, k, n_general) for k in range(len(lay.node_groups))]
     leveled = [b for b in lay.blocks if b.level is not None]
     first_re = n_general + 1 + measured
@@ -62,4 +68,4 @@ def build(lay: Layout) -> tuple[Step, ...]:
 
 def n_start_keys(lay: Layout) -> int:
     """How many keys a start splits into (more than :func:`build` hands out)."""
-    return 4 + len(lay.equations) + len(lay.blocks)
+    return 4 + len(lay.equations) + len(lay.blocks) + len(lay.ordered)

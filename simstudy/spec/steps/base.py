@@ -21,11 +21,11 @@ if TYPE_CHECKING:
     from simstudy.blocks.conjugate import IndicatorSums
     from simstudy.spec.sweep import Layout, Priors
 
-#: A sweep state: ``coef``, ``var``, ``nodes``, ``re``, ``cov``, ``meas``, ``prob`` (name ->
-#: array each).
+#: A sweep state: ``coef``, ``var``, ``nodes``, ``re``, ``cov``, ``meas``, ``prob``, ``thr``
+#: (name -> array, or an ordered variable's threshold sampler state).
 State = dict[str, Any]
 #: The parts of a state; a step's ``init`` fills the entries it owns.
-STATE_PARTS = ("coef", "var", "nodes", "re", "cov", "meas", "prob")
+STATE_PARTS = ("coef", "var", "nodes", "re", "cov", "meas", "prob", "thr")
 #: Candidates per gamma variate drawn with a sweep's noise
 #: (:func:`~simstudy.blocks.conjugate.unit_gamma`).
 GAMMA_TRIES = 4
@@ -75,7 +75,8 @@ class Context:
     """What a sweep's steps share beyond the state.
 
     ``terms``: the indicators' information on each measured factor's scores (fixed while the
-    scores are drawn); ``sums``: the indicators' sums at the drawn scores.
+    scores are drawn); ``sums``: the indicators' sums at the drawn scores; ``adapt``: whether
+    this is a warm-up sweep (proposals may learn their scale then, never after).
     """
 
     layout: Layout
@@ -83,6 +84,7 @@ class Context:
     weights: Mapping[int, jax.Array]  # per general equation: 0/1 per row
     terms: tuple[jax.Array, jax.Array] | None = None
     sums: IndicatorSums | None = None
+    adapt: bool = False
 
     def with_(self, **changes: Any) -> Context:
         """The context with ``changes``."""

@@ -1,0 +1,116 @@
+"""An ordered variable's thresholds, then its latent responses (probit data augmentation).
+
+Albert & Chib (1993) with Cowles (1996)'s point: thresholds drawn given the latent responses
+barely move, so they move by a Metropolis step with the responses integrated out
+(:func:`~simstudy.blocks.ordinal.threshold_step`, its proposal learnt in warm-up only); then
+each latent response is drawn from its normal conditional cut to its category's interval
+(uncut where the category is missing). Every other step sees the latent response as the
+variable's value: its equation is then a Gaussian one with residual variance 1. The step owns
+the state's ``nodes`` entry (the responses) and ``thr`` entry (the thresholds' sampler state)
+of its variable, and records the thresholds ``u|t1 ..``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import jax
+import jax.numpy as jnp
+
+from simstudy.blocks import ordinal
+from simstudy.spec import evaluate as ev
+from simstudy.spec.dgm import ROW_REAL, observed_key
+from simstudy.spec.ir import Ordered
+from simstudy.spec.steps.base import Context, Noise, NoiseSizes, State, StepDefaults
+
+if TYPE_CHECKING:
+    from simstudy.spec.sweep import Layout
+
+#: The link of every ordered variable (the logit is not built yet).
+LINK = "probit"
+
+
+@dataclass(frozen=True)
+class OrderedResponses(StepDefaults):
+    """Thresholds and latent responses of ordered variable ``variable``."""
+
+    variable: Ordered
+    equation: int  # position of its equation in the layout
+    start_key: int | None = None
+
+    @classmethod
+    def of(cls, lay: Layout, variable: Ordered, start_key: int) -> OrderedResponses:
+        """The step of one ordered variable."""
+        i = next(k for k, e in enumerate(lay.equations) if e.target == variable.name)
+        return cls(variable, i, start_key)
+
+    @property
+    def mask(self) -> jax.Array:
+        """1 × (K-1): every threshold slot is used."""
+        return jnp.ones((1, self.variable.categories - 1), dtype=bool)
+
+    def noise(self, lay: Layout, data: Mapping[str, Any]) -> NoiseSizes:
+        """Keys: the thresholds' proposal and acceptance, the responses' draws."""
+        return NoiseSizes(keys=1)
+
+    def init(self, key: jax.Array | None, data: Mapping[str, Any], lay: Layout) -> State:
+        """Thresholds at the normal quantiles of the observed cumulative proportions.
+
+        Responses drawn in their categories around 0.
+        """
+        u, k = self.variable.name, self.variable.categories
+        real = data[ROW_REAL].astype(float)
+        obs = data[observed_key(u)].astype(float) * real
+        below = ((data[u][:, None] < jnp.arange(1, k)) * obs[:, None]).sum(0)
+        prop = jnp.clip(below / jnp.maximum(obs.sum(), 1.0), 0.02, 0.98)
+        tau = jax.lax.cummax(jax.scipy.special.ndtri(prop)) + 0.05 * jnp.arange(k - 1)
+        start = ordinal.threshold_start(ordinal.unconstrain(tau[None, :]))
+        ystar = self._responses(key, data, start, jnp.zeros(real.shape))
+        return {"nodes": {u: ystar}, "thr": {u: start}}
+
+    def _responses(
+        self, key: jax.Array, data: Mapping[str, Any], thr: ordinal.ThresholdState, mean: Any
+    ) -> jax.Array:
+        """Latent responses cut to their categories where observed, uncut elsewhere."""
+        u = self.variable.name
+        k_cut, k_free = jax.random.split(key)
+        tau = ordinal.thresholds(thr.u, self.mask)
+        cut = ordinal.latent_responses(k_cut, LINK, data[u][:, None], tau, mean[:, None])[:, 0]
+        free = mean + jax.random.normal(k_free, mean.shape)
+        return jnp.where(data[observed_key(u)], cut, free)
+
+    def update(self, state: State, data: Mapping[str, Any], noise: Noise, ctx: Context) -> State:
+        """Thresholds given the equation's mean, then the latent responses."""
+        lay, i = ctx.layout, self.equation
+        u = self.variable.name
+        eq = lay.equations[i]
+        vals = ev.full_values(lay, state, data)
+        coefs = ev.coef_vector(eq, state["coef"].get(u, jnp.zeros(0)), lay.free_coefs[i])
+        rows = data[ROW_REAL].shape[0]
+        mean = jnp.broadcast_to(ev.equation_mean(eq, coefs, vals), (rows,))
+        weight = (data[observed_key(u)] & data[ROW_REAL]).astype(float)
+        k_thr, k_resp = jax.random.split(noise.keys[0])
+        thr = ordinal.threshold_step(
+            k_thr,
+            state["thr"][u],
+            LINK,
+            data[u][:, None],
+            weight[:, None],
+            mean[:, None],
+            self.mask,
+            ctx.priors.coef_sd,
+            ctx.adapt,
+        )
+        ystar = self._responses(k_resp, data, thr, mean)
+        return {
+            **state,
+            "nodes": {**state["nodes"], u: ystar},
+            "thr": {**state["thr"], u: thr},
+        }
+
+    def collect(self, state: State, lay: Layout) -> dict[str, jax.Array]:
+        """The thresholds, by lavaan name."""
+        tau = ordinal.thresholds(state["thr"][self.variable.name].u, self.mask)[0]
+        return {p.name: tau[k] for k, p in enumerate(self.variable.thresholds())}

@@ -1,0 +1,112 @@
+"""Ordered variables in the spec: declaration, parameters, refusals, data and fit."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from simstudy.cli import main
+from simstudy.errors import InputError
+from simstudy.spec import estimators as kinds
+from simstudy.spec.ir import from_syntax
+from simstudy.spec.ordered import check_declaration
+from simstudy.spec.population import population
+
+MODEL = "model=ordinal_regression"
+
+
+def test_an_ordered_outcome_has_thresholds_and_a_fixed_intercept_and_variance():
+    spec = from_syntax("u ~ x + z\n", ordered={"u": 4})
+    (eq,) = spec.equations
+    assert eq.coefficients[0].parameter.fixed == 0.0  # u~1: the thresholds' location
+    assert eq.variance.fixed == 1.0  # probit: the latent response's unit variance
+    assert spec.estimands() == ("u~x", "u~z", "u|t1", "u|t2", "u|t3")
+
+
+def test_an_ordered_indicator_is_measured_with_thresholds():
+    spec = from_syntax("f =~ u1 + u2 + y3\n", ordered={"u1": 2, "u2": 3})
+    assert {"f=~u2", "f=~y3", "u1|t1", "u2|t1", "u2|t2", "y3~1", "y3~~y3"} <= set(spec.estimands())
+    assert "u1~~u1" not in spec.estimands() and "u1~1" not in spec.estimands()
+
+
+@pytest.mark.parametrize(
+    ("syntax", "ordered", "field", "said"),
+    [
+        ("y ~ u + x\nu ~ x\n", {"u": 3}, "model.syntax (line 1)", "as predictors: not yet"),
+        ("y ~ x\n", {"x": 2}, "model.ordered.x", "an observed outcome or indicator"),
+        ("u ~ x\nu ~~ u\n", {"u": 2}, "model.syntax", "no residual variance for ordered u"),
+        ("u ~ x\n", {"u": 1}, "model.ordered.u", ">= 2"),
+    ],
+)
+def test_a_bad_ordered_declaration_names_the_field_and_what_is_allowed(
+    syntax, ordered, field, said
+):
+    with pytest.raises(InputError) as err:
+        from_syntax(syntax, ordered=ordered)
+    assert err.value.field == field
+    assert said in str(err.value)
+
+
+def test_a_list_declares_binary_variables_and_other_shapes_are_refused():
+    assert check_declaration(["u", "v"]) == {"u": 2, "v": 2}
+    assert check_declaration({"u": 4}) == {"u": 4}
+    with pytest.raises(InputError) as err:
+        check_declaration("u")
+    assert err.value.field == "model.ordered"
+
+
+def test_an_hmc_estimator_of_an_ordered_model_is_refused_naming_gibbs():
+    spec = from_syntax("u ~ x\n", ordered={"u": 2})
+    with pytest.raises(InputError) as err:
+        kinds.normalise({"bayes": {"kind": "gibbs"}, "bayes_hmc": {"kind": "hmc"}}, spec)
+    assert err.value.field == "model.estimators.bayes_hmc.kind"
+    assert "gibbs" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("override", "said"),
+    [
+        ("model.ordered.u=1", "model.ordered.u = 1"),
+        ("+model.ordered.q=2", "model.ordered.q = 'q'"),
+    ],
+)
+def test_a_bad_ordered_config_exits_2_naming_it(override, said, capsys):
+    rc = main(["show", MODEL, override])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert said in err, err
+    assert "Traceback" not in err
+
+
+def test_thresholds_that_do_not_increase_are_refused_naming_the_second():
+    spec = from_syntax("u ~ x\n", ordered={"u": 3})
+    with pytest.raises(InputError) as err:
+        population(spec, {"u~x": 0.5, "u|t1": 0.2, "u|t2": -1.0}, "model.params")
+    assert err.value.field == "model.params.u|t2"
+    assert "thresholds increase" in str(err.value)
+
+
+def _table(tmp_path, codes=(0, 1, 2, 3)):
+    rng = np.random.default_rng(3)
+    n = 400
+    x, z = rng.normal(size=n), rng.normal(size=n)
+    ystar = 0.5 * x + 0.3 * z + rng.normal(size=n)
+    u = np.searchsorted([-0.8, 0.0, 0.9], ystar).astype(float)
+    u[:3] = codes[: len(u[:3])] if max(codes) > 3 else u[:3]
+    x[rng.uniform(size=n) < 0.2] = np.nan
+    path = tmp_path / "ordinal.csv"
+    pd.DataFrame({"u": u, "x": x, "z": z}).to_csv(path, index=False)
+    return path
+
+
+def test_fit_reads_codes_and_refuses_one_outside_zero_to_k_minus_one(tmp_path, capsys):
+    out = tmp_path / "fit.parquet"
+    short = ["sampler.warmup=200", "sampler.draws=400", "sampler.vectorize=1"]
+    rc = main(["fit", MODEL, f"data={_table(tmp_path)}", f"out={out}", *short])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.out + captured.err
+    table = pd.read_parquet(out).set_index("parameter")
+    for name, value in (("u~x", 0.5), ("u~z", 0.3), ("u|t1", -0.8), ("u|t3", 0.9)):
+        assert abs(table.loc[name, "mean"] - value) < 4 * table.loc[name, "sd"], name
+    rc = main(["fit", MODEL, f"data={_table(tmp_path, codes=(0, 1, 4))}"])
+    assert rc == 2
+    assert "data column u = 4.0" in capsys.readouterr().err
