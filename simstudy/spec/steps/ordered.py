@@ -4,8 +4,13 @@ Albert & Chib (1993) with Cowles (1996)'s point: thresholds drawn given the late
 barely move, so they move by a Metropolis step with the responses integrated out
 (:func:`~simstudy.blocks.ordinal.threshold_step`, its proposal learnt in warm-up only); then
 each latent response is drawn from its normal conditional cut to its category's interval
-(uncut where the category is missing). Every other step sees the latent response as the
-variable's value: its equation is then a Gaussian one with residual variance 1. The step owns
+(uncut where the category is missing). Then, where the equation's mean is its free
+coefficients' terms alone (no fixed loading, no random effect), a scale move (Liu & Wu
+1999's parameter expansion): responses, free coefficients and thresholds times one ``g``
+drawn from its conditional, which leaves every category where it is: the data augmentation
+alone moves along that direction in small steps when the coefficients explain much of the
+response. Every other step sees the latent response as the variable's value: its equation
+is then a Gaussian one with residual variance 1. The step owns
 the state's ``nodes`` entry (the responses) and ``thr`` entry (the thresholds' sampler state)
 of its variable, and records the thresholds ``u|t1 ..``.
 """
@@ -20,6 +25,7 @@ import jax
 import jax.numpy as jnp
 
 from simstudy.blocks import ordinal
+from simstudy.blocks.group import group_scale
 from simstudy.spec import evaluate as ev
 from simstudy.spec.dgm import ROW_REAL, observed_key
 from simstudy.spec.ir import Ordered
@@ -38,13 +44,18 @@ class OrderedResponses(StepDefaults):
 
     variable: Ordered
     equation: int  # position of its equation in the layout
+    scalable: bool  # the scale move applies: a mean of free terms only
     start_key: int | None = None
 
     @classmethod
     def of(cls, lay: Layout, variable: Ordered, start_key: int) -> OrderedResponses:
         """The step of one ordered variable."""
         i = next(k for k, e in enumerate(lay.equations) if e.target == variable.name)
-        return cls(variable, i, start_key)
+        eq = lay.equations[i]
+        scalable = not eq.random and all(
+            c.parameter.free or c.parameter.fixed == 0.0 for c in eq.coefficients
+        )
+        return cls(variable, i, scalable, start_key)
 
     @property
     def mask(self) -> jax.Array:
@@ -104,11 +115,40 @@ class OrderedResponses(StepDefaults):
             ctx.adapt,
         )
         ystar = self._responses(k_resp, data, thr, mean)
+        coef = state["coef"].get(u, jnp.zeros(0))
+        if self.scalable:
+            g = self._scale(noise.keys[0], ystar, mean, coef, thr, data, ctx)
+            real = data[ROW_REAL]
+            ystar = jnp.where(real, g * ystar, ystar)
+            coef = g * coef
+            first, log_gaps = thr.u[:, :1], thr.u[:, 1:]
+            thr = thr._replace(u=jnp.concatenate([g * first, log_gaps + jnp.log(g)], -1))
         return {
             **state,
+            "coef": {**state["coef"], u: coef} if u in state["coef"] else state["coef"],
             "nodes": {**state["nodes"], u: ystar},
             "thr": {**state["thr"], u: thr},
         }
+
+    def _scale(self, key, ystar, mean, coef, thr, data, ctx) -> jax.Array:
+        """``g`` of the scale move: ``-a g^2 / 2 + b g + (D - 1) log g``.
+
+        ``a``: the responses' squared residuals plus the free coefficients' and thresholds'
+        squares over their prior variances; ``b``: the coefficients' prior means' pull;
+        ``D``: how many values the move scales (Jacobian ``g^D``, Haar measure ``1 / g``).
+        """
+        lay, i = ctx.layout, self.equation
+        real = data[ROW_REAL].astype(float)
+        means, sds = map(
+            jnp.asarray, ctx.priors.equation_prior(lay.equations[i], lay.free_coefs[i])
+        )
+        tau = ordinal.thresholds(thr.u, self.mask)[0]
+        tau_var = ctx.priors.coef_sd**2
+        a = (real * (ystar - mean) ** 2).sum() + (coef**2 / sds**2).sum()
+        a = a + (tau**2).sum() / tau_var
+        b = (coef * means / sds**2).sum()
+        dims = real.sum() + coef.size + tau.size
+        return group_scale(jax.random.fold_in(key, 1), a, b, jnp.asarray(0.0), dims - 1)
 
     def collect(self, state: State, lay: Layout) -> dict[str, jax.Array]:
         """The thresholds, by lavaan name."""
