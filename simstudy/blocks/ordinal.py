@@ -97,6 +97,7 @@ def threshold_step(
     cut_mask: jax.Array,
     prior_sd: float,
     adapt: bool,
+    moving: jax.Array | None = None,
 ) -> ThresholdState:
     """One Metropolis update of every item's thresholds, latent responses integrated out.
 
@@ -116,7 +117,11 @@ def threshold_step(
         Thresholds are a priori N(0, prior_sd^2), restricted to be increasing.
     adapt
         Tune the proposal scale towards :data:`TARGET_ACCEPT` (warm-up only).
+    moving
+        p × (K-1): the slots that move (None: every used one); e.g. all but a first
+        threshold fixed at 0 where the intercept is free.
     """
+    moving = cut_mask if moving is None else moving
     k_prop, k_acc = jax.random.split(key)
 
     def log_post(u):
@@ -129,10 +134,10 @@ def threshold_step(
         return loglik + prior + jacobian
 
     d = state.u.shape[-1]
-    scale = jnp.exp(state.log_step) * 2.38 / jnp.sqrt(cut_mask.sum(-1).clip(1))
+    scale = jnp.exp(state.log_step) * 2.38 / jnp.sqrt(moving.sum(-1).clip(1))
     chol = jnp.linalg.cholesky(state.cov + 1e-8 * jnp.eye(d))
     z = jnp.einsum("pij,pj->pi", chol, jax.random.normal(k_prop, state.u.shape))
-    proposal = state.u + scale[:, None] * cut_mask * z
+    proposal = state.u + scale[:, None] * moving * z
     log_ratio = log_post(proposal) - log_post(state.u)
     log_ratio = jnp.where(jnp.isnan(log_ratio), -jnp.inf, log_ratio)
     accept = jnp.log(jax.random.uniform(k_acc, log_ratio.shape)) < log_ratio
@@ -143,7 +148,7 @@ def threshold_step(
     w = 0.02  # memory of the running moments, ~50 sweeps
     dev = u - state.mean
     cov = state.cov + w * (dev[:, :, None] * dev[:, None, :] - state.cov)
-    cov = jnp.where(cut_mask[:, :, None] & cut_mask[:, None, :], cov, 0.01 * jnp.eye(d))
+    cov = jnp.where(moving[:, :, None] & moving[:, None, :], cov, 0.01 * jnp.eye(d))
     return ThresholdState(
         u, state.log_step + 0.1 * (rate - TARGET_ACCEPT), state.mean + w * dev, cov
     )

@@ -179,7 +179,9 @@ def simulate(
 
 def ordered_category(ystar: jax.Array, o: Ordered, values: Mapping[str, Any]) -> jax.Array:
     """Codes 0..K-1 of latent responses ``ystar``: how many thresholds lie at or below each."""
-    taus = jnp.stack([jnp.asarray(values[p.name], dtype=float) for p in o.thresholds()])
+    taus = jnp.stack(
+        [jnp.asarray(values[p.name] if p.free else p.fixed, dtype=float) for p in o.thresholds()]
+    )
     return (ystar[:, None] >= taus[None, :]).sum(-1).astype(ystar.dtype)
 
 

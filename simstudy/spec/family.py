@@ -107,9 +107,12 @@ def simulate_prior(
             values[param.name] = float(probs[k])
     for index, o in enumerate(spec.ordered):
         # the sweep's prior: N(0, coef_sd^2) thresholds kept increasing, i.e. sorted draws
+        # (above a first one fixed at 0: sorted half-normal ones)
+        free = [t for t in o.thresholds() if t.free]
         key = jax.random.fold_in(k_block, ORDERED_KEY + index)
-        taus = np.sort(p.coef_sd * np.asarray(jax.random.normal(key, (o.categories - 1,))))
-        for param, tau in zip(o.thresholds(), taus, strict=True):
+        draws = p.coef_sd * np.asarray(jax.random.normal(key, (len(free),)))
+        taus = np.sort(np.abs(draws) if o.intercept else draws)
+        for param, tau in zip(free, taus, strict=True):
             values[param.name] = float(tau)
     data = dgm.simulate(spec, k_data, setting, values=values, fitted=True)
     values = with_derived(spec, values)

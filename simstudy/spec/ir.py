@@ -175,16 +175,25 @@ class Nominal:
 class Ordered:
     """An ordered (binary: ``categories`` 2, or ordinal) variable coded 0..K-1.
 
-    Its equation's mean is that of a latent response with intercept 0 and residual variance 1
-    (probit); category ``k`` is observed where ``u|tk <= u* < u|t(k+1)``.
+    Its equation's mean is that of a latent response with residual variance 1 (probit);
+    category ``k`` is observed where ``u|tk <= u* < u|t(k+1)``. Either the intercept is 0 and
+    every threshold free (lavaan's parameterisation, the default), or, where the equation
+    writes its intercept (``u ~ 1 + x``), the intercept is free and ``u|t1`` is 0 (glmer's and
+    brms's for a binary outcome).
     """
 
     name: str
     categories: int
+    intercept: bool = False
 
     def thresholds(self) -> tuple[Parameter, ...]:
-        """``u|t1 .. u|t(K-1)``, lavaan's names, free."""
-        return tuple(Parameter(f"{self.name}|t{k}", "threshold") for k in range(1, self.categories))
+        """``u|t1 .. u|t(K-1)``, lavaan's names; ``u|t1`` fixed at 0 with a free intercept."""
+        return tuple(
+            Parameter(
+                f"{self.name}|t{k}", "threshold", fixed=0.0 if k == 1 and self.intercept else None
+            )
+            for k in range(1, self.categories)
+        )
 
 
 #: The residual variance of an ordered variable's latent response (probit).
@@ -479,8 +488,8 @@ def build(
     equations = []
     for target in endogenous:
         cs = list(coefs.get(target, []))
-        if target in ordered:  # the latent response's location and scale: the thresholds'
-            cs = [c for c in cs if c.factors != ()]
+        if target in ordered and not any(c.factors == () for c in cs):
+            # the latent response's location: the thresholds' (lavaan's parameterisation)
             cs.insert(0, Coefficient(Parameter(f"{target}~1", "coef", fixed=0.0), ()))
         elif target in observed and target not in no_intercept:
             if not any(c.factors == () for c in cs):
@@ -534,7 +543,10 @@ def build(
         exogenous_moments=tuple(exo_moments),
         simulated_exogenous=tuple(exo_all),
         nominal=tuple(Nominal(d, k) for d, k in nominal.items()),
-        ordered=tuple(Ordered(u, k) for u, k in ordered.items()),
+        ordered=tuple(
+            Ordered(u, k, intercept=any(c.factors == () for c in coefs.get(u, [])))
+            for u, k in ordered.items()
+        ),
     )
     _check(spec, field_name)
     return spec

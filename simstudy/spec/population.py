@@ -182,12 +182,16 @@ def _check_probabilities(probs: tuple[Parameter, ...], values: Mapping[str, floa
 
 def _check_thresholds(taus: tuple[Parameter, ...], values: Mapping[str, float], field: str):
     """An ordered variable's thresholds: increasing (every category has a chance)."""
+
+    def value(p: Parameter) -> float:
+        return values[p.name] if p.free else p.fixed
+
     for lo, hi in itertools.pairwise(taus):
-        if values[hi.name] <= values[lo.name]:
+        if value(hi) <= value(lo):
             raise InputError(
                 f"{field}.{hi.label or hi.name}",
-                values[hi.name],
-                f"a threshold above {lo.name} ({values[lo.name]:g}): thresholds increase",
+                value(hi),
+                f"a threshold above {lo.name} ({value(lo):g}): thresholds increase",
             )
 
 

@@ -62,6 +62,16 @@ class OrderedResponses(StepDefaults):
         """1 × (K-1): every threshold slot is used."""
         return jnp.ones((1, self.variable.categories - 1), dtype=bool)
 
+    @property
+    def moving(self) -> jax.Array:
+        """1 × (K-1): the free thresholds (all but the first where the intercept is free)."""
+        return jnp.asarray([[t.free for t in self.variable.thresholds()]])
+
+    @property
+    def n_free(self) -> int:
+        """How many thresholds are free."""
+        return sum(t.free for t in self.variable.thresholds())
+
     def noise(self, lay: Layout, data: Mapping[str, Any]) -> NoiseSizes:
         """Keys: the thresholds' proposal and acceptance, the responses' draws."""
         return NoiseSizes(keys=1)
@@ -77,6 +87,8 @@ class OrderedResponses(StepDefaults):
         below = ((data[u][:, None] < jnp.arange(1, k)) * obs[:, None]).sum(0)
         prop = jnp.clip(below / jnp.maximum(obs.sum(), 1.0), 0.02, 0.98)
         tau = jax.lax.cummax(jax.scipy.special.ndtri(prop)) + 0.05 * jnp.arange(k - 1)
+        if self.variable.intercept:  # the first at 0, the intercept's start (0) stands in
+            tau = tau - tau[0]
         start = ordinal.threshold_start(ordinal.unconstrain(tau[None, :]))
         ystar = self._responses(key, data, start, jnp.zeros(real.shape))
         return {"nodes": {u: ystar}, "thr": {u: start}}
@@ -103,17 +115,20 @@ class OrderedResponses(StepDefaults):
         mean = jnp.broadcast_to(ev.equation_mean(eq, coefs, vals), (rows,))
         weight = (data[observed_key(u)] & data[ROW_REAL]).astype(float)
         k_thr, k_resp = jax.random.split(noise.keys[0])
-        thr = ordinal.threshold_step(
-            k_thr,
-            state["thr"][u],
-            LINK,
-            data[u][:, None],
-            weight[:, None],
-            mean[:, None],
-            self.mask,
-            ctx.priors.coef_sd,
-            ctx.adapt,
-        )
+        thr = state["thr"][u]
+        if self.n_free:
+            thr = ordinal.threshold_step(
+                k_thr,
+                thr,
+                LINK,
+                data[u][:, None],
+                weight[:, None],
+                mean[:, None],
+                self.mask,
+                ctx.priors.coef_sd,
+                ctx.adapt,
+                self.moving,
+            )
         ystar = self._responses(k_resp, data, thr, mean)
         coef = state["coef"].get(u, jnp.zeros(0))
         if self.scalable:
@@ -147,10 +162,10 @@ class OrderedResponses(StepDefaults):
         a = (real * (ystar - mean) ** 2).sum() + (coef**2 / sds**2).sum()
         a = a + (tau**2).sum() / tau_var
         b = (coef * means / sds**2).sum()
-        dims = real.sum() + coef.size + tau.size
+        dims = real.sum() + coef.size + self.n_free
         return group_scale(jax.random.fold_in(key, 1), a, b, jnp.asarray(0.0), dims - 1)
 
     def collect(self, state: State, lay: Layout) -> dict[str, jax.Array]:
         """The thresholds, by lavaan name."""
         tau = ordinal.thresholds(state["thr"][self.variable.name].u, self.mask)[0]
-        return {p.name: tau[k] for k, p in enumerate(self.variable.thresholds())}
+        return {p.name: tau[k] for k, p in enumerate(self.variable.thresholds()) if p.free}

@@ -84,3 +84,31 @@ def test_the_simulator_cuts_the_latent_response_at_the_thresholds():
     expected = np.diff(stats.norm.cdf([-np.inf, -0.5, 1.0, np.inf]))
     share = np.bincount(u.astype(int), minlength=3) / u.size
     np.testing.assert_allclose(share, expected, atol=0.012)  # ~3.5 binomial SEs
+
+
+def test_with_an_intercept_the_first_threshold_is_0_and_the_rest_sample_their_prior():
+    """``u ~ 1 + x``: the intercept free, u|t1 = 0; nothing observed: u|t2 half-normal."""
+    spec = from_syntax("u ~ 1 + x\n", ordered={"u": 3})
+    assert spec.estimands() == ("u~1", "u~x", "u|t2")
+    n = 6
+    data = _data(u=(np.zeros(n), np.zeros(n, bool)), x=(np.linspace(-1, 1, n), np.ones(n, bool)))
+    draws = _fit(spec, data, 4000, 3, {**PRIOR_DEFAULTS, "coef_sd": 1.0})
+    thin = slice(None, None, 8)
+    t2 = np.asarray(draws["u|t2"]).ravel()[thin]
+    assert stats.kstest(t2, "halfnorm").pvalue > 1e-3
+    assert stats.kstest(np.asarray(draws["u~1"]).ravel()[thin], "norm").pvalue > 1e-3
+
+
+def test_a_binary_fit_with_an_intercept_agrees_with_the_probit_maximum_likelihood():
+    spec = from_syntax("u ~ 1 + x\n", ordered={"u": 2})
+    data = dgm.simulate(spec, jax.random.key(7), {"N": 600, "u~1": -0.3, "u~x": 0.7})
+    u, x = np.asarray(data["u"]).astype(int), np.asarray(data["x"])
+
+    def nll(b):
+        return -stats.norm.logcdf((2 * u - 1) * (b[0] + b[1] * x)).sum()
+
+    mle = optimize.minimize(nll, np.zeros(2), method="BFGS").x
+    draws = _fit(spec, data, 1000, 4)
+    for name, value in zip(("u~1", "u~x"), mle, strict=True):
+        v = np.asarray(draws[name])
+        assert abs(v.mean() - value) < 0.3 * v.std(), (name, v.mean(), value, v.std())
