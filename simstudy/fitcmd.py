@@ -301,7 +301,13 @@ def cmd_fit(arguments: Sequence[str]) -> int:
     from simstudy.models import family_of, model_infos
     from simstudy.spec.scaled import describe
     from simstudy.store import software_versions
-    from simstudy.userdata import boolean_columns, missing_codes, read_table, sentinel_warnings
+    from simstudy.userdata import (
+        boolean_columns,
+        categorical_warnings,
+        missing_codes,
+        read_table,
+        sentinel_warnings,
+    )
 
     options, overrides = split_arguments(arguments)
     if "data" not in options:
@@ -352,6 +358,8 @@ def cmd_fit(arguments: Sequence[str]) -> int:
         if name in read.numbers:
             _say(f"[simstudy] note: column {name} holds true/false, read as 1/0")
     for line in sentinel_warnings(frame, read.numbers):
+        _say(f"[simstudy] warning: {line}")
+    for line in categorical_warnings(frame, read.continuous):
         _say(f"[simstudy] warning: {line}")
 
     key = estimator_key(key_from_seed(plan.seed), chain_name(estimator))

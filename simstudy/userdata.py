@@ -129,12 +129,15 @@ class Columns:
         Those of ``numbers`` the model conditions on: each must vary.
     labels
         Columns of labels (clusters), any values.
+    continuous
+        Those of ``numbers`` the model fits as continuous (normal) outcomes or indicators.
     """
 
     numbers: tuple[str, ...]
     allowed: str
     predictors: tuple[str, ...] = ()
     labels: tuple[str, ...] = ()
+    continuous: tuple[str, ...] = ()
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -174,6 +177,39 @@ def _is_code(value: float) -> bool:
         return False
     digits = set(str(int(abs(value))))
     return digits == {"9"} or (digits == {"8"} and abs(value) >= 10)
+
+
+#: At most this many distinct whole values make a column look categorical.
+FEW_CATEGORIES = 7
+
+
+def categorical_warnings(frame: pd.DataFrame, names: Sequence[str]) -> list[str]:
+    """Plain words for continuous outcomes whose values look binary or ordinal.
+
+    A column of 2 to :data:`FEW_CATEGORIES` distinct whole values fitted as normal is most
+    likely a binary or ordinal variable, which the model declares with ``model.ordered``.
+    """
+    lines = []
+    for name in names:
+        if name not in frame.columns:
+            continue
+        values = numeric(frame, name)
+        seen = np.unique(values[~np.isnan(values)])
+        if not 2 <= seen.size <= FEW_CATEGORIES or not np.all(seen == np.round(seen)):
+            continue
+        k = seen.size
+        shown = ", ".join(f"{v:g}" for v in seen)
+        if k == 2 and set(seen) == {0.0, 1.0}:
+            how = f"declare it binary: model.ordered=[{name}]"
+        elif np.array_equal(seen, np.arange(k)):
+            how = f"declare it ordinal: 'model.ordered={{{name}: {k}}}'"
+        else:
+            how = f"recode it to 0..{k - 1} and declare it: 'model.ordered={{{name}: {k}}}'"
+        lines.append(
+            f"column {name} holds only the values {shown}, and is fitted as a continuous "
+            f"(normal) variable; {how} (probit; model.link=logit for the logit)"
+        )
+    return lines
 
 
 def sentinel_warnings(frame: pd.DataFrame, names: Sequence[str]) -> list[str]:

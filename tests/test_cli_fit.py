@@ -250,3 +250,35 @@ def test_unconverged_names_the_first_failed_check():
     for names in (["a", "b"], ["b", "a"]):
         stuck = {"a": summary(900, 1.0), "b": summary(float("nan"), float("nan"))}
         assert unconverged(stuck, names) == "bulk ESS undefined (constant draws) for b"
+
+
+def test_a_binary_outcome_fitted_as_normal_is_warned_about_with_its_declaration(tmp_path, capsys):
+    """15 herds x 4 periods of 0/1 rows fitted as continuous: a warning, then the advice works."""
+    rng = np.random.default_rng(5)
+    frame = _table(60)
+    frame["y"] = (rng.uniform(size=60) < 0.3).astype(float)
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    rc, _, err = _fit(capsys, tmp_path / "d.csv", f"out={tmp_path / 'a.parquet'}")
+    assert rc == 0, err
+    assert "column y holds only the values 0, 1, and is fitted as a continuous" in err
+    assert "model.ordered=[y]" in err
+
+
+def test_categorical_warnings_name_the_declaration_that_fits_the_codes():
+    from simstudy.userdata import categorical_warnings
+
+    frame = pd.DataFrame(
+        {
+            "binary": [0, 1, 1, 0, 1.0],
+            "ordinal": [0, 1, 2, 3, 2.0],
+            "likert": [1, 2, 5, 4, 3.0],
+            "count": list(range(0, 50, 10)),  # 5 whole values, yet not 0..4: still flagged
+            "real": [0.5, 1.0, 1.5, 2.0, 2.5],
+        }
+    )
+    lines = categorical_warnings(frame, list(frame.columns))
+    said = {line.split()[1]: line for line in lines}
+    assert set(said) == {"binary", "ordinal", "likert", "count"}
+    assert "model.ordered=[binary]" in said["binary"]
+    assert "'model.ordered={ordinal: 4}'" in said["ordinal"]
+    assert "recode it to 0..4" in said["likert"]

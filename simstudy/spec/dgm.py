@@ -158,7 +158,11 @@ def simulate(
         for r in eq.random:
             mean = mean + current[r.effect] * _product(current, r.factors, rows)
         sd = jnp.sqrt(values[eq.variance.name] if eq.variance.fixed is None else eq.variance.fixed)
-        current[eq.target] = mean + sd * eq_noise[:, i]
+        noise = eq_noise[:, i]
+        if eq.target in ordered and ordered[eq.target].link == "logit":  # the same draw, logistic
+            tail = jax.scipy.special.ndtr(-jnp.abs(noise))  # the accurate side in float32
+            noise = -jnp.sign(noise) * jax.scipy.special.logit(tail)
+        current[eq.target] = mean + sd * noise
         if eq.target in ordered:  # the category of the latent response
             current[eq.target] = ordered_category(current[eq.target], ordered[eq.target], values)
     data = {ROW_REAL: real}

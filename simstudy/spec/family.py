@@ -137,11 +137,14 @@ def columns(spec: ModelSpec) -> Columns:
     factors = {f for e in spec.equations for c in e.coefficients for f in c.factors}
     factors |= {f for e in spec.equations for r in e.random for f in r.factors}
     factors |= {nom.name for nom in spec.nominal if set(nom.dummies) & factors}
+    ordered = {o.name for o in spec.ordered}
+    targets = {e.target for e in spec.equations if not e.variance.nuisance}
     return Columns(
         numbers=tuple(observed),
         allowed="columns " + ", ".join([*observed, *spec.groups]),
         predictors=tuple(v for v in observed if v in factors),
         labels=tuple(spec.groups),
+        continuous=tuple(v for v in observed if v in targets and v not in ordered),
     )
 
 

@@ -37,11 +37,12 @@ from simstudy.spec.declare import (
 from simstudy.spec.grammar import parse
 from simstudy.spec.ir import ModelSpec, build
 from simstudy.spec.nominal import check_declaration as check_nominal
+from simstudy.spec.ordered import LINKS, check_link
 from simstudy.spec.ordered import check_declaration as check_ordered
 from simstudy.spec.population import population
 
 #: Keys of a spec model's config besides ``name``, ``params`` and ``priors``.
-SPEC_KEYS = ("syntax", "design", "prior_families", "estimators", "nominal", "ordered")
+SPEC_KEYS = ("syntax", "design", "prior_families", "estimators", "nominal", "ordered", "link")
 PRIOR_FAMILIES = {
     "residual": ("half_normal", "inverse_gamma"),
     "covariance": ("half_normal", "inverse_gamma"),
@@ -202,6 +203,9 @@ def normalise(raw_model: Mapping[str, Any]) -> dict[str, Any]:
     ordered = check_ordered(given.get("ordered"))
     if ordered:  # likewise
         structure["ordered"] = ordered
+    link = check_link(given.get("link"))
+    if link != LINKS[0]:  # likewise
+        structure["link"] = link
     spec = spec_of(structure)  # raises on a bad syntax or design
     if given.get("estimators") is not None:
         # kept only when given, so that models without it keep their hash
@@ -217,12 +221,13 @@ def _spec(blob: str) -> ModelSpec:
         s["design"]["missing"],
         nominal=s.get("nominal"),
         ordered=s.get("ordered"),
+        link=s.get("link", LINKS[0]),
     )
 
 
 def spec_of(structure: Mapping[str, Any]) -> ModelSpec:
     """The :class:`ModelSpec` of a (normalised) structure, built once per syntax and design."""
-    keys = ("syntax", "design", "nominal", "ordered")
+    keys = ("syntax", "design", "nominal", "ordered", "link")
     return _spec(json.dumps({k: structure[k] for k in keys if k in structure}, sort_keys=True))
 
 

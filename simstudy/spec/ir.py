@@ -185,6 +185,7 @@ class Ordered:
     name: str
     categories: int
     intercept: bool = False
+    link: str = "probit"  # or "logit": a standard logistic residual
 
     def thresholds(self) -> tuple[Parameter, ...]:
         """``u|t1 .. u|t(K-1)``, lavaan's names; ``u|t1`` fixed at 0 with a free intercept."""
@@ -196,7 +197,8 @@ class Ordered:
         )
 
 
-#: The residual variance of an ordered variable's latent response (probit).
+#: The residual variance of an ordered variable's latent response (probit; a logit one's is
+#: 1 / w per row, w its Pólya–Gamma precision, see :mod:`simstudy.spec.steps.ordered`).
 ORDERED_VARIANCE = 1.0
 
 
@@ -340,13 +342,14 @@ def build(
     field_name: str = "model.syntax",
     nominal: Mapping[str, int] | None = None,
     ordered: Mapping[str, int] | None = None,
+    link: str = "probit",
 ) -> ModelSpec:
     """The :class:`ModelSpec` of parsed statements and the design's missingness.
 
     ``missing``: variable -> ``{"given": [...], "strength": s}`` (which observed variables the
     simulator makes incomplete, and what MAR selection depends on). ``nominal``: variable ->
     categories of the nominal predictors (:mod:`simstudy.spec.nominal` expands their terms).
-    ``ordered``: variable -> categories of the ordered outcomes and indicators.
+    ``ordered``: variable -> categories of the ordered outcomes and indicators, ``link`` theirs.
 
     Raises
     ------
@@ -544,7 +547,7 @@ def build(
         simulated_exogenous=tuple(exo_all),
         nominal=tuple(Nominal(d, k) for d, k in nominal.items()),
         ordered=tuple(
-            Ordered(u, k, intercept=any(c.factors == () for c in coefs.get(u, [])))
+            Ordered(u, k, intercept=any(c.factors == () for c in coefs.get(u, [])), link=link)
             for u, k in ordered.items()
         ),
     )
@@ -656,6 +659,7 @@ def from_syntax(
     missing: Mapping[str, Mapping[str, Any]] | None = None,
     nominal: Mapping[str, int] | None = None,
     ordered: Mapping[str, int] | None = None,
+    link: str = "probit",
 ) -> ModelSpec:
     """Parse and build a :class:`ModelSpec` (see :func:`simstudy.spec.grammar.parse`)."""
-    return build(parse(syntax), missing, nominal=nominal, ordered=ordered)
+    return build(parse(syntax), missing, nominal=nominal, ordered=ordered, link=link)

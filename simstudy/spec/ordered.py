@@ -2,7 +2,9 @@
 
 ``ordered: {u: 3, v: 2}`` names each ordered variable with its number of categories (coded
 0..K-1 in the data); ``ordered: [u, v]`` declares binary ones (0/1), as lavaan's
-``ordered=`` names them. The model itself is in :class:`simstudy.spec.ir.Ordered`.
+``ordered=`` names them. ``link: probit`` (the default) or ``logit`` is the link of every
+ordered variable of the model (Mplus's ``LINK``). The model itself is in
+:class:`simstudy.spec.ir.Ordered`.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from typing import Any
 from simstudy.errors import InputError
 
 FIELD = "model.ordered"
+#: The links an ordered variable may have (the first is the default).
+LINKS = ("probit", "logit")
 
 
 def check_declaration(raw: Any) -> dict[str, int]:
@@ -43,3 +47,12 @@ def check_declaration(raw: Any) -> dict[str, int]:
             )
         out[name] = k
     return out
+
+
+def check_link(raw: Any) -> str:
+    """``link:`` validated (None: probit)."""
+    if raw is None:
+        return LINKS[0]
+    if raw not in LINKS:
+        raise InputError("model.link", raw, "one of " + ", ".join(LINKS))
+    return str(raw)

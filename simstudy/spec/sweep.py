@@ -262,6 +262,7 @@ def sweep(
         with jax.named_scope(type(step).__name__):
             ctx = step.share(state, data, ctx)
             state = step.update(state, data, own, ctx)
+            ctx = step.after(state, data, ctx)
     return state
 
 

@@ -113,6 +113,9 @@ class Step(Protocol):
     def update(self, state: State, data: Mapping[str, Any], noise: Noise, ctx: Context) -> State:
         """The state with this step's part drawn from its conditional."""
 
+    def after(self, state: State, data: Mapping[str, Any], ctx: Context) -> Context:
+        """What this step's update changes for later steps (e.g. an equation's row weights)."""
+
     def collect(self, state: State, lay: Layout) -> dict[str, jax.Array]:
         """The step's recorded estimands, by lavaan name."""
 
@@ -136,6 +139,10 @@ class StepDefaults:
 
     def share(self, state: State, data: Mapping[str, Any], ctx: Context) -> Context:
         """Nothing to share."""
+        return ctx
+
+    def after(self, state: State, data: Mapping[str, Any], ctx: Context) -> Context:
+        """Nothing changes for later steps."""
         return ctx
 
     def collect(self, state: State, lay: Layout) -> dict[str, jax.Array]:

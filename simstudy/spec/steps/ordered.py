@@ -1,10 +1,14 @@
-"""An ordered variable's thresholds, then its latent responses (probit data augmentation).
+"""An ordered variable's thresholds, then its latent responses (data augmentation).
 
 Albert & Chib (1993) with Cowles (1996)'s point: thresholds drawn given the latent responses
 barely move, so they move by a Metropolis step with the responses integrated out
 (:func:`~simstudy.blocks.ordinal.threshold_step`, its proposal learnt in warm-up only); then
-each latent response is drawn from its normal conditional cut to its category's interval
-(uncut where the category is missing). Then, where the equation's mean is its free
+each latent response is drawn from its normal (probit) or logistic (logit) conditional cut to
+its category's interval (uncut where the category is missing). Under the logit link each
+row's residual then gets a Pólya–Gamma precision ``w ~ PG(2, u* - mean)``
+(:mod:`simstudy.blocks.polya_gamma`): given ``w`` the residual is normal with variance
+``1 / w``, and the equation's row weights (``Context.weights``) carry ``w`` for every later
+step. Then, where the equation's mean is its free
 coefficients' terms alone (no fixed loading, no random effect), a scale move (Liu & Wu
 1999's parameter expansion): responses, free coefficients and thresholds times one ``g``
 drawn from its conditional, which leaves every category where it is: the data augmentation
@@ -26,6 +30,7 @@ import jax.numpy as jnp
 
 from simstudy.blocks import ordinal
 from simstudy.blocks.group import group_scale
+from simstudy.blocks.polya_gamma import TERMS, pg_draw
 from simstudy.spec import evaluate as ev
 from simstudy.spec.dgm import ROW_REAL, observed_key
 from simstudy.spec.ir import Ordered
@@ -34,8 +39,8 @@ from simstudy.spec.steps.base import Context, Noise, NoiseSizes, State, StepDefa
 if TYPE_CHECKING:
     from simstudy.spec.sweep import Layout
 
-#: The link of every ordered variable (the logit is not built yet).
-LINK = "probit"
+#: Prefix of the state's ``nodes`` entry of a logit variable's Pólya–Gamma precisions.
+PRECISION = "pg:"
 
 
 @dataclass(frozen=True)
@@ -72,9 +77,16 @@ class OrderedResponses(StepDefaults):
         """How many thresholds are free."""
         return sum(t.free for t in self.variable.thresholds())
 
+    @property
+    def logit(self) -> bool:
+        """Whether the link is the logit."""
+        return self.variable.link == "logit"
+
     def noise(self, lay: Layout, data: Mapping[str, Any]) -> NoiseSizes:
-        """Keys: the thresholds' proposal and acceptance, the responses' draws."""
-        return NoiseSizes(keys=1)
+        """A key (thresholds, responses, scale); under the logit the precisions' uniforms."""
+        rows = data[ROW_REAL].shape[0]
+        uniform = {self.variable.name: 2 * TERMS * rows} if self.logit else {}
+        return NoiseSizes(uniform=uniform, keys=1)
 
     def init(self, key: jax.Array | None, data: Mapping[str, Any], lay: Layout) -> State:
         """Thresholds at the normal quantiles of the observed cumulative proportions.
@@ -91,7 +103,10 @@ class OrderedResponses(StepDefaults):
             tau = tau - tau[0]
         start = ordinal.threshold_start(ordinal.unconstrain(tau[None, :]))
         ystar = self._responses(key, data, start, jnp.zeros(real.shape))
-        return {"nodes": {u: ystar}, "thr": {u: start}}
+        nodes = {u: ystar}
+        if self.logit:  # the logistic's variance, pi^2 / 3, as a precision per row
+            nodes[PRECISION + u] = jnp.full(real.shape, 3 / jnp.pi**2)
+        return {"nodes": nodes, "thr": {u: start}}
 
     def _responses(
         self, key: jax.Array, data: Mapping[str, Any], thr: ordinal.ThresholdState, mean: Any
@@ -100,8 +115,10 @@ class OrderedResponses(StepDefaults):
         u = self.variable.name
         k_cut, k_free = jax.random.split(key)
         tau = ordinal.thresholds(thr.u, self.mask)
-        cut = ordinal.latent_responses(k_cut, LINK, data[u][:, None], tau, mean[:, None])[:, 0]
-        free = mean + jax.random.normal(k_free, mean.shape)
+        link = self.variable.link
+        cut = ordinal.latent_responses(k_cut, link, data[u][:, None], tau, mean[:, None])[:, 0]
+        noise = jax.random.logistic if self.logit else jax.random.normal
+        free = mean + noise(k_free, mean.shape)
         return jnp.where(data[observed_key(u)], cut, free)
 
     def update(self, state: State, data: Mapping[str, Any], noise: Noise, ctx: Context) -> State:
@@ -120,7 +137,7 @@ class OrderedResponses(StepDefaults):
             thr = ordinal.threshold_step(
                 k_thr,
                 thr,
-                LINK,
+                self.variable.link,
                 data[u][:, None],
                 weight[:, None],
                 mean[:, None],
@@ -130,9 +147,15 @@ class OrderedResponses(StepDefaults):
                 self.moving,
             )
         ystar = self._responses(k_resp, data, thr, mean)
+        nodes = {**state["nodes"]}
+        precision = jnp.ones(rows)
+        if self.logit:
+            uniforms = noise.uniform[u].reshape(2, TERMS, rows)
+            precision = pg_draw(uniforms, ystar - mean)
+            nodes[PRECISION + u] = precision
         coef = state["coef"].get(u, jnp.zeros(0))
         if self.scalable:
-            g = self._scale(noise.keys[0], ystar, mean, coef, thr, data, ctx)
+            g = self._scale(noise.keys[0], ystar, mean, precision, coef, thr, data, ctx)
             real = data[ROW_REAL]
             ystar = jnp.where(real, g * ystar, ystar)
             coef = g * coef
@@ -141,16 +164,17 @@ class OrderedResponses(StepDefaults):
         return {
             **state,
             "coef": {**state["coef"], u: coef} if u in state["coef"] else state["coef"],
-            "nodes": {**state["nodes"], u: ystar},
+            "nodes": {**nodes, u: ystar},
             "thr": {**state["thr"], u: thr},
         }
 
-    def _scale(self, key, ystar, mean, coef, thr, data, ctx) -> jax.Array:
+    def _scale(self, key, ystar, mean, precision, coef, thr, data, ctx) -> jax.Array:
         """``g`` of the scale move: ``-a g^2 / 2 + b g + (D - 1) log g``.
 
-        ``a``: the responses' squared residuals plus the free coefficients' and thresholds'
-        squares over their prior variances; ``b``: the coefficients' prior means' pull;
-        ``D``: how many values the move scales (Jacobian ``g^D``, Haar measure ``1 / g``).
+        ``a``: the responses' squared residuals (times their precisions) plus the free
+        coefficients' and thresholds' squares over their prior variances; ``b``: the
+        coefficients' prior means' pull; ``D``: how many values the move scales (Jacobian
+        ``g^D``, Haar measure ``1 / g``).
         """
         lay, i = ctx.layout, self.equation
         real = data[ROW_REAL].astype(float)
@@ -159,11 +183,20 @@ class OrderedResponses(StepDefaults):
         )
         tau = ordinal.thresholds(thr.u, self.mask)[0]
         tau_var = ctx.priors.coef_sd**2
-        a = (real * (ystar - mean) ** 2).sum() + (coef**2 / sds**2).sum()
+        a = (real * precision * (ystar - mean) ** 2).sum() + (coef**2 / sds**2).sum()
         a = a + (tau**2).sum() / tau_var
         b = (coef * means / sds**2).sum()
         dims = real.sum() + coef.size + self.n_free
         return group_scale(jax.random.fold_in(key, 1), a, b, jnp.asarray(0.0), dims - 1)
+
+    def after(self, state: State, data: Mapping[str, Any], ctx: Context) -> Context:
+        """Under the logit, the equation's row weights times the precisions just drawn."""
+        if not self.logit:
+            return ctx
+        i = self.equation
+        w = ev.weight(ctx.layout.equations[i], ctx.layout, data)
+        weights = {**ctx.weights, i: w * state["nodes"][PRECISION + self.variable.name]}
+        return ctx.with_(weights=weights)
 
     def collect(self, state: State, lay: Layout) -> dict[str, jax.Array]:
         """The thresholds, by lavaan name."""

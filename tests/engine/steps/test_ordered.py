@@ -112,3 +112,25 @@ def test_a_binary_fit_with_an_intercept_agrees_with_the_probit_maximum_likelihoo
     for name, value in zip(("u~1", "u~x"), mle, strict=True):
         v = np.asarray(draws[name])
         assert abs(v.mean() - value) < 0.3 * v.std(), (name, v.mean(), value, v.std())
+
+
+def test_a_logit_fit_agrees_with_the_ordinal_logit_maximum_likelihood():
+    """Pólya–Gamma precisions and logistic latent responses give the cumulative logit."""
+    spec = from_syntax("u ~ x\n", ordered={"u": 3}, link="logit")
+    setting = {"N": 600, "u~x": 1.0, "u|t1": -0.6, "u|t2": 1.2}
+    data = dgm.simulate(spec, jax.random.key(8), setting)
+    u, x = np.asarray(data["u"]).astype(int), np.asarray(data["x"])
+
+    def nll(theta):
+        cuts = np.r_[-np.inf, theta[1], theta[1] + np.exp(theta[2]), np.inf]
+        p = stats.logistic.cdf(cuts[u + 1] - theta[0] * x) - stats.logistic.cdf(
+            cuts[u] - theta[0] * x
+        )
+        return -np.log(np.maximum(p, 1e-300)).sum()
+
+    fit = optimize.minimize(nll, np.array([0.0, -0.5, 0.0]), method="BFGS").x
+    mle = {"u~x": fit[0], "u|t1": fit[1], "u|t2": fit[1] + np.exp(fit[2])}
+    draws = _fit(spec, data, 1000, 5)
+    for name, value in mle.items():
+        v = np.asarray(draws[name])
+        assert abs(v.mean() - value) < 0.3 * v.std(), (name, v.mean(), value, v.std())
