@@ -28,6 +28,8 @@ import jax.numpy as jnp
 LINKS = ("probit", "logit")
 #: Residual variance of the latent response per link (theta parameterisation).
 RESIDUAL_VAR = {"probit": 1.0, "logit": math.pi**2 / 3}
+#: A bound this far out is infinite to every link's CDF (in float32), and has finite slopes.
+FAR = 1e4
 #: Acceptance rate the threshold proposals are tuned to during warm-up.
 TARGET_ACCEPT = 0.3
 
@@ -39,7 +41,13 @@ def _log_cdf(link: str, x: jax.Array) -> jax.Array:
 
 
 def log_interval(link: str, lo: jax.Array, hi: jax.Array) -> jax.Array:
-    """``log(F(hi) - F(lo))`` for the link's CDF ``F``, stable in both tails (``lo < hi``)."""
+    """``log(F(hi) - F(lo))`` for the link's CDF ``F``, stable in both tails (``lo < hi``).
+
+    Infinite bounds (the first and last categories') are taken at +-:data:`FAR`, where ``F``
+    is 0 or 1 in float32 all the same: their derivatives are then 0, not NaN (HMC's
+    gradients).
+    """
+    lo, hi = jnp.clip(lo, -FAR, FAR), jnp.clip(hi, -FAR, FAR)
     flip = lo > 0  # both in the upper tail: use F(hi) - F(lo) = F(-lo) - F(-hi)
     a = jnp.where(flip, -hi, lo)
     b = jnp.where(flip, -lo, hi)

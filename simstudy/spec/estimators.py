@@ -36,14 +36,13 @@ from simstudy.spec.ir import LATENT, RANDOM, Equation, ModelSpec
 
 #: A spec model's estimators when its config names none (the behaviour before ``estimators:``).
 DEFAULT: dict[str, dict[str, Any]] = {"bayes": {"kind": "gibbs"}, "bayes_hmc": {"kind": "hmc"}}
-#: ... and those of a model with a nominal predictor or an ordered variable, which HMC cannot
-#: fit yet (:func:`_hmc_fits`).
+#: ... and those of a model with a nominal predictor, which HMC cannot fit (:func:`_hmc_fits`).
 DEFAULT_NOMINAL: dict[str, dict[str, Any]] = {"bayes": {"kind": "gibbs"}}
 
 
 def default_of(model: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """The estimators of a model config (or structure) that names none."""
-    return dict(DEFAULT_NOMINAL if model.get("nominal") or model.get("ordered") else DEFAULT)
+    return dict(DEFAULT_NOMINAL if model.get("nominal") else DEFAULT)
 
 
 @dataclass(frozen=True)
@@ -81,8 +80,9 @@ def _fits_any(spec: ModelSpec, options: Mapping[str, Any], field: str) -> None:
 def _hmc_fits(spec: ModelSpec, options: Mapping[str, Any], field: str) -> None:
     """``marginal`` needs a model linear and Gaussian in its incomplete predictors.
 
-    The NumPyro model has no nominal predictor (a discrete unknown per row) and no ordered
-    variable yet: a model with one is fitted by the Gibbs sweep.
+    The NumPyro model has no nominal predictor (a discrete unknown per row): a model with one
+    is fitted by the Gibbs sweep. An ordered variable's likelihood there is its categories'
+    probabilities (no latent responses), and ``marginal`` cannot integrate a factor out of it.
     """
     from simstudy.spec.linear import spec_marginal_nodes
 
@@ -93,12 +93,12 @@ def _hmc_fits(spec: ModelSpec, options: Mapping[str, Any], field: str) -> None:
             f"gibbs: a model with a nominal predictor ({spec.nominal[0].name}) is fitted by the "
             "Gibbs sweep (the NumPyro model has no discrete unknowns)",
         )
-    if spec.ordered:
+    if options.get("marginal") and spec.ordered:
         raise InputError(
-            f"{field}.kind",
-            "hmc",
-            f"gibbs: a model with an ordered variable ({spec.ordered[0].name}) is fitted by the "
-            "Gibbs sweep (the NumPyro model has no ordinal likelihood yet)",
+            f"{field}.marginal",
+            True,
+            f"false for a model with an ordered variable ({spec.ordered[0].name}): its "
+            "categories' probabilities are no normal density to integrate a variable out of",
         )
     # nothing drawn per row (a data set with x complete): marginal is the sampled model
     drawn = spec.unknown_nodes()

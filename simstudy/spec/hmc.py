@@ -42,14 +42,15 @@ import numpyro
 import numpyro.distributions as dist
 from numpyro.distributions import constraints
 
+from simstudy.blocks import ordinal
 from simstudy.spec import linear
 from simstudy.spec.dgm import ROW_REAL, cluster_key, observed_key
 from simstudy.spec.evaluate import coef_vector, equation_mean
-from simstudy.spec.ir import CovBlock, Equation, ModelSpec, with_derived
+from simstudy.spec.ir import CovBlock, Equation, ModelSpec, Ordered, with_derived
 from simstudy.spec.sweep import Layout, Priors
 
 #: The numeric prior settings the model reads from its data (kinds are fixed per model).
-PRIOR_NUMBERS = ("lkj_eta",)
+PRIOR_NUMBERS = ("lkj_eta", "coef_sd")
 
 
 def _inverse_gamma(data: Mapping[str, Any], latent: bool) -> Any:
@@ -280,8 +281,9 @@ def make_model(
     its row's density, as a missing outcome does); the caller has checked that it can be.
     """
     nodes = marginal_nodes(lay, incomplete=marginal)
-    if nodes is not None:
+    if nodes is not None and not lay.ordered:  # an ordered variable's density is no normal
         return _marginal_model(lay, nodes, resvar_prior, cov_prior)
+    ordered = {o.name: o for o in lay.ordered}
 
     def model(**data: Any) -> None:
         real = data[ROW_REAL]
@@ -323,11 +325,32 @@ def make_model(
                         numpyro.sample(f"obs:{t}", dist.Normal(mean, sd), obs=data[t])
                     drawn = jnp.where(obs, data[t], drawn)
                 vals[t] = drawn
+            elif t in ordered:
+                tau = _thresholds(ordered[t], data)
+                lo, hi = ordinal.bounds(tau[None, :], data[t][:, None])
+                loglik = ordinal.log_interval(ordered[t].link, lo[:, 0] - mean, hi[:, 0] - mean)
+                numpyro.factor(f"obs:{t}", jnp.where(data[observed_key(t)] & real, loglik, 0).sum())
             else:
                 with numpyro.handlers.mask(mask=data[observed_key(t)] & real):
                     numpyro.sample(f"obs:{t}", dist.Normal(mean, sd), obs=data[t])
 
     return model
+
+
+def _thresholds(o: Ordered, data: Mapping[str, Any]) -> Any:
+    """An ordered variable's thresholds (the first 0 where its intercept is free).
+
+    Sampled as the first free one and the logs of the gaps above it, with the sweep's prior:
+    N(0, coef_sd^2) on each free threshold, kept increasing (the gaps' Jacobian added).
+    """
+    free = sum(t.free for t in o.thresholds())
+    u = numpyro.sample(f"thr:{o.name}", dist.ImproperUniform(constraints.real, (), (free,)))
+    start = jnp.zeros(1) if o.intercept else u[:1]
+    logs = u if o.intercept else u[1:]
+    tau = jnp.cumsum(jnp.concatenate([start, jnp.exp(logs)]))
+    prior = dist.Normal(0.0, data["prior:coef_sd"]).log_prob(tau[1:] if o.intercept else tau)
+    numpyro.factor(f"logprior:thr:{o.name}", prior.sum() + logs.sum())
+    return tau
 
 
 def make_derive(
@@ -373,6 +396,14 @@ def make_derive(
                     out[eq.variance.name] = samples[f"sd:{eq.target}"] ** 2
                 else:
                     out[eq.variance.name] = samples[f"var:{eq.target}"]
+        for o in lay.ordered:
+            u = samples[f"thr:{o.name}"]
+            parts = [u[..., :0]] if o.intercept else [u[..., :1]]
+            steps = jnp.exp(u if o.intercept else u[..., 1:])
+            tau = jnp.cumsum(jnp.concatenate([*parts, steps], -1), -1)
+            free = [t for t in o.thresholds() if t.free]
+            for k, t in enumerate(free):
+                out[t.name] = tau[..., k]
         for b in lay.blocks:
             if cov_prior == "half_normal":
                 sd = samples[f"sd:{b.name}"]

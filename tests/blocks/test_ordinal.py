@@ -58,3 +58,20 @@ def test_logit_correction_is_a_density_ratio():
     corrected = np.exp(log_normal + np.asarray(ordm.logit_correction(jnp.asarray(r)), float))
     assert np.trapezoid(corrected, r) == pytest.approx(1.0, abs=1e-4)
     assert np.allclose(corrected, stats.logistic.pdf(r), atol=1e-6)
+
+
+@pytest.mark.parametrize("link", ["probit", "logit"])
+def test_log_interval_has_finite_slopes_at_the_open_categories(link):
+    """The first and last categories' infinite bounds: a finite value and derivative (HMC)."""
+    import jax
+    import jax.numpy as jnp
+
+    from simstudy.blocks.ordinal import log_interval
+
+    def total(mean):
+        lo = jnp.array([-jnp.inf, -0.5, 0.7])
+        hi = jnp.array([-0.5, 0.7, jnp.inf])
+        return log_interval(link, lo - mean, hi - mean).sum()
+
+    value, slope = jax.value_and_grad(total)(0.3)
+    assert np.isfinite(float(value)) and np.isfinite(float(slope))

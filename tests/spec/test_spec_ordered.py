@@ -54,12 +54,14 @@ def test_a_list_declares_binary_variables_and_other_shapes_are_refused():
     assert err.value.field == "model.ordered"
 
 
-def test_an_hmc_estimator_of_an_ordered_model_is_refused_naming_gibbs():
+def test_hmc_fits_an_ordered_model_but_cannot_integrate_a_variable_out_of_it():
     spec = from_syntax("u ~ x\n", ordered={"u": 2})
+    out = kinds.normalise({"bayes": {"kind": "gibbs"}, "bayes_hmc": {"kind": "hmc"}}, spec)
+    assert out["bayes_hmc"]["kind"] == "hmc"
     with pytest.raises(InputError) as err:
-        kinds.normalise({"bayes": {"kind": "gibbs"}, "bayes_hmc": {"kind": "hmc"}}, spec)
-    assert err.value.field == "model.estimators.bayes_hmc.kind"
-    assert "gibbs" in str(err.value)
+        kinds.normalise({"m": {"kind": "hmc", "marginal": True}}, spec)
+    assert err.value.field == "model.estimators.m.marginal"
+    assert "ordered variable (u)" in str(err.value)
 
 
 @pytest.mark.parametrize(
@@ -110,3 +112,42 @@ def test_fit_reads_codes_and_refuses_one_outside_zero_to_k_minus_one(tmp_path, c
     rc = main(["fit", MODEL, f"data={_table(tmp_path, codes=(0, 1, 4))}"])
     assert rc == 2
     assert "data column u = 4.0" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("link", ["probit", "logit"])
+@pytest.mark.parametrize("intercept", [False, True])
+def test_the_numpyro_likelihood_is_the_categories_probabilities(link, intercept):
+    """log p(u | parameters) in the NumPyro model: the log probability of each row's category."""
+    import jax
+    import jax.numpy as jnp
+    from numpyro import handlers
+    from numpyro.infer import init_to_uniform
+    from scipy import stats
+
+    from simstudy.spec import hmc, sweep
+    from simstudy.spec.dgm import ROW_REAL, observed_key
+    from simstudy.spec.info import PRIOR_DEFAULTS
+
+    spec = from_syntax("u ~ 1 + x\n" if intercept else "u ~ x\n", ordered={"u": 3}, link=link)
+    lay = sweep.layout(spec)
+    u = np.array([0, 2, 1, 1, 0, 2.0])
+    x = np.array([-1.0, 0.5, 0.2, 1.5, -0.3, 2.0])
+    seen = np.array([True, True, True, False, True, True])
+    data = {ROW_REAL: jnp.ones(6, bool), "u": jnp.asarray(u), "x": jnp.asarray(x)}
+    data |= {observed_key("u"): jnp.asarray(seen), observed_key("x"): jnp.ones(6, bool)}
+    data = hmc.model_data(data, PRIOR_DEFAULTS, lay)
+    model = hmc.make_model(lay, "half_normal", "half_normal")
+    drawn = handlers.substitute(
+        handlers.seed(model, jax.random.key(2)), substitute_fn=init_to_uniform
+    )
+    trace = handlers.trace(drawn).get_trace(**data)
+    sites = {k: v["value"] for k, v in trace.items() if v["type"] == "sample"}
+    p = hmc.make_derive(lay, spec, "half_normal", "half_normal")(sites)
+    mean = p.get("u~1", 0.0) + p["u~x"] * x
+    cuts = [0.0, p["u|t2"]] if intercept else [p["u|t1"], p["u|t2"]]
+    edges = np.r_[-np.inf, cuts, np.inf]
+    cdf = stats.norm.cdf if link == "probit" else stats.logistic.cdf
+    prob = cdf(edges[u.astype(int) + 1] - mean) - cdf(edges[u.astype(int)] - mean)
+    expected = np.log(prob)[seen].sum()
+    site = trace["obs:u"]
+    np.testing.assert_allclose(float(site["fn"].log_prob(site["value"]).sum()), expected, rtol=1e-5)

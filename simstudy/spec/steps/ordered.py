@@ -8,14 +8,14 @@ its category's interval (uncut where the category is missing). Under the logit l
 row's residual then gets a Pólya–Gamma precision ``w ~ PG(2, u* - mean)``
 (:mod:`simstudy.blocks.polya_gamma`): given ``w`` the residual is normal with variance
 ``1 / w``, and the equation's row weights (``Context.weights``) carry ``w`` for every later
-step. Then, where the equation's mean is its free
-coefficients' terms alone (no fixed loading, no random effect), a scale move (Liu & Wu
-1999's parameter expansion): responses, free coefficients and thresholds times one ``g``
-drawn from its conditional, which leaves every category where it is: the data augmentation
-alone moves along that direction in small steps when the coefficients explain much of the
-response. Every other step sees the latent response as the variable's value: its equation
-is then a Gaussian one with residual variance 1. The step owns
-the state's ``nodes`` entry (the responses) and ``thr`` entry (the thresholds' sampler state)
+step. Then, where the equation's mean has no fixed non-zero coefficient (a marker loading), a
+scale move (Liu & Wu 1999's parameter expansion): responses, free coefficients, thresholds and
+the equation's random effects times one ``g`` (their covariance block times ``g^2``), drawn
+from its conditional, which leaves every category where it is: the data augmentation alone
+moves along that direction in small steps when the coefficients or random effects explain
+much of the response. Every other step sees the latent response as the variable's value: its
+equation is then a Gaussian one with residual variance 1. The step owns the state's
+``nodes`` entry (the responses) and ``thr`` entry (the thresholds' sampler state)
 of its variable, and records the thresholds ``u|t1 ..``.
 """
 
@@ -29,11 +29,12 @@ import jax
 import jax.numpy as jnp
 
 from simstudy.blocks import ordinal
+from simstudy.blocks.covariance import lkj_log_prior
 from simstudy.blocks.group import group_scale
 from simstudy.blocks.polya_gamma import TERMS, pg_draw
 from simstudy.spec import evaluate as ev
-from simstudy.spec.dgm import ROW_REAL, observed_key
-from simstudy.spec.ir import Ordered
+from simstudy.spec.dgm import ROW_REAL, cluster_key, observed_key
+from simstudy.spec.ir import CovBlock, Ordered
 from simstudy.spec.steps.base import Context, Noise, NoiseSizes, State, StepDefaults
 
 if TYPE_CHECKING:
@@ -49,7 +50,8 @@ class OrderedResponses(StepDefaults):
 
     variable: Ordered
     equation: int  # position of its equation in the layout
-    scalable: bool  # the scale move applies: a mean of free terms only
+    scalable: bool  # the scale move applies: no fixed non-zero coefficient
+    blocks: tuple[CovBlock, ...] = ()  # the random-effect blocks of its equation
     start_key: int | None = None
 
     @classmethod
@@ -57,10 +59,10 @@ class OrderedResponses(StepDefaults):
         """The step of one ordered variable."""
         i = next(k for k, e in enumerate(lay.equations) if e.target == variable.name)
         eq = lay.equations[i]
-        scalable = not eq.random and all(
-            c.parameter.free or c.parameter.fixed == 0.0 for c in eq.coefficients
-        )
-        return cls(variable, i, scalable, start_key)
+        scalable = all(c.parameter.free or c.parameter.fixed == 0.0 for c in eq.coefficients)
+        effects = {r.effect for r in eq.random}
+        blocks = tuple(b for b in lay.blocks if b.level is not None and set(b.members) & effects)
+        return cls(variable, i, scalable, blocks, start_key)
 
     @property
     def mask(self) -> jax.Array:
@@ -154,27 +156,37 @@ class OrderedResponses(StepDefaults):
             precision = pg_draw(uniforms, ystar - mean)
             nodes[PRECISION + u] = precision
         coef = state["coef"].get(u, jnp.zeros(0))
+        re, cov = state["re"], state["cov"]
         if self.scalable:
-            g = self._scale(noise.keys[0], ystar, mean, precision, coef, thr, data, ctx)
+            g = self._scale(noise.keys[0], ystar, mean, precision, coef, thr, state, data, ctx)
             real = data[ROW_REAL]
             ystar = jnp.where(real, g * ystar, ystar)
             coef = g * coef
             first, log_gaps = thr.u[:, :1], thr.u[:, 1:]
             thr = thr._replace(u=jnp.concatenate([g * first, log_gaps + jnp.log(g)], -1))
+            re, cov = dict(re), dict(cov)
+            for b in self.blocks:
+                there = data[cluster_key(b.level)][:, None]
+                re[b.name] = jnp.where(there, g * re[b.name], re[b.name])
+                cov[b.name] = g**2 * cov[b.name]
         return {
             **state,
+            "re": re,
+            "cov": cov,
             "coef": {**state["coef"], u: coef} if u in state["coef"] else state["coef"],
             "nodes": {**nodes, u: ystar},
             "thr": {**state["thr"], u: thr},
         }
 
-    def _scale(self, key, ystar, mean, precision, coef, thr, data, ctx) -> jax.Array:
+    def _scale(self, key, ystar, mean, precision, coef, thr, state, data, ctx) -> jax.Array:
         """``g`` of the scale move: ``-a g^2 / 2 + b g + (D - 1) log g``.
 
         ``a``: the responses' squared residuals (times their precisions) plus the free
         coefficients' and thresholds' squares over their prior variances; ``b``: the
         coefficients' prior means' pull; ``D``: how many values the move scales (Jacobian
-        ``g^D``, Haar measure ``1 / g``).
+        ``g^D``, Haar measure ``1 / g``). Random effects scaled with their covariance keep
+        their density but for its normaliser, which their Jacobian cancels; the covariance's
+        prior and its entries' Jacobian ``g^(q (q + 1))`` enter as a correction of the draw.
         """
         lay, i = ctx.layout, self.equation
         real = data[ROW_REAL].astype(float)
@@ -187,7 +199,23 @@ class OrderedResponses(StepDefaults):
         a = a + (tau**2).sum() / tau_var
         b = (coef * means / sds**2).sum()
         dims = real.sum() + coef.size + self.n_free
-        return group_scale(jax.random.fold_in(key, 1), a, b, jnp.asarray(0.0), dims - 1)
+        priors = ctx.priors
+
+        def covariance_prior(g: jax.Array) -> jax.Array:
+            out = jnp.asarray(0.0)
+            for blk in self.blocks:
+                q = len(blk.members)
+                pa, pb = priors.block_variance_prior(blk)
+                phi = state["cov"][blk.name]
+
+                def log_prior(m, pa=pa, pb=pb):
+                    return lkj_log_prior(m, priors.lkj_eta, priors.cov_prior, pa, pb)
+
+                out = out + log_prior(g**2 * phi) - log_prior(phi) + q * (q + 1) * jnp.log(g)
+            return out
+
+        extra = covariance_prior if self.blocks else None
+        return group_scale(jax.random.fold_in(key, 1), a, b, jnp.asarray(0.0), dims - 1, extra)
 
     def after(self, state: State, data: Mapping[str, Any], ctx: Context) -> Context:
         """Under the logit, the equation's row weights times the precisions just drawn."""

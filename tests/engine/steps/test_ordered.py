@@ -134,3 +134,22 @@ def test_a_logit_fit_agrees_with_the_ordinal_logit_maximum_likelihood():
     for name, value in mle.items():
         v = np.asarray(draws[name])
         assert abs(v.mean() - value) < 0.3 * v.std(), (name, v.mean(), value, v.std())
+
+
+def test_a_binary_glmm_with_nothing_observed_samples_its_prior():
+    """The scale move with random effects: coefficients N(0, 1), the SD half-normal(1).
+
+    A wrong covariance correction or Jacobian in the move shifts the SD's law.
+    """
+    spec = from_syntax("u ~ 1 + x + (1 | g)\n", ordered={"u": 2})
+    n, j = 24, 6
+    data = _data(u=(np.zeros(n), np.zeros(n, bool)), x=(np.linspace(-1, 1, n), np.ones(n, bool)))
+    data["g"] = jnp.repeat(jnp.arange(j), n // j)
+    data[dgm.cluster_key("g")] = jnp.ones(j, bool)
+    priors = {**PRIOR_DEFAULTS, "coef_sd": 1.0, "cov_scale": 1.0}
+    draws = _fit(spec, data, 6000, 6, priors)
+    thin = slice(None, None, 10)
+    sd = np.sqrt(np.asarray(draws["1|g~~1|g"]).ravel()[thin])
+    assert stats.kstest(sd, "halfnorm").pvalue > 1e-3
+    for name in ("u~1", "u~x"):
+        assert stats.kstest(np.asarray(draws[name]).ravel()[thin], "norm").pvalue > 1e-3
