@@ -75,3 +75,30 @@ def test_log_interval_has_finite_slopes_at_the_open_categories(link):
 
     value, slope = jax.value_and_grad(total)(0.3)
     assert np.isfinite(float(value)) and np.isfinite(float(slope))
+
+
+def test_the_threshold_step_keeps_its_ordered_normal_prior_when_nothing_is_observed():
+    """Geweke: thresholds from their prior (3 sorted N(0, 1) draws), one Metropolis step with
+    no observed response, still from the prior. Fails without the log gaps' Jacobian."""
+    import jax
+    import jax.numpy as jnp
+
+    n, d = 20_000, 3
+    keys = jax.random.split(jax.random.key(4), n + 1)
+    tau = jnp.sort(jax.random.normal(keys[0], (n, 1, d)), axis=-1)
+    mask = jnp.ones((1, d), bool)
+    y, weight, mean = jnp.zeros((5, 1)), jnp.zeros((5, 1)), jnp.zeros((5, 1))
+
+    def step(key, t):
+        start = ordm.threshold_start(ordm.unconstrain(t))
+        start = start._replace(cov=start.cov * 50)  # proposals of about the prior's width
+        out = ordm.threshold_step(key, start, "probit", y, weight, mean, mask, 1.0, False)
+        return ordm.thresholds(out.u, mask)
+
+    moved = np.asarray(jax.jit(jax.vmap(step))(keys[1:], tau))[:, 0]
+    before = np.asarray(tau)[:, 0]
+    assert (np.abs(moved - before).max(axis=1) > 0).mean() > 0.2  # the step moves
+    for k in range(d):
+        assert stats.ks_2samp(moved[:, k], before[:, k]).pvalue > 1e-3, k
+    gaps = np.diff(moved, axis=1), np.diff(before, axis=1)
+    assert stats.ks_2samp(gaps[0][:, 0], gaps[1][:, 0]).pvalue > 1e-3

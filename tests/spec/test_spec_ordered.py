@@ -100,7 +100,16 @@ def _table(tmp_path, codes=(0, 1, 2, 3)):
     return path
 
 
-def test_fit_reads_codes_and_refuses_one_outside_zero_to_k_minus_one(tmp_path, capsys):
+def test_fit_refuses_a_code_outside_zero_to_k_minus_one_naming_the_column(tmp_path, capsys):
+    rc = main(["fit", MODEL, f"data={_table(tmp_path, codes=(0, 1, 4))}"])
+    assert rc == 2
+    assert "data column u = 4.0" in capsys.readouterr().err
+
+
+# slow tier (default-tier time); the cheap checks of the same: the refusal above reads the
+# column as fit does, tests/engine/steps/test_ordered.py fits ordered outcomes
+@pytest.mark.slow
+def test_fit_reads_the_codes_and_draws_the_missing_predictor(tmp_path, capsys):
     out = tmp_path / "fit.parquet"
     short = ["sampler.warmup=200", "sampler.draws=400", "sampler.vectorize=1"]
     rc = main(["fit", MODEL, f"data={_table(tmp_path)}", f"out={out}", *short])
@@ -109,9 +118,6 @@ def test_fit_reads_codes_and_refuses_one_outside_zero_to_k_minus_one(tmp_path, c
     table = pd.read_parquet(out).set_index("parameter")
     for name, value in (("u~x", 0.5), ("u~z", 0.3), ("u|t1", -0.8), ("u|t3", 0.9)):
         assert abs(table.loc[name, "mean"] - value) < 4 * table.loc[name, "sd"], name
-    rc = main(["fit", MODEL, f"data={_table(tmp_path, codes=(0, 1, 4))}"])
-    assert rc == 2
-    assert "data column u = 4.0" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("link", ["probit", "logit"])

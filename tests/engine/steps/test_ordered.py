@@ -1,8 +1,14 @@
-"""The ordered variables' step: thresholds and latent responses (probit)."""
+"""The ordered variables' step: thresholds, latent responses, Pólya–Gamma precisions, scale move.
+
+Each fit compiles its own program, so one model holds several ordered outcomes: lavaan's
+parameterisation (``u ~ x``), glmer's (``v ~ 1 + x``, ``u|t1`` = 0) and a binary outcome with
+a random intercept (the scale move with random effects).
+"""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from scipy import optimize, stats
 
 from simstudy.config import SamplerSettings
@@ -13,6 +19,9 @@ from simstudy.spec.info import PRIOR_DEFAULTS
 from simstudy.spec.ir import from_syntax
 
 FAMILIES = {"residual": "half_normal", "covariance": "half_normal"}
+#: Three ordered outcomes, one of each kind the step distinguishes.
+SYNTAX = "u ~ x\nv ~ 1 + x\nw ~ 1 + x + (1 | g)\n"
+ORDERED = {"u": 3, "v": 3, "w": 2}
 
 
 def _fit(spec, data, draws, seed, priors=PRIOR_DEFAULTS):
@@ -21,60 +30,87 @@ def _fit(spec, data, draws, seed, priors=PRIOR_DEFAULTS):
     return gibbs.prepare(est, data, settings, priors)(jax.random.key(seed), data).draws
 
 
-def _data(**columns):
-    n = len(next(iter(columns.values()))[0])
-    out = {dgm.ROW_REAL: jnp.ones(n, bool)}
+def _data(n: int, j: int, **columns):
+    out = {dgm.ROW_REAL: jnp.ones(n, bool), "g": jnp.repeat(jnp.arange(j), n // j)}
+    out[dgm.cluster_key("g")] = jnp.ones(j, bool)
     for k, (v, seen) in columns.items():
         out[k], out[dgm.observed_key(k)] = jnp.asarray(v, dtype=float), jnp.asarray(seen)
     return out
 
 
-def test_with_nothing_observed_the_thresholds_sample_their_ordered_normal_prior():
-    """No u observed: (t1, t2) are two N(0, sd^2) draws sorted, the slope N(0, sd^2).
+# slow tier (default-tier time); the cheap check of the same: the threshold step keeps its
+# prior (tests/blocks/test_ordinal.py), the logit fit below runs the whole step
+@pytest.mark.slow
+def test_with_nothing_observed_every_parameterisation_samples_its_prior():
+    """No outcome observed: each ordered equation's parameters follow their priors.
 
-    Checks the threshold step's prior and the Jacobian of its (t1, log gap) coordinates: a
-    missing Jacobian or an unsorted prior moves the gap's distribution away.
+    ``u``: (t1, t2) two N(0, 1) draws sorted; ``v``: t1 = 0, t2 half-normal; ``w``: its
+    random intercept's SD half-normal(1); every coefficient N(0, 1). Fails with a missing
+    Jacobian of the thresholds' coordinates, or a wrong covariance correction in the scale move.
     """
-    spec = from_syntax("u ~ x\n", ordered={"u": 3})
-    n = 6
-    data = _data(u=(np.zeros(n), np.zeros(n, bool)), x=(np.linspace(-1, 1, n), np.ones(n, bool)))
-    priors = {**PRIOR_DEFAULTS, "coef_sd": 1.0}
-    draws = _fit(spec, data, 4000, 1, priors)
-    t1, t2 = (np.asarray(draws[k]).ravel() for k in ("u|t1", "u|t2"))
-    assert (t2 > t1).all()
-    ref = np.sort(np.random.default_rng(0).normal(size=(100_000, 2)), axis=1)
+    spec = from_syntax(SYNTAX, ordered=ORDERED)
+    assert spec.estimands() == (
+        "u~x", "v~1", "v~x", "w~1", "w~x", "1|g~~1|g", "u|t1", "u|t2", "v|t2",
+    )  # fmt: skip
+    n, hidden = 24, (np.zeros(24), np.zeros(24, bool))
+    data = _data(n, 6, u=hidden, v=hidden, w=hidden, x=(np.linspace(-1, 1, n), np.ones(n, bool)))
+    draws = _fit(spec, data, 4000, 1, {**PRIOR_DEFAULTS, "coef_sd": 1.0, "cov_scale": 1.0})
     thin = slice(None, None, 8)  # the chain's draws are correlated; KS wants near-independent
-    assert stats.ks_2samp(t1[thin], ref[:, 0]).pvalue > 1e-3
-    assert stats.ks_2samp((t2 - t1)[thin], ref[:, 1] - ref[:, 0]).pvalue > 1e-3
-    slope = np.asarray(draws["u~x"]).ravel()[thin]
-    assert stats.kstest(slope, "norm").pvalue > 1e-3
+
+    def v(name):
+        return np.asarray(draws[name]).ravel()[thin]
+
+    ref = np.sort(np.random.default_rng(0).normal(size=(100_000, 2)), axis=1)
+    assert (v("u|t2") > v("u|t1")).all()
+    assert stats.ks_2samp(v("u|t1"), ref[:, 0]).pvalue > 1e-3
+    assert stats.ks_2samp(v("u|t2") - v("u|t1"), ref[:, 1] - ref[:, 0]).pvalue > 1e-3
+    assert stats.kstest(v("v|t2"), "halfnorm").pvalue > 1e-3
+    assert stats.kstest(np.sqrt(v("1|g~~1|g")), "halfnorm").pvalue > 1e-3
+    for name in ("u~x", "v~1", "v~x", "w~1", "w~x"):
+        assert stats.kstest(v(name), "norm").pvalue > 1e-3, name
 
 
-def _probit_mle(u, x, k):
-    """The ordinal probit's maximum likelihood (slope, thresholds), by scipy."""
+def _ordinal_mle(u, x, k, cdf, intercept):
+    """The cumulative-link maximum likelihood (slope, intercept or first cut, log gaps)."""
 
     def nll(theta):
-        b, cuts = theta[0], np.cumsum(np.r_[theta[1], np.exp(theta[2:])])
+        b, first, gaps = theta[0], theta[1], np.exp(theta[2:])
+        cuts = np.cumsum(np.r_[0.0 if intercept else first, gaps])
+        mean = b * x + (first if intercept else 0.0)
         edges = np.r_[-np.inf, cuts, np.inf]
-        p = stats.norm.cdf(edges[u + 1] - b * x) - stats.norm.cdf(edges[u] - b * x)
+        p = cdf(edges[u + 1] - mean) - cdf(edges[u] - mean)
         return -np.log(np.maximum(p, 1e-300)).sum()
 
-    fit = optimize.minimize(nll, np.r_[0.0, -0.5, np.zeros(k - 2)], method="BFGS")
-    return fit.x[0], np.cumsum(np.r_[fit.x[1], np.exp(fit.x[2:])])
+    return optimize.minimize(nll, np.r_[0.0, -0.3, np.zeros(k - 2)], method="BFGS").x
 
 
-def test_a_fit_agrees_with_the_probit_maximum_likelihood_on_the_same_data():
-    spec = from_syntax("u ~ x\n", ordered={"u": 3})
-    setting = {"N": 600, "u~x": 0.6, "u|t1": -0.4, "u|t2": 0.8}
-    data = dgm.simulate(spec, jax.random.key(5), setting)
-    u, x = np.asarray(data["u"]).astype(int), np.asarray(data["x"])
+def _agrees_with_the_mle(link, cdf, seed):
+    spec = from_syntax("u ~ x\nv ~ 1 + z\n", ordered={"u": 3, "v": 2}, link=link)
+    setting = {"N": 400, "u~x": 0.8, "u|t1": -0.5, "u|t2": 1.0, "v~1": -0.3, "v~z": 0.7}
+    data = dgm.simulate(spec, jax.random.key(seed), setting)
+    u, v = (np.asarray(data[k]).astype(int) for k in ("u", "v"))
+    x, z = np.asarray(data["x"]), np.asarray(data["z"])
     assert set(np.unique(u)) == {0, 1, 2}
-    slope, cuts = _probit_mle(u, x, 3)
-    draws = _fit(spec, data, 1000, 2)
-    for name, mle in (("u~x", slope), ("u|t1", cuts[0]), ("u|t2", cuts[1])):
-        v = np.asarray(draws[name])
-        # N = 600: posterior mean and MLE differ by ~1/sqrt(N) of an SD, plus Monte Carlo error
-        assert abs(v.mean() - mle) < 0.3 * v.std(), (name, v.mean(), mle, v.std())
+    fu, fv = _ordinal_mle(u, x, 3, cdf, False), _ordinal_mle(v, z, 2, cdf, True)
+    mle = {"u~x": fu[0], "u|t1": fu[1], "u|t2": fu[1] + np.exp(fu[2])}
+    mle |= {"v~z": fv[0], "v~1": fv[1]}
+    draws = _fit(spec, data, 800, seed + 1)
+    for name, value in mle.items():
+        d = np.asarray(draws[name])
+        # N = 400: posterior mean and MLE differ by ~1/sqrt(N) of an SD, plus Monte Carlo error
+        assert abs(d.mean() - value) < 0.3 * d.std(), (name, d.mean(), value, d.std())
+
+
+def test_a_logit_fit_agrees_with_the_logit_maximum_likelihood_on_the_same_data():
+    """Pólya–Gamma precisions and logistic responses give the cumulative logit's posterior."""
+    _agrees_with_the_mle("logit", stats.logistic.cdf, 8)
+
+
+# slow tier (default-tier time); the cheap checks of the same: the logit fit above (the same
+# steps but the responses' law), the truncated normal's law in tests/blocks/test_ordinal.py
+@pytest.mark.slow
+def test_a_probit_fit_agrees_with_the_probit_maximum_likelihood_on_the_same_data():
+    _agrees_with_the_mle("probit", stats.norm.cdf, 5)
 
 
 def test_the_simulator_cuts_the_latent_response_at_the_thresholds():
@@ -84,72 +120,3 @@ def test_the_simulator_cuts_the_latent_response_at_the_thresholds():
     expected = np.diff(stats.norm.cdf([-np.inf, -0.5, 1.0, np.inf]))
     share = np.bincount(u.astype(int), minlength=3) / u.size
     np.testing.assert_allclose(share, expected, atol=0.012)  # ~3.5 binomial SEs
-
-
-def test_with_an_intercept_the_first_threshold_is_0_and_the_rest_sample_their_prior():
-    """``u ~ 1 + x``: the intercept free, u|t1 = 0; nothing observed: u|t2 half-normal."""
-    spec = from_syntax("u ~ 1 + x\n", ordered={"u": 3})
-    assert spec.estimands() == ("u~1", "u~x", "u|t2")
-    n = 6
-    data = _data(u=(np.zeros(n), np.zeros(n, bool)), x=(np.linspace(-1, 1, n), np.ones(n, bool)))
-    draws = _fit(spec, data, 4000, 3, {**PRIOR_DEFAULTS, "coef_sd": 1.0})
-    thin = slice(None, None, 8)
-    t2 = np.asarray(draws["u|t2"]).ravel()[thin]
-    assert stats.kstest(t2, "halfnorm").pvalue > 1e-3
-    assert stats.kstest(np.asarray(draws["u~1"]).ravel()[thin], "norm").pvalue > 1e-3
-
-
-def test_a_binary_fit_with_an_intercept_agrees_with_the_probit_maximum_likelihood():
-    spec = from_syntax("u ~ 1 + x\n", ordered={"u": 2})
-    data = dgm.simulate(spec, jax.random.key(7), {"N": 600, "u~1": -0.3, "u~x": 0.7})
-    u, x = np.asarray(data["u"]).astype(int), np.asarray(data["x"])
-
-    def nll(b):
-        return -stats.norm.logcdf((2 * u - 1) * (b[0] + b[1] * x)).sum()
-
-    mle = optimize.minimize(nll, np.zeros(2), method="BFGS").x
-    draws = _fit(spec, data, 1000, 4)
-    for name, value in zip(("u~1", "u~x"), mle, strict=True):
-        v = np.asarray(draws[name])
-        assert abs(v.mean() - value) < 0.3 * v.std(), (name, v.mean(), value, v.std())
-
-
-def test_a_logit_fit_agrees_with_the_ordinal_logit_maximum_likelihood():
-    """Pólya–Gamma precisions and logistic latent responses give the cumulative logit."""
-    spec = from_syntax("u ~ x\n", ordered={"u": 3}, link="logit")
-    setting = {"N": 600, "u~x": 1.0, "u|t1": -0.6, "u|t2": 1.2}
-    data = dgm.simulate(spec, jax.random.key(8), setting)
-    u, x = np.asarray(data["u"]).astype(int), np.asarray(data["x"])
-
-    def nll(theta):
-        cuts = np.r_[-np.inf, theta[1], theta[1] + np.exp(theta[2]), np.inf]
-        p = stats.logistic.cdf(cuts[u + 1] - theta[0] * x) - stats.logistic.cdf(
-            cuts[u] - theta[0] * x
-        )
-        return -np.log(np.maximum(p, 1e-300)).sum()
-
-    fit = optimize.minimize(nll, np.array([0.0, -0.5, 0.0]), method="BFGS").x
-    mle = {"u~x": fit[0], "u|t1": fit[1], "u|t2": fit[1] + np.exp(fit[2])}
-    draws = _fit(spec, data, 1000, 5)
-    for name, value in mle.items():
-        v = np.asarray(draws[name])
-        assert abs(v.mean() - value) < 0.3 * v.std(), (name, v.mean(), value, v.std())
-
-
-def test_a_binary_glmm_with_nothing_observed_samples_its_prior():
-    """The scale move with random effects: coefficients N(0, 1), the SD half-normal(1).
-
-    A wrong covariance correction or Jacobian in the move shifts the SD's law.
-    """
-    spec = from_syntax("u ~ 1 + x + (1 | g)\n", ordered={"u": 2})
-    n, j = 24, 6
-    data = _data(u=(np.zeros(n), np.zeros(n, bool)), x=(np.linspace(-1, 1, n), np.ones(n, bool)))
-    data["g"] = jnp.repeat(jnp.arange(j), n // j)
-    data[dgm.cluster_key("g")] = jnp.ones(j, bool)
-    priors = {**PRIOR_DEFAULTS, "coef_sd": 1.0, "cov_scale": 1.0}
-    draws = _fit(spec, data, 6000, 6, priors)
-    thin = slice(None, None, 10)
-    sd = np.sqrt(np.asarray(draws["1|g~~1|g"]).ravel()[thin])
-    assert stats.kstest(sd, "halfnorm").pvalue > 1e-3
-    for name in ("u~1", "u~x"):
-        assert stats.kstest(np.asarray(draws[name]).ravel()[thin], "norm").pvalue > 1e-3
