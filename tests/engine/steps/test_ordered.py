@@ -101,13 +101,17 @@ def _agrees_with_the_mle(link, cdf, seed):
         assert abs(d.mean() - value) < 0.3 * d.std(), (name, d.mean(), value, d.std())
 
 
+# slow tier (default-tier time), as the next; the cheap checks of the same: the contract test
+# fits every shipped spec (ordinal_regression, glmm_binary: this step) once, the Pólya–Gamma
+# law (tests/blocks/test_polya_gamma.py), the NumPyro model's logit likelihood
+@pytest.mark.slow
 def test_a_logit_fit_agrees_with_the_logit_maximum_likelihood_on_the_same_data():
     """Pólya–Gamma precisions and logistic responses give the cumulative logit's posterior."""
     _agrees_with_the_mle("logit", stats.logistic.cdf, 8)
 
 
-# slow tier (default-tier time); the cheap checks of the same: the logit fit above (the same
-# steps but the responses' law), the truncated normal's law in tests/blocks/test_ordinal.py
+# slow tier (default-tier time); the cheap checks of the same: as above, and the truncated
+# normal's law in tests/blocks/test_ordinal.py
 @pytest.mark.slow
 def test_a_probit_fit_agrees_with_the_probit_maximum_likelihood_on_the_same_data():
     _agrees_with_the_mle("probit", stats.norm.cdf, 5)
