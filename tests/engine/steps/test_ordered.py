@@ -101,9 +101,9 @@ def _agrees_with_the_mle(link, cdf, seed):
         assert abs(d.mean() - value) < 0.3 * d.std(), (name, d.mean(), value, d.std())
 
 
-# slow tier (default-tier time), as the next; the cheap checks of the same: the contract test
-# fits every shipped spec (ordinal_regression, glmm_binary: this step) once, the Pólya–Gamma
-# law (tests/blocks/test_polya_gamma.py), the NumPyro model's logit likelihood
+# slow tier (default-tier time), as the next; the cheap checks of the same: tests/engine/
+# test_sweep.py sweeps every shipped spec (ordinal_regression, glmm_binary: this step), the
+# Pólya–Gamma law (tests/blocks/test_polya_gamma.py), the NumPyro model's logit likelihood
 @pytest.mark.slow
 def test_a_logit_fit_agrees_with_the_logit_maximum_likelihood_on_the_same_data():
     """Pólya–Gamma precisions and logistic responses give the cumulative logit's posterior."""
