@@ -178,3 +178,30 @@ def check_inverse_gamma(priors: Mapping[str, Any], prefixes: Sequence[str], prop
                 f"a shape in [-1, 0) when {prefix}var_scale is 0 (v^-(shape+1) is not integrable "
                 "at zero otherwise; -1 is flat), or a positive scale",
             )
+
+
+def check_categories(raw: Any, field: str, shape: str, coding: str) -> dict[str, int]:
+    """A declaration ``{variable: categories}`` validated (None: none declared).
+
+    ``shape``: the mapping's shape in words (the message when ``raw`` is none); ``coding``: how
+    the data code the categories (``1..K``, ``0..K-1``).
+
+    Raises
+    ------
+    InputError
+        Naming ``field`` or ``field.<name>``, the value and what is allowed.
+    """
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise InputError(field, raw, shape)
+    out = {}
+    for name, k in raw.items():
+        if not isinstance(name, str) or not name.isidentifier():
+            raise InputError(field, name, "variable names made of letters, digits and _")
+        if isinstance(k, bool) or not isinstance(k, int) or k < 2:
+            raise InputError(
+                f"{field}.{name}", k, f"an integer >= 2: the categories, coded {coding} in the data"
+            )
+        out[name] = k
+    return out

@@ -337,20 +337,30 @@ def make_model(
     return model
 
 
-def _thresholds(o: Ordered, data: Mapping[str, Any]) -> Any:
-    """An ordered variable's thresholds (the first 0 where its intercept is free).
+def _free_thresholds(o: Ordered, u: Any) -> tuple[Any, Any]:
+    """The free thresholds from their site ``u`` (leading dims kept), and the gaps' logs.
 
-    Sampled as the first free one and the logs of the gaps above it, with the sweep's prior:
-    N(0, coef_sd^2) on each free threshold, kept increasing (the gaps' Jacobian added).
+    ``u``: the first free threshold and the logs of the gaps above it; where the intercept is
+    free the first threshold is 0 and ``u`` is every gap's log.
+    """
+    first = jnp.zeros_like(u[..., :1]) if o.intercept else u[..., :1]
+    logs = u if o.intercept else u[..., 1:]
+    tau = jnp.cumsum(jnp.concatenate([first, jnp.exp(logs)], -1), -1)
+    return (tau[..., 1:] if o.intercept else tau), logs
+
+
+def _thresholds(o: Ordered, data: Mapping[str, Any]) -> Any:
+    """An ordered variable's thresholds, all of them (the first 0 where its intercept is free).
+
+    Sampled by :func:`_free_thresholds`' site with the sweep's prior: N(0, coef_sd^2) on each
+    free threshold, kept increasing (the gaps' Jacobian added).
     """
     free = sum(t.free for t in o.thresholds())
     u = numpyro.sample(f"thr:{o.name}", dist.ImproperUniform(constraints.real, (), (free,)))
-    start = jnp.zeros(1) if o.intercept else u[:1]
-    logs = u if o.intercept else u[1:]
-    tau = jnp.cumsum(jnp.concatenate([start, jnp.exp(logs)]))
-    prior = dist.Normal(0.0, data["prior:coef_sd"]).log_prob(tau[1:] if o.intercept else tau)
+    tau, logs = _free_thresholds(o, u)
+    prior = dist.Normal(0.0, data["prior:coef_sd"]).log_prob(tau)
     numpyro.factor(f"logprior:thr:{o.name}", prior.sum() + logs.sum())
-    return tau
+    return jnp.concatenate([jnp.zeros(1), tau]) if o.intercept else tau
 
 
 def make_derive(
@@ -397,12 +407,8 @@ def make_derive(
                 else:
                     out[eq.variance.name] = samples[f"var:{eq.target}"]
         for o in lay.ordered:
-            u = samples[f"thr:{o.name}"]
-            parts = [u[..., :0]] if o.intercept else [u[..., :1]]
-            steps = jnp.exp(u if o.intercept else u[..., 1:])
-            tau = jnp.cumsum(jnp.concatenate([*parts, steps], -1), -1)
-            free = [t for t in o.thresholds() if t.free]
-            for k, t in enumerate(free):
+            tau, _ = _free_thresholds(o, samples[f"thr:{o.name}"])
+            for k, t in enumerate(t for t in o.thresholds() if t.free):
                 out[t.name] = tau[..., k]
         for b in lay.blocks:
             if cov_prior == "half_normal":

@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from simstudy.errors import InputError
+from simstudy.spec.declare import check_categories
 from simstudy.spec.grammar import Statement, Term
 
 #: The config key, and the field its errors name.
@@ -36,20 +37,8 @@ def check_declaration(raw: Any) -> dict[str, int]:
     InputError
         Naming ``model.nominal`` or ``model.nominal.<name>``, the value and what is allowed.
     """
-    if raw is None:
-        return {}
-    if not isinstance(raw, Mapping):
-        raise InputError(FIELD, raw, "a mapping from variable names to categories, e.g. {d: 3}")
-    out = {}
-    for name, k in raw.items():
-        if not isinstance(name, str) or not name.isidentifier():
-            raise InputError(FIELD, name, "variable names made of letters, digits and _")
-        if isinstance(k, bool) or not isinstance(k, int) or k < 2:
-            raise InputError(
-                f"{FIELD}.{name}", k, "an integer >= 2: the categories, coded 1..K in the data"
-            )
-        out[name] = k
-    return out
+    shape = "a mapping from variable names to categories, e.g. {d: 3}"
+    return check_categories(raw, FIELD, shape, "1..K")
 
 
 def _refuse(name: str, k: int, why: str) -> InputError:

@@ -9,10 +9,11 @@ ordered variable of the model (Mplus's ``LINK``). The model itself is in
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from simstudy.errors import InputError
+from simstudy.spec.declare import check_categories
 
 FIELD = "model.ordered"
 #: The links an ordered variable may have (the first is the default).
@@ -27,26 +28,10 @@ def check_declaration(raw: Any) -> dict[str, int]:
     InputError
         Naming ``model.ordered`` or ``model.ordered.<name>``, the value and what is allowed.
     """
-    if raw is None:
-        return {}
     if isinstance(raw, Sequence) and not isinstance(raw, str):
         raw = {name: 2 for name in raw}
-    if not isinstance(raw, Mapping):
-        raise InputError(
-            FIELD,
-            raw,
-            "a mapping from variable names to categories, e.g. {u: 3}, or a list of binary ones",
-        )
-    out = {}
-    for name, k in raw.items():
-        if not isinstance(name, str) or not name.isidentifier():
-            raise InputError(FIELD, name, "variable names made of letters, digits and _")
-        if isinstance(k, bool) or not isinstance(k, int) or k < 2:
-            raise InputError(
-                f"{FIELD}.{name}", k, "an integer >= 2: the categories, coded 0..K-1 in the data"
-            )
-        out[name] = k
-    return out
+    shape = "a mapping from variable names to categories, e.g. {u: 3}, or a list of binary ones"
+    return check_categories(raw, FIELD, shape, "0..K-1")
 
 
 def check_link(raw: Any) -> str:
