@@ -100,6 +100,22 @@ def _short(reason: str):
                 "model.priors.cov_scale=0.5",
             ],
         ),
+        # The binary GLMM (random intercept and slope, correlated), J = 50 clusters of 10:
+        # latent responses (probit) or Pólya–Gamma (logit), the effects also moved with the
+        # responses integrated out. Effect SDs half-normal(0.5). SHARE_AND_TIME
+        *(
+            (
+                "glmm_binary",
+                100,
+                [
+                    "study.factors={J: [50], cluster_size: [10]}",
+                    f"model.link={link}",
+                    "sampler.draws=4000",
+                    "model.priors.cov_scale=0.5",
+                ],
+            )
+            for link in ("probit", "logit")
+        ),
         pytest.param(
             "cfa_ordinal",
             60,  # 200 measured the shortfall; 60 keep the expected failure at ~7 min

@@ -224,3 +224,15 @@ def sample_categories(
     ystar = mean + e
     y = (ystar[:, :, None] > tau[None]).sum(-1)
     return y.astype(mean.dtype), ystar
+
+
+def category_log_prob(link: str, tau: jax.Array, y: jax.Array, eta: jax.Array) -> jax.Array:
+    """``log P(y | eta)`` per response, ``y`` of one item with thresholds ``tau`` (K-1,).
+
+    Binary items take one CDF, ``F(+-(eta - tau))``, where :func:`log_interval` takes two.
+    """
+    if tau.shape[-1] == 1:
+        sign = 2.0 * (y > 0) - 1.0
+        return _log_cdf(link, sign * (eta - tau[..., 0]))
+    lo, hi = bounds(tau[None, :], y[:, None])
+    return log_interval(link, lo[:, 0] - eta, hi[:, 0] - eta)

@@ -102,3 +102,18 @@ def test_the_threshold_step_keeps_its_ordered_normal_prior_when_nothing_is_obser
         assert stats.ks_2samp(moved[:, k], before[:, k]).pvalue > 1e-3, k
     gaps = np.diff(moved, axis=1), np.diff(before, axis=1)
     assert stats.ks_2samp(gaps[0][:, 0], gaps[1][:, 0]).pvalue > 1e-3
+
+
+@pytest.mark.parametrize("link", ["probit", "logit"])
+@pytest.mark.parametrize("k", [2, 4])
+def test_category_log_prob_is_the_interval_probability(link, k):
+    rng = np.random.default_rng(k)
+    tau = jnp.sort(jnp.asarray(rng.normal(size=k - 1).astype(np.float32)))
+    y = jnp.asarray(rng.integers(0, k, size=50))
+    eta = jnp.asarray(rng.normal(scale=3.0, size=50).astype(np.float32))
+    cdf = stats.norm.cdf if link == "probit" else stats.logistic.cdf
+    cuts = np.concatenate([[-np.inf], np.asarray(tau), [np.inf]])
+    yy, ee = np.asarray(y), np.asarray(eta)
+    want = np.log(cdf(cuts[yy + 1] - ee) - cdf(cuts[yy] - ee))
+    got = ordm.category_log_prob(link, tau, y, eta)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)

@@ -30,7 +30,8 @@ import jax.numpy as jnp
 
 from simstudy.blocks import ordinal
 from simstudy.blocks.covariance import lkj_log_prior
-from simstudy.blocks.group import group_scale
+from simstudy.blocks.group import group_scale, rescale_covariance
+from simstudy.blocks.newton import newton_cluster_step, newton_scalar_step
 from simstudy.blocks.polya_gamma import TERMS, pg_draw
 from simstudy.spec import evaluate as ev
 from simstudy.spec.dgm import ROW_REAL, cluster_key, observed_key
@@ -44,6 +45,21 @@ if TYPE_CHECKING:
 PRECISION = "pg:"
 
 
+def collapsible(lay: Layout, i: int, blocks: tuple[CovBlock, ...]) -> tuple[CovBlock, ...]:
+    """The blocks of equation ``i``'s random effects that no other equation holds.
+
+    Their cluster likelihood with the latent responses integrated out is the categories'
+    probabilities alone only where the responses enter no other equation (as predictors) and
+    the effects no other equation: then they can move by :mod:`simstudy.blocks.newton`.
+    """
+    target = lay.equations[i].target
+    others = [e for k, e in enumerate(lay.equations) if k != i]
+    if any(target in c.factors for e in others for c in e.coefficients):
+        return ()
+    held = {r.effect for e in others for r in e.random}
+    return tuple(b for b in blocks if not set(b.members) & held)
+
+
 @dataclass(frozen=True)
 class OrderedResponses(StepDefaults):
     """Thresholds and latent responses of ordered variable ``variable``."""
@@ -52,6 +68,7 @@ class OrderedResponses(StepDefaults):
     equation: int  # position of its equation in the layout
     scalable: bool  # the scale move applies: no fixed non-zero coefficient
     blocks: tuple[CovBlock, ...] = ()  # the random-effect blocks of its equation
+    collapsed: tuple[CovBlock, ...] = ()  # those moved with the responses integrated out
     start_key: int | None = None
 
     @classmethod
@@ -62,7 +79,7 @@ class OrderedResponses(StepDefaults):
         scalable = all(c.parameter.free or c.parameter.fixed == 0.0 for c in eq.coefficients)
         effects = {r.effect for r in eq.random}
         blocks = tuple(b for b in lay.blocks if b.level is not None and set(b.members) & effects)
-        return cls(variable, i, scalable, blocks, start_key)
+        return cls(variable, i, scalable, blocks, collapsible(lay, i, blocks), start_key)
 
     @property
     def mask(self) -> jax.Array:
@@ -148,6 +165,10 @@ class OrderedResponses(StepDefaults):
                 ctx.adapt,
                 self.moving,
             )
+        if self.collapsed:
+            state = self._collapsed_effects(jax.random.fold_in(k_thr, 1), state, data, thr, ctx)
+            vals = ev.full_values(lay, state, data)
+            mean = jnp.broadcast_to(ev.equation_mean(eq, coefs, vals), (rows,))
         ystar = self._responses(k_resp, data, thr, mean)
         nodes = {**state["nodes"]}
         precision = jnp.ones(rows)
@@ -177,6 +198,90 @@ class OrderedResponses(StepDefaults):
             "nodes": {**nodes, u: ystar},
             "thr": {**state["thr"], u: thr},
         }
+
+    def _collapsed_effects(
+        self, key: jax.Array, state: State, data: Mapping[str, Any], thr: Any, ctx: Context
+    ) -> State:
+        """Each collapsible block's effects by Newton–Metropolis on the categories' likelihood."""
+        lay, i, u = ctx.layout, self.equation, self.variable.name
+        eq = lay.equations[i]
+        coefs = ev.coef_vector(eq, state["coef"].get(u, jnp.zeros(0)), lay.free_coefs[i])
+        rows = data[ROW_REAL].shape[0]
+        weight = (data[observed_key(u)] & data[ROW_REAL]).astype(float)
+        tau = ordinal.thresholds(thr.u, self.mask)[0]
+        link, y = self.variable.link, data[u]
+
+        def loglik(eta):
+            return weight * ordinal.category_log_prob(link, tau, y, eta)
+
+        re, covs = dict(state["re"]), dict(state["cov"])
+        for n, blk in enumerate(self.collapsed):
+            vals = ev.full_values(lay, {**state, "re": re, "cov": covs}, data)
+            group = data[blk.level]
+            current = re[blk.name]
+
+            def eta_of(u_rows, vals=vals, blk=blk):
+                v = {**vals, **{m: u_rows[:, k] for k, m in enumerate(blk.members)}}
+                return [jnp.broadcast_to(ev.equation_mean(eq, coefs, v), (rows,))]
+
+            (eta,), (cols,) = ev.jvp_columns(eta_of, current[group], len(blk.members))
+            offset = eta - sum(c * current[group, k] for k, c in enumerate(cols))
+            real = data[cluster_key(blk.level)]
+            cov = state["cov"][blk.name]
+            effects = newton_cluster_step(
+                jax.random.fold_in(key, 2 * n),
+                current,
+                jnp.linalg.inv(cov),
+                offset,
+                cols,
+                group,
+                real,
+                loglik,
+            )
+            effects, cov = self._collapsed_scales(
+                jax.random.fold_in(key, 2 * n + 1),
+                blk,
+                effects,
+                cov,
+                offset,
+                cols,
+                data,
+                loglik,
+                ctx,
+            )
+            re[blk.name] = effects
+            covs[blk.name] = cov
+        return {**state, "re": re, "cov": covs}
+
+    def _collapsed_scales(self, key, blk, effects, cov, offset, cols, data, loglik, ctx):
+        """Each effect's scale with its variance (non-centred), responses integrated out.
+
+        ``b_k -> c b_k`` on every cluster with row and column ``k`` of the covariance times
+        ``c``: the effects' density and their Jacobian cancel, leaving the categories'
+        likelihood, the covariance's prior and its entries' Jacobian ``c^(q + 1)``; ``t =
+        log c`` by a Newton–Metropolis step (Haar measure ``dc / c``).
+        """
+        priors, q = ctx.priors, len(blk.members)
+        pa, pb = priors.block_variance_prior(blk)
+        group = data[blk.level]
+        real = data[cluster_key(blk.level)]
+
+        def log_prior(m):
+            return lkj_log_prior(m, priors.lkj_eta, priors.cov_prior, pa, pb)
+
+        for k in range(q):
+            base = offset + sum(c * effects[group, j] for j, c in enumerate(cols))
+            moved = effects[group, k] * cols[k]
+
+            def log_target(t, base=base, moved=moved, cov=cov, k=k):
+                c = jnp.exp(t)
+                eta = base + (c - 1.0) * moved
+                return loglik(eta).sum() + log_prior(rescale_covariance(cov, k, c)) + (q + 1) * t
+
+            c = jnp.exp(newton_scalar_step(jax.random.fold_in(key, k), log_target))
+            effects = jnp.where(real[:, None], effects.at[:, k].multiply(c), effects)
+            cov = rescale_covariance(cov, k, c)
+        return effects, cov
 
     def _scale(self, key, ystar, mean, precision, coef, thr, state, data, ctx) -> jax.Array:
         """``g`` of the scale move: ``-a g^2 / 2 + b g + (D - 1) log g``.

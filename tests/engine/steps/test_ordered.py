@@ -2,7 +2,8 @@
 
 Each fit compiles its own program, so one model holds several ordered outcomes: lavaan's
 parameterisation (``u ~ x``), glmer's (``v ~ 1 + x``, ``u|t1`` = 0) and a binary outcome with
-a random intercept (the scale move with random effects).
+a correlated random intercept and slope (the scale move with random effects; the effects'
+Newton–Metropolis and scale moves with the responses integrated out).
 """
 
 import jax
@@ -20,7 +21,7 @@ from simstudy.spec.ir import from_syntax
 
 FAMILIES = {"residual": "half_normal", "covariance": "half_normal"}
 #: Three ordered outcomes, one of each kind the step distinguishes.
-SYNTAX = "u ~ x\nv ~ 1 + x\nw ~ 1 + x + (1 | g)\n"
+SYNTAX = "u ~ x\nv ~ 1 + x\nw ~ 1 + x + (1 + x | g)\n"
 ORDERED = {"u": 3, "v": 3, "w": 2}
 
 
@@ -45,12 +46,14 @@ def test_with_nothing_observed_every_parameterisation_samples_its_prior():
     """No outcome observed: each ordered equation's parameters follow their priors.
 
     ``u``: (t1, t2) two N(0, 1) draws sorted; ``v``: t1 = 0, t2 half-normal; ``w``: its
-    random intercept's SD half-normal(1); every coefficient N(0, 1). Fails with a missing
-    Jacobian of the thresholds' coordinates, or a wrong covariance correction in the scale move.
+    random effects' SDs half-normal(1), their correlation uniform (LKJ(1)); every coefficient
+    N(0, 1). Fails with a missing Jacobian of the thresholds' coordinates, or a wrong
+    covariance correction in a scale move.
     """
     spec = from_syntax(SYNTAX, ordered=ORDERED)
     assert spec.estimands() == (
-        "u~x", "v~1", "v~x", "w~1", "w~x", "1|g~~1|g", "u|t1", "u|t2", "v|t2",
+        "u~x", "v~1", "v~x", "w~1", "w~x", "1|g~~1|g", "x|g~~x|g", "1|g~~x|g", "u|t1",
+        "u|t2", "v|t2",
     )  # fmt: skip
     n, hidden = 24, (np.zeros(24), np.zeros(24, bool))
     data = _data(n, 6, u=hidden, v=hidden, w=hidden, x=(np.linspace(-1, 1, n), np.ones(n, bool)))
@@ -66,6 +69,9 @@ def test_with_nothing_observed_every_parameterisation_samples_its_prior():
     assert stats.ks_2samp(v("u|t2") - v("u|t1"), ref[:, 1] - ref[:, 0]).pvalue > 1e-3
     assert stats.kstest(v("v|t2"), "halfnorm").pvalue > 1e-3
     assert stats.kstest(np.sqrt(v("1|g~~1|g")), "halfnorm").pvalue > 1e-3
+    assert stats.kstest(np.sqrt(v("x|g~~x|g")), "halfnorm").pvalue > 1e-3
+    corr = v("1|g~~x|g") / np.sqrt(v("1|g~~1|g") * v("x|g~~x|g"))
+    assert stats.kstest(corr, "uniform", args=(-1, 2)).pvalue > 1e-3
     for name in ("u~x", "v~1", "v~x", "w~1", "w~x"):
         assert stats.kstest(v(name), "norm").pvalue > 1e-3, name
 

@@ -1,0 +1,146 @@
+"""Cluster effects by Metropolis–Hastings with Newton proposals, on a non-normal likelihood.
+
+For random effects ``b_j`` (one ``q``-vector per cluster) that enter the linear predictor
+``eta_i = offset_i + sum_k cols_ik b_{j(i), k}`` of rows whose log likelihood
+``l_i(eta_i)`` is concave (an ordered or binary response under the probit or logit link,
+its latent response integrated out), the proposal from ``b`` is the Newton step with the
+curvature as covariance (Gamerman 1997's weighted least squares proposal for GLMMs)::
+
+    H(b) = sum_i w_i c_i c_i' + S^-1,     w_i = -l_i''(eta_i)
+    g(b) = sum_i l_i'(eta_i) c_i - S^-1 b
+    b' ~ N(b + H(b)^-1 g(b), H(b)^-1)
+
+and ``b'`` is accepted with the Metropolis–Hastings ratio, which evaluates ``H`` and ``g`` at
+``b'`` too. Clusters are independent given everything else, so every cluster accepts or
+rejects on its own. Near the cluster's mode the proposal is its Laplace approximation and is
+accepted nearly always: the effects move as if their latent responses were integrated out,
+where Gibbs draws given the latent responses move them in small steps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+
+from simstudy.blocks.conjugate import normal_from_precision
+
+
+def row_derivatives(
+    loglik: Callable[[jax.Array], jax.Array], eta: jax.Array
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Per row: ``l(eta)``, ``l'(eta)`` and ``-l''(eta)`` of an elementwise log likelihood."""
+    ones = jnp.ones_like(eta)
+
+    def first(e):
+        return jax.jvp(loglik, (e,), (ones,))
+
+    (ll, d1), (_, d2) = jax.jvp(first, (eta,), (ones,))
+    return ll, d1, -d2
+
+
+def _terms(loglik, b, prior_precision, offset, cols, group, n_clusters):
+    """Per cluster: log likelihood plus prior, Newton mean and the curvature ``H``."""
+    q = b.shape[-1]
+    eta = offset + sum(cols[k] * b[group, k] for k in range(q))
+    ll, d1, w = row_derivatives(loglik, eta)
+    w = jnp.maximum(w, 0.0)  # concave in theory; rounding must not make H indefinite
+    seg = lambda x: jax.ops.segment_sum(x, group, num_segments=n_clusters)  # noqa: E731
+    prior_grad = jnp.einsum("ij,cj->ci", prior_precision, b)
+    grad = jnp.stack([seg(d1 * cols[k]) for k in range(q)], -1) - prior_grad
+    info = jnp.stack(
+        [jnp.stack([seg(w * cols[i] * cols[j]) for j in range(q)], -1) for i in range(q)], -2
+    )
+    precision = info + prior_precision
+    log_target = seg(ll) - 0.5 * (b * prior_grad).sum(-1)
+    return log_target, grad, precision
+
+
+def _log_proposal(x, centre, grad, precision):
+    """``log N(x; centre + P^-1 grad, P^-1)`` up to a constant."""
+    mean = centre + jnp.linalg.solve(precision, grad[..., None])[..., 0]
+    dev = x - mean
+    quad = jnp.einsum("ci,cij,cj->c", dev, precision, dev)
+    return 0.5 * jnp.linalg.slogdet(precision)[1] - 0.5 * quad
+
+
+def newton_cluster_step(
+    key: jax.Array,
+    b: jax.Array,
+    prior_precision: jax.Array,
+    offset: jax.Array,
+    cols: list[jax.Array],
+    group: jax.Array,
+    real: jax.Array,
+    loglik: Callable[[jax.Array], jax.Array],
+) -> jax.Array:
+    """One Metropolis–Hastings update of every cluster's effects (module docstring).
+
+    Parameters
+    ----------
+    b
+        Current effects, clusters × q.
+    prior_precision
+        q × q: the inverse of the effects' covariance (their prior is ``N(0, S)``).
+    offset, cols
+        The linear predictor of each row without the effects, and its derivative along
+        each of the ``q`` effects (rows).
+    group, real
+        Each row's cluster; which clusters exist (padding stays put).
+    loglik
+        Per-row log likelihood as a function of the linear predictor (elementwise, concave;
+        rows without data give 0).
+    """
+    n_clusters = b.shape[0]
+    k_z, k_u = jax.random.split(key)
+    now, g_now, p_now = _terms(loglik, b, prior_precision, offset, cols, group, n_clusters)
+    rhs = jnp.einsum("cij,cj->ci", p_now, b) + g_now
+    proposal = normal_from_precision(None, p_now, rhs, jax.random.normal(k_z, b.shape))
+    new, g_new, p_new = _terms(loglik, proposal, prior_precision, offset, cols, group, n_clusters)
+    log_ratio = (
+        new
+        - now
+        + _log_proposal(b, proposal, g_new, p_new)
+        - _log_proposal(proposal, b, g_now, p_now)
+    )
+    log_ratio = jnp.where(jnp.isnan(log_ratio), -jnp.inf, log_ratio)
+    accept = (jnp.log(jax.random.uniform(k_u, (n_clusters,))) < log_ratio) & real
+    return jnp.where(accept[:, None], proposal, b)
+
+
+def newton_scalar_step(
+    key: jax.Array, log_target: Callable[[jax.Array], jax.Array], cap: float = 1.0
+) -> jax.Array:
+    """One Metropolis–Hastings step of a scalar ``t`` from 0 with a damped Newton proposal.
+
+    The proposal is ``N(m(0), 1 / h(0))`` with ``m(t) = t + clip(f'(t) / h(t), -cap, cap)``
+    and ``h(t) = max(-f''(t), cap^-2)`` for ``f = log_target``; the reverse move's density is
+    evaluated at the proposal, so the step leaves ``exp(f)`` invariant whether or not ``f``
+    is concave. The cap matters: in a tail where the curvature is small an undamped Newton
+    step jumps far past the mode, is rejected, and the chain sits there (measured on a
+    log-gamma target: variance 8% short after 400,000 steps; exact with the cap).
+    Returns the accepted ``t`` (0 where rejected).
+    """
+    one = jnp.asarray(1.0)
+
+    def slope(t):
+        return jax.jvp(log_target, (t,), (one,))[1]
+
+    def terms(t):
+        value, d1 = jax.jvp(log_target, (t,), (one,))
+        d2 = jax.jvp(slope, (t,), (one,))[1]
+        h = jnp.maximum(-d2, cap**-2)
+        return value, t + jnp.clip(d1 / h, -cap, cap), h
+
+    def log_normal(x, mean, precision):
+        return 0.5 * jnp.log(precision) - 0.5 * precision * (x - mean) ** 2
+
+    k_z, k_u = jax.random.split(key)
+    zero = jnp.asarray(0.0)
+    v0, m0, h0 = terms(zero)
+    t = m0 + jax.random.normal(k_z) / jnp.sqrt(h0)
+    v1, m1, h1 = terms(t)
+    log_ratio = v1 - v0 + log_normal(zero, m1, h1) - log_normal(t, m0, h0)
+    accept = jnp.log(jax.random.uniform(k_u)) < jnp.where(jnp.isnan(log_ratio), -jnp.inf, log_ratio)
+    return jnp.where(accept, t, zero)
