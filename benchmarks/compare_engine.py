@@ -23,7 +23,7 @@ Three comparisons, each on data sets simulated once and handed to both fits:
 The samplers compared take turns on the same data sets (one data set, or one batch of 16, each
 in turn), in a process with a Dask worker's environment (single-threaded XLA), so that a slow
 spell of this shared machine falls on both. Per (model, sampler): seconds per replication (compilation apart), min bulk ESS over the common
-estimands, time per min ESS, max R-hat; per data set and estimand, the difference of posterior
+estimands, time per min ESS, max R-hat, the estimands most often slowest; per data set and estimand, the difference of posterior
 means in units of its MCSE (``sqrt(mcse_a^2 + mcse_b^2)``, MCSE = SD / sqrt(ESS)).
 Writes ``benchmarks/results/compare_engine.{md,parquet}`` (and ``compare_engine_pairs.parquet``).
 
@@ -175,7 +175,14 @@ def summary_row(model, sampler, fits, per_rep, compile_s, common, width=1):
         "max_rhat": float(f.rhat.max()),
         "converged": float(ok.groupby(f.rep).all().mean()),
         "divergent_fits": int((f.groupby("rep").n_divergent.max() > 0).sum()),
+        "slowest": _slowest(f),
     }
+
+
+def _slowest(fits: pd.DataFrame, top: int = 3) -> str:
+    """The estimands most often lowest in bulk ESS over the replications, with their counts."""
+    lowest = fits.loc[fits.groupby("rep").ess_bulk.idxmin(), "parameter"].value_counts()
+    return ", ".join(f"{name} ({n})" for name, n in lowest.head(top).items())
 
 
 def pairs(model, a, b, common):
