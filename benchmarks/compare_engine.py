@@ -23,12 +23,14 @@ Three comparisons, each on data sets simulated once and handed to both fits:
 The samplers compared take turns on the same data sets (one data set, or one batch of 16, each
 in turn), in a process with a Dask worker's environment (single-threaded XLA), so that a slow
 spell of this shared machine falls on both. Per (model, sampler): seconds per replication (compilation apart), min bulk ESS over the common
-estimands, time per min ESS, max R-hat; per data set and estimand, the difference of posterior
+estimands, time per min ESS, max R-hat, the estimands most often slowest; per data set and estimand, the difference of posterior
 means in units of its MCSE (``sqrt(mcse_a^2 + mcse_b^2)``, MCSE = SD / sqrt(ESS)).
 Writes ``benchmarks/results/compare_engine.{md,parquet}`` (and ``compare_engine_pairs.parquet``).
 
-    .venv/bin/python benchmarks/compare_engine.py [--reps 32] [--models glmm regression latent]
+    .venv/bin/python benchmarks/compare_engine.py [--reps 32] [--models glmm regression latent ordinal_cfa]
         [--out DIR]
+
+A run of some models keeps the stored rows of the others (the files are merged by model).
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ import time
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
@@ -76,26 +79,34 @@ NUTS = SamplerSettings(name="nuts", chains=2, warmup=500, draws=500)
 def fit_all(estimators, datasets, priors, seed=0):
     """Fit every data set with each of ``estimators`` (label -> (estimator, sampler)), in turn.
 
+    ``datasets`` and ``priors`` are shared, or mappings label -> that fit's own (the same data
+    sets in each fit's format, each sampler's own spelling of the same priors).
+
     The fits of one data set run one after the other, estimator by estimator, so a slow
     spell of this shared machine falls on all of them alike; the first data set is fitted
     once more up front (its first call compiles). Returns label -> (rows, mean seconds per
     fit, compile seconds).
     """
+    data_of = datasets if isinstance(datasets, dict) else dict.fromkeys(estimators, datasets)
+    priors_of = priors if set(priors) == set(estimators) else dict.fromkeys(estimators, priors)
     first = {}
     for label, (estimator, sampler) in estimators.items():
         t0 = time.perf_counter()
         jax.block_until_ready(
-            fit_estimator(estimator, datasets[0], key_from_seed(10**6), sampler, priors, 0.95)
+            fit_estimator(
+                estimator, data_of[label][0], key_from_seed(10**6), sampler, priors_of[label], 0.95
+            )
         )
         first[label] = time.perf_counter() - t0
     rows = {label: [] for label in estimators}
     seconds = {label: [] for label in estimators}
-    for rep, data in enumerate(datasets):
+    for rep in range(len(next(iter(data_of.values())))):
         for label, (estimator, sampler) in estimators.items():
             t0 = time.perf_counter()
             summaries, n_div, _ = fit_estimator(
-                estimator, data, key_from_seed(seed + rep), sampler, priors, 0.95
-            )
+                estimator, data_of[label][rep], key_from_seed(seed + rep), sampler,
+                priors_of[label], 0.95,
+            )  # fmt: skip
             seconds[label].append(time.perf_counter() - t0)
             rows[label] += [
                 {
@@ -164,7 +175,14 @@ def summary_row(model, sampler, fits, per_rep, compile_s, common, width=1):
         "max_rhat": float(f.rhat.max()),
         "converged": float(ok.groupby(f.rep).all().mean()),
         "divergent_fits": int((f.groupby("rep").n_divergent.max() > 0).sum()),
+        "slowest": _slowest(f),
     }
+
+
+def _slowest(fits: pd.DataFrame, top: int = 3) -> str:
+    """The estimands most often lowest in bulk ESS over the replications, with their counts."""
+    lowest = fits.loc[fits.groupby("rep").ess_bulk.idxmin(), "parameter"].value_counts()
+    return ", ".join(f"{name} ({n})" for name, n in lowest.head(top).items())
 
 
 def pairs(model, a, b, common):
@@ -276,17 +294,91 @@ def latent(reps, out):
     out["summary"].append(row)
 
 
-def stored_handwritten(results: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The retired hand-written sampler's rows and the latent model's pairs, as stored.
+#: The ordinal CFA's study, under marker identification (comparable estimands on both sides).
+ORDINAL_CFA = ["study=cfa_ordinal", "model.structure.identification=marker"]
+
+
+def ordinal_cfa_spec(structure):
+    """The hand-written CFA ``structure`` (all items ordinal) written in the syntax.
+
+    Returns the spec, its sweep's layout and the compiled Gibbs estimator with LKJ correlations
+    and inverse-gamma variances on the factor block (the hand-written ``factor_cov: lkj``).
+    """
+    from simstudy.spec import estimators as kinds
+    from simstudy.spec import sweep
+    from simstudy.spec.ir import from_syntax
+
+    syntax = "\n".join(f"{f} =~ {' + '.join(items)}" for f, items in structure["factors"].items())
+    ordered = dict.fromkeys(structure["ordinal"], structure["categories"])
+    spec = from_syntax(syntax, ordered=ordered, link=structure["link"])
+    lay = sweep.layout(spec)
+    families = {"residual": "inverse_gamma", "covariance": "inverse_gamma"}
+    return kinds.build(spec, lay, families, {"bayes": {"kind": "gibbs"}})["bayes"]
+
+
+def spec_columns(data, items):
+    """A hand-written CFA data set (``y``, ``observed``: N x p) as the spec's columns."""
+    from simstudy.spec.dgm import ROW_REAL, observed_key
+
+    out = {ROW_REAL: jnp.ones(data["y"].shape[0], dtype=bool)}
+    for j, x in enumerate(items):
+        out[x] = data["y"][:, j]
+        out[observed_key(x)] = data["observed"][:, j]
+    return out
+
+
+def ordinal_cfa(reps, out):
+    from simstudy.models.cfa import FAMILY as CFA
+    from simstudy.models.cfa import Layout as CfaLayout
+    from simstudy.spec.info import with_prior_defaults
+
+    plan = plan_from_dict(compose_raw([*ORDINAL_CFA, "study.estimators=[bayes]"]), model_infos())
+    st = plan.model.structure
+    if set(st["ordinal"]) != {x for items in st["factors"].values() for x in items}:
+        raise SystemExit("ordinal_cfa: every item of conf/model/cfa_ordinal.yaml must be ordinal")
+    cond = {"N": 500, "missing_rate": 0.0, "mechanism": "MAR"}
+    sim = compiled_simulate(CFA, setting_of(plan, cond))
+    hand_data = [sim(jax.random.key(r)) for r in range(reps)]
+    items = CfaLayout(st).items
+    spec_data = [spec_columns(d, items) for d in hand_data]
+    hand = CFA.make_estimators(st)["bayes"]
+    compiled = ordinal_cfa_spec(st)
+    numbers = {k: plan.model.priors[k] for k in ("coef_sd", "var_shape", "var_scale", "lkj_eta")}
+    common = sorted(set(hand.parameters) & set(compiled.parameters))
+    fits = fit_all(
+        {"compiled": (compiled, GIBBS), "hand": (hand, GIBBS)},
+        {"compiled": spec_data, "hand": hand_data},
+        {"compiled": with_prior_defaults(numbers), "hand": plan.model.priors},
+    )
+    (a, a_s, a_c), (b, b_s, b_c) = fits["compiled"], fits["hand"]
+    out["summary"] += [
+        summary_row("ordinal_cfa", "compiled Gibbs", a, a_s, a_c, common),
+        summary_row("ordinal_cfa", "hand-written Gibbs (models/cfa)", b, b_s, b_c, common),
+    ]
+    out["pairs"].append(pairs("ordinal_cfa", a, b, common))
+
+
+#: ``--models`` names and the ``model`` column of their rows.
+MODEL_NAMES = {
+    "glmm": "glmm",
+    "regression": "regression_missing",
+    "latent": "latent_interaction",
+    "ordinal_cfa": "ordinal_cfa",
+}
+
+
+def stored_rows(results: Path, rerun: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The stored rows and pairs a run keeps: other models', and the retired sampler's.
 
     Read from ``compare_engine.parquet`` and ``compare_engine_pairs.parquet`` under
-    ``results``; each keeps the commit that measured it (pairs stored without one are of
-    :data:`HANDWRITTEN_COMMIT`).
+    ``results``: the rows of every model not in ``rerun`` (``model`` column values), and
+    always the retired hand-written latent interaction sampler's rows and pairs; each keeps
+    the commit that measured it (pairs stored without one are of :data:`HANDWRITTEN_COMMIT`).
 
     Raises
     ------
     SystemExit
-        When the stored files hold no hand-written rows (they cannot be measured again).
+        When the stored files hold no retired hand-written rows (they cannot be measured again).
     """
     summary_path = results / "compare_engine.parquet"
     pairs_path = results / "compare_engine_pairs.parquet"
@@ -296,30 +388,41 @@ def stored_handwritten(results: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
             f"{HANDWRITTEN_COMMIT}: restore them with git checkout 789b105 -- {results}"
         )
     summary = pd.read_parquet(summary_path)
-    hand = summary[summary.sampler.str.startswith("hand-written")]
+    retired = (summary.model == "latent_interaction") & summary.sampler.str.startswith(
+        "hand-written"
+    )
     stored = pd.read_parquet(pairs_path)
     if "commit" not in stored.columns:
         stored = stored.assign(commit=HANDWRITTEN_COMMIT)
-    latent_pairs = stored[stored.model == "latent_interaction"]
-    if hand.empty or latent_pairs.empty:
+    latent_pairs = stored.model == "latent_interaction"
+    if not retired.any() or not latent_pairs.any():
         raise SystemExit(f"{summary_path}: no hand-written rows (commit {HANDWRITTEN_COMMIT})")
-    return hand.reset_index(drop=True), latent_pairs.reset_index(drop=True)
+    keep = retired | ~summary.model.isin(rerun)
+    keep_pairs = latent_pairs | ~stored.model.isin(rerun)
+    return summary[keep].reset_index(drop=True), stored[keep_pairs].reset_index(drop=True)
 
 
 def run_model(name: str, reps: int) -> dict:
     """One comparison's rows (run in a process of its own)."""
     out = {"summary": [], "pairs": []}
-    {"glmm": glmm, "regression": regression, "latent": latent}[name](reps, out)
+    comparisons = {
+        "glmm": glmm,
+        "regression": regression,
+        "latent": latent,
+        "ordinal_cfa": ordinal_cfa,
+    }
+    comparisons[name](reps, out)
     return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=32)
-    parser.add_argument("--models", nargs="+", default=["glmm", "regression", "latent"])
+    parser.add_argument("--models", nargs="+", default=list(MODEL_NAMES), choices=MODEL_NAMES)
     parser.add_argument("--out", type=Path, default=OUT, help="where the files are written")
     args = parser.parse_args()
-    hand, hand_pairs = stored_handwritten(OUT)  # before anything is written
+    # before anything is written
+    hand, hand_pairs = stored_rows(OUT, [MODEL_NAMES[m] for m in args.models])
     out = {"summary": [], "pairs": []}
     # each comparison in a fresh process, as a worker runs a condition (its environment:
     # single-threaded XLA): run after the others in one process, the 16-wide latent
@@ -364,7 +467,8 @@ def main() -> None:
         f"NUTS: {NUTS.chains} chains x {NUTS.warmup} + {NUTS.draws}. Seconds per replication "
         "exclude compilation (`compile_s`, once per program); ESS over the estimands both fits "
         "report (latent interaction: those the hand-written sampler reported, no indicator "
-        "intercepts).",
+        "intercepts). Rows of the models a run leaves out are the stored rows of the commit "
+        "in their `commit` column.",
         "",
         f"The hand-written latent interaction sampler was retired after commit "
         f"{HANDWRITTEN_COMMIT}: its rows (`commit` {HANDWRITTEN_COMMIT}) are the stored "
@@ -384,8 +488,9 @@ def main() -> None:
         "",
         "Compiled against hand-written, per model and width: time per minimum ESS (the issue's "
         "gate: at most 1.5, aim 1.2) and the share of converged fits (R-hat <= 1.01 and bulk "
-        f"ESS >= 400 on every estimand). The hand-written side is the stored measurement of "
-        f"commit {HANDWRITTEN_COMMIT}, the compiled side this run's:",
+        "ESS >= 400 on every estimand). For the latent interaction model the hand-written side "
+        f"is the stored measurement of commit {HANDWRITTEN_COMMIT}; the ordinal CFA's two "
+        "samplers took turns on the same data sets in one run:",
         "",
         frame_markdown(ratio) if len(ratio) else "(no model with both)",
         "",
@@ -416,7 +521,7 @@ def _ratios(summary: pd.DataFrame) -> pd.DataFrame:
                     "converged compiled": c.converged,
                     "converged hand-written": h.converged,
                     "compiled at": c.commit,
-                    "hand-written at (stored)": h.commit,
+                    "hand-written at": h.commit,
                 }
             )
     return pd.DataFrame(rows)

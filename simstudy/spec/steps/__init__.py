@@ -16,7 +16,7 @@ from simstudy.spec.steps.factor_location import factor_locations
 from simstudy.spec.steps.factor_scale import factor_scales
 from simstudy.spec.steps.nodes import NodeGroup
 from simstudy.spec.steps.nominal import NominalPredictor
-from simstudy.spec.steps.ordered import OrderedResponses
+from simstudy.spec.steps.ordered import ordered_steps
 from simstudy.spec.steps.random_effects import RandomEffects
 from simstudy.spec.steps.variances import Variances
 
@@ -40,9 +40,7 @@ def build(lay: Layout) -> tuple[Step, ...]:
     n_general = len(lay.general)
     measured = lay.measurement is not None
     first_ordered = n_general + 1 + measured + sum(b.level is not None for b in lay.blocks)
-    steps: list[Step] = [
-        OrderedResponses.of(lay, o, first_ordered + k) for k, o in enumerate(lay.ordered)
-    ]
+    steps: list[Step] = list(ordered_steps(lay, first_ordered))
     steps += [NominalPredictor.of(lay, nom) for nom in lay.nominals]
     steps += [NodeGroup.of(lay, k, n_general) for k in range(len(lay.node_groups))]
     leveled = [b for b in lay.blocks if b.level is not None]
@@ -60,7 +58,7 @@ def build(lay: Layout) -> tuple[Step, ...]:
     steps += [Covariance(b) for b in lay.blocks if len(b.members) > 1]
     free_coefs, blocks = lay.free_coefs, lay.blocks
     steps += factor_scales(
-        lay.equations, free_coefs, lay.general, blocks, lay.latents, lay.measurement
+        lay.equations, free_coefs, lay.general, blocks, lay.latents, lay.measurement, lay.ordered
     )
     steps += factor_locations(lay.equations, lay.general, blocks, lay.latents, lay.measurement)
     return tuple(steps)

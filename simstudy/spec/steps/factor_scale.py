@@ -17,6 +17,15 @@ variance); the scores' density cancels their Jacobian. The draw is
 :func:`~simstudy.blocks.group.group_scale`. Moves of several factors do not commute (a product
 term scales with both), so they are made one after another, each from its own conditional.
 
+Where a fixed-coefficient term sits in a probit ordered variable's equation (an ordered marker),
+its latent responses pin ``g`` as tightly as a continuous indicator would, where the categories
+say much less (Albert & Chib's augmentation: the factor's scale then crawls, and the marker's
+thresholds with it). There the move draws ``g`` with those latent responses integrated out:
+random-walk Metropolis steps in ``log g`` on the target above whose marker part is the
+categories' probit likelihood, then the responses are drawn afresh given the moved scores (a
+joint draw of ``g`` and the responses, so the chain keeps its posterior). The walk's scale
+follows the state (``1 / sqrt`` of the target's curvature terms), with its Hastings correction.
+
 A factor gets a move when its scale is not pinned (a free variance), its own equation has no
 fixed non-zero coefficient and no random term, and every term holding it holds it once and
 outside a random term; the others keep the plain updates.
@@ -26,20 +35,28 @@ Location moves are :mod:`.factor_location`.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from simstudy.blocks import ordinal
 from simstudy.blocks.group import group_scale, rescale_covariance
 from simstudy.spec import evaluate as ev
-from simstudy.spec.dgm import ROW_REAL
-from simstudy.spec.ir import CovBlock, Equation
+from simstudy.spec.dgm import ROW_REAL, observed_key
+from simstudy.spec.ir import CovBlock, Equation, Ordered
 from simstudy.spec.steps.base import Context, Noise, NoiseSizes, State, StepDefaults
 from simstudy.spec.steps.measurement import Measurement, indicator_priors, marker_terms
+from simstudy.spec.steps.ordered import responses
+
+#: Random-walk Metropolis steps in ``log g`` of a move with an ordered marker, per sweep.
+WALK_STEPS = 3
+#: The walk's scale times ``1 / sqrt(curvature)`` (about 2.4 for one dimension).
+WALK_SCALE = 2.4
 
 if TYPE_CHECKING:
     from simstudy.spec.sweep import Layout
@@ -56,6 +73,7 @@ class FactorScale(StepDefaults):
     loadings_free: tuple[bool, ...]  # per indicator: a free loading on this factor (1 / g)
     loadings_fixed: tuple[bool, ...]  # per indicator: a fixed loading on this factor
     fixed_terms: tuple[tuple[int, float, tuple[str, ...]], ...]  # (equation, value, monomial)
+    collapsed: tuple[Ordered, ...] = ()  # probit ordered variables among the fixed terms' targets
 
     @property
     def n_up(self) -> int:
@@ -73,13 +91,20 @@ class FactorScale(StepDefaults):
         return f"factor_scale:{self.factor}"
 
     def noise(self, lay: Layout, data: Mapping[str, Any]) -> NoiseSizes:
-        """A normal and a uniform for the draw of ``g``."""
+        """A normal and a uniform for the draw of ``g``.
+
+        With an ordered marker: one of each per walk step, and a key for its responses.
+        """
+        if self.collapsed:
+            steps = {self.name: WALK_STEPS}
+            return NoiseSizes(normal=steps, uniform=steps, keys=1)
         return NoiseSizes(normal={self.name: 1}, uniform={self.name: 1})
 
     def update(self, state: State, data: Mapping[str, Any], noise: Noise, ctx: Context) -> State:
         """Draw ``g`` from its conditional and rescale the factor with its parameters."""
-        z = (noise.normal[self.name][0], jnp.log(noise.uniform[self.name][0]))
-        return _scale_factor(ctx.layout, state, data, self, ctx, z)
+        z = (noise.normal[self.name], jnp.log(noise.uniform[self.name]))
+        key = noise.keys[0] if self.collapsed else None
+        return _scale_factor(ctx.layout, state, data, self, ctx, z, key)
 
 
 def factor_scales(
@@ -89,13 +114,17 @@ def factor_scales(
     blocks: Sequence[CovBlock],
     latents: Sequence[str],
     measurement: Measurement | None,
+    ordered: Sequence[Ordered] = (),
 ) -> tuple[FactorScale, ...]:
     """The scale move of every latent factor that can have one (see the module docstring)."""
     out = []
+    probit = {o.name: o for o in ordered if o.link == "probit"}
     for f in latents:
         move = _factor_scale(f, equations, free_coefs, general, blocks, measurement)
         if move is not None:
-            out.append(move)
+            targets = dict.fromkeys(equations[i].target for i, _, _ in move.fixed_terms)
+            collapsed = tuple(probit[t] for t in targets if t in probit)
+            out.append(dataclasses.replace(move, collapsed=collapsed))
     return tuple(out)
 
 
@@ -155,7 +184,9 @@ def _factor_scale(f, equations, free_coefs, general, blocks, measurement) -> Fac
     )
 
 
-def _scale_factor(lay: Layout, state: State, data, move: FactorScale, ctx: Context, noise):
+def _scale_factor(
+    lay: Layout, state: State, data, move: FactorScale, ctx: Context, noise, key=None
+) -> State:
     """The scale move of one latent factor (see the module docstring)."""
     priors, sums = ctx.priors, ctx.sums
     coef = state["coef"]
@@ -191,9 +222,19 @@ def _scale_factor(lay: Layout, state: State, data, move: FactorScale, ctx: Conte
         shape, scale = priors.variance_ig(latent_prior)
         c = c + scale / variance
         e = move.n_up - move.n_down - 2 * shape - 1
-    g = group_scale(None, a, b, c, jnp.asarray(e, dtype=float), noise=noise, d=d)
+    e = jnp.asarray(e, dtype=float)
+    if move.collapsed:
+        marker = _collapsed_terms(lay, state, data, move)
+        g = _walk(marker, a, b, c, d, e, noise)
+    else:
+        g = group_scale(None, a, b, c, e, noise=(noise[0][0], noise[1][0]), d=d)
     real = data[ROW_REAL]
     nodes = {**state["nodes"], move.factor: jnp.where(real, g, 1.0) * state["nodes"][move.factor]}
+    if move.collapsed:  # the markers' responses given the moved scores
+        for k, o in enumerate(move.collapsed):
+            mean = marker.mean0[k] + (g - 1) * marker.parts[k][3]
+            thr = state["thr"][o.name]
+            nodes[o.name] = responses(jax.random.fold_in(key, k), o, data, thr, mean)
     coef = dict(coef)
     for t in {t for t, _ in (*move.up, *move.down)}:
         power = np.zeros(coef[t].shape[0])  # per coefficient: g^power
@@ -227,7 +268,10 @@ def _fixed_term_stats(
     """
     vals = ev.full_values(lay, state, data)
     a, b = jnp.asarray(0.0), jnp.asarray(0.0)
+    collapsed = {o.name for o in move.collapsed}
     for i in sorted({t[0] for t in move.fixed_terms}):
+        if lay.equations[i].target in collapsed:
+            continue
         terms = [(v, f) for j, v, f in move.fixed_terms if j == i]
         scale = jnp.sqrt(weights[i] / ev.variance(lay, state, i))
         mk = sum(v * ev.product(vals, f) for v, f in terms) * scale
@@ -235,3 +279,79 @@ def _fixed_term_stats(
         a = a + (mk**2).sum()
         b = b + ((s0 + mk) * mk).sum()
     return a, b
+
+
+class _Marker(NamedTuple):
+    """An ordered marker's part of the target: per variable (weight, lo, hi, moving) per row.
+
+    Along the move its latent response's mean is ``mean0 - moving + g * moving``, so its
+    category's probability is ``F(hi' - g moving) - F(lo' - g moving)`` with ``lo' = lo -
+    mean0 + moving`` (stored as ``lo``, ``hi``).
+    """
+
+    parts: tuple[tuple[jax.Array, jax.Array, jax.Array, jax.Array], ...]
+    mean0: tuple[jax.Array, ...]
+    info: jax.Array  # sum of weight * moving^2: the curvature the categories give, at most
+
+
+def _collapsed_terms(lay: Layout, state: State, data, move: FactorScale) -> _Marker:
+    """The ordered markers' categories as functions of ``g`` (responses integrated out)."""
+    vals = ev.full_values(lay, state, data)
+    rows = data[ROW_REAL].shape[0]
+    parts, means, info = [], [], jnp.asarray(0.0)
+    for o in move.collapsed:
+        i = next(k for k, eq in enumerate(lay.equations) if eq.target == o.name)
+        eq = lay.equations[i]
+        coefs = ev.coef_vector(eq, state["coef"].get(o.name, jnp.zeros(0)), lay.free_coefs[i])
+        mean0 = jnp.broadcast_to(ev.equation_mean(eq, coefs, vals), (rows,))
+        moving = jnp.broadcast_to(
+            sum(v * ev.product(vals, f) for j, v, f in move.fixed_terms if j == i), (rows,)
+        )
+        weight = (data[observed_key(o.name)] & data[ROW_REAL]).astype(float)
+        mask = jnp.ones((1, o.categories - 1), dtype=bool)
+        tau = ordinal.thresholds(state["thr"][o.name].u, mask)
+        lo, hi = ordinal.bounds(tau, data[o.name][:, None])
+        shift = moving - mean0
+        parts.append((weight, lo[:, 0] + shift, hi[:, 0] + shift, moving))
+        means.append(mean0)
+        info = info + (weight * moving**2).sum()
+    return _Marker(tuple(parts), tuple(means), info)
+
+
+def _walk(marker: _Marker, a, b, c, d, e, noise) -> jax.Array:
+    """``g`` by :data:`WALK_STEPS` random-walk Metropolis steps in ``t = log g``.
+
+    The target: ``-a g^2 / 2 + b g - c / g^2 + d / g + (e + 1) t`` (as
+    :func:`~simstudy.blocks.group.group_scale`'s) plus the ordered markers' log likelihood
+    of their categories. The step's scale at ``t`` is :data:`WALK_SCALE` over the square
+    root of ``g^2 (info + a) + 4 c / g^2 + 1`` (what the target's curvature is made of, as
+    the state along the move has it), so the Hastings ratio corrects for its change.
+    """
+    link = "probit"
+
+    def log_target(t):
+        g = jnp.exp(t)
+        out = -a * g**2 / 2 + b * g - c / g**2 + d / g + (e + 1) * t
+        for w, lo, hi, moving in marker.parts:
+            cell = ordinal.log_interval(link, lo - g * moving, hi - g * moving)
+            out = out + jnp.where(w > 0, w * cell, 0.0).sum()
+        return out
+
+    def log_scale(t):
+        g2 = jnp.exp(2 * t)
+        return jnp.log(WALK_SCALE) - 0.5 * jnp.log(g2 * (marker.info + a) + 4 * c / g2 + 1.0)
+
+    z, log_u = noise
+    t, current = jnp.asarray(0.0), log_target(jnp.asarray(0.0))
+    for k in range(WALK_STEPS):
+        s_here = log_scale(t)
+        proposal = t + jnp.exp(s_here) * z[k]
+        s_there = log_scale(proposal)
+        step2 = (proposal - t) ** 2
+        hastings = s_here - s_there - step2 / (2 * jnp.exp(2 * s_there))
+        hastings = hastings + step2 / (2 * jnp.exp(2 * s_here))
+        target = log_target(proposal)
+        ratio = jnp.where(jnp.isnan(target), -jnp.inf, target - current + hastings)
+        accept = log_u[k] < ratio
+        t, current = jnp.where(accept, proposal, t), jnp.where(accept, target, current)
+    return jnp.exp(t)

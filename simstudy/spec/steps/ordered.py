@@ -1,4 +1,8 @@
-"""An ordered variable's thresholds, then its latent responses (data augmentation).
+"""Ordered variables' thresholds, then their latent responses (data augmentation).
+
+The variables with the same categories and link are one step (one batch: the thresholds' step
+and the responses over an N × m array, the variables' values computed once); a variable whose
+equation has random effects has one of its own.
 
 Albert & Chib (1993) with Cowles (1996)'s point: thresholds drawn given the latent responses
 barely move, so they move by a Metropolis step with the responses integrated out
@@ -13,10 +17,12 @@ scale move (Liu & Wu 1999's parameter expansion): responses, free coefficients, 
 the equation's random effects times one ``g`` (their covariance block times ``g^2``), drawn
 from its conditional, which leaves every category where it is: the data augmentation alone
 moves along that direction in small steps when the coefficients or random effects explain
-much of the response. Every other step sees the latent response as the variable's value: its
-equation is then a Gaussian one with residual variance 1. The step owns the state's
-``nodes`` entry (the responses) and ``thr`` entry (the thresholds' sampler state)
-of its variable, and records the thresholds ``u|t1 ..``.
+much of the response. A lone variable's random effects that no other equation holds also move
+with its responses integrated out, before they are drawn (:func:`collapsible`,
+:mod:`simstudy.blocks.newton`). Every other step sees the latent response as the variable's
+value: its equation is then a Gaussian one with residual variance 1. The step owns the state's
+``nodes`` entries (the responses) and ``thr`` entries (the thresholds' sampler states)
+of its variables, and records the thresholds ``u|t1 ..``.
 """
 
 from __future__ import annotations
@@ -45,6 +51,49 @@ if TYPE_CHECKING:
 PRECISION = "pg:"
 
 
+def responses(
+    key: jax.Array,
+    variable: Ordered,
+    data: Mapping[str, Any],
+    thr: ordinal.ThresholdState,
+    mean: jax.Array,
+) -> jax.Array:
+    """Latent responses of ``variable`` cut to their categories where observed, uncut elsewhere.
+
+    ``mean``: the equation's mean per row; ``thr``: the thresholds' state (1 × (K-1)).
+    """
+    tau = ordinal.thresholds(thr.u, jnp.ones((1, variable.categories - 1), dtype=bool))
+    return _responses(key, (variable,), data, tau, mean[:, None])[:, 0]
+
+
+def _responses(
+    key: jax.Array,
+    variables: tuple[Ordered, ...],
+    data: Mapping[str, Any],
+    tau: jax.Array,
+    mean: jax.Array,
+) -> jax.Array:
+    """N × m latent responses of ``variables`` (one link, thresholds ``tau``: m × (K-1))."""
+    k_cut, k_free = jax.random.split(key)
+    link = variables[0].link
+    y = jnp.stack([data[v.name] for v in variables], 1)
+    cut = ordinal.latent_responses(k_cut, link, y, tau, mean)
+    noise = jax.random.logistic if link == "logit" else jax.random.normal
+    free = mean + noise(k_free, mean.shape)
+    observed = jnp.stack([data[observed_key(v.name)] for v in variables], 1)
+    return jnp.where(observed, cut, free)
+
+
+def _stack(states: list[ordinal.ThresholdState]) -> ordinal.ThresholdState:
+    """One threshold state of several variables' (each 1 × (K-1)), stacked by rows."""
+    return ordinal.ThresholdState(*(jnp.concatenate(parts) for parts in zip(*states, strict=True)))
+
+
+def _row(state: ordinal.ThresholdState, k: int) -> ordinal.ThresholdState:
+    """Variable ``k``'s threshold state (1 × (K-1)) of a stacked one."""
+    return ordinal.ThresholdState(*(part[k : k + 1] for part in state))
+
+
 def collapsible(lay: Layout, i: int, blocks: tuple[CovBlock, ...]) -> tuple[CovBlock, ...]:
     """The blocks of equation ``i``'s random effects that no other equation holds.
 
@@ -60,51 +109,83 @@ def collapsible(lay: Layout, i: int, blocks: tuple[CovBlock, ...]) -> tuple[CovB
     return tuple(b for b in blocks if not set(b.members) & held)
 
 
+def ordered_steps(lay: Layout, first_key: int) -> list[OrderedResponses]:
+    """The ordered variables' steps, one batch per (categories, link).
+
+    A variable whose equation has random effects has a step of its own. Start keys from
+    ``first_key``, one per step.
+    """
+    groups: dict[Any, list[Ordered]] = {}
+    for o in lay.ordered:
+        i = next(k for k, e in enumerate(lay.equations) if e.target == o.name)
+        key = o.name if lay.equations[i].random else (o.categories, o.link)
+        groups.setdefault(key, []).append(o)
+    return [
+        OrderedResponses.of(lay, tuple(vs), first_key + k) for k, vs in enumerate(groups.values())
+    ]
+
+
 @dataclass(frozen=True)
 class OrderedResponses(StepDefaults):
-    """Thresholds and latent responses of ordered variable ``variable``."""
+    """Thresholds and latent responses of ordered variables with the same categories and link.
 
-    variable: Ordered
-    equation: int  # position of its equation in the layout
-    scalable: bool  # the scale move applies: no fixed non-zero coefficient
-    blocks: tuple[CovBlock, ...] = ()  # the random-effect blocks of its equation
+    A variable whose equation has random effects has a step of its own (its scale move
+    carries its blocks).
+    """
+
+    variables: tuple[Ordered, ...]
+    equations: tuple[int, ...]  # positions of their equations in the layout
+    scalable: tuple[bool, ...]  # per variable: the scale move applies (no fixed coefficient)
+    blocks: tuple[CovBlock, ...] = ()  # the random-effect blocks of a lone variable's equation
     collapsed: tuple[CovBlock, ...] = ()  # those moved with the responses integrated out
     start_key: int | None = None
 
     @classmethod
-    def of(cls, lay: Layout, variable: Ordered, start_key: int) -> OrderedResponses:
-        """The step of one ordered variable."""
-        i = next(k for k, e in enumerate(lay.equations) if e.target == variable.name)
-        eq = lay.equations[i]
-        scalable = all(c.parameter.free or c.parameter.fixed == 0.0 for c in eq.coefficients)
-        effects = {r.effect for r in eq.random}
+    def of(cls, lay: Layout, variables: tuple[Ordered, ...], start_key: int) -> OrderedResponses:
+        """The step of ``variables`` (one, or several with no random effects)."""
+        index = [
+            next(k for k, e in enumerate(lay.equations) if e.target == o.name) for o in variables
+        ]
+        scalable = tuple(
+            all(c.parameter.free or c.parameter.fixed == 0.0 for c in lay.equations[i].coefficients)
+            for i in index
+        )
+        effects = {r.effect for i in index for r in lay.equations[i].random}
         blocks = tuple(b for b in lay.blocks if b.level is not None and set(b.members) & effects)
-        return cls(variable, i, scalable, blocks, collapsible(lay, i, blocks), start_key)
+        if blocks and len(variables) > 1:
+            raise ValueError("an ordered variable with random effects has a step of its own")
+        collapsed = collapsible(lay, index[0], blocks) if blocks else ()
+        return cls(tuple(variables), tuple(index), scalable, blocks, collapsed, start_key)
+
+    @property
+    def categories(self) -> int:
+        """The variables' number of categories."""
+        return self.variables[0].categories
 
     @property
     def mask(self) -> jax.Array:
-        """1 × (K-1): every threshold slot is used."""
-        return jnp.ones((1, self.variable.categories - 1), dtype=bool)
+        """Every threshold slot is used (m × (K-1), m variables)."""
+        return jnp.ones((len(self.variables), self.categories - 1), dtype=bool)
 
     @property
     def moving(self) -> jax.Array:
-        """1 × (K-1): the free thresholds (all but the first where the intercept is free)."""
-        return jnp.asarray([[t.free for t in self.variable.thresholds()]])
+        """The free thresholds, m × (K-1): all but the first where the intercept is free."""
+        return jnp.asarray([[t.free for t in v.thresholds()] for v in self.variables])
 
     @property
-    def n_free(self) -> int:
-        """How many thresholds are free."""
-        return sum(t.free for t in self.variable.thresholds())
+    def n_free(self) -> tuple[int, ...]:
+        """How many thresholds of each variable are free."""
+        return tuple(sum(t.free for t in v.thresholds()) for v in self.variables)
 
     @property
     def logit(self) -> bool:
         """Whether the link is the logit."""
-        return self.variable.link == "logit"
+        return self.variables[0].link == "logit"
 
     def noise(self, lay: Layout, data: Mapping[str, Any]) -> NoiseSizes:
         """A key (thresholds, responses, scale); under the logit the precisions' uniforms."""
         rows = data[ROW_REAL].shape[0]
-        uniform = {self.variable.name: 2 * TERMS * rows} if self.logit else {}
+        uniform = {v.name: 2 * TERMS * rows for v in self.variables} if self.logit else {}
         return NoiseSizes(uniform=uniform, keys=1)
 
     def init(self, key: jax.Array | None, data: Mapping[str, Any], lay: Layout) -> State:
@@ -112,104 +193,113 @@ class OrderedResponses(StepDefaults):
 
         Responses drawn in their categories around 0.
         """
-        u, k = self.variable.name, self.variable.categories
+        nodes, thr = {}, {}
         real = data[ROW_REAL].astype(float)
-        obs = data[observed_key(u)].astype(float) * real
-        below = ((data[u][:, None] < jnp.arange(1, k)) * obs[:, None]).sum(0)
-        prop = jnp.clip(below / jnp.maximum(obs.sum(), 1.0), 0.02, 0.98)
-        tau = jax.lax.cummax(jax.scipy.special.ndtri(prop)) + 0.05 * jnp.arange(k - 1)
-        if self.variable.intercept:  # the first at 0, the intercept's start (0) stands in
-            tau = tau - tau[0]
-        start = ordinal.threshold_start(ordinal.unconstrain(tau[None, :]))
-        ystar = self._responses(key, data, start, jnp.zeros(real.shape))
-        nodes = {u: ystar}
-        if self.logit:  # the logistic's variance, pi^2 / 3, as a precision per row
-            nodes[PRECISION + u] = jnp.full(real.shape, 3 / jnp.pi**2)
-        return {"nodes": nodes, "thr": {u: start}}
-
-    def _responses(
-        self, key: jax.Array, data: Mapping[str, Any], thr: ordinal.ThresholdState, mean: Any
-    ) -> jax.Array:
-        """Latent responses cut to their categories where observed, uncut elsewhere."""
-        u = self.variable.name
-        k_cut, k_free = jax.random.split(key)
-        tau = ordinal.thresholds(thr.u, self.mask)
-        link = self.variable.link
-        cut = ordinal.latent_responses(k_cut, link, data[u][:, None], tau, mean[:, None])[:, 0]
-        noise = jax.random.logistic if self.logit else jax.random.normal
-        free = mean + noise(k_free, mean.shape)
-        return jnp.where(data[observed_key(u)], cut, free)
+        for n, v in enumerate(self.variables):
+            u, k = v.name, v.categories
+            obs = data[observed_key(u)].astype(float) * real
+            below = ((data[u][:, None] < jnp.arange(1, k)) * obs[:, None]).sum(0)
+            prop = jnp.clip(below / jnp.maximum(obs.sum(), 1.0), 0.02, 0.98)
+            tau = jax.lax.cummax(jax.scipy.special.ndtri(prop)) + 0.05 * jnp.arange(k - 1)
+            if v.intercept:  # the first at 0, the intercept's start (0) stands in
+                tau = tau - tau[0]
+            start = ordinal.threshold_start(ordinal.unconstrain(tau[None, :]))
+            nodes[u] = responses(jax.random.fold_in(key, n), v, data, start, jnp.zeros(real.shape))
+            if self.logit:  # the logistic's variance, pi^2 / 3, as a precision per row
+                nodes[PRECISION + u] = jnp.full(real.shape, 3 / jnp.pi**2)
+            thr[u] = start
+        return {"nodes": nodes, "thr": thr}
 
     def update(self, state: State, data: Mapping[str, Any], noise: Noise, ctx: Context) -> State:
-        """Thresholds given the equation's mean, then the latent responses."""
-        lay, i = ctx.layout, self.equation
-        u = self.variable.name
-        eq = lay.equations[i]
-        vals = ev.full_values(lay, state, data)
-        coefs = ev.coef_vector(eq, state["coef"].get(u, jnp.zeros(0)), lay.free_coefs[i])
+        """Thresholds given the equations' means, then the latent responses (one batch)."""
+        lay = ctx.layout
+        names = [v.name for v in self.variables]
+        vals = ev.full_values(lay, state, data)  # once for every variable of the step
         rows = data[ROW_REAL].shape[0]
-        mean = jnp.broadcast_to(ev.equation_mean(eq, coefs, vals), (rows,))
-        weight = (data[observed_key(u)] & data[ROW_REAL]).astype(float)
+        real = data[ROW_REAL]
+        mean = self._means(state, vals, lay, rows)  # N × m
+        weight = jnp.stack([(data[observed_key(u)] & real).astype(float) for u in names], 1)
         k_thr, k_resp = jax.random.split(noise.keys[0])
-        thr = state["thr"][u]
-        if self.n_free:
+        thr = _stack([state["thr"][u] for u in names])
+        if any(self.n_free):
+            y = jnp.stack([data[u] for u in names], 1)
             thr = ordinal.threshold_step(
-                k_thr,
-                thr,
-                self.variable.link,
-                data[u][:, None],
-                weight[:, None],
-                mean[:, None],
-                self.mask,
-                ctx.priors.coef_sd,
-                ctx.adapt,
-                self.moving,
-            )
-        if self.collapsed:
-            state = self._collapsed_effects(jax.random.fold_in(k_thr, 1), state, data, thr, ctx)
-            vals = ev.full_values(lay, state, data)
-            mean = jnp.broadcast_to(ev.equation_mean(eq, coefs, vals), (rows,))
-        ystar = self._responses(k_resp, data, thr, mean)
+                k_thr, thr, self.variables[0].link, y, weight, mean, self.mask,
+                ctx.priors.coef_sd, ctx.adapt, self.moving,
+            )  # fmt: skip
+        if self.collapsed:  # a lone variable's own random effects
+            k_eff = jax.random.fold_in(k_thr, 1)
+            state = self._collapsed_effects(k_eff, state, data, _row(thr, 0), ctx)
+            mean = self._means(state, ev.full_values(lay, state, data), lay, rows)
+        tau = ordinal.thresholds(thr.u, self.mask)
+        ystar = _responses(k_resp, self.variables, data, tau, mean)
         nodes = {**state["nodes"]}
-        precision = jnp.ones(rows)
+        precision = jnp.ones((rows, len(names)))
         if self.logit:
-            uniforms = noise.uniform[u].reshape(2, TERMS, rows)
-            precision = pg_draw(uniforms, ystar - mean)
-            nodes[PRECISION + u] = precision
-        coef = state["coef"].get(u, jnp.zeros(0))
+            uniforms = [noise.uniform[u].reshape(2, TERMS, rows) for u in names]
+            precision = jnp.stack(
+                [pg_draw(w, ystar[:, k] - mean[:, k]) for k, w in enumerate(uniforms)], 1
+            )
+            nodes |= {PRECISION + u: precision[:, k] for k, u in enumerate(names)}
+        coefs = {u: state["coef"].get(u, jnp.zeros(0)) for u in names}
         re, cov = state["re"], state["cov"]
-        if self.scalable:
-            g = self._scale(noise.keys[0], ystar, mean, precision, coef, thr, state, data, ctx)
-            real = data[ROW_REAL]
-            ystar = jnp.where(real, g * ystar, ystar)
-            coef = g * coef
+        if any(self.scalable):
+            g = self._scale(noise.keys[0], ystar, mean, precision, coefs, thr, state, data, ctx)
+            g = jnp.where(jnp.asarray(self.scalable), g, 1.0)
+            ystar = jnp.where(real[:, None], g * ystar, ystar)
+            coefs = {u: g[k] * c for k, (u, c) in enumerate(coefs.items())}
             first, log_gaps = thr.u[:, :1], thr.u[:, 1:]
-            thr = thr._replace(u=jnp.concatenate([g * first, log_gaps + jnp.log(g)], -1))
+            thr = thr._replace(
+                u=jnp.concatenate([g[:, None] * first, log_gaps + jnp.log(g)[:, None]], -1)
+            )
             re, cov = dict(re), dict(cov)
-            for b in self.blocks:
+            for b in self.blocks:  # a lone variable's
                 there = data[cluster_key(b.level)][:, None]
-                re[b.name] = jnp.where(there, g * re[b.name], re[b.name])
-                cov[b.name] = g**2 * cov[b.name]
+                re[b.name] = jnp.where(there, g[0] * re[b.name], re[b.name])
+                cov[b.name] = g[0] ** 2 * cov[b.name]
+        nodes |= {u: ystar[:, k] for k, u in enumerate(names)}
+        coef = {**state["coef"], **{u: c for u, c in coefs.items() if u in state["coef"]}}
         return {
             **state,
             "re": re,
             "cov": cov,
-            "coef": {**state["coef"], u: coef} if u in state["coef"] else state["coef"],
-            "nodes": {**nodes, u: ystar},
-            "thr": {**state["thr"], u: thr},
+            "coef": coef,
+            "nodes": nodes,
+            "thr": {**state["thr"], **{u: _row(thr, k) for k, u in enumerate(names)}},
         }
+
+    def _means(self, state: State, vals: Mapping[str, Any], lay: Layout, rows: int) -> jax.Array:
+        """The variables' equation means, N × m."""
+        return jnp.stack(
+            [
+                jnp.broadcast_to(
+                    ev.equation_mean(
+                        lay.equations[i],
+                        ev.coef_vector(
+                            lay.equations[i],
+                            state["coef"].get(v.name, jnp.zeros(0)),
+                            lay.free_coefs[i],
+                        ),
+                        vals,
+                    ),
+                    (rows,),
+                )
+                for v, i in zip(self.variables, self.equations, strict=True)
+            ],
+            1,
+        )
 
     def _collapsed_effects(
         self, key: jax.Array, state: State, data: Mapping[str, Any], thr: Any, ctx: Context
     ) -> State:
         """Each collapsible block's effects by Newton–Metropolis on the categories' likelihood."""
-        lay, i, u = ctx.layout, self.equation, self.variable.name
+        lay, i, u = ctx.layout, self.equations[0], self.variables[0].name
         eq = lay.equations[i]
         coefs = ev.coef_vector(eq, state["coef"].get(u, jnp.zeros(0)), lay.free_coefs[i])
         rows = data[ROW_REAL].shape[0]
         weight = (data[observed_key(u)] & data[ROW_REAL]).astype(float)
-        tau = ordinal.thresholds(thr.u, self.mask)[0]
-        link, y = self.variable.link, data[u]
+        tau = ordinal.thresholds(thr.u, self.mask[:1])[0]
+        link, y = self.variables[0].link, data[u]
 
         def loglik(eta):
             return weight * ordinal.category_log_prob(link, tau, y, eta)
@@ -283,8 +373,8 @@ class OrderedResponses(StepDefaults):
             cov = rescale_covariance(cov, k, c)
         return effects, cov
 
-    def _scale(self, key, ystar, mean, precision, coef, thr, state, data, ctx) -> jax.Array:
-        """``g`` of the scale move: ``-a g^2 / 2 + b g + (D - 1) log g``.
+    def _scale(self, key, ystar, mean, precision, coefs, thr, state, data, ctx) -> jax.Array:
+        """Per variable, ``g`` of the scale move: ``-a g^2 / 2 + b g + (D - 1) log g``.
 
         ``a``: the responses' squared residuals (times their precisions) plus the free
         coefficients' and thresholds' squares over their prior variances; ``b``: the
@@ -293,21 +383,25 @@ class OrderedResponses(StepDefaults):
         their density but for its normaliser, which their Jacobian cancels; the covariance's
         prior and its entries' Jacobian ``g^(q (q + 1))`` enter as a correction of the draw.
         """
-        lay, i = ctx.layout, self.equation
+        lay = ctx.layout
         real = data[ROW_REAL].astype(float)
-        means, sds = map(
-            jnp.asarray, ctx.priors.equation_prior(lay.equations[i], lay.free_coefs[i])
-        )
-        tau = ordinal.thresholds(thr.u, self.mask)[0]
-        tau_var = ctx.priors.coef_sd**2
-        a = (real * precision * (ystar - mean) ** 2).sum() + (coef**2 / sds**2).sum()
-        a = a + (tau**2).sum() / tau_var
-        b = (coef * means / sds**2).sum()
-        dims = real.sum() + coef.size + self.n_free
+        tau = ordinal.thresholds(thr.u, self.mask)
+        a = (real[:, None] * precision * (ystar - mean) ** 2).sum(0)
+        a = a + (tau**2).sum(-1) / ctx.priors.coef_sd**2
+        b, dims = [], []
+        for k, (coef, i) in enumerate(zip(coefs.values(), self.equations, strict=True)):
+            means, sds = map(
+                jnp.asarray, ctx.priors.equation_prior(lay.equations[i], lay.free_coefs[i])
+            )
+            a = a.at[k].add((coef**2 / sds**2).sum())
+            b.append((coef * means / sds**2).sum())
+            dims.append(coef.size + self.n_free[k])
+        b = jnp.stack(b)
+        dims = real.sum() + jnp.asarray(dims, dtype=float)
         priors = ctx.priors
 
         def covariance_prior(g: jax.Array) -> jax.Array:
-            out = jnp.asarray(0.0)
+            out = jnp.zeros_like(g)
             for blk in self.blocks:
                 q = len(blk.members)
                 pa, pb = priors.block_variance_prior(blk)
@@ -316,22 +410,27 @@ class OrderedResponses(StepDefaults):
                 def log_prior(m, pa=pa, pb=pb):
                     return lkj_log_prior(m, priors.lkj_eta, priors.cov_prior, pa, pb)
 
-                out = out + log_prior(g**2 * phi) - log_prior(phi) + q * (q + 1) * jnp.log(g)
+                out = out + log_prior(g[0] ** 2 * phi) - log_prior(phi) + q * (q + 1) * jnp.log(g)
             return out
 
         extra = covariance_prior if self.blocks else None
-        return group_scale(jax.random.fold_in(key, 1), a, b, jnp.asarray(0.0), dims - 1, extra)
+        zero = jnp.zeros_like(a)
+        return group_scale(jax.random.fold_in(key, 1), a, b, zero, dims - 1, extra)
 
     def after(self, state: State, data: Mapping[str, Any], ctx: Context) -> Context:
-        """Under the logit, the equation's row weights times the precisions just drawn."""
+        """Under the logit, the equations' row weights times the precisions just drawn."""
         if not self.logit:
             return ctx
-        i = self.equation
-        w = ev.weight(ctx.layout.equations[i], ctx.layout, data)
-        weights = {**ctx.weights, i: w * state["nodes"][PRECISION + self.variable.name]}
+        weights = dict(ctx.weights)
+        for v, i in zip(self.variables, self.equations, strict=True):
+            w = ev.weight(ctx.layout.equations[i], ctx.layout, data)
+            weights[i] = w * state["nodes"][PRECISION + v.name]
         return ctx.with_(weights=weights)
 
     def collect(self, state: State, lay: Layout) -> dict[str, jax.Array]:
         """The thresholds, by lavaan name."""
-        tau = ordinal.thresholds(state["thr"][self.variable.name].u, self.mask)[0]
-        return {p.name: tau[k] for k, p in enumerate(self.variable.thresholds()) if p.free}
+        out = {}
+        for v in self.variables:
+            tau = ordinal.thresholds(state["thr"][v.name].u, self.mask[:1])[0]
+            out |= {p.name: tau[k] for k, p in enumerate(v.thresholds()) if p.free}
+        return out
