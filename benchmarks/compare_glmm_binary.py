@@ -109,6 +109,10 @@ def main() -> None:
     parser.add_argument("--links", nargs="+", default=["probit", "logit"])
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
+    # the code measured: HEAD when the run starts (a commit during the run must not relabel it)
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=OUT
+    ).stdout.strip()
     os.environ.update(worker_env())
     spawn = multiprocessing.get_context("spawn")
     summary, pair = [], []
@@ -117,9 +121,6 @@ def main() -> None:
             part = pool.submit(run_link, link, args.reps).result()
         summary += part["summary"]
         pair += part["pairs"]
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=OUT
-    ).stdout.strip()
     summary = pd.DataFrame(summary).assign(commit=commit)
     pair = pd.concat(pair, ignore_index=True).assign(commit=commit)
     args.out.mkdir(parents=True, exist_ok=True)
