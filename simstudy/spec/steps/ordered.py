@@ -14,7 +14,16 @@ the equation's random effects times one ``g`` (their covariance block times ``g^
 from its conditional, which leaves every category where it is: the data augmentation alone
 moves along that direction in small steps when the coefficients or random effects explain
 much of the response. Every other step sees the latent response as the variable's value: its
-equation is then a Gaussian one with residual variance 1. The step owns the state's
+equation is then a Gaussian one with residual variance 1.
+
+An ordered predictor (probit; a binary mediator) enters its children's equations as ``u*``:
+its responses' conditional is then the normal one of its own equation and its children's
+(the node groups' linearised conditional, :func:`~.nodes.linear_terms`), with a per-row mean
+and SD. The thresholds' Metropolis step integrates the responses out of that conditional
+(the children's densities times the category's probability under it), the responses are cut
+from it, and the scale move divides the children's free coefficients on ``u*`` by ``g``, so
+their terms keep their value (it is off where a child has a fixed non-zero coefficient or a
+random slope on ``u*``). The step owns the state's
 ``nodes`` entry (the responses) and ``thr`` entry (the thresholds' sampler state)
 of its variable, and records the thresholds ``u|t1 ..``.
 """
@@ -36,6 +45,7 @@ from simstudy.spec import evaluate as ev
 from simstudy.spec.dgm import ROW_REAL, cluster_key, observed_key
 from simstudy.spec.ir import CovBlock, Ordered
 from simstudy.spec.steps.base import Context, Noise, NoiseSizes, State, StepDefaults
+from simstudy.spec.steps.nodes import involved_equations, linear_terms
 
 if TYPE_CHECKING:
     from simstudy.spec.sweep import Layout
@@ -53,16 +63,31 @@ class OrderedResponses(StepDefaults):
     scalable: bool  # the scale move applies: no fixed non-zero coefficient
     blocks: tuple[CovBlock, ...] = ()  # the random-effect blocks of its equation
     start_key: int | None = None
+    children: tuple[int, ...] = ()  # general equations whose mean holds its response
+    inverse: tuple[tuple[int, int], ...] = ()  # (child, free slot): scaled by 1 / g
 
     @classmethod
     def of(cls, lay: Layout, variable: Ordered, start_key: int) -> OrderedResponses:
         """The step of one ordered variable."""
-        i = next(k for k, e in enumerate(lay.equations) if e.target == variable.name)
+        u = variable.name
+        i = next(k for k, e in enumerate(lay.equations) if e.target == u)
         eq = lay.equations[i]
         scalable = all(c.parameter.free or c.parameter.fixed == 0.0 for c in eq.coefficients)
         effects = {r.effect for r in eq.random}
         blocks = tuple(b for b in lay.blocks if b.level is not None and set(b.members) & effects)
-        return cls(variable, i, scalable, blocks, start_key)
+        children = tuple(j for j in involved_equations(lay, (u,)) if j != i)
+        inverse = []
+        for j in children:  # a child's terms in u* keep their value when scaled by 1 / g
+            child = lay.equations[j]
+            for p, c in enumerate(child.coefficients):
+                if u not in c.factors:
+                    continue
+                if p in lay.free_coefs[j] and c.factors.count(u) == 1:
+                    inverse.append((j, lay.free_coefs[j].index(p)))
+                elif c.parameter.fixed != 0.0:
+                    scalable = False
+            scalable &= not any(u in r.factors for r in child.random)
+        return cls(variable, i, scalable, blocks, start_key, children, tuple(inverse))
 
     @property
     def mask(self) -> jax.Array:
@@ -111,17 +136,44 @@ class OrderedResponses(StepDefaults):
         return {"nodes": nodes, "thr": {u: start}}
 
     def _responses(
-        self, key: jax.Array, data: Mapping[str, Any], thr: ordinal.ThresholdState, mean: Any
+        self,
+        key: jax.Array,
+        data: Mapping[str, Any],
+        thr: ordinal.ThresholdState,
+        mean: Any,
+        sd: Any = 1.0,
     ) -> jax.Array:
-        """Latent responses cut to their categories where observed, uncut elsewhere."""
+        """Latent responses cut to their categories where observed, uncut elsewhere.
+
+        ``mean`` and ``sd``: their conditional's (``sd`` 1 but for a predictor's).
+        """
         u = self.variable.name
         k_cut, k_free = jax.random.split(key)
         tau = ordinal.thresholds(thr.u, self.mask)
         link = self.variable.link
-        cut = ordinal.latent_responses(k_cut, link, data[u][:, None], tau, mean[:, None])[:, 0]
+        cut = ordinal.latent_responses(
+            k_cut, link, data[u][:, None], tau, mean[:, None], _column(sd)
+        )[:, 0]
         noise = jax.random.logistic if self.logit else jax.random.normal
-        free = mean + noise(k_free, mean.shape)
+        free = mean + sd * noise(k_free, mean.shape)
         return jnp.where(data[observed_key(u)], cut, free)
+
+    def _conditional(
+        self, state: State, data: Mapping[str, Any], ctx: Context
+    ) -> tuple[jax.Array, jax.Array]:
+        """Mean and SD per row of a predictor's response given its equation and its children's.
+
+        The node groups' linearised conditional (:func:`~.nodes.linear_terms`) of the one
+        member ``u*``; a padding row gets N(0, 1).
+        """
+        u = self.variable.name
+        current = state["nodes"][u][:, None]
+        involved = (self.equation, *self.children)
+        grad, precision = linear_terms(ctx.layout, state, data, ctx, (u,), involved, (), current)
+        real = data[ROW_REAL]
+        precision = jnp.where(real, precision[:, 0, 0], 1.0)
+        centre = jnp.where(real, current[:, 0] - grad[:, 0] / precision, 0.0)
+        return centre, 1.0 / jnp.sqrt(precision)
 
     def update(self, state: State, data: Mapping[str, Any], noise: Noise, ctx: Context) -> State:
         """Thresholds given the equation's mean, then the latent responses."""
@@ -132,6 +184,8 @@ class OrderedResponses(StepDefaults):
         coefs = ev.coef_vector(eq, state["coef"].get(u, jnp.zeros(0)), lay.free_coefs[i])
         rows = data[ROW_REAL].shape[0]
         mean = jnp.broadcast_to(ev.equation_mean(eq, coefs, vals), (rows,))
+        # a predictor's response given its children too: normal around ``centre``, SD ``sd``
+        centre, sd = self._conditional(state, data, ctx) if self.children else (mean, 1.0)
         weight = (data[observed_key(u)] & data[ROW_REAL]).astype(float)
         k_thr, k_resp = jax.random.split(noise.keys[0])
         thr = state["thr"][u]
@@ -142,13 +196,14 @@ class OrderedResponses(StepDefaults):
                 self.variable.link,
                 data[u][:, None],
                 weight[:, None],
-                mean[:, None],
+                centre[:, None],
                 self.mask,
                 ctx.priors.coef_sd,
                 ctx.adapt,
                 self.moving,
+                _column(sd),
             )
-        ystar = self._responses(k_resp, data, thr, mean)
+        ystar = self._responses(k_resp, data, thr, centre, sd)
         nodes = {**state["nodes"]}
         precision = jnp.ones(rows)
         if self.logit:
@@ -164,6 +219,11 @@ class OrderedResponses(StepDefaults):
             coef = g * coef
             first, log_gaps = thr.u[:, :1], thr.u[:, 1:]
             thr = thr._replace(u=jnp.concatenate([g * first, log_gaps + jnp.log(g)], -1))
+            child_coef = dict(state["coef"])
+            for j, k in self.inverse:
+                t = lay.equations[j].target
+                child_coef[t] = child_coef[t].at[k].divide(g)
+            state = {**state, "coef": child_coef}
             re, cov = dict(re), dict(cov)
             for b in self.blocks:
                 there = data[cluster_key(b.level)][:, None]
@@ -179,12 +239,14 @@ class OrderedResponses(StepDefaults):
         }
 
     def _scale(self, key, ystar, mean, precision, coef, thr, state, data, ctx) -> jax.Array:
-        """``g`` of the scale move: ``-a g^2 / 2 + b g + (D - 1) log g``.
+        """``g`` of the scale move: ``-a g^2 / 2 + b g - c / g^2 + d / g + (D - E - 1) log g``.
 
         ``a``: the responses' squared residuals (times their precisions) plus the free
         coefficients' and thresholds' squares over their prior variances; ``b``: the
         coefficients' prior means' pull; ``D``: how many values the move scales (Jacobian
-        ``g^D``, Haar measure ``1 / g``). Random effects scaled with their covariance keep
+        ``g^D``, Haar measure ``1 / g``). A predictor's children's coefficients on ``u*``
+        (``E`` of them, Jacobian ``g^-E``) are scaled by ``1 / g``, so their terms keep their
+        value: ``c`` and ``d`` are their normal priors' square and mean terms. Random effects scaled with their covariance keep
         their density but for its normaliser, which their Jacobian cancels; the covariance's
         prior and its entries' Jacobian ``g^(q (q + 1))`` enter as a correction of the draw.
         """
@@ -214,8 +276,16 @@ class OrderedResponses(StepDefaults):
                 out = out + log_prior(g**2 * phi) - log_prior(phi) + q * (q + 1) * jnp.log(g)
             return out
 
+        c, d = jnp.asarray(0.0), jnp.asarray(0.0)
+        for j, k in self.inverse:
+            child = lay.equations[j]
+            (m,), (s,) = priors.equation_prior(child, (lay.free_coefs[j][k],))
+            beta = state["coef"][child.target][k]
+            c, d = c + beta**2 / (2 * s**2), d + beta * m / s**2
         extra = covariance_prior if self.blocks else None
-        return group_scale(jax.random.fold_in(key, 1), a, b, jnp.asarray(0.0), dims - 1, extra)
+        e = dims - len(self.inverse) - 1
+        key = jax.random.fold_in(key, 1)
+        return group_scale(key, a, b, c, e, extra, d=d if self.inverse else None)
 
     def after(self, state: State, data: Mapping[str, Any], ctx: Context) -> Context:
         """Under the logit, the equation's row weights times the precisions just drawn."""
@@ -230,3 +300,8 @@ class OrderedResponses(StepDefaults):
         """The thresholds, by lavaan name."""
         tau = ordinal.thresholds(state["thr"][self.variable.name].u, self.mask)[0]
         return {p.name: tau[k] for k, p in enumerate(self.variable.thresholds()) if p.free}
+
+
+def _column(sd: Any) -> Any:
+    """A per-row SD as the N × 1 column the ordinal blocks take (a number as it is)."""
+    return sd[:, None] if jnp.ndim(sd) else sd
