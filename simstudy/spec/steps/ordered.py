@@ -246,9 +246,10 @@ class OrderedResponses(StepDefaults):
         coefficients' prior means' pull; ``D``: how many values the move scales (Jacobian
         ``g^D``, Haar measure ``1 / g``). A predictor's children's coefficients on ``u*``
         (``E`` of them, Jacobian ``g^-E``) are scaled by ``1 / g``, so their terms keep their
-        value: ``c`` and ``d`` are their normal priors' square and mean terms. Random effects scaled with their covariance keep
-        their density but for its normaliser, which their Jacobian cancels; the covariance's
-        prior and its entries' Jacobian ``g^(q (q + 1))`` enter as a correction of the draw.
+        value: ``c`` and ``d`` are their normal priors' square and mean terms. Random effects
+        scaled with their covariance keep their density but for its normaliser, which their
+        Jacobian cancels; the covariance's prior and its entries' Jacobian ``g^(q (q + 1))``
+        enter as a correction of the draw.
         """
         lay, i = ctx.layout, self.equation
         real = data[ROW_REAL].astype(float)
