@@ -335,9 +335,9 @@ def make_model(
                 seen = data[observed_key(t)] & real
                 if t in responses:
                     vals[t] = _responses(t, mean, lo[:, 0], hi[:, 0], seen, real)
-                    continue
-                loglik = ordinal.log_interval(ordered[t].link, lo[:, 0] - mean, hi[:, 0] - mean)
-                numpyro.factor(f"obs:{t}", jnp.where(seen, loglik, 0).sum())
+                else:
+                    loglik = ordinal.log_interval(ordered[t].link, lo[:, 0] - mean, hi[:, 0] - mean)
+                    numpyro.factor(f"obs:{t}", jnp.where(seen, loglik, 0).sum())
             else:
                 with numpyro.handlers.mask(mask=data[observed_key(t)] & real):
                     numpyro.sample(f"obs:{t}", dist.Normal(mean, sd), obs=data[t])
