@@ -106,6 +106,7 @@ def threshold_step(
     prior_sd: float,
     adapt: bool,
     moving: jax.Array | None = None,
+    scale: jax.Array | float = 1.0,
 ) -> ThresholdState:
     """One Metropolis update of every item's thresholds, latent responses integrated out.
 
@@ -128,6 +129,10 @@ def threshold_step(
     moving
         p × (K-1): the slots that move (None: every used one); e.g. all but a first
         threshold fixed at 0 where the intercept is free.
+    scale
+        The latent responses' SD around ``mean`` (N × p, probit; 1: the link's own), where
+        ``mean`` and ``scale`` are a response's conditional given more than its own equation
+        (a predictor's, given its children too).
     """
     moving = cut_mask if moving is None else moving
     k_prop, k_acc = jax.random.split(key)
@@ -135,17 +140,17 @@ def threshold_step(
     def log_post(u):
         tau = thresholds(u, cut_mask)
         lo, hi = bounds(tau, y)
-        loglik = (weight * log_interval(link, lo - mean, hi - mean)).sum(0)
+        loglik = (weight * log_interval(link, (lo - mean) / scale, (hi - mean) / scale)).sum(0)
         used = cut_mask.astype(float)
         prior = (-0.5 * used * (jnp.where(cut_mask, tau, 0.0) / prior_sd) ** 2).sum(-1)
         jacobian = (used[:, 1:] * u[:, 1:]).sum(-1)
         return loglik + prior + jacobian
 
     d = state.u.shape[-1]
-    scale = jnp.exp(state.log_step) * 2.38 / jnp.sqrt(moving.sum(-1).clip(1))
+    step = jnp.exp(state.log_step) * 2.38 / jnp.sqrt(moving.sum(-1).clip(1))
     chol = jnp.linalg.cholesky(state.cov + 1e-8 * jnp.eye(d))
     z = jnp.einsum("pij,pj->pi", chol, jax.random.normal(k_prop, state.u.shape))
-    proposal = state.u + scale[:, None] * moving * z
+    proposal = state.u + step[:, None] * moving * z
     log_ratio = log_post(proposal) - log_post(state.u)
     log_ratio = jnp.where(jnp.isnan(log_ratio), -jnp.inf, log_ratio)
     accept = jnp.log(jax.random.uniform(k_acc, log_ratio.shape)) < log_ratio
@@ -163,15 +168,21 @@ def threshold_step(
 
 
 def latent_responses(
-    key: jax.Array, link: str, y: jax.Array, tau: jax.Array, mean: jax.Array
+    key: jax.Array,
+    link: str,
+    y: jax.Array,
+    tau: jax.Array,
+    mean: jax.Array,
+    scale: jax.Array | float = 1.0,
 ) -> jax.Array:
     """Latent responses ``y*`` from their full conditional.
 
-    The link's distribution around ``mean``, cut to the category of ``y`` (where ``y`` is
+    The link's distribution around ``mean`` (times ``scale``: a probit response's conditional
+    SD given more than its own equation), cut to the category of ``y`` (where ``y`` is
     missing the draw is meaningless but finite).
     """
     lo, hi = bounds(tau, y)
-    a, b = lo - mean, hi - mean
+    a, b = (lo - mean) / scale, (hi - mean) / scale
     flip = a > 0  # draw in the mirrored interval when it lies in the upper tail
     a, b = jnp.where(flip, -b, a), jnp.where(flip, -a, b)
     if link == "probit":
@@ -181,7 +192,7 @@ def latent_responses(
         u = fa + (fb - fa) * jax.random.uniform(key, a.shape)
         u = jnp.clip(u, jnp.finfo(u.dtype).tiny, 1 - jnp.finfo(u.dtype).eps)
         z = jnp.clip(jnp.log(u) - jnp.log1p(-u), a, b)
-    return mean + jnp.where(flip, -z, z)
+    return mean + scale * jnp.where(flip, -z, z)
 
 
 def _truncated_normal(key: jax.Array, a: jax.Array, b: jax.Array) -> jax.Array:

@@ -147,23 +147,26 @@ def simulate(
             current[v] = moments[f"{v}~1"] + draws[:, a]
     eq_noise = jax.random.normal(k_eq, (rows, max(1, len(spec.equations))))
     ordered = {o.name: o for o in spec.ordered}
+    responses: dict[str, jax.Array] = {}  # ordered variables' latent responses
     simulated_exo = set(spec.simulated_exogenous)
     for i, eq in enumerate(spec.order()):
         if eq.target in simulated_exo and not fitted:
             continue  # an incomplete exogenous predictor: simulated above, modelled in fits
         mean = jnp.zeros(rows)
+        drivers = {**current, **responses}  # an ordered predictor enters as its response
         for c in eq.coefficients:
             coef = values[c.parameter.name] if c.parameter.fixed is None else c.parameter.fixed
-            mean = mean + coef * _product(current, c.factors, rows)
+            mean = mean + coef * _product(drivers, c.factors, rows)
         for r in eq.random:
-            mean = mean + current[r.effect] * _product(current, r.factors, rows)
+            mean = mean + current[r.effect] * _product(drivers, r.factors, rows)
         sd = jnp.sqrt(values[eq.variance.name] if eq.variance.fixed is None else eq.variance.fixed)
         noise = eq_noise[:, i]
         if eq.target in ordered and ordered[eq.target].link == "logit":  # the same draw, logistic
             tail = jax.scipy.special.ndtr(-jnp.abs(noise))  # the accurate side in float32
             noise = -jnp.sign(noise) * jax.scipy.special.logit(tail)
         current[eq.target] = mean + sd * noise
-        if eq.target in ordered:  # the category of the latent response
+        if eq.target in ordered:  # the category of the latent response, which children read
+            responses[eq.target] = current[eq.target]
             current[eq.target] = ordered_category(current[eq.target], ordered[eq.target], values)
     data = {ROW_REAL: real}
     if spec.groups:

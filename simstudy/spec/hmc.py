@@ -23,7 +23,9 @@ a variance of 0.
 Other models keep their latents and random effects non-centred (``u = L z`` with
 ``z ~ N(0, I)``); each missing value of a predictor is a standard-normal latent ``z`` with
 ``x = mean + sd * z`` where missing and the datum where observed (the observed ones add
-their likelihood), so the shapes are those of the data set whatever the pattern. Priors are
+their likelihood), so the shapes are those of the data set whatever the pattern. An ordered
+predictor's latent responses are sites too, each mapped into its category's interval
+(:func:`_responses`), and its children read them. Priors are
 the sweep's (:class:`~simstudy.spec.sweep.Priors`, read through its per-equation accessors):
 normal coefficients, half-normal residual SDs (or inverse-gamma variances), LKJ correlations
 with half-normal SDs (or inverse-gamma variances) in covariance blocks.
@@ -284,6 +286,8 @@ def make_model(
     if nodes is not None and not lay.ordered:  # an ordered variable's density is no normal
         return _marginal_model(lay, nodes, resvar_prior, cov_prior)
     ordered = {o.name: o for o in lay.ordered}
+    # ordered predictors: their latent responses are sites, as their children read them
+    responses = {t for t in ordered if any(t in e.variables() for e in lay.equations)}
 
     def model(**data: Any) -> None:
         real = data[ROW_REAL]
@@ -328,13 +332,45 @@ def make_model(
             elif t in ordered:
                 tau = _thresholds(ordered[t], data)
                 lo, hi = ordinal.bounds(tau[None, :], data[t][:, None])
-                loglik = ordinal.log_interval(ordered[t].link, lo[:, 0] - mean, hi[:, 0] - mean)
-                numpyro.factor(f"obs:{t}", jnp.where(data[observed_key(t)] & real, loglik, 0).sum())
+                seen = data[observed_key(t)] & real
+                if t in responses:
+                    vals[t] = _responses(t, mean, lo[:, 0], hi[:, 0], seen, real)
+                else:
+                    loglik = ordinal.log_interval(ordered[t].link, lo[:, 0] - mean, hi[:, 0] - mean)
+                    numpyro.factor(f"obs:{t}", jnp.where(seen, loglik, 0).sum())
             else:
                 with numpyro.handlers.mask(mask=data[observed_key(t)] & real):
                     numpyro.sample(f"obs:{t}", dist.Normal(mean, sd), obs=data[t])
 
     return model
+
+
+def _responses(name: str, mean: Any, lo: Any, hi: Any, seen: Any, real: Any) -> Any:
+    """An ordered predictor's latent responses (probit), each inside its category's interval.
+
+    One unconstrained ``v`` per row: ``lo + (hi - lo) sigmoid(v)`` between two thresholds,
+    ``lo + softplus(v)`` above the last, ``hi - softplus(v)`` below the first, ``v`` itself
+    where the category is missing; their density N(mean, 1) with the map's Jacobian (a padding
+    row's ``v`` is N(0, 1), so the density stays proper).
+    """
+    v = numpyro.sample(f"z:{name}", dist.ImproperUniform(constraints.real, (), real.shape))
+    low, high = seen & jnp.isfinite(lo), seen & jnp.isfinite(hi)
+    both = low & high
+    lo_, hi_ = jnp.where(low, lo, 0.0), jnp.where(high, hi, 0.0)
+    gap = jnp.where(both, hi_ - lo_, 1.0)
+    ystar = jnp.where(
+        both,
+        lo_ + gap * jax.nn.sigmoid(v),
+        jnp.where(low, lo_ + jax.nn.softplus(v), jnp.where(high, hi_ - jax.nn.softplus(v), v)),
+    )
+    log_jac = jnp.where(
+        both,
+        jnp.log(gap) + jax.nn.log_sigmoid(v) + jax.nn.log_sigmoid(-v),
+        jnp.where(low | high, jax.nn.log_sigmoid(v), 0.0),
+    )
+    density = jnp.where(real, dist.Normal(mean, 1.0).log_prob(ystar) + log_jac, -0.5 * v**2)
+    numpyro.factor(f"obs:{name}", density.sum())
+    return ystar
 
 
 def _free_thresholds(o: Ordered, u: Any) -> tuple[Any, Any]:

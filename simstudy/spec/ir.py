@@ -15,7 +15,8 @@ A :class:`ModelSpec` says what every back end needs and nothing about how it is 
 - **ordered variables** (:class:`Ordered`, lavaan's ``ordered=``): binary or ordinal outcomes
   and indicators, coded 0..K-1, the cut latent response ``u* ~ N(mean, 1)`` of their
   equation (probit, lavaan's "theta" parameterisation: intercept 0, residual variance 1) at
-  thresholds ``u|t1 < ... < u|t(K-1)``.
+  thresholds ``u|t1 < ... < u|t(K-1)``; as a predictor (a binary mediator) its latent response
+  ``u*``, not its category, enters the other equations.
 
 Identification follows lavaan: the first loading of each factor is fixed at 1, latent means
 are 0, observed outcomes have a free intercept, exogenous latents covary. An exogenous
@@ -266,10 +267,14 @@ class ModelSpec:
         return tuple(done)
 
     def unknown_nodes(self) -> tuple[str, ...]:
-        """Level-1 variables a fit draws per row: latents, then incomplete predictors."""
+        """Level-1 variables a fit draws per row: latents, then incomplete predictors.
+
+        An ordered predictor is not one of them: its step draws its latent responses.
+        """
         latent = [v.name for v in self.variables if v.kind == LATENT]
         used = set().union(*(e.variables() for e in self.equations)) if self.equations else set()
-        imputed = [m.variable for m in self.missing if m.variable in used]
+        ordered = {o.name for o in self.ordered}
+        imputed = [m.variable for m in self.missing if m.variable in used - ordered]
         return (*latent, *imputed)
 
 
@@ -487,7 +492,7 @@ def build(
             endogenous.append(v)
     exogenous = complete_exo
 
-    _check_ordered(ordered, observed, endogenous, statements, variances, field_name)
+    _check_ordered(ordered, observed, endogenous, statements, variances, field_name, link)
     equations = []
     for target in endogenous:
         cs = list(coefs.get(target, []))
@@ -562,8 +567,16 @@ def _check_ordered(
     statements: Sequence[Statement],
     variances: Mapping[str, Parameter],
     field_name: str,
+    link: str,
 ) -> None:
-    """An ordered variable is an observed outcome or indicator, not (yet) a predictor."""
+    """An ordered variable is an observed outcome or indicator; a predictor too (probit).
+
+    As a predictor its latent response enters the other equations (lavaan's WLSMV and
+    Blimp's choice for a categorical mediator); so it must have an equation of its own (not
+    an indicator's: its response is drawn from its structural equation and its children's),
+    and the probit link (a logistic response given its children is no truncated normal).
+    """
+    indicators = {t.factors[0] for s in statements if s.op == "=~" for t in s.terms}
     for u, k in ordered.items():
         where = f"model.ordered.{u}"
         if u not in observed or u not in endogenous:
@@ -584,11 +597,19 @@ def _check_ordered(
                 continue
             used = {f for t in s.terms for f in t.factors}
             used |= {f for part in s.random for m in part.terms for f in m}
-            if u in used:
+            if u not in used:
+                continue
+            if link != "probit":
+                raise InputError(
+                    "model.link",
+                    link,
+                    f"probit where an ordered variable is a predictor ({u}, line {s.line})",
+                )
+            if u in indicators:
                 raise InputError(
                     f"{field_name} (line {s.line})",
                     u,
-                    "ordered variables as outcomes or indicators (as predictors: not yet)",
+                    "an ordered predictor with an equation of its own (not an indicator)",
                 )
 
 

@@ -31,7 +31,6 @@ def test_an_ordered_indicator_is_measured_with_thresholds():
 @pytest.mark.parametrize(
     ("syntax", "ordered", "field", "said"),
     [
-        ("y ~ u + x\nu ~ x\n", {"u": 3}, "model.syntax (line 1)", "as predictors: not yet"),
         ("y ~ x\n", {"x": 2}, "model.ordered.x", "an observed outcome or indicator"),
         ("u ~ x\nu ~~ u\n", {"u": 2}, "model.syntax", "no residual variance for ordered u"),
         ("u ~ x\n", {"u": 1}, "model.ordered.u", ">= 2"),
@@ -44,6 +43,44 @@ def test_a_bad_ordered_declaration_names_the_field_and_what_is_allowed(
         from_syntax(syntax, ordered=ordered)
     assert err.value.field == field
     assert said in str(err.value)
+
+
+def test_an_ordered_predictor_is_a_structural_outcome_whose_response_its_children_read():
+    spec = from_syntax("m ~ a*x\ny ~ c*x + b*m\nind := a*b\n", {"m": {}}, ordered={"m": 2})
+    assert spec.estimands() == ("m~x", "y~1", "y~x", "y~m", "y~~y", "m|t1", "ind")
+    assert spec.unknown_nodes() == ()  # a missing m: its step draws the response, no node group
+
+
+@pytest.mark.parametrize(
+    ("syntax", "link", "field", "said"),
+    [
+        ("y ~ u + x\nu ~ x\n", "logit", "model.link", "probit where an ordered variable is"),
+        ("f =~ u + y1 + y2\nz ~ u\n", "probit", "model.syntax (line 2)", "not an indicator"),
+    ],
+)
+def test_an_ordered_predictor_needs_the_probit_and_an_equation_of_its_own(
+    syntax, link, field, said
+):
+    with pytest.raises(InputError) as err:
+        from_syntax(syntax, ordered={"u": 3}, link=link)
+    assert err.value.field == field
+    assert said in str(err.value)
+
+
+def test_the_simulator_feeds_the_latent_response_not_the_category_to_the_children():
+    """y = m* (no error, no direct path): y's cut at m|t1 is m, and y is no 0/1 code."""
+    import jax
+
+    from simstudy.spec.dgm import simulate
+
+    spec = from_syntax("m ~ a*x\ny ~ b*m\n", ordered={"m": 2})
+    setting = {"N": 500, "a": 0.5, "b": 1.0, "y~1": 0.0, "y~~y": 1e-12, "m|t1": 0.3}
+    data = simulate(spec, jax.random.key(0), setting)
+    y, m = np.asarray(data["y"]), np.asarray(data["m"])
+    assert set(np.unique(m)) == {0.0, 1.0}
+    np.testing.assert_array_equal((y >= 0.3).astype(float), m)
+    assert np.unique(y).size == y.size
+    assert np.corrcoef(y, np.asarray(data["x"]))[0, 1] > 0.3  # y = m* = 0.5 x + e
 
 
 def test_a_list_declares_binary_variables_and_other_shapes_are_refused():

@@ -54,12 +54,7 @@ class NodeGroup(StepDefaults):
     def of(cls, lay: Layout, index: int, start_key: int) -> NodeGroup:
         """The step of the layout's ``index``-th group."""
         group = lay.node_groups[index]
-        involved = tuple(
-            i
-            for i in lay.general
-            if lay.equations[i].target in group
-            or any(g in lay.equations[i].variables() for g in group)
-        )
+        involved = involved_equations(lay, group)
         own = tuple(b for b in lay.blocks if b.level is None and set(b.members) & set(group))
         return cls(index, group, involved, own, start_key)
 
@@ -104,29 +99,9 @@ class NodeGroup(StepDefaults):
         rows = data[ROW_REAL].shape[0]
         d = len(group)
         current = jnp.stack([state["nodes"][n] for n in group], axis=-1)
-        base = ev.full_values(lay, state, data)
-        real = jnp.sqrt(data[ROW_REAL].astype(float))[:, None]
-
-        def residuals(b):
-            vals = dict(base)
-            for k, n in enumerate(group):
-                vals[n] = (
-                    jnp.where(data[observed_key(n)], data[n], b[:, k])
-                    if n in lay.imputed
-                    else b[:, k]
-                )
-            parts = [ev.std_residual(lay, i, state, vals, ctx.weights[i]) for i in self.involved]
-            for blk in self.own_blocks:
-                eta = jnp.stack([vals[m] for m in blk.members], axis=-1)
-                std = eta @ inverse_cholesky(state["cov"][blk.name]).T * real
-                parts += [std[:, k] for k in range(std.shape[1])]
-            return parts
-
-        if self.involved or self.own_blocks:
-            resid, jac = ev.jvp_columns(residuals, current, d)
-            grad, precision = gaussian_terms(resid, jac)
-        else:
-            grad, precision = jnp.zeros((rows, d)), jnp.zeros((rows, d, d))
+        grad, precision = linear_terms(
+            lay, state, data, ctx, group, self.involved, self.own_blocks, current
+        )
         m = lay.measurement
         measured = {k: m.factors.index(n) for k, n in enumerate(group) if m and n in m.factors}
         if measured:  # the indicators' information: -P f^2 / 2 + h f per row
@@ -150,6 +125,56 @@ class NodeGroup(StepDefaults):
         for k, n in enumerate(group):
             nodes[n] = new[:, k]
         return {**state, "nodes": nodes}
+
+
+def involved_equations(lay: Layout, members: tuple[str, ...]) -> tuple[int, ...]:
+    """The general equations whose target is a member or whose mean holds one (positions)."""
+    return tuple(
+        i
+        for i in lay.general
+        if lay.equations[i].target in members
+        or any(g in lay.equations[i].variables() for g in members)
+    )
+
+
+def linear_terms(
+    lay: Layout,
+    state: State,
+    data: Mapping[str, Any],
+    ctx: Context,
+    members: tuple[str, ...],
+    involved: tuple[int, ...],
+    own_blocks: tuple[CovBlock, ...],
+    current: jax.Array,
+) -> tuple[jax.Array, jax.Array]:
+    """``(grad, precision)`` per row of the members' normal conditional at ``current``.
+
+    Read off the standardised residuals of the ``involved`` equations and the members'
+    level-1 covariance blocks, linearised (exact: each is affine in the members): the
+    conditional mean is ``current - precision^-1 grad``. ``current``: rows × members; a
+    member that is an incomplete predictor keeps its observed values.
+    """
+    rows, d = current.shape
+    base = ev.full_values(lay, state, data)
+    real = jnp.sqrt(data[ROW_REAL].astype(float))[:, None]
+
+    def residuals(b):
+        vals = dict(base)
+        for k, n in enumerate(members):
+            vals[n] = (
+                jnp.where(data[observed_key(n)], data[n], b[:, k]) if n in lay.imputed else b[:, k]
+            )
+        parts = [ev.std_residual(lay, i, state, vals, ctx.weights[i]) for i in involved]
+        for blk in own_blocks:
+            eta = jnp.stack([vals[m] for m in blk.members], axis=-1)
+            std = eta @ inverse_cholesky(state["cov"][blk.name]).T * real
+            parts += [std[:, k] for k in range(std.shape[1])]
+        return parts
+
+    if not (involved or own_blocks):
+        return jnp.zeros((rows, d)), jnp.zeros((rows, d, d))
+    resid, jac = ev.jvp_columns(residuals, current, d)
+    return gaussian_terms(resid, jac)
 
 
 def _node_free(lay: Layout, name: str, data: Mapping[str, Any]) -> jax.Array:

@@ -20,9 +20,18 @@ moves along that direction in small steps when the coefficients or random effect
 much of the response. A lone variable's random effects that no other equation holds also move
 with its responses integrated out, before they are drawn (:func:`collapsible`,
 :mod:`simstudy.blocks.newton`). Every other step sees the latent response as the variable's
-value: its equation is then a Gaussian one with residual variance 1. The step owns the state's
-``nodes`` entries (the responses) and ``thr`` entries (the thresholds' sampler states)
-of its variables, and records the thresholds ``u|t1 ..``.
+value: its equation is then a Gaussian one with residual variance 1.
+
+An ordered predictor (probit; a binary mediator) has a step of its own and enters its
+children's equations as ``u*``: its responses' conditional is then the normal one of its own
+equation and its children's (the node groups' linearised conditional,
+:func:`~.nodes.linear_terms`), with a per-row mean and SD. The thresholds' Metropolis step
+integrates the responses out of that conditional (the children's densities times the
+category's probability under it), the responses are cut from it, and the scale move divides
+the children's free coefficients on ``u*`` by ``g``, so their terms keep their value (it is
+off where a child has a fixed non-zero coefficient or a random slope on ``u*``). The step owns
+the state's ``nodes`` entries (the responses) and ``thr`` entries (the thresholds' sampler
+states) of its variables, and records the thresholds ``u|t1 ..``.
 """
 
 from __future__ import annotations
@@ -43,6 +52,7 @@ from simstudy.spec import evaluate as ev
 from simstudy.spec.dgm import ROW_REAL, cluster_key, observed_key
 from simstudy.spec.ir import CovBlock, Ordered
 from simstudy.spec.steps.base import Context, Noise, NoiseSizes, State, StepDefaults
+from simstudy.spec.steps.nodes import involved_equations, linear_terms
 
 if TYPE_CHECKING:
     from simstudy.spec.sweep import Layout
@@ -63,7 +73,7 @@ def responses(
     ``mean``: the equation's mean per row; ``thr``: the thresholds' state (1 × (K-1)).
     """
     tau = ordinal.thresholds(thr.u, jnp.ones((1, variable.categories - 1), dtype=bool))
-    return _responses(key, (variable,), data, tau, mean[:, None])[:, 0]
+    return _responses(key, (variable,), data, tau, mean[:, None], 1.0)[:, 0]
 
 
 def _responses(
@@ -72,14 +82,18 @@ def _responses(
     data: Mapping[str, Any],
     tau: jax.Array,
     mean: jax.Array,
+    sd: Any,
 ) -> jax.Array:
-    """N × m latent responses of ``variables`` (one link, thresholds ``tau``: m × (K-1))."""
+    """N × m latent responses of ``variables`` (one link, thresholds ``tau``: m × (K-1)).
+
+    ``mean`` and ``sd``: their conditional's (``sd`` 1 but for a predictor's, N × 1).
+    """
     k_cut, k_free = jax.random.split(key)
     link = variables[0].link
     y = jnp.stack([data[v.name] for v in variables], 1)
-    cut = ordinal.latent_responses(k_cut, link, y, tau, mean)
+    cut = ordinal.latent_responses(k_cut, link, y, tau, mean, sd)
     noise = jax.random.logistic if link == "logit" else jax.random.normal
-    free = mean + noise(k_free, mean.shape)
+    free = mean + sd * noise(k_free, mean.shape)
     observed = jnp.stack([data[observed_key(v.name)] for v in variables], 1)
     return jnp.where(observed, cut, free)
 
@@ -112,17 +126,23 @@ def collapsible(lay: Layout, i: int, blocks: tuple[CovBlock, ...]) -> tuple[CovB
 def ordered_steps(lay: Layout, first_key: int) -> list[OrderedResponses]:
     """The ordered variables' steps, one batch per (categories, link).
 
-    A variable whose equation has random effects has a step of its own. Start keys from
-    ``first_key``, one per step.
+    A variable whose equation has random effects, or that is a predictor, has a step of its
+    own. Start keys from ``first_key``, one per step.
     """
     groups: dict[Any, list[Ordered]] = {}
     for o in lay.ordered:
         i = next(k for k, e in enumerate(lay.equations) if e.target == o.name)
-        key = o.name if lay.equations[i].random else (o.categories, o.link)
+        alone = lay.equations[i].random or _children(lay, o.name, i)
+        key = o.name if alone else (o.categories, o.link)
         groups.setdefault(key, []).append(o)
     return [
         OrderedResponses.of(lay, tuple(vs), first_key + k) for k, vs in enumerate(groups.values())
     ]
+
+
+def _children(lay: Layout, u: str, i: int) -> tuple[int, ...]:
+    """The general equations other than ``u``'s own (``i``) whose mean holds ``u``."""
+    return tuple(j for j in involved_equations(lay, (u,)) if j != i)
 
 
 @dataclass(frozen=True)
@@ -139,6 +159,8 @@ class OrderedResponses(StepDefaults):
     blocks: tuple[CovBlock, ...] = ()  # the random-effect blocks of a lone variable's equation
     collapsed: tuple[CovBlock, ...] = ()  # those moved with the responses integrated out
     start_key: int | None = None
+    children: tuple[int, ...] = ()  # a lone predictor's: equations whose mean holds u*
+    inverse: tuple[tuple[int, int], ...] = ()  # (child, free slot): scaled by 1 / g
 
     @classmethod
     def of(cls, lay: Layout, variables: tuple[Ordered, ...], start_key: int) -> OrderedResponses:
@@ -152,10 +174,26 @@ class OrderedResponses(StepDefaults):
         )
         effects = {r.effect for i in index for r in lay.equations[i].random}
         blocks = tuple(b for b in lay.blocks if b.level is not None and set(b.members) & effects)
-        if blocks and len(variables) > 1:
-            raise ValueError("an ordered variable with random effects has a step of its own")
+        children = _children(lay, variables[0].name, index[0])
+        if (blocks or children) and len(variables) > 1:
+            raise ValueError("an ordered variable with random effects or children is alone")
         collapsed = collapsible(lay, index[0], blocks) if blocks else ()
-        return cls(tuple(variables), tuple(index), scalable, blocks, collapsed, start_key)
+        inverse, u = [], variables[0].name
+        for j in children:  # a child's terms in u* keep their value when scaled by 1 / g
+            child = lay.equations[j]
+            for p, c in enumerate(child.coefficients):
+                if u not in c.factors:
+                    continue
+                if p in lay.free_coefs[j] and c.factors.count(u) == 1:
+                    inverse.append((j, lay.free_coefs[j].index(p)))
+                elif c.parameter.fixed != 0.0:
+                    scalable = (False,)
+            if any(u in r.factors for r in child.random):
+                scalable = (False,)
+        return cls(
+            tuple(variables), tuple(index), scalable, blocks, collapsed, start_key,
+            children, tuple(inverse),
+        )  # fmt: skip
 
     @property
     def categories(self) -> int:
@@ -218,21 +256,23 @@ class OrderedResponses(StepDefaults):
         rows = data[ROW_REAL].shape[0]
         real = data[ROW_REAL]
         mean = self._means(state, vals, lay, rows)  # N × m
+        # a predictor's response given its children too: normal around ``centre``, SD ``sd``
+        centre, sd = self._conditional(state, data, ctx) if self.children else (mean, 1.0)
         weight = jnp.stack([(data[observed_key(u)] & real).astype(float) for u in names], 1)
         k_thr, k_resp = jax.random.split(noise.keys[0])
         thr = _stack([state["thr"][u] for u in names])
         if any(self.n_free):
             y = jnp.stack([data[u] for u in names], 1)
             thr = ordinal.threshold_step(
-                k_thr, thr, self.variables[0].link, y, weight, mean, self.mask,
-                ctx.priors.coef_sd, ctx.adapt, self.moving,
+                k_thr, thr, self.variables[0].link, y, weight, centre, self.mask,
+                ctx.priors.coef_sd, ctx.adapt, self.moving, sd,
             )  # fmt: skip
         if self.collapsed:  # a lone variable's own random effects
             k_eff = jax.random.fold_in(k_thr, 1)
             state = self._collapsed_effects(k_eff, state, data, _row(thr, 0), ctx)
-            mean = self._means(state, ev.full_values(lay, state, data), lay, rows)
+            mean = centre = self._means(state, ev.full_values(lay, state, data), lay, rows)
         tau = ordinal.thresholds(thr.u, self.mask)
-        ystar = _responses(k_resp, self.variables, data, tau, mean)
+        ystar = _responses(k_resp, self.variables, data, tau, centre, sd)
         nodes = {**state["nodes"]}
         precision = jnp.ones((rows, len(names)))
         if self.logit:
@@ -252,6 +292,11 @@ class OrderedResponses(StepDefaults):
             thr = thr._replace(
                 u=jnp.concatenate([g[:, None] * first, log_gaps + jnp.log(g)[:, None]], -1)
             )
+            child_coef = dict(state["coef"])
+            for j, k in self.inverse:  # a lone predictor's children
+                t = lay.equations[j].target
+                child_coef[t] = child_coef[t].at[k].divide(g[0])
+            state = {**state, "coef": child_coef}
             re, cov = dict(re), dict(cov)
             for b in self.blocks:  # a lone variable's
                 there = data[cluster_key(b.level)][:, None]
@@ -267,6 +312,23 @@ class OrderedResponses(StepDefaults):
             "nodes": nodes,
             "thr": {**state["thr"], **{u: _row(thr, k) for k, u in enumerate(names)}},
         }
+
+    def _conditional(
+        self, state: State, data: Mapping[str, Any], ctx: Context
+    ) -> tuple[jax.Array, jax.Array]:
+        """Mean and SD (N × 1) of a lone predictor's responses given its and its children's means.
+
+        The node groups' linearised conditional (:func:`~.nodes.linear_terms`) of the one
+        member ``u*``; a padding row gets N(0, 1).
+        """
+        u = self.variables[0].name
+        current = state["nodes"][u][:, None]
+        involved = (self.equations[0], *self.children)
+        grad, precision = linear_terms(ctx.layout, state, data, ctx, (u,), involved, (), current)
+        real = data[ROW_REAL]
+        precision = jnp.where(real, precision[:, 0, 0], 1.0)
+        centre = jnp.where(real, current[:, 0] - grad[:, 0] / precision, 0.0)
+        return centre[:, None], (1.0 / jnp.sqrt(precision))[:, None]
 
     def _means(self, state: State, vals: Mapping[str, Any], lay: Layout, rows: int) -> jax.Array:
         """The variables' equation means, N × m."""
@@ -374,14 +436,18 @@ class OrderedResponses(StepDefaults):
         return effects, cov
 
     def _scale(self, key, ystar, mean, precision, coefs, thr, state, data, ctx) -> jax.Array:
-        """Per variable, ``g`` of the scale move: ``-a g^2 / 2 + b g + (D - 1) log g``.
+        """Per variable, ``g`` of the scale move.
 
-        ``a``: the responses' squared residuals (times their precisions) plus the free
-        coefficients' and thresholds' squares over their prior variances; ``b``: the
-        coefficients' prior means' pull; ``D``: how many values the move scales (Jacobian
-        ``g^D``, Haar measure ``1 / g``). Random effects scaled with their covariance keep
-        their density but for its normaliser, which their Jacobian cancels; the covariance's
-        prior and its entries' Jacobian ``g^(q (q + 1))`` enter as a correction of the draw.
+        Its log density is ``-a g^2 / 2 + b g - c / g^2 + d / g + (D - E - 1) log g``. ``a``:
+        the responses' squared residuals (times their precisions) plus the free coefficients'
+        and thresholds' squares over their prior variances; ``b``: the coefficients' prior
+        means' pull; ``D``: how many values the move scales (Jacobian ``g^D``, Haar measure
+        ``1 / g``). A lone predictor's children's coefficients on ``u*`` (``E`` of them,
+        Jacobian ``g^-E``) are scaled by ``1 / g``, so their terms keep their value: ``c`` and
+        ``d`` are their normal priors' square and mean terms. Random effects scaled with their
+        covariance keep their density but for its normaliser, which their Jacobian cancels; the
+        covariance's prior and its entries' Jacobian ``g^(q (q + 1))`` enter as a correction of
+        the draw.
         """
         lay = ctx.layout
         real = data[ROW_REAL].astype(float)
@@ -413,9 +479,16 @@ class OrderedResponses(StepDefaults):
                 out = out + log_prior(g[0] ** 2 * phi) - log_prior(phi) + q * (q + 1) * jnp.log(g)
             return out
 
+        c, d = jnp.zeros_like(a), jnp.zeros_like(a)
+        for j, k in self.inverse:  # a lone predictor's (m = 1)
+            child = lay.equations[j]
+            (mu,), (sd,) = priors.equation_prior(child, (lay.free_coefs[j][k],))
+            beta = state["coef"][child.target][k]
+            c, d = c + beta**2 / (2 * sd**2), d + beta * mu / sd**2
         extra = covariance_prior if self.blocks else None
-        zero = jnp.zeros_like(a)
-        return group_scale(jax.random.fold_in(key, 1), a, b, zero, dims - 1, extra)
+        e = dims - len(self.inverse) - 1
+        key = jax.random.fold_in(key, 1)
+        return group_scale(key, a, b, c, e, extra, d=d if self.inverse else None)
 
     def after(self, state: State, data: Mapping[str, Any], ctx: Context) -> Context:
         """Under the logit, the equations' row weights times the precisions just drawn."""
