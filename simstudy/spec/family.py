@@ -20,6 +20,7 @@ from simstudy.spec import dgm, sweep
 from simstudy.spec import estimators as kinds
 from simstudy.spec.info import PRIOR_DEFAULTS, model_info, spec_of
 from simstudy.spec.ir import LATENT, RANDOM, ModelSpec, with_derived
+from simstudy.spec.standardized import reported
 from simstudy.userdata import Columns, model_data
 
 
@@ -37,8 +38,8 @@ def estimators(
 
 def truth(spec: ModelSpec, setting: Mapping[str, Any]) -> dict[str, float]:
     """True values of the estimands under a setting."""
-    values = dgm.population_of(spec, setting)
-    return {name: values[name] for name in spec.estimands()}
+    values = reported(spec, dgm.population_of(spec, setting))
+    return {name: float(values[name]) for name in spec.estimands()}
 
 
 #: Where an ordered variable's threshold draws fold into the blocks' key (past the nominals').
@@ -115,7 +116,7 @@ def simulate_prior(
         for param, tau in zip(free, taus, strict=True):
             values[param.name] = float(tau)
     data = dgm.simulate(spec, k_data, setting, values=values, fitted=True)
-    values = with_derived(spec, values)
+    values = reported(spec, with_derived(spec, values))
     return data, {name: float(values[name]) for name in spec.estimands()}
 
 

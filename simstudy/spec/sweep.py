@@ -24,6 +24,7 @@ import jax
 from simstudy.spec import evaluate as ev
 from simstudy.spec import steps as kinds
 from simstudy.spec.ir import LATENT, CovBlock, Equation, ModelSpec, Nominal, Ordered, with_derived
+from simstudy.spec.standardized import reported
 from simstudy.spec.steps.base import (
     GAMMA_TRIES,
     STATE_PARTS,
@@ -298,4 +299,4 @@ def collect(state: Mapping[str, Any], lay: Layout, spec: ModelSpec) -> dict[str,
     out: dict[str, jax.Array] = {}
     for step in lay.steps:
         out |= step.collect(state, lay)
-    return with_derived(spec, out)
+    return reported(spec, with_derived(spec, out))
