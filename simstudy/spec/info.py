@@ -56,7 +56,7 @@ SPEC_KEYS = (
 )
 PRIOR_FAMILIES = {
     "residual": ("half_normal", "inverse_gamma"),
-    "covariance": ("half_normal", "inverse_gamma"),
+    "covariance": ("half_normal", "inverse_gamma", "inverse_wishart"),
 }
 #: Numeric priors of every spec model, with their defaults (see simstudy.spec.sweep.Priors).
 PRIOR_DEFAULTS = {
@@ -136,6 +136,14 @@ def check_estimator_priors(
     """
     mapping = kinds.mapping_of(structure)
     hmc = [e for e in estimators if mapping.get(e, {}).get("kind") == "hmc"]
+    if hmc and structure["prior_families"]["covariance"] == "inverse_wishart":
+        raise InputError(
+            f"model.estimators.{hmc[0]}.kind",
+            "hmc",
+            "a gibbs estimator under prior_families.covariance=inverse_wishart (the NumPyro "
+            "model has LKJ blocks only): leave the hmc estimator out of study.estimators, or "
+            "use covariance: inverse_gamma or half_normal",
+        )
     if not hmc or not latent_inverse_gamma(spec_of(structure), structure["prior_families"]):
         return
     for name in ("latent_var_shape", "latent_var_scale"):
@@ -221,6 +229,8 @@ def normalise(raw_model: Mapping[str, Any]) -> dict[str, Any]:
     if report != REPORTS[0]:  # likewise
         structure["report"] = report
     spec = spec_of(structure)  # raises on a bad syntax or design
+    if families["covariance"] == "inverse_wishart":
+        _check_inverse_wishart(spec)
     if report != REPORTS[0]:
         check_standardized(spec)
     if given.get("estimators") is not None:
@@ -229,6 +239,27 @@ def normalise(raw_model: Mapping[str, Any]) -> dict[str, Any]:
     if report != REPORTS[0]:
         _posterior_only(kinds.mapping_of(structure))
     return structure
+
+
+def _check_inverse_wishart(spec: ModelSpec) -> None:
+    """The inverse-Wishart family is for blocks of two or more factors (level 1) only.
+
+    A one-member block would take the inverse-gamma variance update, a random-effect block
+    its own moves: refused rather than given a prior the config does not say.
+    """
+    for b in spec.blocks:
+        if b.level is not None or len(b.members) < 2:
+            what = (
+                f"the random-effect block {b.name}"
+                if b.level is not None
+                else f"the one-factor block {b.name} (InverseWishart(3, s) of one variance is "
+                "InverseGamma(1.5, s / 2): use covariance: inverse_gamma)"
+            )
+            raise InputError(
+                "model.prior_families.covariance",
+                "inverse_wishart",
+                f"a model whose covariance blocks are all of two or more factors; it has {what}",
+            )
 
 
 def _posterior_only(mapping: Mapping[str, Any]) -> None:
