@@ -75,7 +75,6 @@ def test_a_whole_mapping_can_be_replaced_in_the_plain_form():
     ]
 
 
-
 def test_a_bad_mapping_override_says_what_to_type(tmp_path, capsys):
     assert main(["run", f"results_dir={tmp_path}", "study.nothing={a: 1}"]) == 2
     err = capsys.readouterr().err
