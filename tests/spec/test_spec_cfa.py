@@ -130,16 +130,15 @@ def test_factor_covariance_priors_are_checked_where_the_config_is(run_cli):
 # prior in tests/blocks/test_blocks_geweke.py::test_lkj_covariance_keeps_its_prior
 @pytest.mark.slow
 @pytest.mark.parametrize("covariance", ["inverse_gamma", "inverse_wishart"])
-def test_the_ordinal_cfa_with_nothing_observed_samples_its_factor_correlations_prior(covariance):
+def test_a_cfa_with_nothing_observed_samples_its_factor_correlations_prior(covariance):
     """No item observed: std.all's factor correlations are the prior's through every move of
     the sweep: for three factors both LKJ(1) and InverseWishart(5, s I) give (r + 1) / 2 ~
     Beta(1.5, 1.5) (density (1 - r^2)^(1/2)), mean 0 and SD 0.5."""
     syntax = "f =~ u1 + u2 + u3\ng =~ u4 + u5 + u6\nh =~ u7 + u8 + u9\n"
-    ordered = {f"u{j}": 3 for j in range(1, 10)}
+    items = [f"u{j}" for j in range(1, 10)]
     structure = normalise(
         {
             "syntax": syntax,
-            "ordered": ordered,
             "report": "std.all",
             "prior_families": {"residual": "inverse_gamma", "covariance": covariance},
         }
@@ -147,7 +146,7 @@ def test_the_ordinal_cfa_with_nothing_observed_samples_its_factor_correlations_p
     est = family(f"nothing_observed_cfa_{covariance}", structure).estimators_for(structure)["bayes"]
     n = 40
     data = {dgm.ROW_REAL: np.ones(n, bool)}
-    for v in ordered:
+    for v in items:
         data[v], data[dgm.observed_key(v)] = np.zeros(n), np.zeros(n, bool)
     priors = {"coef_sd": 1.0, "var_shape": 4.0, "var_scale": 3.0, "lkj_eta": 1.0}
     sampler = SamplerSettings(name="gibbs", chains=2, warmup=200, draws=3000)
