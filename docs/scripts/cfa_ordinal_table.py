@@ -137,9 +137,22 @@ def main(study_dir: Path, old: list[str]) -> str:
     records = read_replications(study_dir)
     manifest = read_manifest(study_dir)
     config = manifest.config if manifest else {}
+    planned = config.get("study", {}).get("reps")
+    complete = summary.groupby(FACTORS)["n_reps"].max().min() >= (planned or 0)
+    partial = (
+        []
+        if complete
+        else [
+            f"> **Partial run.** The summary holds {_reps_used(summary)} of the {planned} planned "
+            "replications per condition (conditions without any are absent): the run was stopped "
+            "before it finished; `simstudy run study=cfa_ordinal` resumes it.",
+            "",
+        ]
+    )
     lines = [
         "# Ordinal CFA: recovery under MAR missingness",
         "",
+        *partial,
         "Produced by `.venv/bin/simstudy run study=cfa_ordinal` and",
         "`.venv/bin/python docs/scripts/cfa_ordinal_table.py`; every number is read from",
         f"`{study_dir}/summary.parquet` and its replication files.",
