@@ -128,7 +128,10 @@ def model_rows(dirs: Sequence[Path]) -> list[dict[str, Any]]:
         rows.append(
             {
                 "model": f"{raw.get('name')} (syntax)",
-                "configs": f"model={path.stem}",
+                # with its variants: configs that extend it through their defaults list
+                "configs": ", ".join(
+                    f"model={c}" for c in (path.stem, *configs.pop(str(raw.get("name")), []))
+                ),
                 "factors": ", ".join(info.factors) if info else f"invalid: {why}",
                 "parameters": _short(", ".join(raw.get("params") or {})),
                 "estimators": ", ".join(info.estimators if info else spec_info.ESTIMATORS),

@@ -70,14 +70,8 @@ RUN = [
     (["study=glmm", "study.factors.J=[3]"], ("study.factors.J[0] = 3", "J >= 4")),
     (["study=glmm", "study.factors.cluster_size=[1]"], "study.factors.cluster_size[0] = 1.0"),
     (
-        [
-            "study=cfa_ordinal",
-            "model.structure.factors={f1: [a1, a2], f2: [b1, b2], f3: [c1, c2], f4: [d1, d2], "
-            "f5: [e1, e2], f6: [g1, g2], f7: [h1, h2], f8: [i1, i2], f9: [j1, j2], "
-            "f10: [k1, k2], f11: [l1, l2]}",
-            "study.factors.N=[12]",
-        ],
-        ("study.factors.N[0] = 12", "N >= 13", "11 x 11 factor covariance"),
+        ["study=cfa_ordinal", "study.factors.N=[4]"],
+        ("study.factors.N[0] = 4", "N >= 5", "3 variables of a covariance block"),
     ),
     (["study.factors.N=[100000000]"], ("study.factors.N[0] = 100000000", "fits in memory")),
     (

@@ -13,11 +13,6 @@ from simstudy.models import model_infos
 BAD = [
     # (overrides, text the message must contain)
     (["model=nonexistent"], "model = 'nonexistent'"),
-    # a spec model may take any name; a hand-written family's config may not
-    (
-        ["model=cfa", "study.estimators=[bayes]", "model.name=nonexistent"],
-        "model.name = 'nonexistent'",
-    ),
     (["study.estimators=[bayes_fiml,magic]"], "study.estimators[1] = 'magic'"),
     # a variance computed from the slopes, negative: refused, not simulated as NaN
     (["model=latent_interaction", "model.params.b1=2"], "model.params.eta_y~~eta_y = -3.4936"),
@@ -115,7 +110,7 @@ def test_default_config_validates_and_round_trips():
         ([], "spec"),  # regression_missing, in the syntax
         (["study=glmm"], "spec"),
         (["study=latent_interaction"], "spec"),
-        (["model=cfa", "study.estimators=[bayes]"], "family"),
+        (["model=cfa", "study.estimators=[bayes]"], "spec"),
     ],
 )
 def test_a_models_kind_is_decided_where_its_config_is_validated(overrides, kind):

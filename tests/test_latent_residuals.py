@@ -166,7 +166,7 @@ def test_diagnose_refuses_another_model(run_cli, tmp_path, capsys):
             ["study=latent_interaction", "model=latent_interaction_w"],
             ("bayes", ("eta_x", "w", "eta_y"), "eta_x:w"),
         ),
-        (["model=cfa", "study.estimators=[bayes]"], "hand-written families have no imputation"),
+        (["model=cfa", "study.estimators=[bayes]"], "product of two variables"),  # a spec now
         ([], "product of two variables"),  # regression_missing: no interaction
         (
             [

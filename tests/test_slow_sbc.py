@@ -69,15 +69,6 @@ def _short(reason: str):
                 "+model.priors.loading_sd=0.25",
             ],
         ),
-        pytest.param(
-            "cfa",
-            200,
-            ["study.factors.N=[200]", "sampler.draws=2000"],
-            marks=_short(
-                "0 of 20 fits converged (median min ESS 71, min 16, max R-hat 1.36; 3.5 s "
-                "a fit on 2 cores, 2026-12-07): 90% needs some 20x the draws"
-            ),
-        ),
         # The compiled engine: GLMM with correlated random intercept and slope, x MAR given y.
         # Residual variance IG(3, 2) (mean 1) and effect SDs half-normal(0.5): 94.8% of 500
         # fits converged at 4000 draws, 2.8 min on 2 cores (2026-12-07; 6 chains stuck, 18
@@ -134,17 +125,30 @@ def _short(reason: str):
                 "+model.priors.var_scale=2",
             ],
         ),
-        pytest.param(
-            "cfa_ordinal",
-            60,  # 200 measured the shortfall; 60 keep the expected failure at ~7 min
-            ["study.factors.N=[300]", "sampler.draws=2000"],
-            marks=_short("0-1% of 200 fits converged at these settings (hand-written; issue 29)"),
-        ),
-        pytest.param(
-            "cfa_ordinal",
-            60,  # 200 measured the shortfall; 60 keep the expected failure at ~7 min
-            ["study.factors.N=[300]", "sampler.draws=2000", "model.structure.link=logit"],
-            marks=_short("0-1% of 200 fits converged, median min ESS 11 (hand-written; issue 29)"),
+        # The compiled engine's ordinal CFA (conf/model/cfa_ordinal.yaml: 3 factors x 5
+        # five-category items, std.all reported), probit and logit, its Gibbs sweep alone.
+        # Proper priors on the latent response's scale (loadings N(1, 0.25^2), factor
+        # variances IG(10, 9), mean 1; thresholds N(0, 1) kept increasing). Not yet measured
+        # (2026-12-07: written when the machine ran at load 14 on 2 cores; its time and share
+        # of converged fits are to be written here after `pytest -m slow -n0 -k cfa_ordinal`).
+        *(
+            pytest.param(
+                "cfa_ordinal",
+                60,
+                [
+                    "study.estimators=[bayes]",
+                    "study.factors.N=[300]",
+                    "sampler.draws=2000",
+                    "model.priors.coef_sd=1",
+                    "+model.priors.latent_var_shape=10",
+                    "+model.priors.latent_var_scale=9",
+                    "+model.priors.loading_mean=1",
+                    "+model.priors.loading_sd=0.25",
+                    f"model.link={link}",
+                ],
+                id=f"cfa_ordinal_{link}",
+            )
+            for link in ("probit", "logit")
         ),
     ],
 )

@@ -11,15 +11,15 @@ intercepts 0. Priors: intercepts, loadings and slopes ~ Normal(0, 10); ``phi_x``
 ``psi_y`` and the nine residual variances ~ InverseGamma(2, 0.5). Latent scores are parameters
 (centred: drawn from their structural equations).
 
-``cfa_ordinal`` (simstudy's ``cfa`` model with conf/model/cfa_ordinal.yaml's structure,
-N = 1000, 20 % MAR missing): three factors × five 5-category items, probit link, theta
+``cfa_ordinal`` (simstudy's spec config conf/model/cfa_ordinal.yaml, its compiled sweep and
+simulator, N = 1000, 20 % MAR missing): three factors × five 5-category items, probit link, theta
 parameterisation (item intercept 0, residual variance 1), marker loadings 1, four free ordered
 thresholds per item, factor covariance ``diag(sd) R diag(sd)``. Priors: free loadings
 ~ Normal(0, 10); thresholds ~ Normal(0, 10) restricted to increase; ``R ~ LKJ(1)``; factor
 variances ~ InverseGamma(2, 0.5). The likelihood is marginal over the latent responses
 (ordered probit), latent factor scores (N × 3, centred) are parameters; missing responses are
 left out of the likelihood. Reported estimands are the completely standardized solution
-(lavaan ``std.all``), exactly as simstudy's ``cfa`` ``collect`` computes them.
+(lavaan ``std.all``), as simstudy's :func:`simstudy.spec.standardized.std_all` computes them.
 
 Comparators return the raw parameters under the names documented in :func:`derive` and this
 module turns them into the estimands.
@@ -61,20 +61,19 @@ class ModelSpec:
     name
         Benchmark model name.
     family
-        simstudy model: a hand-written family (key of ``simstudy.models.MODELS``) or a spec
-        config's name (:func:`family`).
+        simstudy model: a spec config's name (:func:`family`).
     setting
         DGM setting passed to the family's ``simulate``.
     priors
         simstudy prior settings (from the model yaml).
     structure
-        Normalised structure (cfa's, or the spec config's).
+        Normalised structure of the spec config.
     parameters
         Every reported estimand, in simstudy's order.
     structural
         The structural estimands (a subset of ``parameters``).
     items, factors
-        Indicator and factor names (latent_interaction; the cfa's come from ``structure``).
+        Indicator and factor names.
     """
 
     name: str
@@ -95,26 +94,21 @@ class ModelSpec:
     @functools.cached_property
     def layout(self) -> dict[str, Any]:
         """Indicator layout of the cfa model: items, factor of each item, markers, categories."""
-        if "factors" not in self.structure:  # not the cfa
+        if "ordered" not in self.structure:  # not the cfa
             return {}
-        factors = list(self.structure["factors"])
-        items = [x for f in factors for x in self.structure["factors"][f]]
-        factor_of = np.array(
-            [i for i, f in enumerate(factors) for _ in self.structure["factors"][f]]
-        )
-        marker = np.array(
-            [
-                self.structure["factors"][factors[f]][0] == x
-                for x, f in zip(items, factor_of, strict=True)
-            ]
-        )
+        factors, items = _measurement(self.structure, by_item=True)
+        factor_of = np.array([factors.index(f) for f in items.values()])
+        marker = np.r_[True, factor_of[1:] != factor_of[:-1]]  # items by factor, marker first
+        categories = set(self.structure["ordered"].values())
+        if len(categories) != 1:
+            raise ValueError("the comparators implement one number of categories for every item")
         return {
-            "factors": factors,
-            "items": items,
+            "factors": list(factors),
+            "items": list(items),
             "factor_of": factor_of,
             "marker": marker,
             "free": np.flatnonzero(~marker),
-            "categories": int(self.structure["categories"]),
+            "categories": int(categories.pop()),
         }
 
 
@@ -162,22 +156,21 @@ def _make_spec(name: str) -> ModelSpec:
             factors=LI_FACTORS,
         )
     if name == "cfa_ordinal":
-        from simstudy.models import cfa
+        from simstudy.cli import compose_raw
+        from simstudy.config import plan_from_dict
+        from simstudy.engine.replicate import setting_of
+        from simstudy.models import family_of, model_infos
 
-        conf = _yaml("cfa_ordinal")
-        structure = cfa.check_structure(conf["structure"])
-        if structure["link"] != "probit" or structure["identification"] != "standardized":
-            raise ValueError("the comparators implement the probit, standardized cfa_ordinal only")
-        if len(structure["ordinal"]) != sum(len(v) for v in structure["factors"].values()):
+        plan = plan_from_dict(compose_raw(["study=cfa_ordinal"]), model_infos())
+        structure = dict(plan.model.structure)
+        if structure.get("link", "probit") != "probit" or structure.get("report") != "std.all":
+            raise ValueError("the comparators implement the probit, std.all cfa_ordinal only")
+        factors, items = _measurement(structure)
+        if set(structure.get("ordered", {})) != set(items):
             raise ValueError("the comparators implement all-ordinal cfa_ordinal only")
-        setting = {
-            **conf["params"],
-            "N": 1000,
-            "missing_rate": 0.2,
-            "mechanism": "MAR",
-            "structure": structure,
-        }
-        parameters = tuple(cfa.Layout(structure).parameters())
+        setting = setting_of(plan, {"N": 1000, "missing_rate": 0.2, "mechanism": "MAR"})
+        bayes = family_of(plan.model).estimators_for(structure)["bayes"]
+        parameters = tuple(bayes.parameters)
         structural = tuple(
             p
             for p in parameters
@@ -185,22 +178,37 @@ def _make_spec(name: str) -> ModelSpec:
         )
         return ModelSpec(
             name=name,
-            family="cfa",
+            family=plan.model.name,
             setting=setting,
-            priors=dict(conf["priors"]),
+            priors=dict(plan.model.priors),
             structure=structure,
             parameters=parameters,
             structural=structural,
+            items=items,
+            factors=factors,
         )
     raise ValueError(f"unknown benchmark model {name!r}; known: {', '.join(MODELS)}")
 
 
+def _measurement(structure: dict[str, Any], by_item: bool = False) -> tuple[tuple[str, ...], Any]:
+    """Factors and their indicators (by factor, marker first) of a spec measurement model.
+
+    ``by_item``: the indicators as a mapping to their factor.
+    """
+    from simstudy.spec.info import spec_of
+
+    spec = spec_of(structure)
+    (block,) = [b for b in spec.blocks if b.level is None]
+    loads = {e.target: c.factors[0] for e in spec.equations for c in e.coefficients if c.factors}
+    items = {x: f for f in block.members for x in loads if loads[x] == f}
+    return tuple(block.members), (items if by_item else tuple(items))
+
+
 def family(s: ModelSpec) -> Any:
-    """The simstudy family of ``s``: a hand-written one, or its spec config's compiled one."""
-    from simstudy.models import MODELS as FAMILIES
+    """The simstudy family of ``s``: its spec config's compiled one."""
     from simstudy.spec.family import family as spec_family
 
-    return FAMILIES[s.family] if s.family in FAMILIES else spec_family(s.family, s.structure)
+    return spec_family(s.family, s.structure)
 
 
 def simulate(name: str, seed: int) -> dict[str, np.ndarray]:
@@ -272,7 +280,7 @@ def derive(name: str, raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     fo = lay["factor_of"]
     lam, tau, var_f, corr = raw["lam"], raw["tau"], raw["var_f"], raw["corr"]
     sd_f = np.sqrt(var_f)
-    # SD of each latent response (residual variance 1 under probit), as cfa's collect.
+    # SD of each latent response (residual variance 1 under probit), as std.all's.
     sd_y = np.sqrt(lam**2 * var_f[..., fo] + 1.0)
     out = {}
     for j, (item, f) in enumerate(zip(lay["items"], fo, strict=True)):

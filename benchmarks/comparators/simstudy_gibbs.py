@@ -1,7 +1,7 @@
 """simstudy's own estimator: the ``bayes`` conditional-update (Gibbs-type) sampler.
 
 This is the hook for the simstudy engine: the estimator of the simstudy model family
-(``MODELS[family].estimators_for(structure)["bayes"]``) run by
+(``family(spec).estimators_for(structure)["bayes"]``) run by
 ``simstudy.engine.replicate.posterior_draws`` with the sampler settings of
 conf/sampler/gibbs.yaml (2 chains × 500 warm-up + 4000 draws) and the priors of the model's
 yaml. ``posterior_draws`` compiles outside its timing (once per data shape, cached for the life

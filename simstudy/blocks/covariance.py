@@ -15,6 +15,10 @@ import jax.numpy as jnp
 from simstudy.blocks.conjugate import inverse_wishart, inverse_wishart_log_prior
 
 VARIANCE_PRIORS = ("half_normal", "inverse_gamma")
+#: The whole-matrix prior: InverseWishart(k + 2, ``b`` I), conjugate given the vectors.
+INVERSE_WISHART = "inverse_wishart"
+#: Its degrees of freedom above the block's size (the hand-written CFA's ``k + 2``).
+IW_EXTRA_DF = 2
 
 
 def log_variance_prior(var: jax.Array, kind: str, a: float, b: float) -> jax.Array:
@@ -32,9 +36,13 @@ def log_variance_prior(var: jax.Array, kind: str, a: float, b: float) -> jax.Arr
 def lkj_log_prior(phi: jax.Array, lkj_eta: float, kind: str, a: float, b: float) -> jax.Array:
     """Log prior density over ``Phi = D R D``: LKJ on ``R``, :func:`log_variance_prior` on ``D^2``.
 
-    The map from ``(sigma^2, R)`` to ``Phi`` has Jacobian ``prod_i sigma_i^(k - 1)``.
+    The map from ``(sigma^2, R)`` to ``Phi`` has Jacobian ``prod_i sigma_i^(k - 1)``. Under
+    ``kind`` :data:`INVERSE_WISHART` the density is InverseWishart(k + 2, ``b`` I)'s instead
+    (``lkj_eta`` and ``a`` unused).
     """
     k = phi.shape[-1]
+    if kind == INVERSE_WISHART:
+        return inverse_wishart_log_prior(phi, k + IW_EXTRA_DF, b)
     var = jnp.diagonal(phi, axis1=-2, axis2=-1)
     log_var = jnp.log(var)
     log_det_r = jnp.linalg.slogdet(phi)[1] - log_var.sum(-1)
@@ -43,6 +51,18 @@ def lkj_log_prior(phi: jax.Array, lkj_eta: float, kind: str, a: float, b: float)
         + (lkj_eta - 1) * log_det_r
         - (k - 1) / 2 * log_var.sum(-1)
     )
+
+
+def inverse_wishart_covariance(
+    key: jax.Array, scatter: jax.Array, n: jax.Array, scale: float
+) -> jax.Array:
+    """A ``k x k`` covariance from its conjugate conditional under InverseWishart(k + 2, s I).
+
+    Given the scatter ``sum_j u_j u_j'`` of ``n`` zero-mean normal vectors: InverseWishart(
+    k + 2 + n, s I + scatter).
+    """
+    k = scatter.shape[-1]
+    return inverse_wishart(key, k + IW_EXTRA_DF + n, scale * jnp.eye(k) + scatter)
 
 
 def lkj_covariance(

@@ -1,7 +1,9 @@
 """Model families: each a DGM (``simulate``, ``truth``) with the estimators that fit it.
 
-The registry holds the hand-written families (each module's ``FAMILY``); a model config with a
-``syntax`` is compiled into a family by :mod:`simstudy.spec.family` instead.
+Every model is a spec: a model config with a ``syntax`` is compiled into a family by
+:mod:`simstudy.spec.family`. The registry of hand-written families is empty (the last, the
+CFA, became conf/model/cfa.yaml and cfa_ordinal.yaml); it stays the seam a Python family would
+plug into.
 """
 
 from __future__ import annotations
@@ -9,11 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 from simstudy.contract import Family
-from simstudy.models import cfa
 from simstudy.spec import ModelInfo
 
 #: Hand-written families by name.
-MODELS: dict[str, Family] = {m.FAMILY.name: m.FAMILY for m in (cfa,)}
+MODELS: dict[str, Family] = {}
 
 
 def model_infos() -> dict[str, ModelInfo]:

@@ -14,12 +14,14 @@ import numpy as np
 import numpyro.distributions as dist
 import pandas as pd
 
+from simstudy.blocks.covariance import INVERSE_WISHART, inverse_wishart_covariance
 from simstudy.contract import Family
 from simstudy.errors import InputError
 from simstudy.spec import dgm, sweep
 from simstudy.spec import estimators as kinds
 from simstudy.spec.info import PRIOR_DEFAULTS, model_info, spec_of
 from simstudy.spec.ir import LATENT, RANDOM, ModelSpec, with_derived
+from simstudy.spec.standardized import reported
 from simstudy.userdata import Columns, model_data
 
 
@@ -37,8 +39,8 @@ def estimators(
 
 def truth(spec: ModelSpec, setting: Mapping[str, Any]) -> dict[str, float]:
     """True values of the estimands under a setting."""
-    values = dgm.population_of(spec, setting)
-    return {name: values[name] for name in spec.estimands()}
+    values = reported(spec, dgm.population_of(spec, setting))
+    return {name: float(values[name]) for name in spec.estimands()}
 
 
 #: Where an ordered variable's threshold draws fold into the blocks' key (past the nominals').
@@ -82,6 +84,10 @@ def simulate_prior(
     for index, b in enumerate(spec.blocks):
         k_var, k_corr = jax.random.split(jax.random.fold_in(k_block, index))
         k = len(b.members)
+        if families["covariance"] == INVERSE_WISHART:
+            cov = np.asarray(inverse_wishart_covariance(k_var, np.zeros((k, k)), 0, p.var_scale))
+            _put_block(values, b, cov)
+            continue
         sd = np.sqrt(
             [
                 _variance_draw(kk, families["covariance"], p, True, b.level is None)
@@ -92,13 +98,7 @@ def simulate_prior(
             np.asarray(dist.LKJCholesky(k, p.lkj_eta).sample(k_corr)) if k > 1 else np.ones((1, 1))
         )
         chol = sd[:, None] * corr
-        cov = chol @ chol.T
-        for i, param in enumerate(b.variances):
-            values[param.name] = float(cov[i, i])
-        it = iter(b.covariances)
-        for i in range(1, k):
-            for j in range(i):
-                values[next(it).name] = float(cov[i, j])
+        _put_block(values, b, chol @ chol.T)
     for index, nom in enumerate(spec.nominal):
         # the sweep's Dirichlet(1, ..., 1) prior on the category probabilities
         key = jax.random.fold_in(k_block, dgm.NOMINAL_KEY + index)
@@ -115,8 +115,18 @@ def simulate_prior(
         for param, tau in zip(free, taus, strict=True):
             values[param.name] = float(tau)
     data = dgm.simulate(spec, k_data, setting, values=values, fitted=True)
-    values = with_derived(spec, values)
+    values = reported(spec, with_derived(spec, values))
     return data, {name: float(values[name]) for name in spec.estimands()}
+
+
+def _put_block(values: dict[str, Any], block: Any, cov: np.ndarray) -> None:
+    """A covariance block's variances and covariances into ``values``, by lavaan name."""
+    for i, param in enumerate(block.variances):
+        values[param.name] = float(cov[i, i])
+    it = iter(block.covariances)
+    for i in range(1, len(block.members)):
+        for j in range(i):
+            values[next(it).name] = float(cov[i, j])
 
 
 def _variance_draw(key, family: str, p: sweep.Priors, covariance: bool, latent: bool) -> float:

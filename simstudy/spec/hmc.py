@@ -49,6 +49,7 @@ from simstudy.spec import linear
 from simstudy.spec.dgm import ROW_REAL, cluster_key, observed_key
 from simstudy.spec.evaluate import coef_vector, equation_mean
 from simstudy.spec.ir import CovBlock, Equation, ModelSpec, Ordered, with_derived
+from simstudy.spec.standardized import reported
 from simstudy.spec.sweep import Layout, Priors
 
 #: The numeric prior settings the model reads from its data (kinds are fixed per model).
@@ -463,7 +464,7 @@ def make_derive(
             for i in range(1, k):
                 for j in range(i):
                     out[next(it).name] = cov[..., i, j]
-        return with_derived(spec, out)
+        return reported(spec, with_derived(spec, out))
 
     return derive
 

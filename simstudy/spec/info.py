@@ -40,12 +40,23 @@ from simstudy.spec.nominal import check_declaration as check_nominal
 from simstudy.spec.ordered import LINKS, check_link
 from simstudy.spec.ordered import check_declaration as check_ordered
 from simstudy.spec.population import population
+from simstudy.spec.standardized import REPORTS, check_report
+from simstudy.spec.standardized import check as check_standardized
 
 #: Keys of a spec model's config besides ``name``, ``params`` and ``priors``.
-SPEC_KEYS = ("syntax", "design", "prior_families", "estimators", "nominal", "ordered", "link")
+SPEC_KEYS = (
+    "syntax",
+    "design",
+    "prior_families",
+    "estimators",
+    "nominal",
+    "ordered",
+    "link",
+    "report",
+)
 PRIOR_FAMILIES = {
     "residual": ("half_normal", "inverse_gamma"),
-    "covariance": ("half_normal", "inverse_gamma"),
+    "covariance": ("half_normal", "inverse_gamma", "inverse_wishart"),
 }
 #: Numeric priors of every spec model, with their defaults (see simstudy.spec.sweep.Priors).
 PRIOR_DEFAULTS = {
@@ -125,6 +136,14 @@ def check_estimator_priors(
     """
     mapping = kinds.mapping_of(structure)
     hmc = [e for e in estimators if mapping.get(e, {}).get("kind") == "hmc"]
+    if hmc and structure["prior_families"]["covariance"] == "inverse_wishart":
+        raise InputError(
+            f"model.estimators.{hmc[0]}.kind",
+            "hmc",
+            "a gibbs estimator under prior_families.covariance=inverse_wishart (the NumPyro "
+            "model has LKJ blocks only): leave the hmc estimator out of study.estimators, or "
+            "use covariance: inverse_gamma or half_normal",
+        )
     if not hmc or not latent_inverse_gamma(spec_of(structure), structure["prior_families"]):
         return
     for name in ("latent_var_shape", "latent_var_scale"):
@@ -206,11 +225,53 @@ def normalise(raw_model: Mapping[str, Any]) -> dict[str, Any]:
     link = check_link(given.get("link"))
     if link != LINKS[0]:  # likewise
         structure["link"] = link
+    report = check_report(given.get("report"))
+    if report != REPORTS[0]:  # likewise
+        structure["report"] = report
     spec = spec_of(structure)  # raises on a bad syntax or design
+    if families["covariance"] == "inverse_wishart":
+        _check_inverse_wishart(spec)
+    if report != REPORTS[0]:
+        check_standardized(spec)
     if given.get("estimators") is not None:
         # kept only when given, so that models without it keep their hash
         structure["estimators"] = kinds.normalise(given["estimators"], spec)
+    if report != REPORTS[0]:
+        _posterior_only(kinds.mapping_of(structure))
     return structure
+
+
+def _check_inverse_wishart(spec: ModelSpec) -> None:
+    """The inverse-Wishart family is for blocks of two or more factors (level 1) only.
+
+    A one-member block would take the inverse-gamma variance update, a random-effect block
+    its own moves: refused rather than given a prior the config does not say.
+    """
+    for b in spec.blocks:
+        if b.level is not None or len(b.members) < 2:
+            what = (
+                f"the random-effect block {b.name}"
+                if b.level is not None
+                else f"the one-factor block {b.name} (InverseWishart(3, s) of one variance is "
+                "InverseGamma(1.5, s / 2): use covariance: inverse_gamma)"
+            )
+            raise InputError(
+                "model.prior_families.covariance",
+                "inverse_wishart",
+                f"a model whose covariance blocks are all of two or more factors; it has {what}",
+            )
+
+
+def _posterior_only(mapping: Mapping[str, Any]) -> None:
+    """Under std.all, only estimators with draws: the closed-form ones report other things."""
+    for name, options in mapping.items():
+        if options["kind"] not in ("gibbs", "hmc"):
+            raise InputError(
+                f"model.estimators.{name}.kind",
+                options["kind"],
+                "gibbs or hmc under model.report=std.all (the standardized solution is "
+                "computed draw by draw)",
+            )
 
 
 @functools.lru_cache(maxsize=64)
@@ -222,12 +283,13 @@ def _spec(blob: str) -> ModelSpec:
         nominal=s.get("nominal"),
         ordered=s.get("ordered"),
         link=s.get("link", LINKS[0]),
+        report=s.get("report", REPORTS[0]),
     )
 
 
 def spec_of(structure: Mapping[str, Any]) -> ModelSpec:
     """The :class:`ModelSpec` of a (normalised) structure, built once per syntax and design."""
-    keys = ("syntax", "design", "nominal", "ordered", "link")
+    keys = ("syntax", "design", "nominal", "ordered", "link", "report")
     return _spec(json.dumps({k: structure[k] for k in keys if k in structure}, sort_keys=True))
 
 

@@ -218,6 +218,9 @@ class ModelSpec:
     simulated_exogenous: tuple[str, ...] = ()
     nominal: tuple[Nominal, ...] = ()
     ordered: tuple[Ordered, ...] = ()
+    #: The solution reported: ``est`` (the parameters) or ``std.all``
+    #: (:mod:`simstudy.spec.standardized`).
+    report: str = "est"
 
     def variable(self, name: str) -> Variable:
         """The variable called ``name``."""
@@ -236,7 +239,14 @@ class ModelSpec:
         return tuple(out)
 
     def estimands(self) -> tuple[str, ...]:
-        """Names of the reported quantities: free non-nuisance parameters, then derived ones."""
+        """Names of the reported quantities: free non-nuisance parameters, then derived ones.
+
+        Under ``report: std.all``, :func:`simstudy.spec.standardized.names`.
+        """
+        if self.report != "est":
+            from simstudy.spec.standardized import names
+
+            return names(self)
         free = [p.name for p in self.parameters() if p.free and not p.nuisance]
         return (*free, *(d.name for d in self.derived))
 
@@ -348,6 +358,7 @@ def build(
     nominal: Mapping[str, int] | None = None,
     ordered: Mapping[str, int] | None = None,
     link: str = "probit",
+    report: str = "est",
 ) -> ModelSpec:
     """The :class:`ModelSpec` of parsed statements and the design's missingness.
 
@@ -355,6 +366,7 @@ def build(
     simulator makes incomplete, and what MAR selection depends on). ``nominal``: variable ->
     categories of the nominal predictors (:mod:`simstudy.spec.nominal` expands their terms).
     ``ordered``: variable -> categories of the ordered outcomes and indicators, ``link`` theirs.
+    ``report``: the solution reported (``est`` or ``std.all``, checked by the caller).
 
     Raises
     ------
@@ -555,6 +567,7 @@ def build(
             Ordered(u, k, intercept=any(c.factors == () for c in coefs.get(u, [])), link=link)
             for u, k in ordered.items()
         ),
+        report=report,
     )
     _check(spec, field_name)
     return spec
@@ -681,6 +694,12 @@ def from_syntax(
     nominal: Mapping[str, int] | None = None,
     ordered: Mapping[str, int] | None = None,
     link: str = "probit",
+    report: str = "est",
 ) -> ModelSpec:
     """Parse and build a :class:`ModelSpec` (see :func:`simstudy.spec.grammar.parse`)."""
-    return build(parse(syntax), missing, nominal=nominal, ordered=ordered, link=link)
+    spec = build(parse(syntax), missing, nominal=nominal, ordered=ordered, link=link, report=report)
+    if report != "est":
+        from simstudy.spec.standardized import check
+
+        check(spec)
+    return spec

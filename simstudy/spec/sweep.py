@@ -24,6 +24,7 @@ import jax
 from simstudy.spec import evaluate as ev
 from simstudy.spec import steps as kinds
 from simstudy.spec.ir import LATENT, CovBlock, Equation, ModelSpec, Nominal, Ordered, with_derived
+from simstudy.spec.standardized import reported
 from simstudy.spec.steps.base import (
     GAMMA_TRIES,
     STATE_PARTS,
@@ -118,10 +119,13 @@ class Priors:
         """``(a, b)`` of a covariance block's variance prior (``lkj_log_prior``'s numbers).
 
         Half-normal SDs: ``(scale, 0)``; inverse-gamma variances: ``(shape, scale)``, the
-        latent class's for a block of level-1 variables.
+        latent class's for a block of level-1 variables; inverse-Wishart: ``(0, var_scale)``,
+        its scale matrix's diagonal.
         """
         if self.cov_prior == "half_normal":
             return self.cov_scale_of(block.name), 0.0
+        if self.cov_prior == "inverse_wishart":
+            return 0.0, self.var_scale
         return self.variance_ig(block.level is None)
 
 
@@ -256,9 +260,13 @@ def sweep(
         noise = draw_noise(rng_key, lay, data)
     state = dict(state)
     ctx = Context(lay, priors, weights, adapt=adapt)
-    for step in lay.steps:
-        ctx = step.begin(state, data, ctx)
-    for step, own in zip(lay.steps, noise, strict=True):
+    runs = kinds.active(lay, priors)
+    for step, run in zip(lay.steps, runs, strict=True):
+        if run:
+            ctx = step.begin(state, data, ctx)
+    for step, own, run in zip(lay.steps, noise, runs, strict=True):
+        if not run:  # its noise is drawn all the same: the other steps' stays as it was
+            continue
         with jax.named_scope(type(step).__name__):
             ctx = step.share(state, data, ctx)
             state = step.update(state, data, own, ctx)
@@ -298,4 +306,4 @@ def collect(state: Mapping[str, Any], lay: Layout, spec: ModelSpec) -> dict[str,
     out: dict[str, jax.Array] = {}
     for step in lay.steps:
         out |= step.collect(state, lay)
-    return with_derived(spec, out)
+    return reported(spec, with_derived(spec, out))

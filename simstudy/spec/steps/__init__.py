@@ -13,7 +13,7 @@ from simstudy.spec.steps.base import Step
 from simstudy.spec.steps.coefficients import Coefficients
 from simstudy.spec.steps.covariance import Covariance
 from simstudy.spec.steps.factor_location import factor_locations
-from simstudy.spec.steps.factor_scale import factor_scales
+from simstudy.spec.steps.factor_scale import FactorScale, factor_scales
 from simstudy.spec.steps.nodes import NodeGroup
 from simstudy.spec.steps.nominal import NominalPredictor
 from simstudy.spec.steps.ordered import ordered_steps
@@ -21,7 +21,7 @@ from simstudy.spec.steps.random_effects import RandomEffects
 from simstudy.spec.steps.variances import Variances
 
 if TYPE_CHECKING:
-    from simstudy.spec.sweep import Layout
+    from simstudy.spec.sweep import Layout, Priors
 
 
 def build(lay: Layout) -> tuple[Step, ...]:
@@ -62,6 +62,20 @@ def build(lay: Layout) -> tuple[Step, ...]:
     )
     steps += factor_locations(lay.equations, lay.general, blocks, lay.latents, lay.measurement)
     return tuple(steps)
+
+
+def active(lay: Layout, priors: Priors) -> tuple[bool, ...]:
+    """Per step of ``lay``, whether it runs under ``priors``.
+
+    Under the ``inverse_wishart`` covariance family a factor's scale move of a covariance
+    block's variance does not: its draw takes one prior per variance (half-normal or
+    inverse-gamma), and the inverse-Wishart's term in the factor's scale depends on the whole
+    matrix. The plain updates keep the chain exact without it.
+    """
+    iw = priors.cov_prior == "inverse_wishart"
+    return tuple(
+        not (iw and isinstance(s, FactorScale) and s.variance[0] == "block") for s in lay.steps
+    )
 
 
 def n_start_keys(lay: Layout) -> int:

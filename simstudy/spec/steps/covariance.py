@@ -1,7 +1,8 @@
-"""A covariance block of two or more members, by an inverse-Wishart proposal.
+"""A covariance block of two or more members, by an inverse-Wishart proposal or draw.
 
 LKJ correlations with half-normal SDs or inverse-gamma variances: the proposal (the
 conditional under a flat inverse-Wishart prior) is accepted or kept by the priors' ratio.
+Under the ``inverse_wishart`` family, InverseWishart(k + 2, var_scale I): the conjugate draw.
 
 The step owns the state's ``cov`` entry of its block (one-member blocks are
 :mod:`.variances`' units) and records its variances and free covariances.
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import jax
 import jax.numpy as jnp
 
-from simstudy.blocks.covariance import lkj_covariance
+from simstudy.blocks.covariance import INVERSE_WISHART, inverse_wishart_covariance, lkj_covariance
 from simstudy.spec import evaluate as ev
 from simstudy.spec.ir import CovBlock
 from simstudy.spec.steps.base import Context, Noise, NoiseSizes, State, StepDefaults
@@ -50,6 +51,9 @@ class Covariance(StepDefaults):
         vectors, w = ev.block_vectors(block, state, data, ctx.layout)
         scatter = jnp.einsum("ni,nj,n->ij", vectors, vectors, w)
         a, b = priors.block_variance_prior(block)
+        if priors.cov_prior == INVERSE_WISHART:
+            new = inverse_wishart_covariance(noise.keys[0], scatter, w.sum(), b)
+            return {**state, "cov": {**state["cov"], block.name: new}}
         scale = PROPOSAL_SCALE if priors.cov_prior == "half_normal" else b
         new = lkj_covariance(
             noise.keys[0],
