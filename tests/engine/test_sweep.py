@@ -133,7 +133,10 @@ def test_every_spec_builds_its_steps_and_their_noise_is_what_the_sweep_draws(nam
         assert values.size == total and np.unique(values).size == total
     # the sweep itself draws its normals and uniforms through that layout
     traced = jax.make_jaxpr(lambda k, s: sweep.sweep(k, s, data, lay, sweep.Priors()))
-    state = sweep.init(jax.random.PRNGKey(1), data, lay, sweep.Priors())
+    # traced, not run: op by op, a large spec's start state costs seconds of dispatch
+    state = jax.eval_shape(
+        lambda k: sweep.init(k, data, lay, sweep.Priors()), jax.random.PRNGKey(1)
+    )
     assert _random_bits(traced(jax.random.PRNGKey(0), state))[:2] == drawn
 
 
