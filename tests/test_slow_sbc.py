@@ -93,7 +93,9 @@ def _short(reason: str):
         ),
         # The binary GLMM (random intercept and slope, correlated), J = 50 clusters of 10:
         # latent responses (probit) or Pólya–Gamma (logit), the effects also moved with the
-        # responses integrated out. Effect SDs half-normal(0.5). SHARE_AND_TIME
+        # responses integrated out. Effect SDs half-normal(0.5). Not yet measured to the end
+        # (2026-12-07: a run at load 5-14 was stopped after 16 min to time the default tier);
+        # 8 of 8 fits per link converged at 4000 draws in benchmarks/compare_glmm_binary.py.
         *(
             (
                 "glmm_binary",

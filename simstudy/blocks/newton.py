@@ -46,7 +46,10 @@ def _terms(loglik, b, prior_precision, offset, cols, group, n_clusters):
     eta = offset + sum(cols[k] * b[group, k] for k in range(q))
     ll, d1, w = row_derivatives(loglik, eta)
     w = jnp.maximum(w, 0.0)  # concave in theory; rounding must not make H indefinite
-    seg = lambda x: jax.ops.segment_sum(x, group, num_segments=n_clusters)  # noqa: E731
+
+    def seg(x):
+        return jax.ops.segment_sum(x, group, num_segments=n_clusters)
+
     prior_grad = jnp.einsum("ij,cj->ci", prior_precision, b)
     grad = jnp.stack([seg(d1 * cols[k]) for k in range(q)], -1) - prior_grad
     info = jnp.stack(
