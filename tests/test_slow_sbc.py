@@ -101,6 +101,7 @@ def _short(reason: str):
                 "glmm_binary",
                 100,
                 [
+                    "study.estimators=[bayes]",
                     "study.factors={J: [50], cluster_size: [10]}",
                     f"model.link={link}",
                     "sampler.draws=4000",
