@@ -194,6 +194,30 @@ def pairs(model, a, b, common):
     ]
 
 
+def summary_table(summary: pd.DataFrame) -> str:
+    """The summary rows as a Markdown table, ESS columns named for readers."""
+    return frame_markdown(
+        summary.rename(
+            columns={
+                "min_ess_median": "min ESS (median)",
+                "min_ess_min": "min ESS (worst)",
+                "s_per_min_ess": "s per min ESS",
+                "min_ess_per_s": "min ESS / s",
+            }
+        )
+    )
+
+
+def agreement(pair: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """Per group of :func:`pairs` rows: how many, the share within 3 MCSE, max |z|, mean z."""
+    return pair.groupby(by).agg(
+        comparisons=("z", "size"),
+        within_3_mcse=("z", lambda z: float((z.abs() <= 3).mean())),
+        max_abs_z=("z", lambda z: float(z.abs().max())),
+        mean_z=("z", "mean"),
+    )
+
+
 def glmm(reps, out):
     plan = plan_from_dict(
         compose_raw(
@@ -464,12 +488,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     summary.to_parquet(args.out / "compare_engine.parquet", index=False)
     pair.to_parquet(args.out / "compare_engine_pairs.parquet", index=False)
-    agree = pair.groupby(["model", "commit"]).agg(
-        comparisons=("z", "size"),
-        within_3_mcse=("z", lambda z: float((z.abs() <= 3).mean())),
-        max_abs_z=("z", lambda z: float(z.abs().max())),
-        mean_z=("z", "mean"),
-    )
+    agree = agreement(pair, ["model", "commit"])
     ratio = _ratios(summary)
     lines = [
         "# The compiled engine side by side",
@@ -488,16 +507,7 @@ def main() -> None:
         "measurement of that commit, on the hand-written simulator's data sets of the same "
         "design; the compiled rows are measured afresh on the spec's simulator.",
         "",
-        frame_markdown(
-            summary.rename(
-                columns={
-                    "min_ess_median": "min ESS (median)",
-                    "min_ess_min": "min ESS (worst)",
-                    "s_per_min_ess": "s per min ESS",
-                    "min_ess_per_s": "min ESS / s",
-                }
-            )
-        ),
+        summary_table(summary),
         "",
         "Compiled against hand-written, per model and width: time per minimum ESS (the issue's "
         "gate: at most 1.5, aim 1.2) and the share of converged fits (R-hat <= 1.01 and bulk "

@@ -28,7 +28,16 @@ import jax
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from compare_engine import GIBBS, NUTS, batches_in_turn, fit_all, pairs, summary_row
+from compare_engine import (
+    GIBBS,
+    NUTS,
+    agreement,
+    batches_in_turn,
+    fit_all,
+    pairs,
+    summary_row,
+    summary_table,
+)
 from mdtable import frame_markdown
 
 from simstudy.cli import compose_raw
@@ -126,12 +135,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     summary.to_parquet(args.out / "compare_glmm_binary.parquet", index=False)
     pair.to_parquet(args.out / "compare_glmm_binary_pairs.parquet", index=False)
-    agree = pair.groupby("model").agg(
-        comparisons=("z", "size"),
-        within_3_mcse=("z", lambda z: float((z.abs() <= 3).mean())),
-        max_abs_z=("z", lambda z: float(z.abs().max())),
-        mean_z=("z", "mean"),
-    )
+    agree = agreement(pair, ["model"])
     lines = [
         "# The binary GLMM: compiled Gibbs sweep against NUTS",
         "",
@@ -144,16 +148,7 @@ def main() -> None:
         "estimands (fixed effects and the effects' covariance). Width 16: the study's own "
         "data sets of the same condition, 16 replications per program, as studies run the sweep.",
         "",
-        frame_markdown(
-            summary.rename(
-                columns={
-                    "min_ess_median": "min ESS (median)",
-                    "min_ess_min": "min ESS (worst)",
-                    "s_per_min_ess": "s per min ESS",
-                    "min_ess_per_s": "min ESS / s",
-                }
-            )
-        ),
+        summary_table(summary),
         "",
         f"The gate (issue 29): the sweep's min ESS per second at least {GATE:g}x NUTS's "
         "(NUTS one replication per program, as studies run it):",
