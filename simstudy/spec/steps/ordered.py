@@ -18,9 +18,9 @@ the equation's random effects times one ``g`` (their covariance block times ``g^
 from its conditional, which leaves every category where it is: the data augmentation alone
 moves along that direction in small steps when the coefficients or random effects explain
 much of the response. A lone variable's random effects that no other equation holds also move
-with its responses integrated out, before they are drawn (:func:`collapsible`,
-:mod:`simstudy.blocks.newton`). Every other step sees the latent response as the variable's
-value: its equation is then a Gaussian one with residual variance 1.
+with its responses integrated out, before they are drawn (:mod:`.ordered_effects`). Every
+other step sees the latent response as the variable's value: its equation is then a Gaussian
+one with residual variance 1.
 
 An ordered predictor (probit; a binary mediator) has a step of its own and enters its
 children's equations as ``u*``: its responses' conditional is then the normal one of its own
@@ -45,14 +45,14 @@ import jax.numpy as jnp
 
 from simstudy.blocks import ordinal
 from simstudy.blocks.covariance import lkj_log_prior
-from simstudy.blocks.group import group_scale, rescale_covariance
-from simstudy.blocks.newton import newton_cluster_step, newton_scalar_step
+from simstudy.blocks.group import group_scale
 from simstudy.blocks.polya_gamma import TERMS, pg_draw
 from simstudy.spec import evaluate as ev
 from simstudy.spec.dgm import ROW_REAL, cluster_key, observed_key
 from simstudy.spec.ir import CovBlock, Ordered
 from simstudy.spec.steps.base import Context, Noise, NoiseSizes, State, StepDefaults
 from simstudy.spec.steps.nodes import involved_equations, linear_terms
+from simstudy.spec.steps.ordered_effects import collapsed_effects, collapsible
 
 if TYPE_CHECKING:
     from simstudy.spec.sweep import Layout
@@ -106,21 +106,6 @@ def _stack(states: list[ordinal.ThresholdState]) -> ordinal.ThresholdState:
 def _row(state: ordinal.ThresholdState, k: int) -> ordinal.ThresholdState:
     """Variable ``k``'s threshold state (1 × (K-1)) of a stacked one."""
     return ordinal.ThresholdState(*(part[k : k + 1] for part in state))
-
-
-def collapsible(lay: Layout, i: int, blocks: tuple[CovBlock, ...]) -> tuple[CovBlock, ...]:
-    """The blocks of equation ``i``'s random effects that no other equation holds.
-
-    Their cluster likelihood with the latent responses integrated out is the categories'
-    probabilities alone only where the responses enter no other equation (as predictors) and
-    the effects no other equation: then they can move by :mod:`simstudy.blocks.newton`.
-    """
-    target = lay.equations[i].target
-    others = [e for k, e in enumerate(lay.equations) if k != i]
-    if any(target in c.factors for e in others for c in e.coefficients):
-        return ()
-    held = {r.effect for e in others for r in e.random}
-    return tuple(b for b in blocks if not set(b.members) & held)
 
 
 def ordered_steps(lay: Layout, first_key: int) -> list[OrderedResponses]:
@@ -269,7 +254,7 @@ class OrderedResponses(StepDefaults):
             )  # fmt: skip
         if self.collapsed:  # a lone variable's own random effects
             k_eff = jax.random.fold_in(k_thr, 1)
-            state = self._collapsed_effects(k_eff, state, data, _row(thr, 0), ctx)
+            state = collapsed_effects(k_eff, self, state, data, _row(thr, 0), ctx)
             mean = centre = self._means(state, ev.full_values(lay, state, data), lay, rows)
         tau = ordinal.thresholds(thr.u, self.mask)
         ystar = _responses(k_resp, self.variables, data, tau, centre, sd)
@@ -350,90 +335,6 @@ class OrderedResponses(StepDefaults):
             ],
             1,
         )
-
-    def _collapsed_effects(
-        self, key: jax.Array, state: State, data: Mapping[str, Any], thr: Any, ctx: Context
-    ) -> State:
-        """Each collapsible block's effects by Newton–Metropolis on the categories' likelihood."""
-        lay, i, u = ctx.layout, self.equations[0], self.variables[0].name
-        eq = lay.equations[i]
-        coefs = ev.coef_vector(eq, state["coef"].get(u, jnp.zeros(0)), lay.free_coefs[i])
-        rows = data[ROW_REAL].shape[0]
-        weight = (data[observed_key(u)] & data[ROW_REAL]).astype(float)
-        tau = ordinal.thresholds(thr.u, self.mask[:1])[0]
-        link, y = self.variables[0].link, data[u]
-
-        def loglik(eta):
-            return weight * ordinal.category_log_prob(link, tau, y, eta)
-
-        re, covs = dict(state["re"]), dict(state["cov"])
-        for n, blk in enumerate(self.collapsed):
-            vals = ev.full_values(lay, {**state, "re": re, "cov": covs}, data)
-            group = data[blk.level]
-            current = re[blk.name]
-
-            def eta_of(u_rows, vals=vals, blk=blk):
-                v = {**vals, **{m: u_rows[:, k] for k, m in enumerate(blk.members)}}
-                return [jnp.broadcast_to(ev.equation_mean(eq, coefs, v), (rows,))]
-
-            (eta,), (cols,) = ev.jvp_columns(eta_of, current[group], len(blk.members))
-            offset = eta - sum(c * current[group, k] for k, c in enumerate(cols))
-            real = data[cluster_key(blk.level)]
-            cov = state["cov"][blk.name]
-            effects = newton_cluster_step(
-                jax.random.fold_in(key, 2 * n),
-                current,
-                jnp.linalg.inv(cov),
-                offset,
-                cols,
-                group,
-                real,
-                loglik,
-            )
-            effects, cov = self._collapsed_scales(
-                jax.random.fold_in(key, 2 * n + 1),
-                blk,
-                effects,
-                cov,
-                offset,
-                cols,
-                data,
-                loglik,
-                ctx,
-            )
-            re[blk.name] = effects
-            covs[blk.name] = cov
-        return {**state, "re": re, "cov": covs}
-
-    def _collapsed_scales(self, key, blk, effects, cov, offset, cols, data, loglik, ctx):
-        """Each effect's scale with its variance (non-centred), responses integrated out.
-
-        ``b_k -> c b_k`` on every cluster with row and column ``k`` of the covariance times
-        ``c``: the effects' density and their Jacobian cancel, leaving the categories'
-        likelihood, the covariance's prior and its entries' Jacobian ``c^(q + 1)``; ``t =
-        log c`` by a Newton–Metropolis step (Haar measure ``dc / c``).
-        """
-        priors, q = ctx.priors, len(blk.members)
-        pa, pb = priors.block_variance_prior(blk)
-        group = data[blk.level]
-        real = data[cluster_key(blk.level)]
-
-        def log_prior(m):
-            return lkj_log_prior(m, priors.lkj_eta, priors.cov_prior, pa, pb)
-
-        for k in range(q):
-            base = offset + sum(c * effects[group, j] for j, c in enumerate(cols))
-            moved = effects[group, k] * cols[k]
-
-            def log_target(t, base=base, moved=moved, cov=cov, k=k):
-                c = jnp.exp(t)
-                eta = base + (c - 1.0) * moved
-                return loglik(eta).sum() + log_prior(rescale_covariance(cov, k, c)) + (q + 1) * t
-
-            c = jnp.exp(newton_scalar_step(jax.random.fold_in(key, k), log_target))
-            effects = jnp.where(real[:, None], effects.at[:, k].multiply(c), effects)
-            cov = rescale_covariance(cov, k, c)
-        return effects, cov
 
     def _scale(self, key, ystar, mean, precision, coefs, thr, state, data, ctx) -> jax.Array:
         """Per variable, ``g`` of the scale move.
