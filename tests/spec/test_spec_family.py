@@ -95,6 +95,7 @@ def test_glmm_batches_compile_once_and_fit():
     assert {r["parameter"] for r in rows} >= {"y~x", "1|g~~1|g", "1|g~~x|g"}
 
 
+@pytest.mark.slow  # 20 s of compile; the cheap check: test_spec_priors' nothing-observed sweep
 def test_glmm_sweep_with_nothing_observed_samples_its_prior():
     from simstudy.engine.replicate import chain_name, estimator_key, fit_estimator, key_from_seed
 
