@@ -187,6 +187,47 @@ def inverse_cholesky(cov: jax.Array) -> jax.Array:
     return jnp.stack([jnp.stack(row, -1) for row in inv], -2)
 
 
+def small_logdet(matrix: jax.Array) -> jax.Array:
+    """``log det`` of positive definite matrices (batched); written out up to :data:`UNROLLED_MAX`.
+
+    As in :func:`_unrolled_draw`: ``slogdet`` factors one small matrix per LAPACK call.
+    """
+    k = matrix.shape[-1]
+    if k > UNROLLED_MAX:
+        return jnp.linalg.slogdet(matrix)[1]
+    low = _unrolled_cholesky(matrix)
+    return 2.0 * sum(jnp.log(low[i][i]) for i in range(k))
+
+
+def log_normal_from_precision(x: jax.Array, precision: jax.Array, rhs: jax.Array) -> jax.Array:
+    """``log N(x; P^-1 r, P^-1)`` up to a constant, batched: :func:`normal_from_precision`'s.
+
+    Written out up to :data:`UNROLLED_MAX`. With ``P = L L'``:
+    ``(x - P^-1 r)' P (x - P^-1 r) = |L' x|^2 - 2 x'r + |L^-1 r|^2``.
+    """
+    k = precision.shape[-1]
+    if k > UNROLLED_MAX:
+        mean = jnp.linalg.solve(precision, rhs[..., None])[..., 0]
+        quad = jnp.einsum("...i,...ij,...j->...", x - mean, precision, x - mean)
+        return 0.5 * jnp.linalg.slogdet(precision)[1] - 0.5 * quad
+    low = _unrolled_cholesky(precision)
+    white = [sum(low[m][i] * x[..., m] for m in range(i, k)) for i in range(k)]  # L' x
+    y: list[Any] = [None] * k  # L y = r
+    for i in range(k):
+        y[i] = (rhs[..., i] - sum((low[i][m] * y[m] for m in range(i)), 0.0)) / low[i][i]
+    quad = sum(w**2 for w in white) - 2 * (x * rhs).sum(-1) + sum(v**2 for v in y)
+    return sum(jnp.log(low[i][i]) for i in range(k)) - 0.5 * quad
+
+
+def small_inverse(matrix: jax.Array) -> jax.Array:
+    """The inverse of positive definite matrices (batched): ``L^-T L^-1``.
+
+    ``L^-1`` from :func:`inverse_cholesky` (written out for small matrices).
+    """
+    inv_low = inverse_cholesky(matrix)
+    return jnp.swapaxes(inv_low, -1, -2) @ inv_low
+
+
 def inverse_wishart(key: jax.Array, df: jax.Array | float, scale: jax.Array) -> jax.Array:
     """An inverse-Wishart(df, scale) draw (k × k), by Bartlett's decomposition of its inverse."""
     k = scale.shape[-1]
@@ -351,7 +392,7 @@ def inverse_wishart_log_prior(phi: jax.Array, df: float, scale: float):
     """Log density (up to a constant) of InverseWishart(df, scale * I) at ``Phi``."""
     k = phi.shape[-1]
     trace = scale * jnp.trace(jnp.linalg.inv(phi), axis1=-2, axis2=-1)
-    return -(df + k + 1) / 2 * jnp.linalg.slogdet(phi)[1] - trace / 2
+    return -(df + k + 1) / 2 * small_logdet(phi) - trace / 2
 
 
 def marker_signs(y: jax.Array, observed: jax.Array, marker_of_item: Any) -> jax.Array:

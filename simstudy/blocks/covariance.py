@@ -12,7 +12,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from simstudy.blocks.conjugate import inverse_wishart, inverse_wishart_log_prior
+from simstudy.blocks.conjugate import inverse_wishart, inverse_wishart_log_prior, small_logdet
 
 VARIANCE_PRIORS = ("half_normal", "inverse_gamma")
 #: The whole-matrix prior: InverseWishart(k + 2, ``b`` I), conjugate given the vectors.
@@ -45,7 +45,7 @@ def lkj_log_prior(phi: jax.Array, lkj_eta: float, kind: str, a: float, b: float)
         return inverse_wishart_log_prior(phi, k + IW_EXTRA_DF, b)
     var = jnp.diagonal(phi, axis1=-2, axis2=-1)
     log_var = jnp.log(var)
-    log_det_r = jnp.linalg.slogdet(phi)[1] - log_var.sum(-1)
+    log_det_r = small_logdet(phi) - log_var.sum(-1)
     return (
         log_variance_prior(var, kind, a, b)
         + (lkj_eta - 1) * log_det_r

@@ -7,6 +7,7 @@ import pytest
 from scipy import stats
 
 from simstudy.blocks import ordinal as ordm
+from simstudy.blocks.newton import row_derivatives
 
 
 @pytest.mark.parametrize("link", ["probit", "logit"])
@@ -117,3 +118,21 @@ def test_category_log_prob_is_the_interval_probability(link, k):
     want = np.log(cdf(cuts[yy + 1] - ee) - cdf(cuts[yy] - ee))
     got = ordm.category_log_prob(link, tau, y, eta)
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("link", ["probit", "logit"])
+@pytest.mark.parametrize("k", [2, 4])
+def test_category_terms_are_the_log_probability_and_its_derivatives(link, k):
+    """Written out, as forward-mode differentiation of :func:`category_log_prob` gives them.
+
+    Linear predictors far into both tails included (SD 4 around thresholds near 0).
+    """
+    rng = np.random.default_rng(10 + k)
+    tau = jnp.sort(jnp.asarray(rng.normal(size=k - 1).astype(np.float32)))
+    y = jnp.asarray(rng.integers(0, k, size=400))
+    eta = jnp.asarray(rng.normal(scale=4.0, size=400).astype(np.float32))
+    got = ordm.category_terms(link, tau, y, eta)
+    want = row_derivatives(lambda e: ordm.category_log_prob(link, tau, y, e), eta)
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_allclose(g, w, rtol=1e-3, atol=1e-4)
+    assert (got[2] >= 0).all()

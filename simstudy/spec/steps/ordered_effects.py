@@ -17,9 +17,10 @@ import jax
 import jax.numpy as jnp
 
 from simstudy.blocks import ordinal
+from simstudy.blocks.conjugate import small_inverse
 from simstudy.blocks.covariance import lkj_log_prior
 from simstudy.blocks.group import rescale_covariance
-from simstudy.blocks.newton import newton_cluster_step, newton_scalar_step
+from simstudy.blocks.newton import newton_cluster_step, newton_scalar_step, scalar_derivatives
 from simstudy.spec import evaluate as ev
 from simstudy.spec.dgm import ROW_REAL, cluster_key, observed_key
 from simstudy.spec.ir import CovBlock
@@ -62,8 +63,8 @@ def collapsed_effects(
     tau = ordinal.thresholds(thr.u, step.mask[:1])[0]
     link, y = step.variables[0].link, data[u]
 
-    def loglik(eta):
-        return weight * ordinal.category_log_prob(link, tau, y, eta)
+    def row_terms(eta):  # the categories' log likelihood per row and its derivatives
+        return tuple(weight * t for t in ordinal.category_terms(link, tau, y, eta))
 
     re, covs = dict(state["re"]), dict(state["cov"])
     for n, blk in enumerate(step.collapsed):
@@ -82,12 +83,12 @@ def collapsed_effects(
         effects = newton_cluster_step(
             jax.random.fold_in(key, 2 * n),
             current,
-            jnp.linalg.inv(cov),
+            small_inverse(cov),
             offset,
             cols,
             group,
             real,
-            loglik,
+            row_terms,
         )
         effects, cov = _collapsed_scales(
             jax.random.fold_in(key, 2 * n + 1),
@@ -97,7 +98,7 @@ def collapsed_effects(
             offset,
             cols,
             data,
-            loglik,
+            row_terms,
             ctx,
         )
         re[blk.name] = effects
@@ -105,13 +106,15 @@ def collapsed_effects(
     return {**state, "re": re, "cov": covs}
 
 
-def _collapsed_scales(key, blk, effects, cov, offset, cols, data, loglik, ctx):
+def _collapsed_scales(key, blk, effects, cov, offset, cols, data, row_terms, ctx):
     """Each effect's scale with its variance (non-centred), responses integrated out.
 
     ``b_k -> c b_k`` on every cluster with row and column ``k`` of the covariance times
     ``c``: the effects' density and their Jacobian cancel, leaving the categories'
     likelihood, the covariance's prior and its entries' Jacobian ``c^(q + 1)``; ``t =
-    log c`` by a Newton–Metropolis step (Haar measure ``dc / c``).
+    log c`` by a Newton–Metropolis step (Haar measure ``dc / c``). The likelihood's
+    derivatives in ``t`` are written out from the rows' (``eta = base + (c - 1) m``, so
+    ``eta' = eta'' = c m``); the prior's, of a small matrix, by differentiation.
     """
     priors, q = ctx.priors, len(blk.members)
     pa, pb = priors.block_variance_prior(blk)
@@ -124,13 +127,22 @@ def _collapsed_scales(key, blk, effects, cov, offset, cols, data, loglik, ctx):
     for k in range(q):
         base = offset + sum(c * effects[group, j] for j, c in enumerate(cols))
         moved = effects[group, k] * cols[k]
+        prior_terms = scalar_derivatives(
+            lambda t, cov=cov, k=k: log_prior(rescale_covariance(cov, k, jnp.exp(t))) + (q + 1) * t
+        )
 
-        def log_target(t, base=base, moved=moved, cov=cov, k=k):
+        def derivatives(t, base=base, moved=moved, prior_terms=prior_terms):
             c = jnp.exp(t)
-            eta = base + (c - 1.0) * moved
-            return loglik(eta).sum() + log_prior(rescale_covariance(cov, k, c)) + (q + 1) * t
+            ll, d1, w = row_terms(base + (c - 1.0) * moved)
+            slope = c * moved
+            p0, p1, p2 = prior_terms(t)
+            return (
+                ll.sum() + p0,
+                (d1 * slope).sum() + p1,
+                (d1 * slope - w * slope**2).sum() + p2,
+            )
 
-        c = jnp.exp(newton_scalar_step(jax.random.fold_in(key, k), log_target))
+        c = jnp.exp(newton_scalar_step(jax.random.fold_in(key, k), derivatives))
         effects = jnp.where(real[:, None], effects.at[:, k].multiply(c), effects)
         cov = rescale_covariance(cov, k, c)
     return effects, cov
