@@ -74,7 +74,7 @@ def _log_proposal(x, centre, grad, precision):
 
 
 def newton_cluster_step(
-    key: jax.Array,
+    key: jax.Array | None,
     b: jax.Array,
     prior_precision: jax.Array,
     offset: jax.Array,
@@ -82,6 +82,7 @@ def newton_cluster_step(
     group: jax.Array,
     real: jax.Array,
     row_terms: Callable[[jax.Array], tuple[jax.Array, jax.Array, jax.Array]],
+    noise: tuple[jax.Array, jax.Array] | None = None,
 ) -> jax.Array:
     """One Metropolis–Hastings update of every cluster's effects (module docstring).
 
@@ -100,15 +101,21 @@ def newton_cluster_step(
         Per row, as functions of the linear predictor (elementwise): the log likelihood
         (concave; rows without data give 0), its derivative and minus its second derivative
         (:func:`row_derivatives` makes them from the log likelihood by differentiation).
+    noise
+        Standard normals of ``b``'s shape and a U(0, 1) per cluster, drawn beforehand (then
+        ``key`` is unused; a sweep draws all of its noise in one call).
     """
     n_clusters = b.shape[0]
-    k_z, k_u = jax.random.split(key)
+    if noise is None:
+        k_z, k_u = jax.random.split(key)
+        noise = (jax.random.normal(k_z, b.shape), jax.random.uniform(k_u, (n_clusters,)))
+    z, u = noise
     terms = partial(_terms, row_terms, prior_precision=prior_precision, offset=offset, cols=cols)
     now, g_now, p_now = terms(b, group=group, n_clusters=n_clusters)
     q = b.shape[-1]  # P b written out: XLA's CPU dot over many tiny matrices is slow
     rhs = jnp.stack([sum(p_now[:, i, j] * b[:, j] for j in range(q)) for i in range(q)], -1)
     rhs = rhs + g_now
-    proposal = normal_from_precision(None, p_now, rhs, jax.random.normal(k_z, b.shape))
+    proposal = normal_from_precision(None, p_now, rhs, z)
     new, g_new, p_new = terms(proposal, group=group, n_clusters=n_clusters)
     log_ratio = (
         new
@@ -117,7 +124,7 @@ def newton_cluster_step(
         - _log_proposal(proposal, b, g_now, p_now)
     )
     log_ratio = jnp.where(jnp.isnan(log_ratio), -jnp.inf, log_ratio)
-    accept = (jnp.log(jax.random.uniform(k_u, (n_clusters,))) < log_ratio) & real
+    accept = (jnp.log(u) < log_ratio) & real
     return jnp.where(accept[:, None], proposal, b)
 
 
@@ -138,9 +145,10 @@ def scalar_derivatives(
 
 
 def newton_scalar_step(
-    key: jax.Array,
+    key: jax.Array | None,
     derivatives: Callable[[jax.Array], tuple[jax.Array, jax.Array, jax.Array]],
     cap: float = 1.0,
+    noise: tuple[jax.Array, jax.Array] | None = None,
 ) -> jax.Array:
     """One Metropolis–Hastings step of a scalar ``t`` from 0 with a damped Newton proposal.
 
@@ -151,7 +159,8 @@ def newton_scalar_step(
     ``exp(f)`` invariant whether or not ``f`` is concave. The cap matters: in a tail where the
     curvature is small an undamped Newton step jumps far past the mode, is rejected, and the
     chain sits there (measured on a log-gamma target: variance 8% short after 400,000 steps;
-    exact with the cap). Returns the accepted ``t`` (0 where rejected).
+    exact with the cap). Returns the accepted ``t`` (0 where rejected). ``noise``: a standard
+    normal and a U(0, 1), drawn beforehand (then ``key`` is unused).
     """
 
     def terms(t):
@@ -162,11 +171,14 @@ def newton_scalar_step(
     def log_normal(x, mean, precision):
         return 0.5 * jnp.log(precision) - 0.5 * precision * (x - mean) ** 2
 
-    k_z, k_u = jax.random.split(key)
+    if noise is None:
+        k_z, k_u = jax.random.split(key)
+        noise = (jax.random.normal(k_z), jax.random.uniform(k_u))
+    z, u = noise
     zero = jnp.asarray(0.0)
     v0, m0, h0 = terms(zero)
-    t = m0 + jax.random.normal(k_z) / jnp.sqrt(h0)
+    t = m0 + z / jnp.sqrt(h0)
     v1, m1, h1 = terms(t)
     log_ratio = v1 - v0 + log_normal(zero, m1, h1) - log_normal(t, m0, h0)
-    accept = jnp.log(jax.random.uniform(k_u)) < jnp.where(jnp.isnan(log_ratio), -jnp.inf, log_ratio)
+    accept = jnp.log(u) < jnp.where(jnp.isnan(log_ratio), -jnp.inf, log_ratio)
     return jnp.where(accept, t, zero)

@@ -96,7 +96,7 @@ def threshold_start(u: jax.Array) -> ThresholdState:
 
 
 def threshold_step(
-    key: jax.Array,
+    key: jax.Array | None,
     state: ThresholdState,
     link: str,
     y: jax.Array,
@@ -107,6 +107,7 @@ def threshold_step(
     adapt: bool,
     moving: jax.Array | None = None,
     scale: jax.Array | float = 1.0,
+    noise: tuple[jax.Array, jax.Array] | None = None,
 ) -> ThresholdState:
     """One Metropolis update of every item's thresholds, latent responses integrated out.
 
@@ -133,9 +134,18 @@ def threshold_step(
         The latent responses' SD around ``mean`` (N × p, probit; 1: the link's own), where
         ``mean`` and ``scale`` are a response's conditional given more than its own equation
         (a predictor's, given its children too).
+    noise
+        Standard normals of ``state.u``'s shape and a U(0, 1) per item, drawn beforehand
+        (then ``key`` is unused).
     """
     moving = cut_mask if moving is None else moving
-    k_prop, k_acc = jax.random.split(key)
+    if noise is None:
+        k_prop, k_acc = jax.random.split(key)
+        noise = (
+            jax.random.normal(k_prop, state.u.shape),
+            jax.random.uniform(k_acc, moving.shape[:1]),
+        )
+    z_prop, u_acc = noise
 
     def log_post(u):
         tau = thresholds(u, cut_mask)
@@ -149,11 +159,11 @@ def threshold_step(
     d = state.u.shape[-1]
     step = jnp.exp(state.log_step) * 2.38 / jnp.sqrt(moving.sum(-1).clip(1))
     chol = jnp.linalg.cholesky(state.cov + 1e-8 * jnp.eye(d))
-    z = jnp.einsum("pij,pj->pi", chol, jax.random.normal(k_prop, state.u.shape))
+    z = jnp.einsum("pij,pj->pi", chol, z_prop)
     proposal = state.u + step[:, None] * moving * z
     log_ratio = log_post(proposal) - log_post(state.u)
     log_ratio = jnp.where(jnp.isnan(log_ratio), -jnp.inf, log_ratio)
-    accept = jnp.log(jax.random.uniform(k_acc, log_ratio.shape)) < log_ratio
+    accept = jnp.log(u_acc) < log_ratio
     u = jnp.where(accept[:, None], proposal, state.u)
     if not adapt:
         return state._replace(u=u)
@@ -168,46 +178,51 @@ def threshold_step(
 
 
 def latent_responses(
-    key: jax.Array,
+    key: jax.Array | None,
     link: str,
     y: jax.Array,
     tau: jax.Array,
     mean: jax.Array,
     scale: jax.Array | float = 1.0,
+    noise: jax.Array | None = None,
 ) -> jax.Array:
     """Latent responses ``y*`` from their full conditional.
 
     The link's distribution around ``mean`` (times ``scale``: a probit response's conditional
     SD given more than its own equation), cut to the category of ``y`` (where ``y`` is
-    missing the draw is meaningless but finite).
+    missing the draw is meaningless but finite). ``noise``: a U(0, 1) per response, drawn
+    beforehand (then ``key`` is unused).
     """
+    if noise is None:
+        noise = jax.random.uniform(key, mean.shape)
     lo, hi = bounds(tau, y)
     a, b = (lo - mean) / scale, (hi - mean) / scale
     flip = a > 0  # draw in the mirrored interval when it lies in the upper tail
     a, b = jnp.where(flip, -b, a), jnp.where(flip, -a, b)
     if link == "probit":
-        z = _truncated_normal(key, a, b)
+        z = _truncated_normal(noise, a, b)
     else:
         fa, fb = jax.nn.sigmoid(a), jax.nn.sigmoid(b)
-        u = fa + (fb - fa) * jax.random.uniform(key, a.shape)
+        u = fa + (fb - fa) * noise
         u = jnp.clip(u, jnp.finfo(u.dtype).tiny, 1 - jnp.finfo(u.dtype).eps)
         z = jnp.clip(jnp.log(u) - jnp.log1p(-u), a, b)
     return mean + scale * jnp.where(flip, -z, z)
 
 
-def _truncated_normal(key: jax.Array, a: jax.Array, b: jax.Array) -> jax.Array:
+def _truncated_normal(uniform: jax.Array, a: jax.Array, b: jax.Array) -> jax.Array:
     """Standard normal cut to ``(a, b)`` with ``a <= 0``, by inverse CDF on the lower tail.
 
     ``jax.random.truncated_normal`` works through ``erf``, which is exactly -1 in float32
     below about -5.5, and then returns the float limits. Here the CDF goes through ``ndtr``
     (accurate to ~1e-37); far below that an exponential approximation of the tail is used.
+    ``uniform``: a U(0, 1) per draw, for whichever of the two it takes.
     """
-    k_u, k_e = jax.random.split(key)
     fa, fb = jax.scipy.special.ndtr(a), jax.scipy.special.ndtr(b)
-    u = fa + (fb - fa) * jax.random.uniform(k_u, a.shape)
+    u = fa + (fb - fa) * uniform
     z = jax.scipy.special.ndtri(jnp.clip(u, jnp.finfo(u.dtype).tiny, 1.0))
     far = b < -12.0  # P(Z < -12) ~ 2e-33: use z = b - Exp / |b| there
-    z = jnp.where(far, b - jax.random.exponential(k_e, a.shape) / jnp.abs(b), z)
+    tiny = jnp.finfo(uniform.dtype).tiny
+    z = jnp.where(far, b + jnp.log(jnp.maximum(uniform, tiny)) / jnp.abs(b), z)
     return jnp.clip(z, a, b)
 
 

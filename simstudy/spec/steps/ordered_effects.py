@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-import jax
 import jax.numpy as jnp
 
 from simstudy.blocks import ordinal
@@ -24,7 +23,7 @@ from simstudy.blocks.newton import newton_cluster_step, newton_scalar_step, scal
 from simstudy.spec import evaluate as ev
 from simstudy.spec.dgm import ROW_REAL, cluster_key, observed_key
 from simstudy.spec.ir import CovBlock
-from simstudy.spec.steps.base import Context, State
+from simstudy.spec.steps.base import Context, Noise, State
 
 if TYPE_CHECKING:
     from simstudy.spec.steps.ordered import OrderedResponses
@@ -47,14 +46,17 @@ def collapsible(lay: Layout, i: int, blocks: tuple[CovBlock, ...]) -> tuple[CovB
 
 
 def collapsed_effects(
-    key: jax.Array,
+    noise: Noise,
     step: OrderedResponses,
     state: State,
     data: Mapping[str, Any],
     thr: Any,
     ctx: Context,
 ) -> State:
-    """Each collapsible block's effects by Newton–Metropolis on the categories' likelihood."""
+    """Each collapsible block's effects by Newton–Metropolis on the categories' likelihood.
+
+    ``noise``: the step's, with ``effects<n>`` and ``scales<n>`` normals and uniforms per block.
+    """
     lay, i, u = ctx.layout, step.equations[0], step.variables[0].name
     eq = lay.equations[i]
     coefs = ev.coef_vector(eq, state["coef"].get(u, jnp.zeros(0)), lay.free_coefs[i])
@@ -80,8 +82,9 @@ def collapsed_effects(
         offset = eta - sum(c * current[group, k] for k, c in enumerate(cols))
         real = data[cluster_key(blk.level)]
         cov = state["cov"][blk.name]
+        z = noise.normal[f"effects{n}"].reshape(current.shape)
         effects = newton_cluster_step(
-            jax.random.fold_in(key, 2 * n),
+            None,
             current,
             small_inverse(cov),
             offset,
@@ -89,9 +92,10 @@ def collapsed_effects(
             group,
             real,
             row_terms,
+            noise=(z, noise.uniform[f"effects{n}"]),
         )
         effects, cov = _collapsed_scales(
-            jax.random.fold_in(key, 2 * n + 1),
+            (noise.normal[f"scales{n}"], noise.uniform[f"scales{n}"]),
             blk,
             effects,
             cov,
@@ -106,13 +110,14 @@ def collapsed_effects(
     return {**state, "re": re, "cov": covs}
 
 
-def _collapsed_scales(key, blk, effects, cov, offset, cols, data, row_terms, ctx):
+def _collapsed_scales(noise, blk, effects, cov, offset, cols, data, row_terms, ctx):
     """Each effect's scale with its variance (non-centred), responses integrated out.
 
     ``b_k -> c b_k`` on every cluster with row and column ``k`` of the covariance times
     ``c``: the effects' density and their Jacobian cancel, leaving the categories'
     likelihood, the covariance's prior and its entries' Jacobian ``c^(q + 1)``; ``t =
-    log c`` by a Newton–Metropolis step (Haar measure ``dc / c``). The likelihood's
+    log c`` by a Newton–Metropolis step (Haar measure ``dc / c``); ``noise``: a normal and a
+    uniform per effect. The likelihood's
     derivatives in ``t`` are written out from the rows' (``eta = base + (c - 1) m``, so
     ``eta' = eta'' = c m``); the prior's, of a small matrix, by differentiation.
     """
@@ -142,7 +147,8 @@ def _collapsed_scales(key, blk, effects, cov, offset, cols, data, row_terms, ctx
                 (d1 * slope - w * slope**2).sum() + p2,
             )
 
-        c = jnp.exp(newton_scalar_step(jax.random.fold_in(key, k), derivatives))
+        t = newton_scalar_step(None, derivatives, noise=(noise[0][k], noise[1][k]))
+        c = jnp.exp(t)
         effects = jnp.where(real[:, None], effects.at[:, k].multiply(c), effects)
         cov = rescale_covariance(cov, k, c)
     return effects, cov

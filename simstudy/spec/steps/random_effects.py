@@ -28,7 +28,7 @@ from simstudy.blocks.group import (
     shear_covariance,
     shear_draw,
 )
-from simstudy.blocks.linear import gaussian_terms, normal_step, segment_terms
+from simstudy.blocks.linear import normal_step, segment_terms
 from simstudy.spec import evaluate as ev
 from simstudy.spec.dgm import cluster_key
 from simstudy.spec.ir import CovBlock
@@ -128,8 +128,7 @@ class RandomEffects(StepDefaults):
 
         resid, jac = ev.jvp_columns(residuals, current[group], len(block.members))
         # residuals depend on u only through u[group]: differentiate w.r.t. the gathered rows
-        grad, precision = gaussian_terms(resid, jac)
-        grad, precision = segment_terms(grad, precision, group, n_clusters)
+        grad, precision = segment_terms(resid, jac, group, n_clusters)
         prior_precision = jnp.linalg.inv(state["cov"][block.name])
         precision = precision + prior_precision
         grad = grad + current @ prior_precision.T
