@@ -187,6 +187,20 @@ def inverse_cholesky(cov: jax.Array) -> jax.Array:
     return jnp.stack([jnp.stack(row, -1) for row in inv], -2)
 
 
+def small_cholesky(matrix: jax.Array) -> jax.Array:
+    """The lower Cholesky factor (batched); written out elementwise up to :data:`UNROLLED_MAX`.
+
+    As in :func:`_unrolled_draw`: under ``vmap`` LAPACK factors one small matrix per call.
+    """
+    k = matrix.shape[-1]
+    if k > UNROLLED_MAX:
+        return jnp.linalg.cholesky(matrix)
+    low = _unrolled_cholesky(matrix)
+    zero = jnp.zeros_like(matrix[..., 0, 0])
+    rows = [[low[i][j] if j <= i else zero for j in range(k)] for i in range(k)]
+    return jnp.stack([jnp.stack(row, -1) for row in rows], -2)
+
+
 def small_logdet(matrix: jax.Array) -> jax.Array:
     """``log det`` of positive definite matrices (batched); written out up to :data:`UNROLLED_MAX`.
 
@@ -237,9 +251,9 @@ def inverse_wishart(key: jax.Array, df: jax.Array | float, scale: jax.Array) -> 
     lower = jnp.tril(jax.random.normal(k_norm, (k, k)), -1)
     bartlett = lower + jnp.diag(diag)
     # W = L_inv A A' L_inv' ~ Wishart(df, scale^-1), with scale^-1 = L_inv L_inv'
-    chol_inv = jnp.linalg.cholesky(jnp.linalg.inv(scale))
+    chol_inv = small_cholesky(small_inverse(scale))
     factor = chol_inv @ bartlett
-    return jnp.linalg.inv(factor @ factor.T)
+    return small_inverse(factor @ factor.T)
 
 
 def loading_draw(
@@ -391,7 +405,7 @@ def indicator_ssr(sums: IndicatorSums, nu: jax.Array, lam: jax.Array) -> jax.Arr
 def inverse_wishart_log_prior(phi: jax.Array, df: float, scale: float):
     """Log density (up to a constant) of InverseWishart(df, scale * I) at ``Phi``."""
     k = phi.shape[-1]
-    trace = scale * jnp.trace(jnp.linalg.inv(phi), axis1=-2, axis2=-1)
+    trace = scale * jnp.trace(small_inverse(phi), axis1=-2, axis2=-1)
     return -(df + k + 1) / 2 * small_logdet(phi) - trace / 2
 
 

@@ -25,6 +25,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from simstudy.blocks.conjugate import small_cholesky
+
 LINKS = ("probit", "logit")
 #: Residual variance of the latent response per link (theta parameterisation).
 RESIDUAL_VAR = {"probit": 1.0, "logit": math.pi**2 / 3}
@@ -158,7 +160,7 @@ def threshold_step(
 
     d = state.u.shape[-1]
     step = jnp.exp(state.log_step) * 2.38 / jnp.sqrt(moving.sum(-1).clip(1))
-    chol = jnp.linalg.cholesky(state.cov + 1e-8 * jnp.eye(d))
+    chol = small_cholesky(state.cov + 1e-8 * jnp.eye(d))
     z = jnp.einsum("pij,pj->pi", chol, z_prop)
     proposal = state.u + step[:, None] * moving * z
     log_ratio = log_post(proposal) - log_post(state.u)

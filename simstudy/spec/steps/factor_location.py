@@ -25,6 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from simstudy.blocks.conjugate import small_inverse
 from simstudy.spec import evaluate as ev
 from simstudy.spec.dgm import ROW_REAL
 from simstudy.spec.ir import CovBlock, Equation
@@ -124,7 +125,7 @@ def shift_factor(
     if move.block is not None:
         name, member = move.block
         block = lay.blocks[ev.block_index(lay, name)]
-        cov_inverse = jnp.linalg.inv(state["cov"][name])
+        cov_inverse = small_inverse(state["cov"][name])
         vectors = jnp.stack([base[m] for m in block.members], -1)
         precision = precision + real.sum() * cov_inverse[member, member]
         linear = linear - (real * (vectors @ cov_inverse[:, member])).sum()

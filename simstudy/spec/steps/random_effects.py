@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import jax
 import jax.numpy as jnp
 
+from simstudy.blocks.conjugate import small_inverse
 from simstudy.blocks.covariance import lkj_log_prior
 from simstudy.blocks.group import (
     half_normal_scale_draw,
@@ -129,7 +130,7 @@ class RandomEffects(StepDefaults):
         resid, jac = ev.jvp_columns(residuals, current[group], len(block.members))
         # residuals depend on u only through u[group]: differentiate w.r.t. the gathered rows
         grad, precision = segment_terms(resid, jac, group, n_clusters)
-        prior_precision = jnp.linalg.inv(state["cov"][block.name])
+        prior_precision = small_inverse(state["cov"][block.name])
         precision = precision + prior_precision
         grad = grad + current @ prior_precision.T
         new = normal_step(current, grad, precision, z.reshape(current.shape))
@@ -199,7 +200,7 @@ class RandomEffects(StepDefaults):
     def _shifts(self, state: State, data: Mapping[str, Any], z: jax.Array, ctx: Context):
         """Location moves between each random effect and its fixed coefficient."""
         lay, block = ctx.layout, self.block
-        cov_inverse = jnp.linalg.inv(state["cov"][block.name])
+        cov_inverse = small_inverse(state["cov"][block.name])
         weight = data[cluster_key(block.level)].astype(float)
         for member, i, k in self.pairs:
             target = lay.equations[i].target
