@@ -98,6 +98,8 @@ def _factor_location(f, equations, general, blocks, measurement) -> FactorLocati
         if block is None:
             return None
     mine = np.asarray(measurement.factor_of) == measurement.factors.index(f)
+    if (mine & measurement.fixed_intercept).any():  # an intercept it cannot shift
+        return None
     return FactorLocation(f, block, tuple(moved), tuple(bool(x) for x in mine))
 
 
