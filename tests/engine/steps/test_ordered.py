@@ -163,7 +163,7 @@ def test_a_predictors_responses_are_drawn_from_its_equation_and_its_childrens():
     }
     weights = {i: ev.weight(lay.equations[i], lay, data) for i in lay.general}
     ctx = Context(lay, sweep.Priors(), weights)
-    centre, sd = (c[:, 0] for c in jax.jit(lambda st: step._conditional(st, data, ctx))(state))
+    centre, sd = (c[0] for c in jax.jit(lambda st: step._conditional(st, data, ctx))(state))
     precision = 1 + w * b**2 / s2
     assert 0 < w.sum() < w.size
     np.testing.assert_allclose(sd, 1 / np.sqrt(precision), rtol=1e-6)
@@ -269,7 +269,7 @@ def test_the_scale_move_of_ordered_indicators_is_the_log_joint_along_the_move(mo
     priors = sweep.Priors(coef_sd=1.5, loading_mean=0.5, loading_sd=0.8)
     state = sweep.init(jax.random.PRNGKey(3), data, lay, priors)
     state["meas"] = {**state["meas"], "lam": jnp.asarray([1.0, 0.7, -0.4])}
-    ystar = jnp.asarray(rng.normal(size=(n, 3)))
+    ystar = jnp.asarray(rng.normal(size=(3, n)))  # the step's layout: items by rows
     f = state["nodes"]["f"]
     captured = {}
 
@@ -284,16 +284,16 @@ def test_the_scale_move_of_ordered_indicators_is_the_log_joint_along_the_move(mo
     fixed = step._fixed(vals, lay, n)
     thr = step_module._stack([state["thr"][v] for v in ("u1", "u2", "u3")])
     ctx = Context(lay, priors, {})
-    args = (ystar, mean, fixed, jnp.ones((n, 3)), coefs, thr, state, data, ctx)
+    args = (ystar, mean, fixed, jnp.ones((3, n)), coefs, thr, state, data, ctx)
     step._scale(jax.random.key(0), *args)
     tau = np.asarray(ordinal.thresholds(thr.u, step.mask))
     lam = np.asarray(state["meas"]["lam"])
 
     def log_joint(g, k):  # variable k's part along the move, with the Jacobian and Haar
         if k == 0:  # the marker: u* g - 1 * f, its thresholds
-            resid, free = g * ystar[:, 0] - f, 0
+            resid, free = g * ystar[0] - f, 0
         else:  # u* g - lam g f, the loading's N(0.5, 0.8^2) prior
-            resid, free = g * (ystar[:, k] - lam[k] * f), 1
+            resid, free = g * (ystar[k] - lam[k] * f), 1
         total = -0.5 * (np.where(real, resid, 0.0) ** 2).sum()
         total -= 0.5 * ((g * tau[k]) ** 2).sum() / 1.5**2
         if free:
