@@ -355,8 +355,9 @@ def _walk(marker: _Marker, a, b, c, d, e, noise) -> jax.Array:
         return jnp.log(WALK_SCALE) - 0.5 * jnp.log(g2 * (marker.info + a) + 4 * c / g2 + 1.0)
 
     z, log_u = noise
-    t, current = jnp.asarray(0.0), log_target(jnp.asarray(0.0))
-    for k in range(WALK_STEPS):
+
+    def one(k, carry):
+        t, current = carry
         s_here = log_scale(t)
         proposal = t + jnp.exp(s_here) * z[k]
         s_there = log_scale(proposal)
@@ -366,5 +367,9 @@ def _walk(marker: _Marker, a, b, c, d, e, noise) -> jax.Array:
         target = log_target(proposal)
         ratio = jnp.where(jnp.isnan(target), -jnp.inf, target - current + hastings)
         accept = log_u[k] < ratio
-        t, current = jnp.where(accept, proposal, t), jnp.where(accept, target, current)
+        return jnp.where(accept, proposal, t), jnp.where(accept, target, current)
+
+    # a loop, not unrolled: the categories' likelihood is traced once (compile time)
+    start = (jnp.asarray(0.0), log_target(jnp.asarray(0.0)))
+    t, _ = jax.lax.fori_loop(0, WALK_STEPS, one, start)
     return jnp.exp(t)
