@@ -577,16 +577,21 @@ def main() -> None:
     pair.to_parquet(args.out / "compare_engine_pairs.parquet", index=False)
     agree = agreement(pair, ["model", "commit"])
     handwritten = f" --handwritten {args.handwritten}" if "ordinal_cfa" in args.models else ""
+    # compile seconds are a compile's only without JAX's persistent cache (engine.configure_jax)
+    off = os.environ.get("SIMSTUDY_JAX_CACHE", "").lower() == "off"
+    cache = "SIMSTUDY_JAX_CACHE=off " if off else ""
     ratio = _ratios(summary)
     lines = [
         "# The compiled engine side by side",
         "",
-        f"Produced by `.venv/bin/python benchmarks/compare_engine.py --reps {args.reps} "
+        f"Produced by `{cache}.venv/bin/python benchmarks/compare_engine.py --reps {args.reps} "
         f"--models {' '.join(args.models)}{handwritten}` at commit {commit}, on this "
         "machine's 2 cores "
-        f"(one process). Gibbs: {GIBBS.chains} chains x {GIBBS.warmup} + {GIBBS.draws} sweeps; "
+        f"(one process per comparison). Gibbs: {GIBBS.chains} chains x {GIBBS.warmup} + {GIBBS.draws} sweeps; "
         f"NUTS: {NUTS.chains} chains x {NUTS.warmup} + {NUTS.draws}. Seconds per replication "
-        "exclude compilation (`compile_s`, once per program); ESS over the estimands both fits "
+        "exclude compilation (`compile_s`, once per program: the first fit's seconds less the "
+        "median fit's; with JAX's persistent cache on, a program compiled before is loaded "
+        "from it); ESS over the estimands both fits "
         "report (latent interaction: those the hand-written sampler reported, no indicator "
         "intercepts). Rows of the models a run leaves out are the stored rows of the commit "
         "in their `commit` column. The ordinal CFA's hand-written sampler, deleted after "
