@@ -1,6 +1,6 @@
 """The compiled engine against the hand-written samplers and against NUTS, on the same data.
 
-Three comparisons, each on data sets simulated once and handed to both fits:
+Four comparisons, each on data sets simulated once and handed to both fits:
 
 * ``glmm`` — the two-level GLMM of ``conf/model/glmm.yaml`` (J = 40 clusters of mean size 10,
   sizes 5-15, ICC 0.2, slope variance 0.1, 20 % of x MAR): the compiled Gibbs sweep (``bayes``,
@@ -19,6 +19,11 @@ Three comparisons, each on data sets simulated once and handed to both fits:
   (and the latent model's pairs) are the stored measurement of commit
   :data:`HANDWRITTEN_COMMIT` (same design and priors, on the hand-written simulator's data
   sets), read back from the result files and written again beside the fresh compiled rows.
+* ``ordinal_cfa`` — ``conf/study/cfa_ordinal.yaml``'s model (3 factors x 5 five-category probit
+  items, N = 500, complete data, marker identification): the compiled sweep of this tree
+  against the hand-written sampler deleted after :data:`CFA_HANDWRITTEN_COMMIT`, which runs in
+  a checkout of that commit (``--handwritten``; ``handwritten_cfa.py``) in a process of its
+  own, on its simulator's data sets, with LKJ correlations and inverse-gamma variances.
 
 The samplers compared take turns on the same data sets (one data set, or one batch of 16, each
 in turn), in a process with a Dask worker's environment (single-threaded XLA), so that a slow
@@ -28,7 +33,7 @@ means in units of its MCSE (``sqrt(mcse_a^2 + mcse_b^2)``, MCSE = SD / sqrt(ESS)
 Writes ``benchmarks/results/compare_engine.{md,parquet}`` (and ``compare_engine_pairs.parquet``).
 
     .venv/bin/python benchmarks/compare_engine.py [--reps 32] [--models glmm regression latent ordinal_cfa]
-        [--out DIR]
+        [--out DIR] [--handwritten CHECKOUT]
 
 A run of some models keeps the stored rows of the others (the files are merged by model).
 """
@@ -37,10 +42,12 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import json
 import multiprocessing
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -89,44 +96,67 @@ def fit_all(estimators, datasets, priors, seed=0):
     """
     data_of = datasets if isinstance(datasets, dict) else dict.fromkeys(estimators, datasets)
     priors_of = priors if set(priors) == set(estimators) else dict.fromkeys(estimators, priors)
-    first = {}
-    for label, (estimator, sampler) in estimators.items():
+    fitters = {
+        label: local_fitter(estimator, sampler, data_of[label], priors_of[label], seed)
+        for label, (estimator, sampler) in estimators.items()
+    }
+    return fit_in_turn(fitters, len(next(iter(data_of.values()))))
+
+
+def local_fitter(estimator, sampler, datasets, priors, seed=0):
+    """``fit(rep) -> (rows, seconds)`` of ``estimator`` in this process (:func:`fit_in_turn`).
+
+    ``rep`` None: the first data set with a key of its own (its first call compiles).
+    """
+
+    def fit(rep):
+        key = key_from_seed(10**6 if rep is None else seed + rep)
+        data = datasets[0 if rep is None else rep]
         t0 = time.perf_counter()
-        jax.block_until_ready(
-            fit_estimator(
-                estimator, data_of[label][0], key_from_seed(10**6), sampler, priors_of[label], 0.95
-            )
+        summaries, n_div, _ = jax.block_until_ready(
+            fit_estimator(estimator, data, key, sampler, priors, 0.95)
         )
-        first[label] = time.perf_counter() - t0
-    rows = {label: [] for label in estimators}
-    seconds = {label: [] for label in estimators}
-    for rep in range(len(next(iter(data_of.values())))):
-        for label, (estimator, sampler) in estimators.items():
-            t0 = time.perf_counter()
-            summaries, n_div, _ = fit_estimator(
-                estimator, data_of[label][rep], key_from_seed(seed + rep), sampler,
-                priors_of[label], 0.95,
-            )  # fmt: skip
-            seconds[label].append(time.perf_counter() - t0)
-            rows[label] += [
-                {
-                    "rep": rep,
-                    "parameter": k,
-                    "mean": s.estimate,
-                    "sd": s.se,
-                    "ess_bulk": s.ess_bulk,
-                    "rhat": s.rhat,
-                    "n_divergent": n_div,
-                }
-                for k, s in summaries.items()
-            ]
+        seconds = time.perf_counter() - t0
+        rows = [
+            {
+                "rep": rep,
+                "parameter": k,
+                "mean": s.estimate,
+                "sd": s.se,
+                "ess_bulk": s.ess_bulk,
+                "rhat": s.rhat,
+                "n_divergent": n_div,
+            }
+            for k, s in summaries.items()
+        ]
+        return rows, seconds
+
+    return fit
+
+
+def fit_in_turn(fitters, reps):
+    """Run ``fitters`` (label -> ``fit(rep) -> (rows, seconds)``) data set by data set, in turn.
+
+    Each first fits ``rep=None`` (the first data set, which compiles its program); then for
+    each data set every fitter in turn, so a slow spell of this shared machine falls on all of
+    them alike. Returns label -> (rows, mean seconds per fit, compile seconds: the first fit's
+    seconds less the median fit's).
+    """
+    first = {label: fit(None)[1] for label, fit in fitters.items()}
+    rows = {label: [] for label in fitters}
+    seconds = {label: [] for label in fitters}
+    for rep in range(reps):
+        for label, fit in fitters.items():
+            got, took = fit(rep)
+            rows[label] += got
+            seconds[label].append(took)
     return {
         label: (
             pd.DataFrame(rows[label]),
             float(np.mean(seconds[label])),
             max(first[label] - float(np.median(seconds[label])), 0.0),
         )
-        for label in estimators
+        for label in fitters
     }
 
 
@@ -355,40 +385,86 @@ def spec_columns(data, items):
 CFA_HANDWRITTEN_COMMIT = "18f6651"
 
 
-def ordinal_cfa(reps, out):
-    try:  # the hand-written side exists only in a checkout of CFA_HANDWRITTEN_COMMIT
-        from simstudy.models.cfa import FAMILY as CFA
-        from simstudy.models.cfa import Layout as CfaLayout
-    except ImportError:
+class HandwrittenCfa:
+    """The hand-written ordinal CFA sampler of a checkout of :data:`CFA_HANDWRITTEN_COMMIT`.
+
+    Runs ``handwritten_cfa.py`` there, in a process of its own (the two trees' ``simstudy``
+    packages cannot share one), with this process's environment (a Dask worker's); it
+    simulates the data sets and fits them when asked, so that its fits and this tree's take
+    turns (:func:`fit_in_turn`).
+    """
+
+    def __init__(self, checkout: Path, reps: int, folder: Path) -> None:
+        self.data_path = folder / "handwritten_cfa_data.npz"
+        script = Path(__file__).resolve().parent / "handwritten_cfa.py"
+        env = {**os.environ, "PYTHONPATH": str(checkout)}
+        command = [sys.executable, str(script), "--reps", str(reps), "--data", str(self.data_path)]
+        command += ["--warmup", str(GIBBS.warmup), "--draws", str(GIBBS.draws)]
+        command += ["--chains", str(GIBBS.chains)]
+        self.process = subprocess.Popen(
+            command, cwd=checkout, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        self.info = self._answer()
+        loaded = np.load(self.data_path)
+        self.datasets = [
+            {"y": jnp.asarray(y), "observed": jnp.asarray(o)}
+            for y, o in zip(loaded["y"], loaded["observed"], strict=True)
+        ]
+
+    def _answer(self) -> dict:
+        from handwritten_cfa import PREFIX
+
+        for line in self.process.stdout:
+            if line.startswith(PREFIX):
+                return json.loads(line[len(PREFIX) :])
+        raise SystemExit(f"handwritten_cfa.py ended (exit {self.process.wait()})")
+
+    def fit(self, rep):
+        """``rep`` None: the warm-up fit (compiles); else data set ``rep`` (seed ``rep``)."""
+        self.process.stdin.write("warm\n" if rep is None else f"fit {rep}\n")
+        self.process.stdin.flush()
+        got = self._answer()
+        return got.get("rows", []), got["seconds"]
+
+    def close(self) -> None:
+        """Ends the process."""
+        self.process.stdin.write("quit\n")
+        self.process.stdin.close()
+        self.process.wait()
+
+
+def ordinal_cfa(reps, out, handwritten=None, folder=OUT):
+    """The compiled sweep of this tree against the hand-written sampler of ``handwritten``.
+
+    ``handwritten``: a checkout of :data:`CFA_HANDWRITTEN_COMMIT` (the hand-written sampler's
+    last commit); its simulator makes the data sets, both fit them in turn under the same
+    priors (LKJ correlations, inverse-gamma variances: the hand-written ``factor_cov: lkj``).
+    """
+    if handwritten is None:
         raise SystemExit(
             "ordinal_cfa compares against the hand-written CFA sampler, deleted after commit "
-            f"{CFA_HANDWRITTEN_COMMIT}: run this script in a worktree of that commit (its rows "
-            "on the page are that measurement, kept when other models are rerun)"
-        ) from None
+            f"{CFA_HANDWRITTEN_COMMIT}: name a checkout of that commit with --handwritten PATH "
+            f"(git worktree add PATH {CFA_HANDWRITTEN_COMMIT})"
+        )
     from simstudy.spec.info import with_prior_defaults
 
-    plan = plan_from_dict(compose_raw([*ORDINAL_CFA, "study.estimators=[bayes]"]), model_infos())
-    st = plan.model.structure
+    hand = HandwrittenCfa(Path(handwritten), reps, folder)
+    st = hand.info["structure"]
     if set(st["ordinal"]) != {x for items in st["factors"].values() for x in items}:
-        raise SystemExit("ordinal_cfa: every item of conf/model/cfa_ordinal.yaml must be ordinal")
-    cond = {"N": 500, "missing_rate": 0.0, "mechanism": "MAR"}
-    sim = compiled_simulate(CFA, setting_of(plan, cond))
-    hand_data = [sim(jax.random.key(r)) for r in range(reps)]
-    items = CfaLayout(st).items
-    spec_data = [spec_columns(d, items) for d in hand_data]
-    hand = CFA.make_estimators(st)["bayes"]
+        raise SystemExit("ordinal_cfa: every item of the hand-written config must be ordinal")
+    spec_data = [spec_columns(d, hand.info["items"]) for d in hand.datasets]
     compiled = ordinal_cfa_spec(st)
-    numbers = {k: plan.model.priors[k] for k in ("coef_sd", "var_shape", "var_scale", "lkj_eta")}
-    common = sorted(set(hand.parameters) & set(compiled.parameters))
-    fits = fit_all(
-        {"compiled": (compiled, GIBBS), "hand": (hand, GIBBS)},
-        {"compiled": spec_data, "hand": hand_data},
-        {"compiled": with_prior_defaults(numbers), "hand": plan.model.priors},
-    )
+    numbers = {k: hand.info["priors"][k] for k in ("coef_sd", "var_shape", "var_scale", "lkj_eta")}
+    common = sorted(set(hand.info["parameters"]) & set(compiled.parameters))
+    local = local_fitter(compiled, GIBBS, spec_data, with_prior_defaults(numbers))
+    fits = fit_in_turn({"compiled": local, "hand": hand.fit}, reps)
+    hand.close()
     (a, a_s, a_c), (b, b_s, b_c) = fits["compiled"], fits["hand"]
+    hand_row = summary_row("ordinal_cfa", "hand-written Gibbs (models/cfa)", b, b_s, b_c, common)
     out["summary"] += [
         summary_row("ordinal_cfa", "compiled Gibbs", a, a_s, a_c, common),
-        summary_row("ordinal_cfa", "hand-written Gibbs (models/cfa)", b, b_s, b_c, common),
+        {**hand_row, "commit": hand.info["commit"]},
     ]
     out["pairs"].append(pairs("ordinal_cfa", a, b, common))
 
@@ -437,16 +513,19 @@ def stored_rows(results: Path, rerun: list[str]) -> tuple[pd.DataFrame, pd.DataF
     return summary[keep].reset_index(drop=True), stored[keep_pairs].reset_index(drop=True)
 
 
-def run_model(name: str, reps: int) -> dict:
+def run_model(name: str, reps: int, handwritten: Path | None = None) -> dict:
     """One comparison's rows (run in a process of its own)."""
     out = {"summary": [], "pairs": []}
     comparisons = {
         "glmm": glmm,
         "regression": regression,
         "latent": latent,
-        "ordinal_cfa": ordinal_cfa,
     }
-    comparisons[name](reps, out)
+    if name == "ordinal_cfa":
+        with tempfile.TemporaryDirectory() as folder:
+            ordinal_cfa(reps, out, handwritten, Path(folder))
+    else:
+        comparisons[name](reps, out)
     return out
 
 
@@ -457,6 +536,12 @@ def main() -> None:
         "--models", nargs="+", default=["glmm", "regression", "latent"], choices=MODEL_NAMES
     )
     parser.add_argument("--out", type=Path, default=OUT, help="where the files are written")
+    parser.add_argument(
+        "--handwritten",
+        type=Path,
+        default=None,
+        help=f"ordinal_cfa: a checkout of {CFA_HANDWRITTEN_COMMIT} (the hand-written CFA sampler)",
+    )
     args = parser.parse_args()
     # before anything is written
     hand, hand_pairs = stored_rows(OUT, [MODEL_NAMES[m] for m in args.models])
@@ -468,13 +553,15 @@ def main() -> None:
     spawn = multiprocessing.get_context("spawn")
     for name in args.models:
         with concurrent.futures.ProcessPoolExecutor(1, mp_context=spawn) as pool:
-            part = pool.submit(run_model, name, args.reps).result()
+            part = pool.submit(run_model, name, args.reps, args.handwritten).result()
         out["summary"] += part["summary"]
         out["pairs"] += part["pairs"]
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=OUT
     ).stdout.strip()
-    fresh = pd.DataFrame(out["summary"]).assign(commit=commit)
+    fresh = pd.DataFrame(out["summary"])
+    # a row measured at another commit (the hand-written CFA's checkout) says which
+    fresh["commit"] = fresh["commit"].fillna(commit) if "commit" in fresh else commit
     summary = pd.concat([fresh, hand], ignore_index=True)
     order = {m: i for i, m in enumerate(dict.fromkeys(summary.model))}
     summary = (
@@ -489,18 +576,29 @@ def main() -> None:
     summary.to_parquet(args.out / "compare_engine.parquet", index=False)
     pair.to_parquet(args.out / "compare_engine_pairs.parquet", index=False)
     agree = agreement(pair, ["model", "commit"])
+    handwritten = f" --handwritten {args.handwritten}" if "ordinal_cfa" in args.models else ""
+    # compile seconds are a compile's only without JAX's persistent cache (engine.configure_jax)
+    off = os.environ.get("SIMSTUDY_JAX_CACHE", "").lower() == "off"
+    cache = "SIMSTUDY_JAX_CACHE=off " if off else ""
     ratio = _ratios(summary)
     lines = [
         "# The compiled engine side by side",
         "",
-        f"Produced by `.venv/bin/python benchmarks/compare_engine.py --reps {args.reps} "
-        f"--models {' '.join(args.models)}` at commit {commit}, on this machine's 2 cores "
-        f"(one process). Gibbs: {GIBBS.chains} chains x {GIBBS.warmup} + {GIBBS.draws} sweeps; "
+        f"Produced by `{cache}.venv/bin/python benchmarks/compare_engine.py --reps {args.reps} "
+        f"--models {' '.join(args.models)}{handwritten}` at commit {commit}, on this "
+        "machine's 2 cores "
+        f"(one process per comparison). Gibbs: {GIBBS.chains} chains x {GIBBS.warmup} + {GIBBS.draws} sweeps; "
         f"NUTS: {NUTS.chains} chains x {NUTS.warmup} + {NUTS.draws}. Seconds per replication "
-        "exclude compilation (`compile_s`, once per program); ESS over the estimands both fits "
+        "exclude compilation (`compile_s`, once per program: the first fit's seconds less the "
+        "median fit's; with JAX's persistent cache on, a program compiled before is loaded "
+        "from it); ESS over the estimands both fits "
         "report (latent interaction: those the hand-written sampler reported, no indicator "
         "intercepts). Rows of the models a run leaves out are the stored rows of the commit "
-        "in their `commit` column.",
+        "in their `commit` column. The ordinal CFA's hand-written sampler, deleted after "
+        f"commit {CFA_HANDWRITTEN_COMMIT}, runs in a checkout of that commit "
+        "(`--handwritten`, `benchmarks/handwritten_cfa.py`), in a second process that takes "
+        "turns with the compiled sweep on its simulator's data sets (its rows carry that "
+        "commit).",
         "",
         f"The hand-written latent interaction sampler was retired after commit "
         f"{HANDWRITTEN_COMMIT}: its rows (`commit` {HANDWRITTEN_COMMIT}) are the stored "
@@ -513,7 +611,7 @@ def main() -> None:
         "gate: at most 1.5, aim 1.2) and the share of converged fits (R-hat <= 1.01 and bulk "
         "ESS >= 400 on every estimand). For the latent interaction model the hand-written side "
         f"is the stored measurement of commit {HANDWRITTEN_COMMIT}; the ordinal CFA's two "
-        "samplers took turns on the same data sets in one run:",
+        "samplers took turns on the same data sets in one run (the compiled at this commit):",
         "",
         frame_markdown(ratio) if len(ratio) else "(no model with both)",
         "",

@@ -170,7 +170,7 @@ def layout(spec: ModelSpec) -> Layout:
     latents = tuple(v.name for v in spec.variables if v.kind == LATENT)
     unknown = spec.unknown_nodes()
     imputed = tuple(n for n in unknown if n not in latents)
-    m = measurement_of(eqs, latents, imputed)
+    m = measurement_of(eqs, latents, imputed, spec.ordered)
     lay = Layout(
         equations=eqs,
         free_coefs=tuple(

@@ -136,3 +136,30 @@ def test_category_terms_are_the_log_probability_and_its_derivatives(link, k):
     for g, w in zip(got, want, strict=True):
         np.testing.assert_allclose(g, w, rtol=1e-3, atol=1e-4)
     assert (got[2] >= 0).all()
+
+
+def test_items_first_layout_gives_the_same_cuts_and_threshold_step():
+    """Items by rows (``items_first``): the cuts are the transposed ones (a code -1: the whole
+    line), and the thresholds' step, with the same key, makes the same move."""
+    rng = np.random.default_rng(3)
+    n, p = 40, 3
+    y = jnp.asarray(rng.integers(0, 4, (n, p)), dtype=float)
+    mask = jnp.asarray(np.array([[True] * 3, [True] * 3, [True, True, False]]))
+    tau = ordm.thresholds(jnp.asarray(rng.normal(size=(p, 3)) * 0.3), mask)
+    y = jnp.where(mask[jnp.arange(p), 2][None, :] | (y < 3), y, 2.0)  # item 3: codes 0..2
+    lo, hi = ordm.bounds(tau, y)
+    lo_t, hi_t = ordm.bounds(tau, y.T, items_first=True)
+    np.testing.assert_array_equal(np.asarray(lo_t), np.asarray(lo).T)
+    np.testing.assert_array_equal(np.asarray(hi_t), np.asarray(hi).T)
+    whole = ordm.bounds(tau, jnp.full((p, 2), -1.0), items_first=True)
+    assert np.isneginf(np.asarray(whole[0])).all() and np.isposinf(np.asarray(whole[1])).all()
+    weight = jnp.asarray(rng.random((n, p)) < 0.8, dtype=float)
+    mean = jnp.asarray(rng.normal(size=(n, p)))
+    start = ordm.threshold_start(ordm.unconstrain(jnp.where(mask, tau, 0.0)))
+    args = (start, "probit")
+    rows = ordm.threshold_step(jax.random.key(1), *args, y, weight, mean, mask, 2.0, True)
+    items = ordm.threshold_step(
+        jax.random.key(1), *args, y.T, weight.T, mean.T, mask, 2.0, True, items_first=True
+    )
+    for a, b in zip(rows, items, strict=True):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)

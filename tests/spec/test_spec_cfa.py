@@ -156,3 +156,45 @@ def test_a_cfa_with_nothing_observed_samples_its_factor_correlations_prior(covar
         mcse = s.se / np.sqrt(s.ess_bulk)
         assert abs(s.estimate) < 4 * mcse + 0.02, (name, s)
         assert abs(s.se / 0.5 - 1) < 0.1 + 4 / np.sqrt(s.ess_bulk), (name, s)
+
+
+# slow tier (two compiles and a NUTS run); the cheap checks of the same moves: the location
+# move's and the items' scale move's targets against the log joint (tests/engine/steps/
+# test_factor_location.py, test_ordered.py), the indicators' sums (test_measurement.py)
+@pytest.mark.slow
+def test_the_ordinal_cfa_sweep_agrees_with_nuts_on_one_data_set():
+    """Two factors, six 4-category probit items, N = 400: the sweep (ordered items from sums,
+    items' and factors' scale and location moves) and NUTS on the NumPyro model (categories'
+    probabilities, no latent responses) give the same posterior means within 4 combined
+    MCSE + 0.02 posterior SD, and SDs within 10% + 3 / sqrt(ESS) (the smaller ESS)."""
+    from simstudy.spec import estimators as kinds
+    from simstudy.spec import sweep
+    from simstudy.spec.info import PRIOR_DEFAULTS
+    from simstudy.spec.ir import from_syntax
+
+    syntax = "f =~ u1 + u2 + u3\ng =~ u4 + u5 + u6"
+    spec = from_syntax(syntax, ordered={f"u{j}": 4 for j in range(1, 7)})
+    setting = {"N": 400, "f~~f": 1.0, "g~~g": 0.8, "f~~g": 0.3}
+    for j in range(1, 7):
+        setting |= {f"u{j}|t1": -0.8, f"u{j}|t2": 0.1, f"u{j}|t3": 0.9}
+        if j not in (1, 4):
+            setting[f"{'f' if j < 4 else 'g'}=~u{j}"] = 0.6 + 0.15 * j
+    data = dgm.simulate(spec, jax.random.key(11), setting)
+    families = {"residual": "inverse_gamma", "covariance": "inverse_gamma"}
+    mapping = {"bayes": {"kind": "gibbs"}, "bayes_hmc": {"kind": "hmc"}}
+    est = kinds.build(spec, sweep.layout(spec), families, mapping)
+    priors = {**PRIOR_DEFAULTS, "coef_sd": 3.0}
+    fits = {
+        name: fit_estimator(est[name], data, key_from_seed(4), sampler, priors, 0.95)[0]
+        for name, sampler in (
+            ("bayes", SamplerSettings(name="gibbs", chains=2, warmup=500, draws=4000)),
+            ("bayes_hmc", SamplerSettings(name="nuts", chains=2, warmup=500, draws=1000)),
+        )
+    }
+    assert set(fits["bayes"]) == set(fits["bayes_hmc"])
+    for name, a in fits["bayes"].items():
+        b = fits["bayes_hmc"][name]
+        mcse = np.hypot(a.se / np.sqrt(a.ess_bulk), b.se / np.sqrt(b.ess_bulk))
+        assert abs(a.estimate - b.estimate) < 4 * mcse + 0.02 * b.se, (name, a, b)
+        ess = min(a.ess_bulk, b.ess_bulk)
+        assert abs(a.se / b.se - 1) < 0.1 + 3 / np.sqrt(ess), (name, a, b)

@@ -60,7 +60,9 @@ def build(lay: Layout) -> tuple[Step, ...]:
     steps += factor_scales(
         lay.equations, free_coefs, lay.general, blocks, lay.latents, lay.measurement, lay.ordered
     )
-    steps += factor_locations(lay.equations, lay.general, blocks, lay.latents, lay.measurement)
+    steps += factor_locations(
+        lay.equations, lay.general, blocks, lay.latents, lay.measurement, lay.ordered
+    )
     return tuple(steps)
 
 

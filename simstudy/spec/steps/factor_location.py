@@ -1,16 +1,21 @@
 """Location moves of latent factors: a factor's scores shifted with its indicators' intercepts.
 
 The move ``f -> f + c`` (on the rows that exist) goes with the intercept of every
-indicator of ``f`` updated from sums, ``nu_j -> nu_j - lambda_j c``, so those indicators'
-likelihood does not move: an intercept and its factor's mean scores otherwise trade places one
-small step per sweep (intercepts' ESS in the low hundreds on the latent interaction model). What
+indicator of ``f`` updated from sums, ``nu_j -> nu_j - lambda_j c``, or for an ordered item whose
+intercept is fixed (lavaan's theta parameterisation) with its thresholds and latent responses,
+``tau_jk -> tau_jk + lambda_j c`` and ``u*_j -> u*_j + lambda_j c`` (every response stays in its
+category, and its residual as it was; the hand-written CFA sampler's location move), so those
+indicators' likelihood does not move: an intercept (or thresholds) and its factor's mean
+scores otherwise trade places one small step per sweep (intercepts' ESS in the low hundreds on
+the latent interaction model; the ordinal CFA's middle thresholds slowest). What
 does move, all of it Gaussian in ``c``: the factor's own prior (its equation's residuals, or its
-row of a covariance block), the intercepts' normal priors, and the residuals of every other
+row of a covariance block), the intercepts' and thresholds' normal priors (the thresholds' order
+is kept by a shift), and the residuals of every other
 equation holding ``f`` (by ``c`` times the derivative of its mean, a path or
 ``b + sum b_k g_k`` with product terms). So ``c`` is drawn exactly from its normal conditional
 (translations have Jacobian 1). A factor gets a location move when it has indicators updated
-from sums, a prior (an equation or a covariance block), no random term holding it and no term
-holding it twice.
+from sums (each with a free intercept, or ordered with a fixed one), a prior (an equation or a
+covariance block), no random term holding it and no term holding it twice.
 
 Scale moves are :mod:`.factor_scale`.
 """
@@ -25,10 +30,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from simstudy.blocks import ordinal
 from simstudy.blocks.conjugate import small_inverse
 from simstudy.spec import evaluate as ev
 from simstudy.spec.dgm import ROW_REAL
-from simstudy.spec.ir import CovBlock, Equation
+from simstudy.spec.ir import CovBlock, Equation, Ordered
 from simstudy.spec.steps.base import Context, Noise, NoiseSizes, State, StepDefaults
 from simstudy.spec.steps.measurement import Measurement, indicator_priors
 
@@ -44,6 +50,7 @@ class FactorLocation(StepDefaults):
     block: tuple[str, int] | None  # (block name, member) where the factor's prior is a block's
     equations: tuple[int, ...]  # general equations whose residuals move: its own, those holding it
     indicators: tuple[bool, ...]  # per indicator updated from sums: it measures the factor
+    thresholds: tuple[Ordered, ...] = ()  # its ordered indicators with a fixed intercept
 
     @property
     def name(self) -> str:
@@ -65,19 +72,20 @@ def factor_locations(
     blocks: Sequence[CovBlock],
     latents: Sequence[str],
     measurement: Measurement | None,
+    ordered: Sequence[Ordered] = (),
 ) -> tuple[FactorLocation, ...]:
     """The location move of every latent factor that can have one (see the module docstring)."""
     if measurement is None:
         return ()
     out = []
     for f in measurement.factors:
-        move = _factor_location(f, equations, general, blocks, measurement)
+        move = _factor_location(f, equations, general, blocks, measurement, ordered)
         if move is not None and f in latents:
             out.append(move)
     return tuple(out)
 
 
-def _factor_location(f, equations, general, blocks, measurement) -> FactorLocation | None:
+def _factor_location(f, equations, general, blocks, measurement, ordered) -> FactorLocation | None:
     moved, own = [], False
     for i in general:
         eq = equations[i]
@@ -99,7 +107,13 @@ def _factor_location(f, equations, general, blocks, measurement) -> FactorLocati
         if block is None:
             return None
     mine = np.asarray(measurement.factor_of) == measurement.factors.index(f)
-    return FactorLocation(f, block, tuple(moved), tuple(bool(x) for x in mine))
+    pinned = mine & measurement.fixed_intercept
+    if (pinned & ~measurement.responses).any():  # a fixed intercept the move would shift
+        return None
+    shifted = tuple(
+        next(o for o in ordered if o.name == measurement.targets[j]) for j in np.flatnonzero(pinned)
+    )
+    return FactorLocation(f, block, tuple(moved), tuple(bool(x) for x in mine & ~pinned), shifted)
 
 
 def shift_factor(
@@ -134,6 +148,18 @@ def shift_factor(
     (mean, sd), _ = indicator_priors(lay.measurement, ctx.priors)
     precision = precision + (mask * lam**2 / sd**2).sum()
     linear = linear + (mask * lam * (nu - mean) / sd**2).sum()
+    targets = lay.measurement.targets
+    item = [targets.index(o.name) for o in move.thresholds]
+    for o, j in zip(move.thresholds, item, strict=True):  # tau_k + lam c ~ N(0, coef_sd^2)
+        tau = ordinal.thresholds(state["thr"][o.name].u, np.ones((1, o.categories - 1), bool))
+        precision = precision + (o.categories - 1) * lam[j] ** 2 / ctx.priors.coef_sd**2
+        linear = linear - lam[j] * tau.sum() / ctx.priors.coef_sd**2
     c = linear / precision + z / jnp.sqrt(precision)
     nodes = {**state["nodes"], move.factor: state["nodes"][move.factor] + c * real}
-    return {**state, "nodes": nodes, "meas": {**state["meas"], "nu": nu - mask * lam * c}}
+    thr = dict(state["thr"])
+    for o, j in zip(move.thresholds, item, strict=True):
+        nodes[o.name] = nodes[o.name] + lam[j] * c * real
+        u = thr[o.name].u
+        thr[o.name] = thr[o.name]._replace(u=u.at[:, 0].add(lam[j] * c))
+    meas = {**state["meas"], "nu": nu - mask * lam * c}
+    return {**state, "nodes": nodes, "meas": meas, "thr": thr}

@@ -73,7 +73,7 @@ class FactorScale(StepDefaults):
     loadings_free: tuple[bool, ...]  # per indicator: a free loading on this factor (1 / g)
     loadings_fixed: tuple[bool, ...]  # per indicator: a fixed loading on this factor
     fixed_terms: tuple[tuple[int, float, tuple[str, ...]], ...]  # (equation, value, monomial)
-    collapsed: tuple[Ordered, ...] = ()  # probit ordered variables among the fixed terms' targets
+    collapsed: tuple[Ordered, ...] = ()  # probit ordered markers (fixed terms' or indicators')
 
     @property
     def n_up(self) -> int:
@@ -123,6 +123,9 @@ def factor_scales(
         move = _factor_scale(f, equations, free_coefs, general, blocks, measurement)
         if move is not None:
             targets = dict.fromkeys(equations[i].target for i, _, _ in move.fixed_terms)
+            if measurement is not None:  # ordered markers updated from sums
+                fixed = np.flatnonzero(move.loadings_fixed)
+                targets |= dict.fromkeys(measurement.targets[j] for j in fixed)
             collapsed = tuple(probit[t] for t in targets if t in probit)
             out.append(dataclasses.replace(move, collapsed=collapsed))
     return tuple(out)
@@ -205,8 +208,12 @@ def _scale_factor(
         loading_mean, loading_sd = indicator_priors(lay.measurement, priors)[1]
         c = c + jnp.where(free, lam**2 / loading_sd**2, 0.0).sum() / 2
         d = d + jnp.where(free, lam * loading_mean / loading_sd**2, 0.0).sum()
+        # an ordered marker's categories enter the walk below, not its responses
+        carried = {o.name for o in move.collapsed}
+        targets = lay.measurement.targets
+        plain = [x and t not in carried for x, t in zip(move.loadings_fixed, targets, strict=True)]
         a_m, b_m = marker_terms(
-            sums, state["meas"], np.asarray(move.loadings_fixed), lay.measurement.fixed_loading
+            sums, state["meas"], np.asarray(plain, dtype=bool), lay.measurement.fixed_loading
         )
         a, b = a + a_m, b + b_m
     if move.fixed_terms:
@@ -298,15 +305,21 @@ def _collapsed_terms(lay: Layout, state: State, data, move: FactorScale) -> _Mar
     """The ordered markers' categories as functions of ``g`` (responses integrated out)."""
     vals = ev.full_values(lay, state, data)
     rows = data[ROW_REAL].shape[0]
+    m = lay.measurement
     parts, means, info = [], [], jnp.asarray(0.0)
     for o in move.collapsed:
-        i = next(k for k, eq in enumerate(lay.equations) if eq.target == o.name)
-        eq = lay.equations[i]
-        coefs = ev.coef_vector(eq, state["coef"].get(o.name, jnp.zeros(0)), lay.free_coefs[i])
-        mean0 = jnp.broadcast_to(ev.equation_mean(eq, coefs, vals), (rows,))
-        moving = jnp.broadcast_to(
-            sum(v * ev.product(vals, f) for j, v, f in move.fixed_terms if j == i), (rows,)
-        )
+        if m is not None and o.name in m.targets:  # an indicator: nu + lam f, lam fixed
+            j = m.targets.index(o.name)
+            moving = m.fixed_loading[j] * vals[move.factor]
+            mean0 = state["meas"]["nu"][j] + moving
+        else:
+            i = next(k for k, eq in enumerate(lay.equations) if eq.target == o.name)
+            eq = lay.equations[i]
+            coefs = ev.coef_vector(eq, state["coef"].get(o.name, jnp.zeros(0)), lay.free_coefs[i])
+            mean0 = jnp.broadcast_to(ev.equation_mean(eq, coefs, vals), (rows,))
+            moving = jnp.broadcast_to(
+                sum(v * ev.product(vals, f) for j, v, f in move.fixed_terms if j == i), (rows,)
+            )
         weight = (data[observed_key(o.name)] & data[ROW_REAL]).astype(float)
         mask = jnp.ones((1, o.categories - 1), dtype=bool)
         tau = ordinal.thresholds(state["thr"][o.name].u, mask)
@@ -342,8 +355,9 @@ def _walk(marker: _Marker, a, b, c, d, e, noise) -> jax.Array:
         return jnp.log(WALK_SCALE) - 0.5 * jnp.log(g2 * (marker.info + a) + 4 * c / g2 + 1.0)
 
     z, log_u = noise
-    t, current = jnp.asarray(0.0), log_target(jnp.asarray(0.0))
-    for k in range(WALK_STEPS):
+
+    def one(k, carry):
+        t, current = carry
         s_here = log_scale(t)
         proposal = t + jnp.exp(s_here) * z[k]
         s_there = log_scale(proposal)
@@ -353,5 +367,9 @@ def _walk(marker: _Marker, a, b, c, d, e, noise) -> jax.Array:
         target = log_target(proposal)
         ratio = jnp.where(jnp.isnan(target), -jnp.inf, target - current + hastings)
         accept = log_u[k] < ratio
-        t, current = jnp.where(accept, proposal, t), jnp.where(accept, target, current)
+        return jnp.where(accept, proposal, t), jnp.where(accept, target, current)
+
+    # a loop, not unrolled: the categories' likelihood is traced once (compile time)
+    start = (jnp.asarray(0.0), log_target(jnp.asarray(0.0)))
+    t, _ = jax.lax.fori_loop(0, WALK_STEPS, one, start)
     return jnp.exp(t)

@@ -92,6 +92,17 @@ class NodeGroup(StepDefaults):
                 nodes[name] = z
         return {"nodes": nodes}
 
+    def share(self, state: State, data: Mapping[str, Any], ctx: Context) -> Context:
+        """The indicators' information on the scores, once per sweep (before any group draws).
+
+        Computed here, after the ordered items' responses are drawn (they are indicators too),
+        and kept for later groups: the scores do not enter it.
+        """
+        m = ctx.layout.measurement
+        if ctx.terms is not None or m is None or not set(self.members) & set(m.factors):
+            return ctx
+        return ctx.with_(terms=m.terms(state, data))
+
     def update(self, state: State, data: Mapping[str, Any], noise: Noise, ctx: Context) -> State:
         """Draw the group's members on every row at once."""
         lay = ctx.layout

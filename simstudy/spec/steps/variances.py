@@ -1,8 +1,8 @@
 """Every free variance but those of covariance blocks of two or more, in one batch.
 
-Units: the general equations' residual variances, the indicators' (from the measurement
-step's sums), and the variance of each one-member covariance block (its conditional is a
-variance's: no correlation). One gamma draw for all; half-normal units accept or keep their
+Units: the general equations' residual variances, the free ones of the indicators (from the
+measurement step's sums), and the variance of each one-member covariance block (its conditional
+is a variance's: no correlation). One gamma draw for all; half-normal units accept or keep their
 proposal (:func:`~simstudy.blocks.variance.half_normal_variance`), inverse-gamma ones are
 conjugate. The step owns the state's ``var`` part and the one-member blocks' ``cov`` entries.
 """
@@ -38,20 +38,21 @@ class Variances(StepDefaults):
     """The variances drawn together (see the module docstring)."""
 
     equations: tuple[int, ...]  # general equations with a free residual variance
-    indicators: int  # indicators updated from sums
+    indicators: tuple[int, ...]  # indicators updated from sums with a free variance (positions)
     singles: tuple[CovBlock, ...]  # one-member covariance blocks
 
     @classmethod
     def of(cls, lay: Layout) -> Variances:
         """The variances of a layout."""
-        p = lay.measurement.size if lay.measurement is not None else 0
+        m = lay.measurement
+        free = tuple(int(j) for j in np.flatnonzero(m.free_variance)) if m is not None else ()
         singles = tuple(b for b in lay.blocks if len(b.members) == 1)
-        return cls(lay.free_variances(), p, singles)
+        return cls(lay.free_variances(), free, singles)
 
     @property
     def size(self) -> int:
         """How many variances it draws."""
-        return len(self.equations) + self.indicators + len(self.singles)
+        return len(self.equations) + len(self.indicators) + len(self.singles)
 
     def noise(self, lay: Layout, data: Mapping[str, Any]) -> NoiseSizes:
         """A gamma variate per variance, and a uniform for each half-normal acceptance."""
@@ -75,13 +76,15 @@ class Variances(StepDefaults):
         half = [priors.resvar_prior == "half_normal"] * len(names)
         sd_scale = [priors.sigma_scale_of(t) for t in names]
         ig = [priors.variance_ig(t in lay.latents) for t in names]
-        p = self.indicators
+        free = np.asarray(self.indicators, dtype=int)
+        p = free.size
         if p:
-            ss.append(indicator_ssr(ctx.sums, state["meas"]["nu"], state["meas"]["lam"]))
-            n.append(ctx.sums.n)
-            current.append(state["meas"]["theta"])
+            meas = state["meas"]
+            ss.append(indicator_ssr(ctx.sums, meas["nu"], meas["lam"])[free])
+            n.append(ctx.sums.n[free])
+            current.append(meas["theta"][free])
             half += [priors.resvar_prior == "half_normal"] * p
-            sd_scale += [priors.sigma_scale_of(t) for t in lay.measurement.targets]
+            sd_scale += [priors.sigma_scale_of(lay.measurement.targets[j]) for j in free]
             ig += [priors.variance_ig(False)] * p
         for b in self.singles:
             vector, w = ev.block_vectors(b, state, data, lay)
@@ -109,7 +112,8 @@ class Variances(StepDefaults):
             new = jnp.where(half_mask, drawn, new)
         out = {**state, "var": {t: new[k] for k, t in enumerate(names)}}
         if p:
-            out["meas"] = {**state["meas"], "theta": new[len(names) : len(names) + p]}
+            theta = state["meas"]["theta"].at[free].set(new[len(names) : len(names) + p])
+            out["meas"] = {**state["meas"], "theta": theta}
         cov = dict(state["cov"])
         for k, b in enumerate(self.singles):
             cov[b.name] = new[len(names) + p + k].reshape(1, 1)

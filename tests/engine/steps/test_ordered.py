@@ -163,7 +163,7 @@ def test_a_predictors_responses_are_drawn_from_its_equation_and_its_childrens():
     }
     weights = {i: ev.weight(lay.equations[i], lay, data) for i in lay.general}
     ctx = Context(lay, sweep.Priors(), weights)
-    centre, sd = (c[:, 0] for c in jax.jit(lambda st: step._conditional(st, data, ctx))(state))
+    centre, sd = (c[0] for c in jax.jit(lambda st: step._conditional(st, data, ctx))(state))
     precision = 1 + w * b**2 / s2
     assert 0 < w.sum() < w.size
     np.testing.assert_allclose(sd, 1 / np.sqrt(precision), rtol=1e-6)
@@ -241,3 +241,68 @@ def test_with_nothing_observed_a_mediators_parameters_sample_their_prior():
     for name in ("m~x", "y~m", "y~x", "y~1", "m|t1"):
         assert stats.kstest(v(name), "norm").pvalue > 1e-3, name
     assert stats.kstest(np.sqrt(v("y~~y")), "halfnorm").pvalue > 1e-3
+
+
+def test_the_scale_move_of_ordered_indicators_is_the_log_joint_along_the_move(monkeypatch):
+    """Indicators' scale move (``u* g``, thresholds ``g``, a free loading ``g``; a marker's
+    ``1 * f`` kept): its target ``-a g^2 / 2 + b g + e log g`` is the log joint along the move
+    written out here, plus the Jacobian ``g^D`` and Haar ``1 / g``. Fails without the
+    marker's cross term ``b`` (its ``u* f``), or with a wrong count of scaled values.
+    """
+    from simstudy.blocks import ordinal
+    from simstudy.spec.steps import ordered as step_module
+    from simstudy.spec.steps.base import Context
+    from simstudy.spec.steps.ordered import OrderedResponses
+
+    spec = from_syntax("f =~ u1 + u2 + u3", ordered={"u1": 3, "u2": 3, "u3": 3})
+    lay = sweep.layout(spec)
+    (step,) = lay.steps_of(OrderedResponses)
+    assert step.measured == (0, 1, 2) and lay.general == ()
+    rng = np.random.default_rng(2)
+    n = 25
+    real = np.arange(n) < n - 2
+    data = {dgm.ROW_REAL: jnp.asarray(real)}
+    for v in ("u1", "u2", "u3"):
+        data[v] = jnp.asarray(rng.integers(0, 3, n), dtype=float)
+        data[dgm.observed_key(v)] = jnp.asarray(rng.random(n) < 0.8)
+    data = sweep.prepare(data, lay)
+    priors = sweep.Priors(coef_sd=1.5, loading_mean=0.5, loading_sd=0.8)
+    state = sweep.init(jax.random.PRNGKey(3), data, lay, priors)
+    state["meas"] = {**state["meas"], "lam": jnp.asarray([1.0, 0.7, -0.4])}
+    ystar = jnp.asarray(rng.normal(size=(3, n)))  # the step's layout: items by rows
+    f = state["nodes"]["f"]
+    captured = {}
+
+    def capture(key, a, b, c, e, extra=None, noise=None, d=None):
+        captured.update(a=np.asarray(a), b=np.asarray(b), c=np.asarray(c), e=np.asarray(e))
+        return jnp.ones_like(a)
+
+    monkeypatch.setattr(step_module, "group_scale", capture)
+    vals = ev.full_values(lay, state, data)
+    coefs = {v.name: step._free(state, k, lay) for k, v in enumerate(step.variables)}
+    mean = step._means(coefs, vals, lay, n)
+    fixed = step._fixed(vals, lay, n)
+    thr = step_module._stack([state["thr"][v] for v in ("u1", "u2", "u3")])
+    ctx = Context(lay, priors, {})
+    args = (ystar, mean, fixed, jnp.ones((3, n)), coefs, thr, state, data, ctx)
+    step._scale((jnp.zeros(3), jnp.full(3, 0.5)), *args)  # a normal and a uniform per item
+    tau = np.asarray(ordinal.thresholds(thr.u, step.mask))
+    lam = np.asarray(state["meas"]["lam"])
+
+    def log_joint(g, k):  # variable k's part along the move, with the Jacobian and Haar
+        if k == 0:  # the marker: u* g - 1 * f, its thresholds
+            resid, free = g * ystar[0] - f, 0
+        else:  # u* g - lam g f, the loading's N(0.5, 0.8^2) prior
+            resid, free = g * (ystar[k] - lam[k] * f), 1
+        total = -0.5 * (np.where(real, resid, 0.0) ** 2).sum()
+        total -= 0.5 * ((g * tau[k]) ** 2).sum() / 1.5**2
+        if free:
+            total -= 0.5 * (g * lam[k] - 0.5) ** 2 / 0.8**2
+        return total + (real.sum() + 2 + free - 1) * np.log(g)
+
+    for k in range(3):
+        a, b, e = captured["a"][k], captured["b"][k], captured["e"][k]
+        assert captured["c"][k] == 0.0
+        for g in (0.7, 1.3, 2.0):
+            target = -a * (g**2 - 1) / 2 + b * (g - 1) + e * np.log(g)
+            np.testing.assert_allclose(target, log_joint(g, k) - log_joint(1.0, k), rtol=1e-4)
