@@ -30,6 +30,19 @@ DEFAULT_COEF = "model.priors.coef_sd=1"
 HMC_ESTIMATORS = "study.estimators=[bayes_fiml,bayes_fiml_marginal,bayes_cc]"
 
 
+#: The ordinal CFA's SBC settings, both links.
+CFA_ORDINAL = [
+    "study.estimators=[bayes]",
+    "study.factors.N=[300]",
+    "sampler.draws=6000",
+    "model.priors.coef_sd=1",
+    "+model.priors.latent_var_shape=10",
+    "+model.priors.latent_var_scale=9",
+    "+model.priors.loading_mean=1",
+    "+model.priors.loading_sd=0.25",
+]
+
+
 def _short(reason: str):
     """An expected shortfall of the convergence share (ranks must still be uniform)."""
     return pytest.mark.xfail(raises=TooFewConverged, strict=True, reason=reason)
@@ -131,28 +144,19 @@ def _short(reason: str):
         # The compiled engine's ordinal CFA (conf/model/cfa_ordinal.yaml: 3 factors x 5
         # five-category items, std.all reported), probit and logit, its Gibbs sweep alone.
         # Proper priors on the latent response's scale (loadings N(1, 0.25^2), factor
-        # variances IG(10, 9), mean 1; thresholds N(0, 1) kept increasing). Not yet measured
-        # (2026-12-07: written when the machine ran at load 14 on 2 cores; its time and share
-        # of converged fits are to be written here after `pytest -m slow -n0 -k cfa_ordinal`).
-        *(
-            pytest.param(
-                "cfa_ordinal",
-                60,
-                [
-                    "study.estimators=[bayes]",
-                    "study.factors.N=[300]",
-                    "sampler.draws=2000",
-                    "model.priors.coef_sd=1",
-                    "+model.priors.latent_var_shape=10",
-                    "+model.priors.latent_var_scale=9",
-                    "+model.priors.loading_mean=1",
-                    "+model.priors.loading_sd=0.25",
-                    f"model.link={link}",
-                ],
-                id=f"cfa_ordinal_{link}",
-            )
-            for link in ("probit", "logit")
+        # variances IG(10, 9), mean 1; thresholds N(0, 1) kept increasing). Probit, 60 fits at
+        # 6000 draws (commit a7e803d, 2026-12-07, 9.5 min on 2 cores at load 8-9): ranks
+        # uniform (smallest p 0.015 of 78 estimands), no failed fit, but 33% of fits reach
+        # ESS 400 on all 78 estimands: the middle thresholds (x1|t2, x8|t2) mix slowest, as
+        # in compare_engine's ordinal_cfa rows. At 2000 draws none did.
+        pytest.param(
+            "cfa_ordinal",
+            60,
+            [*CFA_ORDINAL, "model.link=probit"],
+            id="cfa_ordinal_probit",
+            marks=_short("33% of 60 fits converged at 6000 draws (thresholds mix slowest)"),
         ),
+        pytest.param("cfa_ordinal", 60, [*CFA_ORDINAL, "model.link=logit"], id="cfa_ordinal_logit"),
     ],
 )
 def test_sbc_ranks_are_uniform(run_cli, tmp_path, model, reps, extra):
