@@ -33,6 +33,8 @@ import pandas as pd
 from simstudy.aggregate.mcmc import fit_convergence
 from simstudy.store import read_manifest, read_replications
 
+#: conf/study/cfa_ordinal.yaml's replications per condition (the command names other counts).
+STUDY_REPS = 48
 FACTORS = ["N", "missing_rate", "mechanism"]
 #: Replications per condition of the hand-written sampler's run.
 OLD_REPS = 48
@@ -153,7 +155,9 @@ def main(study_dir: Path, old: list[str]) -> str:
         "# Ordinal CFA: recovery under MAR missingness",
         "",
         *partial,
-        "Produced by `.venv/bin/simstudy run study=cfa_ordinal` and",
+        "Produced by `.venv/bin/simstudy run study=cfa_ordinal"
+        + (f" study.reps={planned}" if planned not in (None, STUDY_REPS) else "")
+        + "` and",
         "`.venv/bin/python docs/scripts/cfa_ordinal_table.py`; every number is read from",
         f"`{study_dir}/summary.parquet` and its replication files.",
         f"Model structure: `{json.dumps(config.get('model', {}).get('structure'))}`.",
