@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import subprocess
 import sys
 import tempfile
@@ -171,9 +172,18 @@ def lavaan_reference(
 
 
 def simstudy_fit(
-    csv: Path, out: Path, factors: dict[str, list[str]], categories: int, draws: int | None
+    csv: Path,
+    out: Path,
+    factors: dict[str, list[str]],
+    categories: int,
+    draws: int | None,
+    priors: list[str] = (),
 ) -> tuple[pd.DataFrame, dict]:
-    """``simstudy fit`` of the ordinal CFA at its defaults (``draws``: a fixed chain length)."""
+    """``simstudy fit`` of the ordinal CFA at its defaults.
+
+    ``draws``: a fixed chain length; ``priors``: ``KEY=VALUE`` settings named as
+    ``model.priors.KEY=VALUE`` (a diagnostic: the defaults put priors on the data's scale).
+    """
     command = [
         str(Path(sys.executable).with_name("simstudy")),  # this interpreter's console script
         "fit",
@@ -183,6 +193,7 @@ def simstudy_fit(
         f"data={csv}",
         f"out={out}",
         *([] if draws is None else [f"sampler.draws={draws}"]),
+        *(f"model.priors.{p}" for p in priors),
     ]
     subprocess.run(command, check=True)
     record = json.loads(pq.read_schema(out).metadata[b"simstudy.fit"])
@@ -269,6 +280,13 @@ def main() -> int:
     parser.add_argument(
         "--factors", nargs="+", help="these factors only (a page of its own, named after them)"
     )
+    parser.add_argument(
+        "--priors",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="name model.priors.KEY=VALUE (not default settings; a page of its own)",
+    )
     args = parser.parse_args()
     data = DATA[args.data]
     unknown = sorted(set(args.factors or ()) - set(data.factors))
@@ -276,12 +294,13 @@ def main() -> int:
         parser.error(f"--factors {unknown} not among {args.data}'s {list(data.factors)}")
     factors = {f: data.factors[f] for f in args.factors or data.factors}
     name = data.page + ("" if args.factors is None else "_" + "_".join(factors))
+    name += "".join("_" + re.sub(r"[^A-Za-z0-9._]+", "", p) for p in args.priors)
     with tempfile.TemporaryDirectory() as tmp:
         csv = Path(tmp) / f"{args.data}.csv"
         ref, facts = lavaan_reference(csv, data, factors)
         start = time.perf_counter()
         fit, record = simstudy_fit(
-            csv, Path(tmp) / "fit.parquet", factors, data.categories, args.draws
+            csv, Path(tmp) / "fit.parquet", factors, data.categories, args.draws, args.priors
         )
         facts["fit_wall_s"] = time.perf_counter() - start
     table = compare(ref, fit)
@@ -290,8 +309,9 @@ def main() -> int:
     extra = "" if args.data == "bfi" else f" --data {args.data}"
     extra += "" if args.factors is None else " --factors " + " ".join(args.factors)
     extra += "" if args.draws is None else f" --draws {args.draws}"
+    extra += "" if not args.priors else " --priors " + " ".join(args.priors)
     seconds = float(fit["seconds"].iloc[0])
-    lines = page(table, facts, record, seconds, data, factors, extra)
+    lines = page(table, facts, record, seconds, data, factors, extra, args.priors)
     (OUT / f"{name}.md").write_text("\n".join(lines))
     print("\n".join(lines))
     return 0 if table["ok"].all() else 1
@@ -305,6 +325,7 @@ def page(
     data: DataSet,
     factors: dict[str, list[str]],
     options: str,
+    priors: list[str] = (),
 ) -> list[str]:
     """The markdown page's lines: the command, data, settings, verdict and tables."""
     passed = bool(table["ok"].all())
@@ -332,7 +353,9 @@ def page(
         f"(estimates {facts['estimator']}, SEs {facts['se_type']}; converged: {facts['converged']}), "
         '`parameterization = "theta"`; lavaan fits no logit here and its ML-probit (numerical '
         "integration over the factors) was not run, so the comparison is probit only. "
-        "simstudy at its default settings: the compiled Gibbs sweep, seed "
+        "simstudy at its default settings"
+        + ("" if not priors else " but " + ", ".join(f"`model.priors.{p}`" for p in priors))
+        + ": the compiled Gibbs sweep, seed "
         f"{record['seed']}, ended with {s['chains']} chains x ({s['warmup']} warm-up + "
         f"{s['draws']} draws) (at default settings `simstudy fit` doubles the draws, at most "
         "twice, while min bulk ESS < 400 or R-hat > 1.01; `--draws` fixes them), "
