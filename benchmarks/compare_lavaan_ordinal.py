@@ -182,7 +182,7 @@ def simstudy_fit(
     """``simstudy fit`` of the ordinal CFA at its defaults.
 
     ``draws``: a fixed chain length; ``priors``: ``KEY=VALUE`` settings named as
-    ``model.priors.KEY=VALUE`` (a diagnostic: the defaults put priors on the data's scale).
+    ``++model.priors.KEY=VALUE`` (a diagnostic: the defaults put priors on the data's scale).
     """
     command = [
         str(Path(sys.executable).with_name("simstudy")),  # this interpreter's console script
@@ -193,7 +193,7 @@ def simstudy_fit(
         f"data={csv}",
         f"out={out}",
         *([] if draws is None else [f"sampler.draws={draws}"]),
-        *(f"model.priors.{p}" for p in priors),
+        *(f"++model.priors.{p}" for p in priors),  # ++: a setting the config may lack
     ]
     subprocess.run(command, check=True)
     record = json.loads(pq.read_schema(out).metadata[b"simstudy.fit"])
