@@ -54,6 +54,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import ordinal_ml
 from mdtable import frame_markdown
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -131,6 +132,8 @@ def syntax_of(factors: dict[str, list[str]]) -> str:
 
 #: Largest |posterior mean - lavaan's estimate| / lavaan's SE of a loading or threshold.
 MAX_SE = 0.5
+#: Adaptive Gauss-Hermite nodes per factor of the ML-probit (and 2 fewer, its check).
+ML_NODES = 7
 R_CODE = """
 suppressMessages(library(lavaan))
 items <- c({items})
@@ -171,18 +174,37 @@ def lavaan_reference(
     return frame, ref
 
 
+def ml_reference(csv: Path, factors: dict[str, list[str]], categories: int, ref: pd.DataFrame):
+    """The ML-probit's estimates and SEs (``est``, ``se`` by lavaan's name) and its facts.
+
+    Fitted at ML_NODES and ML_NODES - 2 adaptive quadrature nodes per factor from lavaan's
+    estimates; the facts say how far apart the two are (the quadrature's error).
+    """
+    codes = pd.read_csv(csv)[items_of(factors)].to_numpy()
+    lay = ordinal_ml.layout_of(factors, categories)
+    start = dict(zip(ref["lhs"] + ref["op"] + ref["rhs"], ref["est"], strict=True))
+    began = time.perf_counter()
+    fits = [ordinal_ml.ml_probit(codes, lay, start, n) for n in (ML_NODES, ML_NODES - 2)]
+    (est, se, facts), (coarse, _, _) = fits
+    frame = pd.DataFrame({"est": est, "se": se})
+    se_of = dict(zip(ref["lhs"] + ref["op"] + ref["rhs"], ref["se"], strict=True))
+    facts["nodes_gap_in_se"] = max(abs(est[k] - coarse[k]) / se_of[k] for k in se_of)
+    facts["seconds"] = time.perf_counter() - began
+    return frame, facts
+
+
 def simstudy_fit(
     csv: Path,
     out: Path,
     factors: dict[str, list[str]],
     categories: int,
     draws: int | None,
-    priors: list[str] = (),
+    settings: list[str] = (),
 ) -> tuple[pd.DataFrame, dict]:
     """``simstudy fit`` of the ordinal CFA at its defaults.
 
-    ``draws``: a fixed chain length; ``priors``: ``KEY=VALUE`` settings named as
-    ``++model.priors.KEY=VALUE`` (a diagnostic: the defaults put priors on the data's scale).
+    ``draws``: a fixed chain length; ``settings``: ``KEY=VALUE`` config overrides, given as
+    ``++KEY=VALUE`` (a diagnostic off the defaults, e.g. wider priors than the data's scale).
     """
     command = [
         str(Path(sys.executable).with_name("simstudy")),  # this interpreter's console script
@@ -193,7 +215,7 @@ def simstudy_fit(
         f"data={csv}",
         f"out={out}",
         *([] if draws is None else [f"sampler.draws={draws}"]),
-        *(f"++model.priors.{p}" for p in priors),  # ++: a setting the config may lack
+        *(f"++{x}" for x in settings),  # ++: a setting the config may lack
     ]
     subprocess.run(command, check=True)
     record = json.loads(pq.read_schema(out).metadata[b"simstudy.fit"])
@@ -219,21 +241,30 @@ def our_name(lhs: str, op: str, rhs: str, names: pd.Index) -> str:
     return name
 
 
-def compare(ref: pd.DataFrame, fit: pd.DataFrame) -> pd.DataFrame:
-    """One row per lavaan parameter: both estimates, distances in SEs, SD / SE, ESS, R-hat."""
+def compare(ref: pd.DataFrame, fit: pd.DataFrame, ml: pd.DataFrame) -> pd.DataFrame:
+    """One row per lavaan parameter: the estimates, distances in SEs, SD / SE, ESS, R-hat.
+
+    ``ml``: the ML-probit's ``est`` and ``se`` by lavaan's name (``ordinal_ml``), shown beside
+    lavaan's WLSMV: the full likelihood's maximum, where the posterior sits but for its prior
+    and its skew.
+    """
     rows = []
     for r in ref.itertuples(index=False):
         ours = fit.loc[our_name(r.lhs, r.op, r.rhs, fit.index)]
+        full = ml.loc[our_name(r.lhs, r.op, r.rhs, ml.index)]
         rows.append(
             {
                 "parameter": f"{r.lhs}{r.op}{r.rhs}",
                 "kind": kind(r.op, r.lhs, r.rhs),
                 "lavaan": r.est,
                 "lavaan_se": r.se,
+                "ml_probit": full["est"],
+                "ml_diff_in_se": (full["est"] - r.est) / r.se,
                 "posterior_mean": ours["mean"],
                 "posterior_median": ours["median"],
                 "diff_in_se": (ours["mean"] - r.est) / r.se,
                 "median_diff_in_se": (ours["median"] - r.est) / r.se,
+                "mean_vs_ml_in_ml_se": (ours["mean"] - full["est"]) / full["se"],
                 "sd_over_se": ours["sd"] / r.se,
                 "ess_bulk": ours["ess_bulk"],
                 "rhat": ours["rhat"],
@@ -257,6 +288,7 @@ def by_kind(table: pd.DataFrame) -> pd.DataFrame:
                 "max \\|d\\|/SE": d.max(),
                 "median \\|d\\|/SE": d.median(),
                 "max median-\\|d\\|/SE": part["median_diff_in_se"].abs().max(),
+                "max ML-\\|d\\|/SE": part["ml_diff_in_se"].abs().max(),
                 "SD/SE min": part["sd_over_se"].min(),
                 "SD/SE median": part["sd_over_se"].median(),
                 "SD/SE max": part["sd_over_se"].max(),
@@ -264,6 +296,7 @@ def by_kind(table: pd.DataFrame) -> pd.DataFrame:
                 "max R-hat": part["rhat"].max(),
                 "gated": bool(part["gated"].iloc[0]),
                 "n over 0.5 SE": int((d > MAX_SE).sum()),
+                "ML n over 0.5 SE": int((part["ml_diff_in_se"].abs() > MAX_SE).sum()),
             }
         )
     return pd.DataFrame(rows)
@@ -281,11 +314,12 @@ def main() -> int:
         "--factors", nargs="+", help="these factors only (a page of its own, named after them)"
     )
     parser.add_argument(
-        "--priors",
+        "--set",
         nargs="+",
         default=[],
         metavar="KEY=VALUE",
-        help="name model.priors.KEY=VALUE (not default settings; a page of its own)",
+        help="simstudy fit overrides, e.g. model.priors.loading_sd=10 (off the defaults; a page "
+        "of its own)",
     )
     args = parser.parse_args()
     data = DATA[args.data]
@@ -294,27 +328,43 @@ def main() -> int:
         parser.error(f"--factors {unknown} not among {args.data}'s {list(data.factors)}")
     factors = {f: data.factors[f] for f in args.factors or data.factors}
     name = data.page + ("" if args.factors is None else "_" + "_".join(factors))
-    name += "".join("_" + re.sub(r"[^A-Za-z0-9._]+", "", p) for p in args.priors)
+    name += "".join("_" + suffix(x) for x in args.set)
     with tempfile.TemporaryDirectory() as tmp:
         csv = Path(tmp) / f"{args.data}.csv"
         ref, facts = lavaan_reference(csv, data, factors)
         start = time.perf_counter()
         fit, record = simstudy_fit(
-            csv, Path(tmp) / "fit.parquet", factors, data.categories, args.draws, args.priors
+            csv, Path(tmp) / "fit.parquet", factors, data.categories, args.draws, args.set
         )
         facts["fit_wall_s"] = time.perf_counter() - start
-    table = compare(ref, fit)
+        ml, ml_facts = ml_reference(csv, factors, data.categories, ref)
+    table = compare(ref, fit, ml)
     OUT.mkdir(parents=True, exist_ok=True)
     table.to_parquet(OUT / f"{name}.parquet", index=False)
     extra = "" if args.data == "bfi" else f" --data {args.data}"
     extra += "" if args.factors is None else " --factors " + " ".join(args.factors)
     extra += "" if args.draws is None else f" --draws {args.draws}"
-    extra += "" if not args.priors else " --priors " + " ".join(args.priors)
+    extra += "" if not args.set else " --set " + " ".join(f"'{x}'" for x in args.set)
     seconds = float(fit["seconds"].iloc[0])
-    lines = page(table, facts, record, seconds, data, factors, extra, args.priors)
+    lines = page(table, facts, record, seconds, data, factors, extra, args.set, ml_facts)
     (OUT / f"{name}.md").write_text("\n".join(lines))
     print("\n".join(lines))
     return 0 if table["ok"].all() else 1
+
+
+def suffix(setting: str) -> str:
+    """A page name's part for a ``KEY=VALUE`` override: the key's last part and the value."""
+    key, _, value = setting.partition("=")
+    return re.sub(r"[^A-Za-z0-9._]+", "", key.rsplit(".", 1)[-1] + value)
+
+
+def measure(value: object) -> str:
+    """A fit measure in words: 3 decimals, an integer as is, NaN (jsonlite's "NaN") as a dash."""
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float) and value == value:
+        return f"{value:.3f}"
+    return "–"  # undefined: a just-identified model's p-value
 
 
 def page(
@@ -325,7 +375,8 @@ def page(
     data: DataSet,
     factors: dict[str, list[str]],
     options: str,
-    priors: list[str] = (),
+    settings: list[str] = (),
+    ml_facts: dict | None = None,
 ) -> list[str]:
     """The markdown page's lines: the command, data, settings, verdict and tables."""
     passed = bool(table["ok"].all())
@@ -334,6 +385,8 @@ def page(
     command = "benchmarks/compare_lavaan_ordinal.py" + options
     worst = gated.loc[gated["diff_in_se"].abs().idxmax()]
     by_median = int((gated["median_diff_in_se"].abs() > MAX_SE).sum())
+    ml_off = gated[gated["ml_diff_in_se"].abs() > MAX_SE]
+    ml_worst = gated.loc[gated["ml_diff_in_se"].abs().idxmax()]
     ess, rhat = table["ess_bulk"].min(), table["rhat"].max()
     counts = "; ".join(f"{item} {'/'.join(map(str, n))}" for item, n in facts["counts"].items())
     r_versions = ", ".join(f"{p} {v}" for p, v in facts["versions"].items())
@@ -347,14 +400,14 @@ def page(
         f"Data: {data.title}, items {', '.join(items_of(factors))} ({data.coding}), "
         f"complete cases: {facts['rows']} of {facts['rows_all']} rows; rows per category "
         f"{counts} (the sparsest holds {facts['min_count']}). lavaan's fit measures: "
-        + ", ".join(f"{k} {v:.3f}" for k, v in facts["fit"].items())
+        + ", ".join(f"{k} {measure(v)}" for k, v in facts["fit"].items())
         + f". Model `{syntax_of(factors)}`, every item ordered "
         f"({data.categories} categories), probit, marker identification. lavaan: WLSMV "
         f"(estimates {facts['estimator']}, SEs {facts['se_type']}; converged: {facts['converged']}), "
         '`parameterization = "theta"`; lavaan fits no logit here and its ML-probit (numerical '
         "integration over the factors) was not run, so the comparison is probit only. "
         "simstudy at its default settings"
-        + ("" if not priors else " but " + ", ".join(f"`model.priors.{p}`" for p in priors))
+        + ("" if not settings else " but " + ", ".join(f"`{x}`" for x in settings))
         + ": the compiled Gibbs sweep, seed "
         f"{record['seed']}, ended with {s['chains']} chains x ({s['warmup']} warm-up + "
         f"{s['draws']} draws) (at default settings `simstudy fit` doubles the draws, at most "
@@ -363,8 +416,22 @@ def page(
         "whole `simstudy fit` (compiling and every run); priors "
         f"{record['priors']}, per parameter {sorted(set(record['priors_used'].values()))}.",
         "",
+        "ML-probit (`ml_probit`; `benchmarks/ordinal_ml.py`): the full likelihood's maximum, "
+        f"the factors integrated out by adaptive Gauss-Hermite quadrature ({ML_NODES} nodes "
+        "per factor, centred and scaled at each row's posterior mode), BFGS from lavaan's "
+        f"estimates: log likelihood {ml_facts['loglik']:.2f}, {ml_facts['iterations']} "
+        f"iterations, largest |gradient| {ml_facts['max_gradient']:.1e} ({ml_facts['message']}), "
+        f"smallest eigenvalue of the observed information {ml_facts['min_information_eigenvalue']:.3f}; "
+        f"at {ML_NODES - 2} nodes the estimates move by at most "
+        f"{ml_facts['nodes_gap_in_se']:.3f} lavaan SE; {ml_facts['seconds']:.0f} s for both. "
+        "Under misfit WLSMV and the full likelihood aim at different values; the posterior "
+        "aims at the full likelihood's, moved by its priors and, at a small N, by the "
+        "likelihood's skew.",
+        "",
         "`d/SE`: (posterior mean - lavaan's estimate) / lavaan's SE (`median d/SE` the same "
-        "for the posterior median); `SD/SE`: posterior SD / lavaan's (robust) SE. "
+        "for the posterior median, `ml_diff_in_se` for the ML-probit); `mean_vs_ml_in_ml_se`: "
+        "(posterior mean - ML-probit) / the ML-probit's SE (inverse observed information); "
+        "`SD/SE`: posterior SD / lavaan's (robust) SE. "
         f"Gate: every loading and threshold within {MAX_SE} SE (posterior mean); factor "
         "(co)variances shown, not gated.",
         "",
@@ -378,7 +445,14 @@ def page(
             if ess >= 400 and rhat <= 1.01
             else "not converged: ESS < 400 or R-hat > 1.01"
         )
-        + ").",
+        + "). The ML-probit itself (shown, not gated) is beyond "
+        f"{MAX_SE} lavaan SE of WLSMV for {len(ml_off)} of {len(gated)} "
+        + (
+            f"({', '.join(ml_off['parameter'])}; the largest, {ml_worst['parameter']}, at "
+            f"{ml_worst['ml_diff_in_se']:+.2f} SE)."
+            if len(ml_off)
+            else f"(the largest, {ml_worst['parameter']}, at {ml_worst['ml_diff_in_se']:+.2f} SE)."
+        ),
         "",
         frame_markdown(by_kind(table)),
         "",
