@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import subprocess
 import sys
 import tempfile
@@ -318,9 +317,10 @@ def main() -> int:
         nargs="+",
         default=[],
         metavar="KEY=VALUE",
-        help="simstudy fit overrides, e.g. model.priors.loading_sd=10 (off the defaults; a page "
-        "of its own)",
+        help="simstudy fit overrides, e.g. model.priors.loading_sd=10 (off the defaults; needs "
+        "--tag)",
     )
+    parser.add_argument("--tag", help="the page's name ends _TAG (a page of its own for --set)")
     args = parser.parse_args()
     data = DATA[args.data]
     unknown = sorted(set(args.factors or ()) - set(data.factors))
@@ -328,7 +328,11 @@ def main() -> int:
         parser.error(f"--factors {unknown} not among {args.data}'s {list(data.factors)}")
     factors = {f: data.factors[f] for f in args.factors or data.factors}
     name = data.page + ("" if args.factors is None else "_" + "_".join(factors))
-    name += "".join("_" + suffix(x) for x in args.set)
+    if bool(args.set) != bool(args.tag):
+        parser.error(
+            "--set and --tag go together: settings off the defaults get a page of their own"
+        )
+    name += "" if args.tag is None else f"_{args.tag}"
     with tempfile.TemporaryDirectory() as tmp:
         csv = Path(tmp) / f"{args.data}.csv"
         ref, facts = lavaan_reference(csv, data, factors)
@@ -345,17 +349,12 @@ def main() -> int:
     extra += "" if args.factors is None else " --factors " + " ".join(args.factors)
     extra += "" if args.draws is None else f" --draws {args.draws}"
     extra += "" if not args.set else " --set " + " ".join(f"'{x}'" for x in args.set)
+    extra += "" if args.tag is None else f" --tag {args.tag}"
     seconds = float(fit["seconds"].iloc[0])
     lines = page(table, facts, record, seconds, data, factors, extra, args.set, ml_facts)
     (OUT / f"{name}.md").write_text("\n".join(lines))
     print("\n".join(lines))
     return 0 if table["ok"].all() else 1
-
-
-def suffix(setting: str) -> str:
-    """A page name's part for a ``KEY=VALUE`` override: the key's last part and the value."""
-    key, _, value = setting.partition("=")
-    return re.sub(r"[^A-Za-z0-9._]+", "", key.rsplit(".", 1)[-1] + value)
 
 
 def measure(value: object) -> str:
