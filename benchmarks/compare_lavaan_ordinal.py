@@ -206,8 +206,9 @@ def simstudy_fit(
 ) -> tuple[pd.DataFrame, dict]:
     """``simstudy fit`` of the ordinal CFA at its defaults.
 
-    ``draws``: a fixed chain length; ``settings``: ``KEY=VALUE`` config overrides, given as
-    ``++KEY=VALUE`` (a diagnostic off the defaults, e.g. wider priors than the data's scale).
+    ``draws``: a fixed chain length; ``settings``: ``KEY=VALUE`` arguments off the defaults (a
+    diagnostic): a dotted one as ``++KEY=VALUE``, a group choice (``sampler=nuts``) or a fit
+    option (``estimator=bayes_hmc``) as written.
     """
     command = [
         str(Path(sys.executable).with_name("simstudy")),  # this interpreter's console script
@@ -218,7 +219,8 @@ def simstudy_fit(
         f"data={csv}",
         f"out={out}",
         *([] if draws is None else [f"sampler.draws={draws}"]),
-        *(f"++{x}" for x in settings),  # ++: a setting the config may lack
+        # ++: a dotted setting the config may lack; a group choice or fit option as written
+        *(f"++{x}" if "." in x.partition("=")[0] else x for x in settings),
     ]
     subprocess.run(command, check=True)
     record = json.loads(pq.read_schema(out).metadata[b"simstudy.fit"])
@@ -407,11 +409,13 @@ def page(
         + f". Model `{syntax_of(factors)}`, every item ordered "
         f"({data.categories} categories), probit, marker identification. lavaan: WLSMV "
         f"(estimates {facts['estimator']}, SEs {facts['se_type']}; converged: {facts['converged']}), "
-        '`parameterization = "theta"`; lavaan fits no logit here and its ML-probit (numerical '
-        "integration over the factors) was not run, so the comparison is probit only. "
+        '`parameterization = "theta"`; lavaan fits no logit here, so the comparison is probit '
+        "only. "
         "simstudy at its default settings"
         + ("" if not settings else " but " + ", ".join(f"`{x}`" for x in settings))
-        + ": the compiled Gibbs sweep, seed "
+        + f": estimator {record['estimator']}, sampler {s['name']}"
+        + (" (the compiled Gibbs sweep)" if s["name"] == "gibbs" else "")
+        + ", seed "
         f"{record['seed']}, ended with {s['chains']} chains x ({s['warmup']} warm-up + "
         f"{s['draws']} draws) (at default settings `simstudy fit` doubles the draws, at most "
         "twice, while min bulk ESS < 400 or R-hat > 1.01; `--draws` fixes them), "
