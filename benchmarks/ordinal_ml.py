@@ -25,7 +25,8 @@ import numpy as np
 from jax.scipy.special import log_ndtr
 from scipy.optimize import minimize
 
-jax.config.update("jax_enable_x64", True)
+#: Double precision for BFGS, set around each fit (not for the process: the tests share it).
+X64 = jax.enable_x64
 
 
 @dataclass(frozen=True)
@@ -134,6 +135,8 @@ def _row_log_posterior(eta, lam, lo, hi, prec, factor_of):
 def log_likelihood(codes: np.ndarray, lay: Layout, nodes: int, newton: int = 25):
     """``u -> log L(u)``: the marginal probit log likelihood of ``codes`` (N, m), jitted.
 
+    Build and call it under ``X64(True)`` for double precision (:func:`ml_probit` does).
+
     Adaptive Gauss-Hermite: each row's nodes are centred at the mode of its factors' posterior
     and scaled by its curvature there (``newton`` Newton steps from 0; the log posterior is
     concave), so that a loading large enough to make an item near-deterministic still falls
@@ -216,30 +219,31 @@ def ml_probit(
     ``codes``: (N, m) categories 0..K-1, complete rows, items in ``lay.items``' order;
     ``start``: estimates by lavaan's names (lavaan's WLSMV ones).
     """
-    value = log_likelihood(np.asarray(codes, int), lay, nodes)
-    loss = jax.jit(jax.value_and_grad(lambda u: -value(u)))
-    res = minimize(
-        lambda u: tuple(np.asarray(x, float) for x in loss(jnp.asarray(u))),
-        start_of(start, lay),
-        jac=True,
-        method="BFGS",
-        options={"gtol": 1e-6, "maxiter": 2000},
-    )
-    u = jnp.asarray(res.x)
-    info = np.asarray(_hessian(lambda v: -value(v), u))
-    jac = np.asarray(jax.jacfwd(lambda v: _natural(v, lay))(u))
-    cov = jac @ np.linalg.inv(info) @ jac.T
-    est = np.asarray(_natural(u, lay))
-    keys = names(lay)
-    facts = {
-        "loglik": -float(res.fun),
-        "converged": bool(res.success),
-        "message": str(res.message),
-        "iterations": int(res.nit),
-        "max_gradient": float(np.abs(res.jac).max()),
-        "nodes": nodes,
-        "min_information_eigenvalue": float(np.linalg.eigvalsh(info).min()),
-    }
+    with X64(True):
+        value = log_likelihood(np.asarray(codes, int), lay, nodes)
+        loss = jax.jit(jax.value_and_grad(lambda u: -value(u)))
+        res = minimize(
+            lambda u: tuple(np.asarray(x, float) for x in loss(jnp.asarray(u))),
+            start_of(start, lay),
+            jac=True,
+            method="BFGS",
+            options={"gtol": 1e-6, "maxiter": 2000},
+        )
+        u = jnp.asarray(res.x)
+        info = np.asarray(_hessian(lambda v: -value(v), u))
+        jac = np.asarray(jax.jacfwd(lambda v: _natural(v, lay))(u))
+        cov = jac @ np.linalg.inv(info) @ jac.T
+        est = np.asarray(_natural(u, lay))
+        keys = names(lay)
+        facts = {
+            "loglik": -float(res.fun),
+            "converged": bool(res.success),
+            "message": str(res.message),
+            "iterations": int(res.nit),
+            "max_gradient": float(np.abs(res.jac).max()),
+            "nodes": nodes,
+            "min_information_eigenvalue": float(np.linalg.eigvalsh(info).min()),
+        }
     se = np.sqrt(np.clip(np.diag(cov), 0, None))
     return (
         dict(zip(keys, est.tolist(), strict=True)),
