@@ -20,7 +20,6 @@ where Gibbs draws given the latent responses move them in small steps.
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -110,13 +109,16 @@ def newton_cluster_step(
         k_z, k_u = jax.random.split(key)
         noise = (jax.random.normal(k_z, b.shape), jax.random.uniform(k_u, (n_clusters,)))
     z, u = noise
-    terms = partial(_terms, row_terms, prior_precision=prior_precision, offset=offset, cols=cols)
-    now, g_now, p_now = terms(b, group=group, n_clusters=n_clusters)
+
+    def terms(x):
+        return _terms(row_terms, x, prior_precision, offset, cols, group, n_clusters)
+
+    now, g_now, p_now = terms(b)
     q = b.shape[-1]  # P b written out: XLA's CPU dot over many tiny matrices is slow
     rhs = jnp.stack([sum(p_now[:, i, j] * b[:, j] for j in range(q)) for i in range(q)], -1)
     rhs = rhs + g_now
     proposal = normal_from_precision(None, p_now, rhs, z)
-    new, g_new, p_new = terms(proposal, group=group, n_clusters=n_clusters)
+    new, g_new, p_new = terms(proposal)
     log_ratio = (
         new
         - now
