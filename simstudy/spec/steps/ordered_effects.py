@@ -117,9 +117,9 @@ def _collapsed_scales(noise, blk, effects, cov, offset, cols, data, row_terms, c
     ``c``: the effects' density and their Jacobian cancel, leaving the categories'
     likelihood, the covariance's prior and its entries' Jacobian ``c^(q + 1)``; ``t =
     log c`` by a Newton–Metropolis step (Haar measure ``dc / c``); ``noise``: a normal and a
-    uniform per effect. The likelihood's
-    derivatives in ``t`` are written out from the rows' (``eta = base + (c - 1) m``, so
-    ``eta' = eta'' = c m``); the prior's, of a small matrix, by differentiation.
+    uniform per effect. The likelihood's derivatives in ``t`` are written out from the rows'
+    (``eta = base + (c - 1) m``, so ``eta' = eta'' = c m``); the prior's, of a small matrix,
+    by differentiation.
     """
     priors, q = ctx.priors, len(blk.members)
     pa, pb = priors.block_variance_prior(blk)
