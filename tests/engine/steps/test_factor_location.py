@@ -81,15 +81,7 @@ def test_location_move_draws_the_exact_conditional_of_the_shift():
             meas_ = {**state["meas"], "nu": state["meas"]["nu"] - lam * c}
             return log_joint({**state, "nodes": nodes, "meas": meas_})
 
-        lo, mid, hi = (float(shifted(c)) for c in (-1.0, 0.0, 1.0))
-        precision, linear = 2 * mid - lo - hi, (hi - lo) / 2
-        draws = [
-            move.update(state, data, Noise({move.name: jnp.asarray([z])}, {}), ctx)
-            for z in (0.0, 1.0)
-        ]
-        c0, c1 = (float((d["nodes"][move.factor] - state["nodes"][move.factor])[0]) for d in draws)
-        np.testing.assert_allclose(c0, linear / precision, rtol=1e-4, atol=1e-6)
-        np.testing.assert_allclose(c1 - c0, precision**-0.5, rtol=1e-4)
+        draws, (c0, _) = _draws_at_the_shifts_conditional(move, state, data, ctx, shifted)
         # the padded row stays; the intercepts move by -lam c
         assert float(draws[0]["nodes"][move.factor][-1]) == float(state["nodes"][move.factor][-1])
         np.testing.assert_allclose(
@@ -163,15 +155,7 @@ def test_location_move_of_ordered_items_shifts_thresholds_and_responses_exactly(
             meas_ = {**state["meas"], "nu": state["meas"]["nu"] - (lam * ~m.responses) * c}
             return log_joint({**state, "nodes": nodes, "meas": meas_, "thr": thr})
 
-        lo, mid, hi = (float(shifted(c)) for c in (-1.0, 0.0, 1.0))
-        precision, linear = 2 * mid - lo - hi, (hi - lo) / 2
-        draws = [
-            move.update(state, data, Noise({move.name: jnp.asarray([z])}, {}), ctx)
-            for z in (0.0, 1.0)
-        ]
-        c0, c1 = (float((d["nodes"][move.factor] - state["nodes"][move.factor])[0]) for d in draws)
-        np.testing.assert_allclose(c0, linear / precision, rtol=1e-4, atol=1e-6)
-        np.testing.assert_allclose(c1 - c0, precision**-0.5, rtol=1e-4)
+        draws, (_, c1) = _draws_at_the_shifts_conditional(move, state, data, ctx, shifted)
         for j, v in enumerate(m.targets):
             if v not in ordered or not mine[j]:
                 continue
@@ -180,3 +164,21 @@ def test_location_move_of_ordered_items_shifts_thresholds_and_responses_exactly(
             shift = np.asarray(moved["nodes"][v] - state["nodes"][v])
             np.testing.assert_allclose(shift, lam[j] * c1 * real, rtol=1e-4, atol=1e-6)
     assert {s.factor for s in lay.steps_of(FactorLocation)} == {"f", "g"}
+
+
+def _draws_at_the_shifts_conditional(move, state, data, ctx, shifted):
+    """The move's draws at z = 0 and 1, checked against the log joint along the shift.
+
+    ``shifted(c)``: the log joint at shift ``c``, quadratic in ``c``, so three points give its
+    precision and mean exactly: the draw at z = 0 is the mean, at z = 1 one SD further.
+    Returns the two states and their shifts.
+    """
+    lo, mid, hi = (float(shifted(c)) for c in (-1.0, 0.0, 1.0))
+    precision, linear = 2 * mid - lo - hi, (hi - lo) / 2
+    draws = [
+        move.update(state, data, Noise({move.name: jnp.asarray([z])}, {}), ctx) for z in (0.0, 1.0)
+    ]
+    c0, c1 = (float((d["nodes"][move.factor] - state["nodes"][move.factor])[0]) for d in draws)
+    np.testing.assert_allclose(c0, linear / precision, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(c1 - c0, precision**-0.5, rtol=1e-4)
+    return draws, (c0, c1)
