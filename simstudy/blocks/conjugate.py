@@ -149,6 +149,14 @@ def _unrolled_cholesky(matrix: jax.Array) -> list[list[Any]]:
     return low
 
 
+def _unrolled_forward(low: list[list[Any]], rhs: jax.Array) -> list[Any]:
+    """``y`` with ``L y = r`` for :func:`_unrolled_cholesky`'s ``L``, entry by entry."""
+    y: list[Any] = []
+    for i in range(len(low)):
+        y.append((rhs[..., i] - sum((low[i][m] * y[m] for m in range(i)), 0.0)) / low[i][i])
+    return y
+
+
 def _unrolled_draw(precision: jax.Array, rhs: jax.Array, z: jax.Array) -> jax.Array:
     """:func:`normal_from_precision` for small ``k``: Cholesky and substitutions written out.
 
@@ -159,9 +167,7 @@ def _unrolled_draw(precision: jax.Array, rhs: jax.Array, z: jax.Array) -> jax.Ar
     """
     k = precision.shape[-1]
     low = _unrolled_cholesky(precision)
-    y: list[Any] = [None] * k  # L y = r, then x = L^-T (y + z)
-    for i in range(k):
-        y[i] = (rhs[..., i] - sum((low[i][m] * y[m] for m in range(i)), 0.0)) / low[i][i]
+    y = _unrolled_forward(low, rhs)  # L y = r, then x = L^-T (y + z)
     x: list[Any] = [None] * k
     for i in reversed(range(k)):
         rest = sum((low[m][i] * x[m] for m in range(i + 1, k)), 0.0)
@@ -226,9 +232,7 @@ def log_normal_from_precision(x: jax.Array, precision: jax.Array, rhs: jax.Array
         return 0.5 * jnp.linalg.slogdet(precision)[1] - 0.5 * quad
     low = _unrolled_cholesky(precision)
     white = [sum(low[m][i] * x[..., m] for m in range(i, k)) for i in range(k)]  # L' x
-    y: list[Any] = [None] * k  # L y = r
-    for i in range(k):
-        y[i] = (rhs[..., i] - sum((low[i][m] * y[m] for m in range(i)), 0.0)) / low[i][i]
+    y = _unrolled_forward(low, rhs)
     quad = sum(w**2 for w in white) - 2 * (x * rhs).sum(-1) + sum(v**2 for v in y)
     return sum(jnp.log(low[i][i]) for i in range(k)) - 0.5 * quad
 
@@ -239,7 +243,16 @@ def small_inverse(matrix: jax.Array) -> jax.Array:
     ``L^-1`` from :func:`inverse_cholesky` (written out for small matrices).
     """
     inv_low = inverse_cholesky(matrix)
-    return jnp.swapaxes(inv_low, -1, -2) @ inv_low
+    k = matrix.shape[-1]
+    if k > UNROLLED_MAX:
+        return jnp.swapaxes(inv_low, -1, -2) @ inv_low
+    # written out: a batched dot of tiny matrices is slow on XLA's CPU backend
+    entry = [[inv_low[..., m, i] for m in range(k)] for i in range(k)]  # column i of L^-1
+    rows = [
+        [sum(a * b for a, b in zip(entry[i], entry[j], strict=True)) for j in range(k)]
+        for i in range(k)
+    ]
+    return jnp.stack([jnp.stack(row, -1) for row in rows], -2)
 
 
 def inverse_wishart(key: jax.Array, df: jax.Array | float, scale: jax.Array) -> jax.Array:

@@ -133,3 +133,29 @@ def test_inverse_wishart_and_dirichlet_have_their_laws():
     for i, a in enumerate(alpha):
         beta = stats.beta(a, alpha.sum() - a)
         assert stats.kstest(prob[:, i], beta.cdf).pvalue > 0.001, i
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 5])
+def test_small_matrix_helpers_are_numpys_and_scipys(k):
+    """Written out up to UNROLLED_MAX (4), LAPACK past it: inverse, Cholesky, log det, density."""
+    from simstudy.blocks.conjugate import (
+        log_normal_from_precision,
+        small_cholesky,
+        small_inverse,
+        small_logdet,
+    )
+
+    rng = np.random.default_rng(k)
+    a = rng.normal(size=(6, k, k))
+    p = a @ a.transpose(0, 2, 1) + k * np.eye(k)
+    r, x = rng.normal(size=(6, k)), rng.normal(size=(6, k))
+    inverse = small_inverse(jnp.asarray(p))
+    np.testing.assert_allclose(inverse, np.linalg.inv(p), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(small_cholesky(jnp.asarray(p)), np.linalg.cholesky(p), rtol=1e-4)
+    np.testing.assert_allclose(small_logdet(jnp.asarray(p)), np.linalg.slogdet(p)[1], rtol=1e-4)
+    got = np.asarray(log_normal_from_precision(jnp.asarray(x), jnp.asarray(p), jnp.asarray(r)))
+    want = [
+        stats.multivariate_normal(np.linalg.solve(p[c], r[c]), np.linalg.inv(p[c])).logpdf(x[c])
+        for c in range(6)
+    ]
+    np.testing.assert_allclose(got - want, (got - want)[0], atol=1e-4)  # up to a constant
