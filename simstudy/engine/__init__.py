@@ -36,3 +36,5 @@ def persistent_cache_dir() -> str | None:
 
 
 configure_jax()
+
+from simstudy.engine import threefry  # noqa: E402,F401  the CPU's Threefry written out
