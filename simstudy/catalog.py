@@ -73,19 +73,9 @@ def config_rows(dirs: Sequence[Path], group: str) -> list[dict[str, Any]]:
 
 def estimator_kind(estimator: Any) -> str:
     """What an estimator is, in words: closed form, Gibbs sampler, NumPyro model, imputation."""
-    from simstudy.contract import (
-        ClosedFormEstimator,
-        GibbsEstimator,
-        ImputationEstimator,
-    )
+    from simstudy.engine.dispatch import kind_of
 
-    if isinstance(estimator, ClosedFormEstimator):
-        return "closed form"
-    if isinstance(estimator, GibbsEstimator):
-        return "Gibbs sampler"
-    if isinstance(estimator, ImputationEstimator):
-        return f"imputation from {estimator.sampler.name}'s chains"
-    return "NumPyro model"
+    return kind_of(estimator).label(estimator)
 
 
 def _model_name(path: Path, models: Mapping[str, Path], seen: frozenset[Path] = frozenset()) -> str:

@@ -116,9 +116,9 @@ def replication_draws(plan: Any, rep: Any) -> dict[str, Any]:
     estimator of the same chains, or alone. Closed-form and imputation estimators have none.
     """
     from simstudy.config import BATCHED_SAMPLERS
-    from simstudy.contract import GibbsEstimator, SampledEstimator
-    from simstudy.engine import chees, gibbs
+    from simstudy.engine import gibbs
     from simstudy.engine import replicate as r
+    from simstudy.engine.dispatch import chain_name, kind_of
     from simstudy.models import family_of
 
     available = family_of(plan.model).estimators_for(plan.model.structure)
@@ -132,9 +132,10 @@ def replication_draws(plan: Any, rep: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, partner in units:
         estimator = available[name]
-        if not isinstance(estimator, SampledEstimator | GibbsEstimator):
+        kind = kind_of(estimator)
+        if kind.draws is None:
             continue
-        key = r.estimator_key(rep.key, r.chain_name(estimator))
+        key = r.estimator_key(rep.key, chain_name(estimator))
         data, draws = rep.dataset, None
         try:
             if partner:
@@ -144,15 +145,11 @@ def replication_draws(plan: Any, rep: Any) -> dict[str, Any]:
                 )
                 draws = run([key])[0][0]
             elif width > 1 and sampler.name in BATCHED_SAMPLERS:
-                if isinstance(estimator, SampledEstimator):
-                    model_data = [estimator.data(data, priors)]
-                    draws = chees.prepare_batch(estimator, model_data, sampler, width)([key])[0]
-                else:
-                    draws = gibbs.prepare_batch(estimator, [data], sampler, priors, width)([key])[0]
+                draws, _ = kind.draws(estimator, data, key, sampler, priors, width)
         except Exception:  # the study fitted such a replication on its own too (run_batch)
             draws = None
         if draws is None:
-            draws, _ = r.posterior_draws(estimator, data, key, sampler, priors)
+            draws, _ = kind.draws(estimator, data, key, sampler, priors)
         out[name] = draws
     return out
 

@@ -286,16 +286,9 @@ def cmd_fit(arguments: Sequence[str]) -> int:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from simstudy.catalog import estimator_kind
     from simstudy.config import AggregateSettings, declared_info, fit_plan_from_dict, info_of
-    from simstudy.contract import ClosedFormEstimator, GibbsEstimator, SampledEstimator
-    from simstudy.engine.replicate import (
-        chain_name,
-        estimator_key,
-        fit_estimator,
-        key_from_seed,
-        posterior_draws,
-    )
+    from simstudy.engine.dispatch import chain_name, kind_of, posterior_draws
+    from simstudy.engine.replicate import estimator_key, fit_estimator, key_from_seed
     from simstudy.engine.summary import summarise_draws
     from simstudy.fitcheck import named_priors, prior_conflicts, sign_disagreements
     from simstudy.models import family_of, model_infos
@@ -338,7 +331,8 @@ def cmd_fit(arguments: Sequence[str]) -> int:
     check_data_size(frame, plan, path, info_of(plan, model_infos()))
     dataset = family.from_frame(frame, plan.model.structure)
     estimator = family.estimators_for(plan.model.structure)[plan.estimator]
-    closed_form = isinstance(estimator, ClosedFormEstimator)
+    kind = kind_of(estimator)
+    closed_form = not kind.bayesian
     per_parameter, from_data, used = {}, set(), None
     if plan.model.kind == "spec" and not closed_form:
         given = named_priors(overrides, (raw.get("model") or {}).get("priors") or {})
@@ -349,7 +343,7 @@ def cmd_fit(arguments: Sequence[str]) -> int:
             for name, prior in per_parameter.items()
         }
 
-    for line in header(plan, estimator_kind(estimator), closed_form, used, from_data):
+    for line in header(plan, kind.label(estimator), closed_form, used, from_data):
         print(line)
     missing = {c: int(frame[c].isna().sum()) for c in read.names}
     counted = ", ".join(f"{c} {n}" for c, n in missing.items() if n)
@@ -365,7 +359,7 @@ def cmd_fit(arguments: Sequence[str]) -> int:
     key = estimator_key(key_from_seed(plan.seed), chain_name(estimator))
     draws = None
     try:
-        if isinstance(estimator, GibbsEstimator | SampledEstimator):  # chains kept for checks
+        if kind.draws is not None:  # chains kept for checks
             # sampler.draws named: the user's number; else longer chains until converged
             extend = not any(o.split("=", 1)[0].lstrip("+") == "sampler.draws" for o in overrides)
             for longer in range(MAX_LONGER + 1):

@@ -20,18 +20,10 @@ import jax
 import jax.numpy as jnp
 
 from simstudy.config import BATCHED_SAMPLERS, SamplerSettings, StudyPlan
-from simstudy.contract import (
-    ClosedFormEstimator,
-    Dataset,
-    Estimator,
-    Family,
-    GibbsEstimator,
-    ImputationEstimator,
-    SampledEstimator,
-)
+from simstudy.contract import Dataset, Estimator, Family, GibbsEstimator, SampledEstimator
 from simstudy.design import condition_id, rep_seed, seed_words
-from simstudy.engine import chees, gibbs, nuts
-from simstudy.engine.nuts import Draws
+from simstudy.engine import gibbs
+from simstudy.engine.dispatch import chain_name, kind_of, point_summaries, posterior_draws
 from simstudy.engine.summary import Summary, sbc_ranks, summarise_draws
 from simstudy.models import family_of
 
@@ -49,17 +41,6 @@ def estimator_key(rep_key: jax.Array, name: str) -> jax.Array:
     return jax.random.fold_in(rep_key, zlib.crc32(name.encode()) & 0x7FFFFFFF)
 
 
-def chain_name(estimator: Estimator) -> str:
-    """The name whose key drives an estimator's chains.
-
-    An imputation estimator analyses the states of its sampler's chains, so it draws with its
-    sampler's key: the same states whether the two are fitted together in one program or apart.
-    """
-    if isinstance(estimator, ImputationEstimator):
-        return estimator.sampler.name
-    return estimator.name
-
-
 def fitting_units(plan: StudyPlan) -> list[tuple[str, str | None]]:
     """The study's estimators as units of fitting, in order: ``(name, partner)``.
 
@@ -70,10 +51,10 @@ def fitting_units(plan: StudyPlan) -> list[tuple[str, str | None]]:
     available = family_of(plan.model).estimators_for(plan.model.structure)
     partners: dict[str, str] = {}
     for name in plan.estimators:
-        est = available[name]
-        if isinstance(est, ImputationEstimator) and est.sampler.name in plan.estimators:
-            if available[est.sampler.name] is est.sampler:
-                partners.setdefault(est.sampler.name, name)
+        source = kind_of(available[name]).chains_of(available[name])
+        if source is not None and available.get(source.name) is source:
+            if source.name in plan.estimators:
+                partners.setdefault(source.name, name)
     paired = set(partners.values())
     return [(name, partners.get(name)) for name in plan.estimators if name not in paired]
 
@@ -81,11 +62,7 @@ def fitting_units(plan: StudyPlan) -> list[tuple[str, str | None]]:
 def compiled_units(plan: StudyPlan) -> list[str]:
     """The fitting units (:func:`fitting_units`) that run a compiled program, in order."""
     available = family_of(plan.model).estimators_for(plan.model.structure)
-    return [
-        name
-        for name, _ in fitting_units(plan)
-        if not isinstance(available[name], ClosedFormEstimator)
-    ]
+    return [name for name, _ in fitting_units(plan) if kind_of(available[name]).compiled]
 
 
 def simulate_key(rep_key: jax.Array) -> jax.Array:
@@ -99,14 +76,6 @@ def setting_of(plan: StudyPlan, condition: Mapping[str, Any]) -> dict[str, Any]:
     if plan.model.structure:
         setting["structure"] = plan.model.structure
     return setting
-
-
-def _point_summaries(estimates: Mapping[str, Any]) -> dict[str, Summary]:
-    """Summaries of estimates that are not MCMC draws (no ESS or R-hat)."""
-    return {
-        name: Summary(e.estimate, e.se, e.lower, e.upper, _NAN, _NAN, _NAN)
-        for name, e in estimates.items()
-    }
 
 
 def fit_estimator(
@@ -128,48 +97,7 @@ def fit_estimator(
         Per-estimand summaries, divergent transitions (0 when not MCMC) and the wall time of
         the fit itself (compilation, done once per shape, is excluded).
     """
-    if isinstance(estimator, ClosedFormEstimator | ImputationEstimator):
-        if isinstance(estimator, ImputationEstimator):  # compile outside the timing
-            gibbs.imputation_program(estimator, sampler, priors, dataset)
-        start = time.perf_counter()
-        if isinstance(estimator, ImputationEstimator):
-            estimates = gibbs.impute_and_pool(estimator, dataset, rng_key, sampler, priors, level)
-        else:
-            estimates = estimator.fit(dataset, level)
-        seconds = time.perf_counter() - start
-        return _point_summaries(estimates), 0, seconds
-    draws, seconds = posterior_draws(estimator, dataset, rng_key, sampler, priors)
-    start = time.perf_counter()
-    summaries = summarise_draws(draws.draws, level, point)
-    return summaries, draws.n_divergent, seconds + time.perf_counter() - start
-
-
-def posterior_draws(
-    estimator: SampledEstimator | GibbsEstimator,
-    dataset: Dataset,
-    rng_key: jax.Array,
-    sampler: SamplerSettings,
-    priors: Mapping[str, float],
-) -> tuple[Draws, float]:
-    """Draws of a sampled estimator, and the seconds of sampling (compilation excluded)."""
-    run, data = _prepare_one(estimator, dataset, sampler, priors)
-    start = time.perf_counter()
-    draws = run(rng_key, data)
-    return draws, time.perf_counter() - start
-
-
-def _prepare_one(
-    estimator: SampledEstimator | GibbsEstimator,
-    dataset: Dataset,
-    sampler: SamplerSettings,
-    priors: Mapping[str, float],
-) -> tuple[Any, Mapping[str, Any]]:
-    """The compiled one-replication fit of an estimator, and the data it takes."""
-    if isinstance(estimator, GibbsEstimator):
-        return gibbs.prepare(estimator, dataset, sampler, priors), dataset
-    data = estimator.data(dataset, priors)
-    engine = chees if sampler.name == "chees" else nuts
-    return engine.prepare(estimator, data, sampler), data
+    return kind_of(estimator).fit(estimator, dataset, rng_key, sampler, priors, level, point)
 
 
 def _error_text(exc: BaseException) -> str:
@@ -400,7 +328,7 @@ def _fit_shared(
     rows: list[Record] = []
     for rep, summary, estimates in zip(reps, summaries, pooled, strict=True):
         rows += _estimate_rows(rep, sampler, summary, 0, sample_s)
-        rows += _estimate_rows(rep, imputer, _point_summaries(estimates), 0, pool_s)
+        rows += _estimate_rows(rep, imputer, point_summaries(estimates), 0, pool_s)
     return rows
 
 
@@ -412,34 +340,21 @@ def _fit_together(plan: StudyPlan, reps: Sequence[_Rep], name: str) -> list[Reco
     stays with its replication.
     """
     estimator = family_of(plan.model).estimators_for(plan.model.structure)[name]
-    width = plan.sampler.vectorize
-    if isinstance(estimator, ClosedFormEstimator) or plan.sampler.name not in BATCHED_SAMPLERS:
+    batch = kind_of(estimator).batch
+    if batch is None or plan.sampler.name not in BATCHED_SAMPLERS:
         return [row for rep in reps for row in _fit_rows(plan, rep, name)]
-    datasets = [rep.dataset for rep in reps]
     keys = [estimator_key(rep.key, chain_name(estimator)) for rep in reps]
-    sampler, priors = plan.sampler, plan.model.priors
-    n_div = [0] * len(reps)
     try:
-        if isinstance(estimator, SampledEstimator):
-            model_data = [estimator.data(d, priors) for d in datasets]
-            run = chees.prepare_batch(estimator, model_data, sampler, width)
-            start = time.perf_counter()
-            fits = run(keys)
-            summaries = [summarise_draws(d.draws, plan.level, plan.point_estimate) for d in fits]
-            seconds = (time.perf_counter() - start) / len(reps)
-            n_div = [d.n_divergent for d in fits]
-        elif isinstance(estimator, ImputationEstimator):
-            run = gibbs.prepare_imputation_batch(estimator, datasets, sampler, priors, width)
-            start = time.perf_counter()
-            pooled = [gibbs.pool(estimator, *analyses, plan.level) for _, analyses in run(keys)]
-            seconds = (time.perf_counter() - start) / len(reps)
-            summaries = [_point_summaries(fit) for fit in pooled]
-        else:
-            run = gibbs.prepare_batch(estimator, datasets, sampler, priors, width)
-            start = time.perf_counter()
-            draws = run(keys)
-            summaries = [summarise_draws(d.draws, plan.level, plan.point_estimate) for d in draws]
-            seconds = (time.perf_counter() - start) / len(reps)
+        summaries, n_div, seconds = batch(
+            estimator,
+            [rep.dataset for rep in reps],
+            keys,
+            plan.sampler,
+            plan.model.priors,
+            plan.sampler.vectorize,
+            plan.level,
+            plan.point_estimate,
+        )
     except Exception:
         return [row for rep in reps for row in _fit_rows(plan, rep, name)]
     rows: list[Record] = []
@@ -532,19 +447,10 @@ def compile_unit(plan: StudyPlan, condition: Mapping[str, Any], name: str) -> st
             gibbs.prepare_imputation_batch(
                 imputer, [data], sampler, priors, width if width > 1 else None, True
             )
-        elif isinstance(estimator, ClosedFormEstimator):
-            pass
-        elif isinstance(estimator, ImputationEstimator):
-            if batched:
-                gibbs.prepare_imputation_batch(estimator, [data], sampler, priors, width)
-            else:
-                gibbs.imputation_program(estimator, sampler, priors, data)
-        elif batched and isinstance(estimator, SampledEstimator):
-            chees.prepare_batch(estimator, [estimator.data(data, priors)], sampler, width)
-        elif batched:
-            gibbs.prepare_batch(estimator, [data], sampler, priors, width)
         else:
-            _prepare_one(estimator, data, sampler, priors)
+            kind = kind_of(estimator)
+            lanes = width if batched and kind.batch is not None else None
+            kind.compile(estimator, data, sampler, priors, lanes)
     except Exception as exc:
         return _error_text(exc)
     return ""
