@@ -20,7 +20,14 @@ from typing import Any
 
 import pandas as pd
 
-from simstudy.config_search import PACKAGE_CONF, checked_dir, group_files, search_dirs
+from simstudy.config_search import (
+    PACKAGE_CONF,
+    checked_dir,
+    given_tree,
+    giving,
+    group_files,
+    search_dirs,
+)
 from simstudy.errors import InputError
 
 EXIT_OK, EXIT_STOPPED, EXIT_INPUT = 0, 1, 2
@@ -30,13 +37,9 @@ def _say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
-#: The config tree chosen with ``--config-dir`` for this invocation (None: not given).
-_CONFIG_DIR: Path | None = None
-
-
 def config_dirs() -> list[Path]:
     """The config trees in search order: the user's, then the package's (``search_dirs``)."""
-    return search_dirs(_CONFIG_DIR)
+    return search_dirs(given_tree())
 
 
 def _check_group_choices(dirs: Sequence[Path], overrides: Sequence[str]) -> None:
@@ -1062,6 +1065,22 @@ def cmd_list(topics: Sequence[str]) -> int:
     return EXIT_OK
 
 
+def cmd_check(estimator: str, overrides: Sequence[str]) -> int:
+    """Print an estimator's fits to two simulated data sets and what is wrong with them."""
+    from simstudy.checkcmd import check_estimator
+
+    if not estimator.isidentifier():
+        raise InputError("estimator", estimator, "an estimator name (letters, digits, _)")
+    plan = load_plan([*overrides, f"study.estimators=[{estimator}]"])
+    table, problems = check_estimator(plan, estimator)
+    if not table.empty:
+        print(table.to_string(index=False))
+    for problem in problems:
+        print(f"problem: {problem}")
+    print(f"{estimator}: " + ("passes" if not problems else f"{len(problems)} problem(s)"))
+    return EXIT_OK if not problems else 1
+
+
 def cmd_show(overrides: Sequence[str], pilot: int | None = None) -> int:
     """Print a study's composed config, its design grid and what running it takes.
 
@@ -1243,6 +1262,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="model=NAME, data=PATH, out=PATH, estimator=, seed=, level=, missing=CODES, "
         "Hydra overrides",
     )
+    check = sub.add_parser(
+        "check",
+        help="whether an estimator (your own too) keeps the contract, on two simulated data sets",
+        description="Simulate the study's first condition twice (replications 0 and 1) and fit "
+        "ESTIMATOR to each, the first twice: it passes when every fit returns its declared "
+        "estimands with finite estimates and standard errors, the same numbers for the same "
+        "data and key and other numbers for other data. Exit 0 when it passes, 1 when not.",
+    )
+    check.add_argument("estimator", help="an estimator of the study's model (model.estimators)")
+    check.add_argument("overrides", nargs="*", help="config overrides, e.g. study=NAME")
     status = sub.add_parser("status", help="how far a study directory has got")
     status.add_argument("results_dir")
     replay = sub.add_parser(
@@ -1330,22 +1359,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``simstudy`` console script."""
-    global _CONFIG_DIR
     args = build_parser().parse_args(argv)
     try:
+        tree = None
         if args.config_dir is not None:
-            _CONFIG_DIR = checked_dir("--config-dir", args.config_dir)
+            tree = checked_dir("--config-dir", args.config_dir)
         elif (Path.cwd() / "conf" / "config.yaml").is_file() and not os.environ.get(
             "SIMSTUDY_CONFIG_DIR"
         ):
             if (Path.cwd() / "conf").resolve() != PACKAGE_CONF:
                 _say(f"[simstudy] using {PACKAGE_CONF}; pass --config-dir conf to use ./conf")
-        return _dispatch(args)
+        with giving(tree):
+            return _dispatch(args)
     except InputError as exc:
         _say(f"simstudy: error: {exc}")
         return EXIT_INPUT
-    finally:
-        _CONFIG_DIR = None
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -1370,6 +1398,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return cmd_fit(args.arguments)
     if args.command == "report":
         return cmd_report(args)
+    if args.command == "check":
+        return cmd_check(args.estimator, args.overrides)
     return cmd_status(args)
 
 

@@ -25,6 +25,25 @@ ENV = "SIMSTUDY_CONFIG_DIR"
 #: User trees searched before the package's while :func:`initialized` is active.
 _USER_TREES: list[Path] = []
 
+#: The tree this invocation's ``--config-dir`` names (None: not given).
+_GIVEN: list[Path | None] = [None]
+
+
+def given_tree() -> Path | None:
+    """The config tree this invocation's ``--config-dir`` named (None: not given)."""
+    return _GIVEN[0]
+
+
+@contextmanager
+def giving(tree: Path | None) -> Iterator[None]:
+    """Within the block, :func:`given_tree` is ``tree`` (a command's ``--config-dir``)."""
+    before = _GIVEN[0]
+    _GIVEN[0] = tree
+    try:
+        yield
+    finally:
+        _GIVEN[0] = before
+
 
 def checked_dir(field: str, value: str) -> Path:
     """``value`` as an absolute directory; exit 2 naming ``field`` when it is not one."""

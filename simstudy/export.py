@@ -31,27 +31,11 @@ KEY_COLUMNS = ("condition_id", "rep", "seed")
 SUFFIXES = (".csv", ".parquet")
 
 
-def _masked(values: Any, observed: Any) -> np.ndarray:
-    """Values with NaN where not observed (float32 kept: it prints with its own digits)."""
-    values = np.asarray(values)
-    out = values.astype(np.float32 if values.dtype == np.float32 else np.float64)
-    return np.where(np.asarray(observed, bool), out, np.nan).astype(out.dtype)
-
-
 def _spec(dataset: Mapping[str, Any], structure: Mapping[str, Any]) -> pd.DataFrame:
-    from simstudy.spec import dgm
+    from simstudy.spec.dgm import dataset_table
     from simstudy.spec.info import spec_of
-    from simstudy.spec.ir import LATENT, RANDOM
 
-    spec = spec_of(structure)
-    real = np.asarray(dataset[dgm.ROW_REAL], bool)  # a two-level model's padding rows: out
-    frame = pd.DataFrame()
-    for v in spec.variables:
-        if v.kind not in (LATENT, RANDOM):
-            frame[v.name] = _masked(dataset[v.name], dataset[dgm.observed_key(v.name)])[real]
-    for g in spec.groups:
-        frame[g] = np.asarray(dataset[g]).astype(np.int64)[real]
-    return frame
+    return dataset_table(dataset, spec_of(structure))
 
 
 #: Table writers of hand-written families by name (none left: every model is a spec).

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from simstudy.config_search import checked_dir
+from simstudy.config_search import checked_dir, giving
 from simstudy.errors import InputError
 
 #: The measures of ``summary.parquet`` written as DVC metrics (all are in the summary).
@@ -112,17 +112,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "config":
-            if args.config_dir is not None:
-                cli._CONFIG_DIR = checked_dir("--config-dir", args.config_dir)
-            config = write_params(args.overrides, Path(args.out))
+            tree = None if args.config_dir is None else checked_dir("--config-dir", args.config_dir)
+            with giving(tree):
+                config = write_params(args.overrides, Path(args.out))
             print(f"config of study {config['study']['name']}: {args.out}")
         else:
             print(f"metrics: {write_metrics(Path(args.study_dir), args.out)}")
     except InputError as exc:
         print(f"simstudy: error: {exc}", file=sys.stderr)
         return cli.EXIT_INPUT
-    finally:
-        cli._CONFIG_DIR = None
     return cli.EXIT_OK
 
 

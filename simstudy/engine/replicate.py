@@ -26,8 +26,11 @@ from simstudy.engine import gibbs
 from simstudy.engine.dispatch import chain_name, kind_of, point_summaries, posterior_draws
 from simstudy.engine.summary import Summary, sbc_ranks, summarise_draws
 from simstudy.models import family_of
+from simstudy.usercode import UserCodeError
 
 Record = dict[str, Any]
+#: The longest error text a record keeps.
+ERROR_CHARS = 4000
 _NAN = float("nan")
 
 
@@ -101,9 +104,11 @@ def fit_estimator(
 
 
 def _error_text(exc: BaseException) -> str:
+    if isinstance(exc, UserCodeError):  # its message holds the user's own traceback
+        return f"{type(exc).__name__}: {exc}"[:ERROR_CHARS]
     last = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
     where = f" (at {last[0].filename.rsplit('/', 1)[-1]}:{last[0].lineno})" if last else ""
-    return f"{type(exc).__name__}: {exc}{where}"[:2000]
+    return f"{type(exc).__name__}: {exc}{where}"[:ERROR_CHARS]
 
 
 def failed_records(

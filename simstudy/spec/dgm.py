@@ -48,6 +48,31 @@ def complete_cases(data: Mapping[str, Any], spec: ModelSpec) -> dict[str, Any]:
     return {**data, ROW_REAL: keep}
 
 
+def dataset_table(data: Mapping[str, Any], spec: ModelSpec) -> Any:
+    """A data set as the table ``simstudy fit`` reads: a pandas DataFrame, a row per real row.
+
+    One column per observed variable (NaN where masked; float32 kept, so values print with
+    their own digits; ordered and nominal variables as their codes) and one per grouping
+    factor (the cluster's index); a two-level model's padding rows left out.
+    """
+    import numpy as np
+    import pandas as pd
+
+    from simstudy.spec.ir import RANDOM
+
+    real = np.asarray(data[ROW_REAL], bool)
+    frame = pd.DataFrame()
+    for v in spec.variables:
+        if v.kind not in (LATENT, RANDOM):
+            values = np.asarray(data[v.name])
+            kind = np.float32 if values.dtype == np.float32 else np.float64
+            seen = np.asarray(data[observed_key(v.name)], bool)
+            frame[v.name] = np.where(seen, values.astype(kind), np.nan).astype(kind)[real]
+    for g in spec.groups:
+        frame[g] = np.asarray(data[g]).astype(np.int64)[real]
+    return frame
+
+
 def shape_of(spec: ModelSpec, setting: Mapping[str, Any]) -> tuple[int, int, int, int]:
     """``(rows, clusters, smallest size, largest size)`` of a condition's data sets."""
     if not spec.groups:

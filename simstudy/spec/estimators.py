@@ -10,11 +10,15 @@ A spec model config may name its estimators::
       ols_cc: {kind: ols}             # closed-form OLS per equation, complete cases
       fs_imputation: {kind: fs_imputation, of: bayes, imputations: 20}
       sum_score_ols: {kind: sum_score_ols}
+      robust: {kind: python, function: my_estimators.ols_hc3}   # your own function
 
 ``fs_imputation`` analyses M states of a gibbs estimator's chain (OLS of the structural
 equations on the latent scores and imputed values, Rubin's rules); ``sum_score_ols`` is OLS
 with each factor replaced by the mean of its observed indicators
-(:mod:`simstudy.spec.analyses`).
+(:mod:`simstudy.spec.analyses`). ``python`` calls a function of the user's own (found in the
+user's config tree, else among installed packages: :mod:`simstudy.usercode`) with the
+replication's data table and the interval level; it returns estimates and standard errors by
+estimand name (``parameters``: which of the model's estimands; default all).
 
 Each name is what studies list in ``study.estimators`` and what result tables show; each
 value is ``{kind: K, ...options}`` with K one of :data:`KINDS`. Without the key a spec model
@@ -29,6 +33,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from simstudy.errors import InputError
@@ -166,6 +171,9 @@ class Kind:
     draws
         ``(spec, rows, clusters) -> values`` one chain stores per draw for a data set of that
         size (memory footprint); 0 for closed form.
+    complete
+        ``(options, field) -> options``: what the options imply, added once they are checked
+        (e.g. where a user's function comes from).
     """
 
     build: Callable[..., Any]
@@ -174,6 +182,7 @@ class Kind:
     posterior: bool = False
     check: Callable[[ModelSpec, Mapping[str, Any], str], None] = _fits_any
     draws: Callable[[ModelSpec, float, float], float] = _no_draws
+    complete: Callable[[dict[str, Any], str], dict[str, Any]] = lambda options, field: options
 
 
 def _priors_of(families: Mapping[str, str], priors: Mapping[str, Any]) -> Any:
@@ -353,6 +362,74 @@ def _imputation_draws(spec: ModelSpec, rows: float, clusters: float) -> float:
     return 2.0 * len(analyses.estimands(spec))
 
 
+def _function_name(name: str, value: Any) -> str:
+    from simstudy import usercode
+
+    usercode.resolve(name, value)  # a malformed or unknown name is an input error now
+    return value
+
+
+def _source(name: str, value: Any) -> str:
+    if not isinstance(value, str) or (value and not Path(value).is_file()):
+        raise InputError(name, value, "the path of an existing Python file (or empty)")
+    return str(Path(value).resolve()) if value else ""
+
+
+def _estimand_names(name: str, value: Any) -> list[str] | None:
+    if value is None:
+        return None
+    if isinstance(value, str) or not isinstance(value, list | tuple) or not value:
+        raise InputError(name, value, "a non-empty list of estimand names, e.g. ['y~x']")
+    if not all(isinstance(v, str) for v in value) or len(set(value)) != len(value):
+        raise InputError(name, value, "distinct estimand names (text)")
+    return list(value)
+
+
+def _complete_python(options: dict[str, Any], field: str) -> dict[str, Any]:
+    """The function's file of the user's config tree (empty: an installed package)."""
+    from simstudy import usercode
+
+    if options["function"] is None:
+        raise InputError(f"{field}.function", None, "a dotted path module.function")
+    if not options["source"]:
+        options = {**options, "source": usercode.resolve(f"{field}.function", options["function"])}
+    usercode.load(f"{field}.function", options["function"], options["source"])
+    return options
+
+
+def _python_fits(spec: ModelSpec, options: Mapping[str, Any], field: str) -> None:
+    """A user's function reports estimands of the model (their true values are known)."""
+    known = spec.estimands()
+    unknown = [n for n in options["parameters"] or () if n not in known]
+    if unknown:
+        raise InputError(
+            f"{field}.parameters", unknown[0], "an estimand of the model: " + ", ".join(known)
+        )
+
+
+def _build_python(spec, lay, families, options, built) -> Any:
+    """A user's function of the replication's data table (closed form to the engine)."""
+    from simstudy import usercode
+    from simstudy.contract import ClosedFormEstimator
+    from simstudy.spec.dgm import dataset_table
+
+    dotted = options["function"]
+    fn = usercode.load("function", dotted, options["source"])
+    parameters = tuple(options["parameters"] or spec.estimands())
+    takes_level = usercode.takes_level(fn)
+
+    def fit(dataset, level):
+        table = dataset_table(dataset, spec)
+        out = (
+            usercode.call(dotted, fn, table, level)
+            if takes_level
+            else usercode.call(dotted, fn, table)
+        )
+        return usercode.estimates(dotted, out, parameters, level)
+
+    return ClosedFormEstimator("python", fit, parameters)
+
+
 #: The kinds of estimator, by the name a config's ``kind:`` gives.
 KINDS: dict[str, Kind] = {
     "gibbs": Kind(
@@ -382,6 +459,16 @@ KINDS: dict[str, Kind] = {
         draws=_imputation_draws,
     ),
     "sum_score_ols": Kind(_build_sum_score_ols, check=_check_analyses),
+    "python": Kind(
+        _build_python,
+        {
+            "function": Option(None, _function_name),
+            "source": Option("", _source),
+            "parameters": Option(None, _estimand_names),
+        },
+        check=_python_fits,
+        complete=_complete_python,
+    ),
 }
 
 
@@ -423,6 +510,7 @@ def normalise(raw: Any, spec: ModelSpec | None = None) -> dict[str, dict[str, An
             k: opt.check(f"{where}.{k}", given[k]) if k in given else opt.default
             for k, opt in kind.options.items()
         }
+        options = kind.complete(options, where)
         if spec is not None:
             kind.check(spec, options, where)
         out[name] = {"kind": kind_name, **options}

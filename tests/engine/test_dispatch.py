@@ -40,7 +40,7 @@ def test_no_isinstance_ladders_outside_the_table():
 
 
 def test_an_unknown_kind_is_named():
-    with pytest.raises(TypeError, match="object is no estimator kind.*ClosedFormEstimator"):
+    with pytest.raises(TypeError, match=r"object is no estimator kind.*ClosedFormEstimator"):
         kind_of(object())
 
 

@@ -1,0 +1,147 @@
+"""A user's own estimator: a function in the user's config tree, named in a config."""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from simstudy.cli import main
+from simstudy.usercode import UserCodeError, estimates, takes_level
+
+DOCS = Path(__file__).parents[1] / "docs" / "your_estimators.md"
+
+#: Two more estimators that a check must fail: one that ignores its data, one that is random.
+MORE = """
+
+def constant(data):
+    return {"y~x": (0.5, 0.1)}
+
+
+def noisy(data):
+    return {"y~x": (float(np.random.default_rng().normal()), 0.1)}
+"""
+
+MORE_ESTIMATORS = """
+  constant: {kind: python, function: my_estimators.constant, parameters: ["y~x"]}
+  noisy: {kind: python, function: my_estimators.noisy, parameters: ["y~x"]}
+"""
+
+
+def _blocks(language: str) -> list[str]:
+    """The docs page's code blocks in ``language``, in order."""
+    return re.findall(rf"```{language}\n(.*?)```", DOCS.read_text(), flags=re.S)
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    """A user's config tree as docs/your_estimators.md writes it, and two more for check."""
+    root = tmp_path / "mine"
+    (root / "model").mkdir(parents=True)
+    (root / "study").mkdir()
+    (code,) = _blocks("python")
+    model, study = _blocks("yaml")
+    (root / "my_estimators.py").write_text(code + MORE)
+    (root / "model" / "regression_mine.yaml").write_text(model + MORE_ESTIMATORS.lstrip("\n"))
+    (root / "study" / "mine.yaml").write_text(study)
+    return root
+
+
+def test_a_function_of_the_users_tree_runs_on_dask_workers(tree, tmp_path, capsys):
+    """The workers import the user's file; its failures are failed rows with its traceback."""
+    results = tmp_path / "results"
+    rc = main(["--config-dir", str(tree), "run", "study=mine", f"results_dir={results}"])
+    assert rc == 1  # broken failed every fit: the condition says so
+    said = capsys.readouterr()
+    assert "broken: 3 of 3 fits failed" in said.out + said.err
+    rows = pd.read_parquet(results / "mine" / "replications")
+    robust = rows[rows.estimator == "robust"].set_index(["rep", "parameter"])
+    ols = rows[rows.estimator == "ols_cc"].set_index(["rep", "parameter"]).loc[robust.index]
+    assert (robust.status == "ok").all() and len(robust) == 9
+    # the same complete-case OLS: the same estimates, other (HC3) standard errors
+    assert (robust.estimate - ols.estimate).abs().max() < 1e-5
+    assert not (robust.se - ols.se).abs().lt(1e-9).all()
+    assert ((robust.lower < robust.estimate) & (robust.estimate < robust.upper)).all()
+    broken = rows[rows.estimator == "broken"]
+    assert (broken.status == "failed").all() and len(broken) == 3
+    error = broken.error.iloc[0]
+    assert "my_estimators.broken raised" in error and "my_estimators.py" in error
+    assert "ValueError: this estimator is not finished" in error
+
+
+@pytest.mark.parametrize(
+    ("override", "field", "allowed"),
+    [
+        ("model.estimators.robust.function=my_estimators.nothere", "robust.function",
+         "the name of a function in module my_estimators"),
+        ("model.estimators.robust.function=nomodule.f", "robust.function",
+         "a function in a module of your config tree"),
+        ("model.estimators.robust.function=ols_hc3", "robust.function", "a dotted path"),
+        ("model.estimators.robust.parameters=['y~w']", "robust.parameters",
+         "an estimand of the model"),
+    ],
+)  # fmt: skip
+def test_a_bad_function_is_refused_before_any_work(
+    tree, tmp_path, capsys, override, field, allowed
+):
+    results = tmp_path / "results"
+    rc = main(["--config-dir", str(tree), "run", "study=mine", f"results_dir={results}", override])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert f"model.estimators.{field}" in err and allowed in err
+    assert not results.exists()
+
+
+def test_a_module_that_fails_to_import_is_named(tree, tmp_path, capsys):
+    (tree / "my_estimators.py").write_text("import not_a_module_anywhere\n")
+    rc = main(["--config-dir", str(tree), "show", "study=mine"])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert "importing it raised ModuleNotFoundError" in err
+
+
+def test_what_a_function_returns_becomes_estimates():
+    out = estimates(
+        "m.f",
+        {"a": (1.0, 0.5), "b": {"estimate": 2.0, "se": 1.0}, "c": (0.0, 1.0, -1.0, 3.0)},
+        ["a", "b", "c"],
+        0.95,
+    )
+    assert math.isclose(out["a"].upper - out["a"].estimate, 1.959964 * 0.5, rel_tol=1e-6)
+    assert out["b"].estimate == 2.0 and out["c"].upper == 3.0
+    with pytest.raises(UserCodeError, match="missing \\['b'\\]"):
+        estimates("m.f", {"a": (1.0, 0.5)}, ["a", "b"], 0.95)
+    with pytest.raises(UserCodeError, match="not estimands of this estimator: \\['z'\\]"):
+        estimates("m.f", {"a": (1.0, 0.5), "z": (0.0, 1.0)}, ["a"], 0.95)
+    with pytest.raises(UserCodeError, match="expected \\(estimate, se\\)"):
+        estimates("m.f", {"a": "big"}, ["a"], 0.95)
+    with pytest.raises(UserCodeError, match="returned list"):
+        estimates("m.f", [1, 2], ["a"], 0.95)
+
+
+def test_the_level_is_passed_when_the_function_takes_it():
+    assert takes_level(lambda data, level: None)
+    assert not takes_level(lambda data: None)
+    assert takes_level(lambda *args: None)
+
+
+@pytest.mark.parametrize(
+    ("estimator", "code", "said"),
+    [
+        ("robust", 0, "robust: passes"),
+        ("broken", 1, "problem: rep 0: my_estimators.broken raised"),
+        ("constant", 1, "the same numbers as rep 0 for other data"),
+        ("noisy", 1, "other numbers for the same data and key (not reproducible)"),
+    ],
+)
+def test_check_says_whether_an_estimator_keeps_the_contract(tree, capsys, estimator, code, said):
+    assert main(["--config-dir", str(tree), "check", estimator, "study=mine"]) == code
+    assert said in capsys.readouterr().out
+
+
+def test_check_names_an_unknown_estimator(tree, capsys):
+    assert main(["--config-dir", str(tree), "check", "nothere", "study=mine"]) == 2
+    assert "an estimator of model regression_missing" in capsys.readouterr().err
