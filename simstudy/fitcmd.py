@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from simstudy.cli import EXIT_OK, _say, compose_raw, config_dirs
+from simstudy.cli import EXIT_OK, _say
+from simstudy.compose import compose_raw, config_dirs
 from simstudy.config_search import group_files
 from simstudy.errors import InputError
 

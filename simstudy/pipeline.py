@@ -34,7 +34,7 @@ def write_params(overrides: Sequence[str], out: Path) -> dict[str, Any]:
     """
     import yaml
 
-    from simstudy.cli import load_plan
+    from simstudy.compose import load_plan
 
     config = load_plan(overrides).to_config()
     out = Path(out)

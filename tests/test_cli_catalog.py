@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from simstudy import __version__
-from simstudy.cli import PACKAGE_CONF, main, replace_mappings
+from simstudy.cli import PACKAGE_CONF, main
+from simstudy.compose import replace_mappings
 
 
 def test_version_and_help_are_for_users(capsys):
