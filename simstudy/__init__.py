@@ -24,3 +24,8 @@ def _set_xla_flags() -> None:
 
 
 _set_xla_flags()
+
+from simstudy.api import Study  # noqa: E402  (after the flags: nothing of JAX imported yet)
+from simstudy.errors import InputError  # noqa: E402
+
+__all__ = ["InputError", "Study", "__version__"]

@@ -99,3 +99,15 @@ def test_the_kind_guard_sees_a_new_question(tmp_path):
     assert kind_questions(added) == (0, 1)
     added.write_text("ok = spec_info.is_spec(raw) and 'syntax' not in raw\n")
     assert kind_questions(added) == (1, 1)
+
+
+@pytest.mark.parametrize("name", ["api.py", "runstudy.py", "compose.py", "checkcmd.py"])
+def test_what_the_cli_shells_over_prints_nothing(name):
+    """The API and the run's orchestration return what happened; the CLI prints it."""
+    tree = ast.parse((PACKAGE / name).read_text())
+    calls = [
+        n.lineno
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "print"
+    ]
+    assert not calls, f"{name}: print( at lines {calls}"
