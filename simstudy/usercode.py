@@ -124,10 +124,13 @@ def _import_file(module_name: str, source: str) -> Any:
     return module
 
 
-def call(dotted: str, fn: Callable[..., Any], *args: Any) -> Any:
-    """``fn(*args)``; what it raises comes back as :class:`UserCodeError` with its traceback."""
+def call(dotted: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``fn(*args, **kwargs)``; what it raises comes back as :class:`UserCodeError`.
+
+    The error's message holds the traceback from the user's frame on.
+    """
     try:
-        return fn(*args)
+        return fn(*args, **kwargs)
     except Exception as exc:
         tb = exc.__traceback__.tb_next if exc.__traceback__ else None  # from the user's frame
         frames = traceback.format_exception(type(exc), exc, tb)

@@ -42,10 +42,12 @@ def tree(tmp_path: Path) -> Path:
     root = tmp_path / "mine"
     (root / "model").mkdir(parents=True)
     (root / "study").mkdir()
-    (code,) = _blocks("python")
-    model, study = _blocks("yaml")
+    code, numpyro_code = _blocks("python")
+    model, study, line = _blocks("yaml")
     (root / "my_estimators.py").write_text(code + MORE)
-    (root / "model" / "regression_mine.yaml").write_text(model + MORE_ESTIMATORS.lstrip("\n"))
+    (root / "my_models.py").write_text(numpyro_code)
+    estimators = model + MORE_ESTIMATORS.lstrip("\n") + line
+    (root / "model" / "regression_mine.yaml").write_text(estimators)
     (root / "study" / "mine.yaml").write_text(study)
     return root
 
@@ -145,3 +147,36 @@ def test_check_says_whether_an_estimator_keeps_the_contract(tree, capsys, estima
 def test_check_names_an_unknown_estimator(tree, capsys):
     assert main(["--config-dir", str(tree), "check", "nothere", "study=mine"]) == 2
     assert "an estimator of model regression_missing" in capsys.readouterr().err
+
+
+def test_a_numpyro_model_of_ones_own_runs_on_the_projects_sampler(tree, capsys):
+    """The docs' complete-case regression by hand: bayes_cc's posterior, on ChEES."""
+    settings = ["study=mine", "sampler.chains=2", "sampler.warmup=300", "sampler.draws=500"]
+    assert main(["--config-dir", str(tree), "check", "my_bayes", *settings]) == 0
+    out = capsys.readouterr().out
+    assert "my_bayes: passes" in out
+    assert main(["--config-dir", str(tree), "check", "bayes_cc", *settings]) == 0
+    built_in = capsys.readouterr().out
+
+    def means(text: str) -> dict[str, float]:
+        rows = [line.split() for line in text.splitlines()]
+        return {r[2]: float(r[3]) for r in rows if r[:2] == ["rep", "1"]}
+
+    mine, theirs = means(out), means(built_in)
+    assert set(mine) == {"y~1", "y~x", "y~z", "y~~y"}
+    for name in mine:  # the same posterior: means within Monte Carlo error
+        assert abs(mine[name] - theirs[name]) < 0.03, (name, mine[name], theirs[name])
+
+
+@pytest.mark.slow
+def test_a_numpyro_model_of_ones_own_runs_batched_in_a_study(tree, tmp_path, capsys):
+    """On Dask workers, ChEES over several replications per program, as bayes_cc runs."""
+    results = tmp_path / "results"
+    args = ["study=mine", f"results_dir={results}", "study.reps=8", "sampler.vectorize=4"]
+    args += ["study.estimators=[bayes_cc,my_bayes]"]
+    assert main(["--config-dir", str(tree), "run", *args]) == 0
+    rows = pd.read_parquet(results / "mine" / "replications")
+    assert (rows.status == "ok").all() and len(rows) == 2 * 8 * 4
+    wide = rows.pivot_table(index=["rep", "parameter"], columns="estimator", values="estimate")
+    assert (wide.my_bayes - wide.bayes_cc).abs().max() < 0.02
+    assert rows[rows.estimator == "my_bayes"].ess_bulk.min() > 100

@@ -11,6 +11,7 @@ A spec model config may name its estimators::
       fs_imputation: {kind: fs_imputation, of: bayes, imputations: 20}
       sum_score_ols: {kind: sum_score_ols}
       robust: {kind: python, function: my_estimators.ols_hc3}   # your own function
+      my_bayes: {kind: numpyro, model: my_models.regression, derive: derive}   # your own model
 
 ``fs_imputation`` analyses M states of a gibbs estimator's chain (OLS of the structural
 equations on the latent scores and imputed values, Rubin's rules); ``sum_score_ols`` is OLS
@@ -18,7 +19,10 @@ with each factor replaced by the mean of its observed indicators
 (:mod:`simstudy.spec.analyses`). ``python`` calls a function of the user's own (found in the
 user's config tree, else among installed packages: :mod:`simstudy.usercode`) with the
 replication's data table and the interval level; it returns estimates and standard errors by
-estimand name (``parameters``: which of the model's estimands; default all).
+estimand name (``parameters``: which of the model's estimands; default all). ``numpyro`` runs
+a NumPyro model of the user's own (the data table's columns as keyword arrays, NaN where
+missing) on the project's ChEES or NUTS, with ``derive`` (a function of the same module) from
+its sample sites to the estimands.
 
 Each name is what studies list in ``study.estimators`` and what result tables show; each
 value is ``{kind: K, ...options}`` with K one of :data:`KINDS`. Without the key a spec model
@@ -31,6 +35,7 @@ a kind's ``build`` imports the back ends when a family is compiled.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -385,16 +390,35 @@ def _estimand_names(name: str, value: Any) -> list[str] | None:
     return list(value)
 
 
-def _complete_python(options: dict[str, Any], field: str) -> dict[str, Any]:
-    """The function's file of the user's config tree (empty: an installed package)."""
-    from simstudy import usercode
+def _attribute_name(name: str, value: Any) -> str | None:
+    if value is not None and (not isinstance(value, str) or not value.isidentifier()):
+        raise InputError(name, value, "the name of a function in the model's module (or none)")
+    return value
 
-    if options["function"] is None:
-        raise InputError(f"{field}.function", None, "a dotted path module.function")
-    if not options["source"]:
-        options = {**options, "source": usercode.resolve(f"{field}.function", options["function"])}
-    usercode.load(f"{field}.function", options["function"], options["source"])
-    return options
+
+def _completes(option: str) -> Callable[[dict[str, Any], str], dict[str, Any]]:
+    """The ``complete`` of a kind whose ``option`` names a user's function: its ``source``.
+
+    The file of the user's config tree it comes from (empty: an installed package), found and
+    imported now, so that a bad name is an input error before any work.
+    """
+
+    def complete(options: dict[str, Any], field: str) -> dict[str, Any]:
+        from simstudy import usercode
+
+        where = f"{field}.{option}"
+        if options[option] is None:
+            raise InputError(where, None, "a dotted path module.function")
+        if not options["source"]:
+            options = {**options, "source": usercode.resolve(where, options[option])}
+        fn = usercode.load(where, options[option], options["source"])
+        derive = options.get("derive")
+        if derive is not None and not callable(getattr(inspect.getmodule(fn), derive, None)):
+            module = options[option].rsplit(".", 1)[0]
+            raise InputError(f"{field}.derive", derive, f"the name of a function of {module}")
+        return options
+
+    return complete
 
 
 def _python_fits(spec: ModelSpec, options: Mapping[str, Any], field: str) -> None:
@@ -428,6 +452,40 @@ def _build_python(spec, lay, families, options, built) -> Any:
         return usercode.estimates(dotted, out, parameters, level)
 
     return ClosedFormEstimator("python", fit, parameters)
+
+
+def _build_numpyro(spec, lay, families, options, built) -> Any:
+    """A user's NumPyro model of the data table's columns, run by the project's ChEES or NUTS."""
+    import jax.numpy as jnp
+    import numpy as np
+
+    from simstudy import usercode
+    from simstudy.contract import SampledEstimator
+    from simstudy.spec.dgm import dataset_table
+
+    dotted = options["model"]
+    user_model = usercode.load("model", dotted, options["source"])
+    module = inspect.getmodule(user_model)
+    user_derive = getattr(module, options["derive"]) if options["derive"] else None
+    parameters = tuple(options["parameters"] or spec.estimands())
+
+    def model(**columns):
+        return usercode.call(dotted, user_model, **columns)
+
+    def data(dataset, priors):
+        table = dataset_table(dataset, spec)
+        return {c: jnp.asarray(table[c].to_numpy(np.float32)) for c in table.columns}
+
+    def derive(samples):
+        out = usercode.call(dotted, user_derive, samples) if user_derive else samples
+        missing = [p for p in parameters if p not in out]
+        if missing:
+            raise usercode.UserCodeError(
+                f"{dotted}: no draws of {missing} (name the sample sites so, or give derive:)"
+            )
+        return {p: out[p] for p in parameters}
+
+    return SampledEstimator("numpyro", model, data, derive, parameters)
 
 
 #: The kinds of estimator, by the name a config's ``kind:`` gives.
@@ -467,7 +525,21 @@ KINDS: dict[str, Kind] = {
             "parameters": Option(None, _estimand_names),
         },
         check=_python_fits,
-        complete=_complete_python,
+        complete=_completes("function"),
+    ),
+    "numpyro": Kind(
+        _build_numpyro,
+        {
+            "model": Option(None, _function_name),
+            "source": Option("", _source),
+            "derive": Option(None, _attribute_name),
+            "parameters": Option(None, _estimand_names),
+        },
+        sampler="nuts",
+        posterior=True,
+        check=_python_fits,
+        draws=_hmc_draws,
+        complete=_completes("model"),
     ),
 }
 
