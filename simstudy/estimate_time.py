@@ -108,7 +108,7 @@ def workers_of(settings: Any) -> int:
 
     ``executor.n_workers``, else one per core here (``local``), SLURM's jobs × cores.
     """
-    from simstudy.execute.pools import available_cores
+    from simstudy.config import available_cores
 
     if settings.n_workers:
         return int(settings.n_workers)

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from typing import Any, Protocol
 
 from simstudy import XLA_EIGEN_FLAG
-from simstudy.config import CLUSTER_EXECUTORS, ExecutorSettings
+from simstudy.config import CLUSTER_EXECUTORS, ExecutorSettings, available_cores
 
 
 class Handle(Protocol):
@@ -199,14 +199,6 @@ class DaskPool:
 
 #: Where a local cluster's scheduler, nannies, workers and dashboard listen.
 LOOPBACK = "127.0.0.1"
-
-
-def available_cores() -> int:
-    """Cores this process may use (respects CPU affinity, e.g. under SLURM or taskset)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not on Linux
-        return os.cpu_count() or 1
 
 
 #: Environment of worker processes: one thread each, so that workers do not oversubscribe
