@@ -281,27 +281,199 @@ def summary_title(closed_form: bool, level: float) -> str:
     return f"posterior summary (mean, SD, {level:.0%} interval, ESS, R-hat)"
 
 
+@dataclasses.dataclass
+class Prepared:
+    """A fit decided but not run: the plan, the data set, the estimator and its priors."""
+
+    plan: Any
+    raw: dict[str, Any]
+    frame: pd.DataFrame
+    read: Any
+    info: Any
+    dataset: Any
+    estimator: Any
+    kind: Any
+    per_parameter: dict[str, Any]
+    from_data: set[str]
+    used: dict[str, str] | None
+
+    @property
+    def closed_form(self) -> bool:
+        """Whether the estimator is not Bayesian (no priors, no posterior)."""
+        return not self.kind.bayesian
+
+
+@dataclasses.dataclass
+class Fitted:
+    """A fit's outcome: its summary table, posterior draws (None: closed form) and warnings."""
+
+    prepared: Prepared
+    plan: Any
+    table: pd.DataFrame
+    draws: Any
+    seconds: float
+    warnings: list[str]
+
+
+def plan_fit(
+    overrides: Sequence[str],
+    frame: pd.DataFrame,
+    estimator: str | None,
+    seed: int,
+    level: float,
+) -> tuple[Any, dict[str, Any]]:
+    """The validated plan of fitting ``estimator`` (None: the model's first) to ``frame``.
+
+    Nothing of JAX runs here: a refusal (:class:`InputError`) costs no compilation.
+    """
+    from simstudy.config import declared_info, fit_plan_from_dict
+    from simstudy.models import model_infos
+
+    require_model(overrides)
+    raw = compose_raw(overrides)
+    info = declared_info(raw.get("model"), model_infos())
+    if info is not None:
+        raw = compose_raw(overrides, [estimator or info.estimators[0]])
+    _spec_missing(raw, frame)
+    return fit_plan_from_dict(raw, model_infos(), estimator, level, seed), raw
+
+
+def prepare_fit(
+    plan: Any, raw: dict[str, Any], overrides: Sequence[str], frame: pd.DataFrame, where: str
+) -> Prepared:
+    """The data set, the estimator and its priors of a planned fit (:func:`plan_fit`).
+
+    The last refusals come here (a model without a table reader, too few or too many rows),
+    before anything compiles; ``where`` names the data in messages (the file, or a table).
+    """
+    from simstudy.config import info_of
+    from simstudy.engine.dispatch import kind_of
+    from simstudy.fitcheck import named_priors
+    from simstudy.models import family_of, model_infos
+    from simstudy.spec.scaled import describe
+
+    family = family_of(plan.model)
+    if family.from_frame is None or family.columns is None:
+        raise InputError("model", plan.model.name, "a model that can read a data table")
+    read = family.columns(plan.model.structure)
+    info = info_of(plan, model_infos())
+    # first: one row is too few before it is constant; a huge set is refused before compiling
+    check_data_size(frame, plan, Path(where), info)
+    dataset = family.from_frame(frame, plan.model.structure)
+    chosen = family.estimators_for(plan.model.structure)[plan.estimator]
+    kind = kind_of(chosen)
+    per_parameter, from_data, used = {}, set(), None
+    if plan.model.kind == "spec" and kind.bayesian:
+        given = named_priors(overrides, (raw.get("model") or {}).get("priors") or {})
+        plan, per_parameter, from_data = scaled_plan(plan, dataset, given)
+        used = {
+            name: f"{describe(prior)}"
+            + (" (model.priors)" if prior[3] in given else " (the data's scale)")
+            for name, prior in per_parameter.items()
+        }
+    return Prepared(
+        plan, raw, frame, read, info, dataset, chosen, kind, per_parameter, from_data, used
+    )
+
+
+def data_notes(prep: Prepared) -> list[str]:
+    """What the data's columns suggest: true/false read as 1/0, sentinels, categories."""
+    from simstudy.userdata import boolean_columns, categorical_warnings, sentinel_warnings
+
+    frame, read = prep.frame, prep.read
+    notes = [
+        f"note: column {name} holds true/false, read as 1/0"
+        for name in boolean_columns(frame)
+        if name in read.numbers
+    ]
+    notes += [f"warning: {line}" for line in sentinel_warnings(frame, read.numbers)]
+    notes += [f"warning: {line}" for line in categorical_warnings(frame, read.continuous)]
+    return notes
+
+
+def run_fit(
+    prep: Prepared,
+    overrides: Sequence[str],
+    where: str,
+    notify: Any = lambda text: None,
+) -> Fitted:
+    """Fit a prepared estimator, printing nothing.
+
+    Its chains are doubled (at most :data:`MAX_LONGER` times) until they converge unless
+    ``sampler.draws`` is named; ``notify`` is told of each doubling, in words.
+    """
+    import jax
+
+    from simstudy.config import AggregateSettings
+    from simstudy.engine.dispatch import chain_name, posterior_draws
+    from simstudy.engine.replicate import estimator_key, fit_estimator, key_from_seed
+    from simstudy.engine.summary import summarise_draws
+    from simstudy.fitcheck import prior_conflicts, sign_disagreements
+
+    plan, estimator, frame = prep.plan, prep.estimator, prep.frame
+    key = estimator_key(key_from_seed(plan.seed), chain_name(estimator))
+    dataset = jax.block_until_ready(prep.dataset)
+    draws = None
+    try:
+        if prep.kind.draws is not None:  # chains kept for checks
+            # sampler.draws named: the user's number; else longer chains until converged
+            extend = not any(o.split("=", 1)[0].lstrip("+") == "sampler.draws" for o in overrides)
+            for longer in range(MAX_LONGER + 1):
+                draws, seconds = posterior_draws(
+                    estimator, dataset, key, plan.sampler, plan.model.priors
+                )
+                summaries, n_div = summarise_draws(draws.draws, plan.level), draws.n_divergent
+                why = unconverged(summaries, estimator.parameters)
+                if not extend or why is None or longer == MAX_LONGER:
+                    break
+                sampler = dataclasses.replace(plan.sampler, draws=2 * plan.sampler.draws)
+                try:
+                    longer_plan = dataclasses.replace(plan, sampler=sampler)
+                    check_data_size(frame, longer_plan, Path(where), prep.info)
+                except InputError:
+                    break  # the longer chains would not fit in memory: keep these
+                notify(
+                    f"note: {why} after {plan.sampler.draws} draws per chain; sampling again "
+                    f"with {sampler.draws} (name sampler.draws to keep one length)"
+                )
+                plan = dataclasses.replace(plan, sampler=sampler)
+        else:
+            summaries, n_div, seconds = fit_estimator(
+                estimator, dataset, key, plan.sampler, plan.model.priors, plan.level
+            )
+    except ValueError as exc:  # a closed form that cannot be computed on these data
+        if not prep.closed_form:
+            raise
+        raise InputError(
+            "data", where, f"data that estimator {plan.estimator} can fit: {exc}"
+        ) from None
+    table = pd.DataFrame(
+        [{"parameter": name, **summaries[name]._asdict()} for name in estimator.parameters]
+    ).rename(columns={"estimate": "mean", "se": "sd"})
+    if draws is not None:  # Blimp's and Mplus's point estimate, beside the mean
+        medians = {k: float(np.median(np.asarray(v))) for k, v in draws.draws.items()}
+        table.insert(2, "median", table["parameter"].map(medians))
+    table.insert(0, "estimator", plan.estimator)
+    table.insert(0, "model", plan.model.name)
+    table["n_divergent"] = n_div
+    table["seconds"] = seconds
+    warnings: list[str] = []
+    if not prep.closed_form:
+        checks = AggregateSettings()
+        warnings += fit_warnings(table, plan.sampler, checks.rhat_max, checks.ess_min)
+        warnings += prior_conflicts(table, prep.per_parameter, plan.model.priors)
+        if draws is not None:
+            warnings += sign_disagreements(draws.draws, estimator.parameters)
+    return Fitted(prep, plan, table, draws, seconds, warnings)
+
+
 def cmd_fit(arguments: Sequence[str]) -> int:
     """Fit one estimator of a model to a user's data set and write its summary."""
-    import jax
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from simstudy.config import AggregateSettings, declared_info, fit_plan_from_dict, info_of
-    from simstudy.engine.dispatch import chain_name, kind_of, posterior_draws
-    from simstudy.engine.replicate import estimator_key, fit_estimator, key_from_seed
-    from simstudy.engine.summary import summarise_draws
-    from simstudy.fitcheck import named_priors, prior_conflicts, sign_disagreements
-    from simstudy.models import family_of, model_infos
-    from simstudy.spec.scaled import describe
     from simstudy.store import software_versions
-    from simstudy.userdata import (
-        boolean_columns,
-        categorical_warnings,
-        missing_codes,
-        read_table,
-        sentinel_warnings,
-    )
+    from simstudy.userdata import missing_codes, read_table
 
     options, overrides = split_arguments(arguments)
     if "data" not in options:
@@ -315,104 +487,31 @@ def cmd_fit(arguments: Sequence[str]) -> int:
     except ValueError:
         raise InputError("seed/level", options, "an integer seed and a level in (0, 1)") from None
     codes = missing_codes(options.get("missing"))
-    raw = compose_raw(overrides)
-    info = declared_info(raw.get("model"), model_infos())
-    if info is not None:
-        raw = compose_raw(overrides, [options.get("estimator") or info.estimators[0]])
     frame = read_table(path, codes)
-    _spec_missing(raw, frame)
-    plan = fit_plan_from_dict(raw, model_infos(), options.get("estimator"), level, seed)
-    family = family_of(plan.model)
-    if family.from_frame is None or family.columns is None:
-        raise InputError("model", plan.model.name, "a model that can read a data table")
-    read = family.columns(plan.model.structure)
+    plan, raw = plan_fit(overrides, frame, options.get("estimator"), seed, level)
     out = output_path(options.get("out"), path, plan.estimator)
     replaced = out.exists()
-    # first: one row is too few before it is constant; a huge set is refused before compiling
-    check_data_size(frame, plan, path, info_of(plan, model_infos()))
-    dataset = family.from_frame(frame, plan.model.structure)
-    estimator = family.estimators_for(plan.model.structure)[plan.estimator]
-    kind = kind_of(estimator)
-    closed_form = not kind.bayesian
-    per_parameter, from_data, used = {}, set(), None
-    if plan.model.kind == "spec" and not closed_form:
-        given = named_priors(overrides, (raw.get("model") or {}).get("priors") or {})
-        plan, per_parameter, from_data = scaled_plan(plan, dataset, given)
-        used = {
-            name: f"{describe(prior)}"
-            + (" (model.priors)" if prior[3] in given else " (the data's scale)")
-            for name, prior in per_parameter.items()
-        }
-
-    for line in header(plan, kind.label(estimator), closed_form, used, from_data):
+    prep = prepare_fit(plan, raw, overrides, frame, str(path))
+    plan = prep.plan
+    closed_form = prep.closed_form
+    for line in header(
+        plan, prep.kind.label(prep.estimator), closed_form, prep.used, prep.from_data
+    ):
         print(line)
-    missing = {c: int(frame[c].isna().sum()) for c in read.names}
+    missing = {c: int(frame[c].isna().sum()) for c in prep.read.names}
     counted = ", ".join(f"{c} {n}" for c, n in missing.items() if n)
     print(f"data: {path}, N = {len(frame)}; missing values per column: {counted or 'none'}")
-    for name in boolean_columns(frame):
-        if name in read.numbers:
-            _say(f"[simstudy] note: column {name} holds true/false, read as 1/0")
-    for line in sentinel_warnings(frame, read.numbers):
-        _say(f"[simstudy] warning: {line}")
-    for line in categorical_warnings(frame, read.continuous):
-        _say(f"[simstudy] warning: {line}")
-
-    key = estimator_key(key_from_seed(plan.seed), chain_name(estimator))
-    draws = None
-    try:
-        if kind.draws is not None:  # chains kept for checks
-            # sampler.draws named: the user's number; else longer chains until converged
-            extend = not any(o.split("=", 1)[0].lstrip("+") == "sampler.draws" for o in overrides)
-            for longer in range(MAX_LONGER + 1):
-                draws, seconds = posterior_draws(
-                    estimator, jax.block_until_ready(dataset), key, plan.sampler, plan.model.priors
-                )
-                summaries, n_div = summarise_draws(draws.draws, plan.level), draws.n_divergent
-                why = unconverged(summaries, estimator.parameters)
-                if not extend or why is None or longer == MAX_LONGER:
-                    break
-                sampler = dataclasses.replace(plan.sampler, draws=2 * plan.sampler.draws)
-                try:
-                    check_data_size(frame, dataclasses.replace(plan, sampler=sampler), path, info)
-                except InputError:
-                    break  # the longer chains would not fit in memory: keep these
-                _say(
-                    f"[simstudy] note: {why} after {plan.sampler.draws} draws per chain; "
-                    f"sampling again with {sampler.draws} (name sampler.draws to keep one length)"
-                )
-                plan = dataclasses.replace(plan, sampler=sampler)
-        else:
-            summaries, n_div, seconds = fit_estimator(
-                estimator,
-                jax.block_until_ready(dataset),
-                key,
-                plan.sampler,
-                plan.model.priors,
-                plan.level,
-            )
-    except ValueError as exc:  # a closed form that cannot be computed on these data
-        if not closed_form:
-            raise
-        raise InputError(
-            "data", str(path), f"data that estimator {plan.estimator} can fit: {exc}"
-        ) from None
-    table = pd.DataFrame(
-        [{"parameter": name, **summaries[name]._asdict()} for name in estimator.parameters]
-    ).rename(columns={"estimate": "mean", "se": "sd"})
-    if draws is not None:  # Blimp's and Mplus's point estimate, beside the mean
-        medians = {k: float(np.median(np.asarray(v))) for k, v in draws.draws.items()}
-        table.insert(2, "median", table["parameter"].map(medians))
-    table.insert(0, "estimator", plan.estimator)
-    table.insert(0, "model", plan.model.name)
-    table["n_divergent"] = n_div
-    table["seconds"] = seconds
+    for line in data_notes(prep):
+        _say(f"[simstudy] {line}")
+    fitted = run_fit(prep, overrides, str(path), lambda text: _say(f"[simstudy] {text}"))
+    plan, table, seconds = fitted.plan, fitted.table, fitted.seconds
     title = summary_title(closed_form, plan.level)
     record = {
         "model": plan.model.name,
         "structure": plan.model.structure,
         "priors": None if closed_form else priors_record(plan.model.priors),
-        "priors_used": used,
-        "priors_from_data": sorted(from_data),
+        "priors_used": prep.used,
+        "priors_from_data": sorted(prep.from_data),
         "estimator": plan.estimator,
         "summary": title,
         "sampler": None if closed_form else dataclasses.asdict(plan.sampler),
@@ -420,7 +519,7 @@ def cmd_fit(arguments: Sequence[str]) -> int:
         "level": plan.level,
         "data": str(path),
         "rows": len(frame),
-        "columns": list(read.names),
+        "columns": list(prep.read.names),
         "missing_codes": codes,
         "missing_per_column": missing,
         "versions": software_versions(),
@@ -438,14 +537,8 @@ def cmd_fit(arguments: Sequence[str]) -> int:
             shown.insert(2, "median", table["median"])
     print(f"{title}, {seconds:.1f}s:")
     print(shown.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    if not closed_form:
-        checks = AggregateSettings()
-        lines = fit_warnings(table, plan.sampler, checks.rhat_max, checks.ess_min)
-        lines += prior_conflicts(table, per_parameter, plan.model.priors)
-        if draws is not None:
-            lines += sign_disagreements(draws.draws, estimator.parameters)
-        for line in lines:
-            _say(f"[simstudy] warning: {line}")
+    for line in fitted.warnings:
+        _say(f"[simstudy] warning: {line}")
     what = "estimates" if closed_form else "posterior summary"
     again = ", replacing the earlier file" if replaced else ""
     print(f"{what}: {out}{again} (settings, seed, versions: its 'simstudy.fit' metadata)")
