@@ -25,7 +25,7 @@ def _set_xla_flags() -> None:
 
 _set_xla_flags()
 
-from simstudy.api import Study  # noqa: E402  (after the flags: nothing of JAX imported yet)
+from simstudy.api import FitResult, Study, fit  # noqa: E402  (after the flags: no JAX yet)
 from simstudy.errors import InputError  # noqa: E402
 
-__all__ = ["InputError", "Study", "__version__"]
+__all__ = ["FitResult", "InputError", "Study", "__version__", "fit"]

@@ -183,3 +183,79 @@ class Study:
         )
         with giving(self.config_dir):
             return check_estimator(study.plan, estimator)
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """One estimator fitted to a data table (:func:`fit`).
+
+    Attributes
+    ----------
+    summary
+        A row per estimand: posterior mean, median, SD, interval, ESS, R-hat (a closed-form
+        estimator: estimate as ``mean``, standard error as ``sd``, confidence interval), as
+        ``simstudy fit`` writes it.
+    posterior
+        ArviZ InferenceData of the posterior draws (``posterior``: chain × draw per estimand;
+        ``observed_data``: the table's columns); None for a closed-form estimator.
+    warnings
+        What ``simstudy fit`` warns of: unconverged chains, divergences, priors in conflict
+        with the data, draws of both signs.
+    plan
+        The validated fit (model, estimator, sampler, priors as used).
+    """
+
+    summary: Any
+    posterior: Any
+    warnings: tuple[str, ...]
+    plan: Any
+
+
+def fit(
+    overrides: Sequence[str],
+    data: Any,
+    estimator: str | None = None,
+    seed: int = 0,
+    level: float = 0.95,
+    config_dir: str | Path | None = None,
+    notify: Callable[[str], None] | None = None,
+) -> FitResult:
+    """Fit one estimator of a model to a data table, as ``simstudy fit`` does.
+
+    ``overrides`` name the model (``model=NAME``, its syntax, priors, ``sampler.*``); ``data``
+    is a pandas DataFrame or the path of a .csv or .parquet file (NaN where missing);
+    ``estimator`` one of the model's (None: its first). The same checks refuse the same input
+    (:class:`~simstudy.errors.InputError`, before anything compiles). Writes nothing.
+    """
+    import pandas as pd
+
+    from simstudy.errors import InputError
+    from simstudy.export import inference_data
+    from simstudy.fitcmd import plan_fit, prepare_fit, run_fit
+    from simstudy.userdata import read_table
+
+    if isinstance(overrides, str):
+        overrides = [overrides]
+    if isinstance(data, str | Path):
+        path = Path(data)
+        if not path.is_file() or path.suffix not in (".csv", ".parquet"):
+            raise InputError("data", str(path), "an existing .csv or .parquet file")
+        frame, where = read_table(path, []), str(path)
+    elif isinstance(data, pd.DataFrame):
+        if data.empty:
+            raise InputError("data", "an empty DataFrame", "a table with rows")
+        frame, where = data, "the data table"
+    else:
+        raise InputError("data", type(data).__name__, "a pandas DataFrame or a .csv/.parquet path")
+    if not 0 < level < 1:
+        raise InputError("level", level, "a number in (0, 1)")
+    with giving(_tree(config_dir)):
+        plan, raw = plan_fit(list(overrides), frame, estimator, int(seed), float(level))
+        prep = prepare_fit(plan, raw, list(overrides), frame, where)
+        fitted = run_fit(prep, list(overrides), where, notify or (lambda text: None))
+    posterior = None
+    if fitted.draws is not None:
+        columns = [c for c in prep.read.names if c in frame.columns]
+        attrs = {"model": fitted.plan.model.name, "estimator": fitted.plan.estimator}
+        posterior = inference_data(fitted.draws, frame[columns], attrs)
+    return FitResult(fitted.table, posterior, tuple(fitted.warnings), fitted.plan)

@@ -33,6 +33,16 @@ def test_the_docs_example_runs(tmp_path, monkeypatch, capsys):
     rows = study.replications()
     ols = rows[(rows.estimator == "ols_cc") & (rows.rep == 0)].set_index("parameter")
     assert abs(ols.estimate["y~x"] - coefs[1]) < 1e-4
+    # simstudy.fit on that table: the stored ols_cc row again, and a posterior beside it
+    fitted = scope["ols"].summary.set_index("parameter")
+    assert abs(fitted["mean"]["y~x"] - ols.estimate["y~x"]) < 1e-5
+    assert scope["ols"].posterior is None
+    posterior = scope["gibbs"].posterior.posterior
+    assert posterior["y~x"].shape[1] == 1000
+    # FIML on the rows with x missing too: near the population value 0.5 (complete-case OLS
+    # is biased under MAR given y, so it is no reference here)
+    mean, sd = float(posterior["y~x"].mean()), float(posterior["y~x"].std())
+    assert abs(mean - 0.5) < 3 * sd
     # a second run from the command line resumes: nothing left to run
     args = [*study.overrides, f"results_dir={tmp_path / 'results'}"]
     assert main(["run", *args]) == 0
@@ -49,4 +59,13 @@ def test_bad_input_is_the_clis(tmp_path):
         study.simulate(condition="nope")
     with pytest.raises(simstudy.InputError, match="rep"):
         study.simulate(rep=10**6)
+    frame = pd.DataFrame({"y": [0.1, 0.5, 0.9], "x": [1.0, 2.0, 3.0], "z": [0.0, 1.0, 0.0]})
+    with pytest.raises(simstudy.InputError, match=r"a pandas DataFrame or a \.csv/\.parquet path"):
+        simstudy.fit(["model=regression_missing"], [1, 2, 3])
+    with pytest.raises(simstudy.InputError, match="estimator"):
+        simstudy.fit(["model=regression_missing"], frame, estimator="magic")
+    with pytest.raises(simstudy.InputError, match="level"):
+        simstudy.fit(["model=regression_missing"], frame, level=1.5)
+    with pytest.raises(simstudy.InputError, match="data rows"):  # 3 rows: below the minimum
+        simstudy.fit(["model=regression_missing"], frame, estimator="ols_cc")
     assert not any(tmp_path.iterdir())  # nothing written
