@@ -115,27 +115,18 @@ class Study:
         Defaults are the study's ``aggregate`` settings; writes nothing (``simstudy
         aggregate`` writes the Parquet and tables; :meth:`run` does too).
         """
-        from simstudy.aggregate import ConvergencePolicy, summarise_path
-        from simstudy.design import condition_id
+        from simstudy.aggregate import summarise_path
         from simstudy.errors import InputError
-        from simstudy.runstudy import conditions_of
+        from simstudy.runstudy import convergence_policy, design_of
 
-        agg = self.plan.aggregate
-        policy = policy or agg.policy
-        if policy not in ("all", "converged"):
+        if policy not in (None, "all", "converged"):
             raise InputError("policy", policy, "all or converged")
-        rule = ConvergencePolicy(
-            policy,
-            agg.rhat_max if rhat_max is None else rhat_max,
-            agg.ess_min if ess_min is None else ess_min,
-            agg.allow_divergent,
-        )
-        design = ({condition_id(c) for c in conditions_of(self.plan)}, self.plan.reps)
+        rule = convergence_policy(self.plan, kind=policy, rhat_max=rhat_max, ess_min=ess_min)
         return summarise_path(
             self.study_dir,
             reference=reference or self.plan.reference,
             policy=rule,
-            design=design,
+            design=design_of(self.plan),
         )
 
     def report(self) -> Path:
@@ -231,7 +222,7 @@ def fit(
 
     from simstudy.errors import InputError
     from simstudy.export import inference_data
-    from simstudy.fitcmd import plan_fit, prepare_fit, run_fit
+    from simstudy.fitting import plan_fit, prepare_fit, run_fit
     from simstudy.userdata import read_table
 
     if isinstance(overrides, str):

@@ -25,20 +25,12 @@ REPS = (0, 1)
 
 
 def _fit(plan: Any, estimator: Any, rep: Any) -> dict[str, Any]:
-    from simstudy.engine.dispatch import chain_name, kind_of
-    from simstudy.engine.replicate import estimator_key
+    from simstudy.engine.dispatch import chain_name
+    from simstudy.engine.replicate import estimator_key, fit_estimator
 
     key = estimator_key(rep.key, chain_name(estimator))
-    summaries, _, _ = kind_of(estimator).fit(
-        estimator,
-        rep.dataset,
-        key,
-        plan.sampler,
-        plan.model.priors,
-        plan.level,
-        plan.point_estimate,
-    )
-    return summaries
+    settings = (plan.sampler, plan.model.priors, plan.level, plan.point_estimate)
+    return fit_estimator(estimator, rep.dataset, key, *settings)[0]
 
 
 def _problems_of(summaries: dict[str, Any], parameters: Sequence[str], label: str) -> list[str]:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from simstudy.cli import EXIT_OK
 from simstudy.errors import InputError
-from simstudy.runstudy import conditions_of
+from simstudy.runstudy import conditions_of, design_of
 from simstudy.studydir import beyond_design, study_plan
 
 
@@ -24,7 +24,6 @@ def cmd_aggregate(args: argparse.Namespace) -> int:
     from simstudy.aggregate.tables import FORMATS, Layout, write_tables
     from simstudy.aggregate.terminal import print_notes, print_tables
     from simstudy.config import check_results_dir as check_writable
-    from simstudy.design import condition_id
     from simstudy.store import read_manifest
 
     path = Path(args.input)
@@ -66,7 +65,7 @@ def cmd_aggregate(args: argparse.Namespace) -> int:
     design, levels, order = None, None, None
     if manifest is not None:  # the study's current design, not all that lies in the directory
         _, plan = study_plan(path)
-        design = ({condition_id(c) for c in conditions_of(plan)}, plan.reps)
+        design = design_of(plan)
         levels, order = dict(plan.factors), list(plan.estimators)
     if args.by is not None and path.is_dir():
         raise InputError(

@@ -64,16 +64,6 @@ def _no_notices(text: str) -> None:
     return None
 
 
-class _Quiet:
-    """A progress display that shows nothing (the API's default)."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        pass
-
-    def __getattr__(self, name: str) -> Callable[..., None]:
-        return lambda *args, **kwargs: None
-
-
 def _differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
     out = []
     for key in sorted(set(old) | set(new)):
@@ -115,6 +105,27 @@ def conditions_of(plan: Any) -> list[dict[str, Any]]:
             "rules that leave at least one condition",
         )
     return conditions
+
+
+def convergence_policy(plan: Any, **changes: Any) -> Any:
+    """The plan's ``aggregate`` rule for which fits count (``changes``: fields replaced)."""
+    from simstudy.aggregate import ConvergencePolicy
+
+    agg = plan.aggregate
+    fields = {
+        "kind": agg.policy,
+        "rhat_max": agg.rhat_max,
+        "ess_min": agg.ess_min,
+        "allow_divergent": agg.allow_divergent,
+    }
+    return ConvergencePolicy(**{**fields, **{k: v for k, v in changes.items() if v is not None}})
+
+
+def design_of(plan: Any) -> tuple[set[str], int]:
+    """The design's condition ids and reps: what a summary counts (stored extras left out)."""
+    from simstudy.design import condition_id
+
+    return {condition_id(c) for c in conditions_of(plan)}, plan.reps
 
 
 def _lost_batch(plan: Any, pool: Any, task: Any, exc: BaseException) -> str:
@@ -163,13 +174,11 @@ def _run_record(plan: Any, started: float, status: str, report: Any = None) -> d
 
 def _precision_check(plan: Any, study_dir: Path) -> Any:
     """``cond_id -> why | None``: whether a condition's stored reps reach ``study.target``."""
-    from simstudy.aggregate import ConvergencePolicy
     from simstudy.aggregate.precision import target_reached
     from simstudy.aggregate.stream import read_condition
     from simstudy.store import condition_dir
 
-    agg = plan.aggregate
-    policy = ConvergencePolicy(agg.policy, agg.rhat_max, agg.ess_min, agg.allow_divergent)
+    policy = convergence_policy(plan)
 
     def check(cond_id: str) -> str | None:
         folder = condition_dir(study_dir, cond_id)
@@ -187,14 +196,12 @@ def _write_precision(plan: Any, study_dir: Path, conditions: Sequence[dict[str, 
     """``precision.json``: per condition, the reps run and why they stopped (the report's)."""
     import json
 
-    from simstudy.aggregate import ConvergencePolicy
     from simstudy.aggregate.precision import target_reached
     from simstudy.aggregate.stream import read_condition
     from simstudy.design import condition_id
     from simstudy.store import condition_dir
 
-    agg = plan.aggregate
-    policy = ConvergencePolicy(agg.policy, agg.rhat_max, agg.ess_min, agg.allow_divergent)
+    policy = convergence_policy(plan)
     out = {}
     for condition in conditions:
         cid = condition_id(condition)
@@ -236,14 +243,14 @@ def _refuse_stray(todo: Any, study_dir: Path) -> None:
 def run_study(
     plan: Any,
     notify: Callable[[str], None] = _no_notices,
-    make_progress: Callable[[int, int, int], Any] = _Quiet,
+    make_progress: Callable[[int, int, int], Any] | None = None,
 ) -> RunOutcome:
     """Run (or resume) ``plan``'s study (module docstring); what happened, printed nowhere.
 
     ``make_progress(tasks, skipped, workers)``: the progress display of the batches (the
-    runner calls it as it goes; closed at the end).
+    runner updates it as it goes; closed at the end); None: no display.
     """
-    from simstudy.aggregate import ConvergencePolicy, summarise_path
+    from simstudy.aggregate import summarise_path
     from simstudy.aggregate.tables import Layout, write_tables
     from simstudy.config import BATCHED_SAMPLERS, check_results_dir, config_hash
     from simstudy.design import condition_id, padded_lanes
@@ -358,7 +365,7 @@ def run_study(
             with open_pool(plan.executor) as pool:
                 if pool.dashboard_link:
                     notify(f"[simstudy] Dask dashboard: {pool.dashboard_link}")
-                progress = make_progress(len(tasks), skipped, pool.n_workers)
+                progress = make_progress and make_progress(len(tasks), skipped, pool.n_workers)
                 try:
                     report = run_tasks(
                         pool,
@@ -380,7 +387,8 @@ def run_study(
                         per_condition=pool.n_workers if reached else None,
                     )
                 finally:
-                    progress.close()
+                    if progress is not None:
+                        progress.close()
         if plan.target is not None:
             _write_precision(plan, study_dir, conditions)
         if report is not None and report.stopped:
@@ -390,8 +398,7 @@ def run_study(
             write_stopped(study_dir, stopped)
         elif plan.retry_stopped:
             write_stopped(study_dir, {})
-        agg = plan.aggregate
-        policy = ConvergencePolicy(agg.policy, agg.rhat_max, agg.ess_min, agg.allow_divergent)
+        policy = convergence_policy(plan)
         summary = layout = None
         if batch_files(study_dir):  # none when every batch was lost to the machine
             summary = summarise_path(

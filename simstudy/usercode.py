@@ -50,19 +50,21 @@ def _file_in(tree: Path, module: str) -> Path | None:
     return None
 
 
+def check_dotted(field: str, dotted: Any) -> str:
+    """``dotted`` when it reads ``module.attribute``, else :class:`InputError` naming ``field``."""
+    parts = dotted.split(".") if isinstance(dotted, str) else []
+    if len(parts) < 2 or not all(p.isidentifier() for p in parts):
+        raise InputError(field, dotted, "a dotted path module.function (e.g. my_estimators.ols)")
+    return dotted
+
+
 def resolve(field: str, dotted: Any) -> str:
     """Where ``dotted`` (``module.attribute``) comes from: a file of the user's tree, or ``""``.
 
     Raises :class:`InputError` naming ``field`` when the name is malformed or nothing by that
     name can be imported.
     """
-    if (
-        not isinstance(dotted, str)
-        or "." not in dotted
-        or not all(p.isidentifier() for p in dotted.split("."))
-    ):
-        raise InputError(field, dotted, "a dotted path module.function (e.g. my_estimators.ols)")
-    module = dotted.rsplit(".", 1)[0]
+    module = check_dotted(field, dotted).rsplit(".", 1)[0]
     for tree in user_trees():
         found = _file_in(tree, module)
         if found is not None:

@@ -234,7 +234,7 @@ def test_fit_at_default_draws_samples_longer_until_converged(regression_csv, tmp
 
 def test_unconverged_names_the_first_failed_check():
     from simstudy.engine.summary import Summary
-    from simstudy.fitcmd import unconverged
+    from simstudy.fitting import unconverged
 
     def summary(ess, rhat):
         return Summary(0.0, 1.0, -2.0, 2.0, ess, ess, rhat)

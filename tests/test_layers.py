@@ -71,7 +71,7 @@ def test_the_rule_sees_imports_inside_functions(tmp_path):
 #: decides ``ModelSettings.kind``), the engine, and readers of raw configs before validation
 #: (the catalog's listing; ``simstudy fit`` reading a data set's incomplete columns into the
 #: config). Everything else reads ``plan.model.kind``. Values: uses of ``is_spec(`` allowed.
-KIND_ASKED = {"config/study.py": 1, "config/checks.py": 1, "catalog.py": 2, "fitcmd.py": 1}
+KIND_ASKED = {"config/study.py": 1, "config/checks.py": 1, "catalog.py": 2, "fitting.py": 1}
 _SYNTAX_IN = re.compile(r"""["']syntax["']\s+(?:not\s+)?in\b""")
 
 
@@ -101,7 +101,9 @@ def test_the_kind_guard_sees_a_new_question(tmp_path):
     assert kind_questions(added) == (1, 1)
 
 
-@pytest.mark.parametrize("name", ["api.py", "runstudy.py", "compose.py", "checkcmd.py"])
+@pytest.mark.parametrize(
+    "name", ["api.py", "runstudy.py", "compose.py", "checkcmd.py", "fitting.py"]
+)
 def test_what_the_cli_shells_over_prints_nothing(name):
     """The API and the run's orchestration return what happened; the CLI prints it."""
     tree = ast.parse((PACKAGE / name).read_text())

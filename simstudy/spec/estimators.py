@@ -35,13 +35,12 @@ a kind's ``build`` imports the back ends when a family is compiled.
 from __future__ import annotations
 
 import dataclasses
-import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from simstudy.errors import InputError
+from simstudy.spec import user_kinds as user
 from simstudy.spec.ir import LATENT, RANDOM, Equation, ModelSpec
 
 #: A spec model's estimators when its config names none (the behaviour before ``estimators:``).
@@ -367,127 +366,6 @@ def _imputation_draws(spec: ModelSpec, rows: float, clusters: float) -> float:
     return 2.0 * len(analyses.estimands(spec))
 
 
-def _function_name(name: str, value: Any) -> str:
-    from simstudy import usercode
-
-    usercode.resolve(name, value)  # a malformed or unknown name is an input error now
-    return value
-
-
-def _source(name: str, value: Any) -> str:
-    if not isinstance(value, str) or (value and not Path(value).is_file()):
-        raise InputError(name, value, "the path of an existing Python file (or empty)")
-    return str(Path(value).resolve()) if value else ""
-
-
-def _estimand_names(name: str, value: Any) -> list[str] | None:
-    if value is None:
-        return None
-    if isinstance(value, str) or not isinstance(value, list | tuple) or not value:
-        raise InputError(name, value, "a non-empty list of estimand names, e.g. ['y~x']")
-    if not all(isinstance(v, str) for v in value) or len(set(value)) != len(value):
-        raise InputError(name, value, "distinct estimand names (text)")
-    return list(value)
-
-
-def _attribute_name(name: str, value: Any) -> str | None:
-    if value is not None and (not isinstance(value, str) or not value.isidentifier()):
-        raise InputError(name, value, "the name of a function in the model's module (or none)")
-    return value
-
-
-def _completes(option: str) -> Callable[[dict[str, Any], str], dict[str, Any]]:
-    """The ``complete`` of a kind whose ``option`` names a user's function: its ``source``.
-
-    The file of the user's config tree it comes from (empty: an installed package), found and
-    imported now, so that a bad name is an input error before any work.
-    """
-
-    def complete(options: dict[str, Any], field: str) -> dict[str, Any]:
-        from simstudy import usercode
-
-        where = f"{field}.{option}"
-        if options[option] is None:
-            raise InputError(where, None, "a dotted path module.function")
-        if not options["source"]:
-            options = {**options, "source": usercode.resolve(where, options[option])}
-        fn = usercode.load(where, options[option], options["source"])
-        derive = options.get("derive")
-        if derive is not None and not callable(getattr(inspect.getmodule(fn), derive, None)):
-            module = options[option].rsplit(".", 1)[0]
-            raise InputError(f"{field}.derive", derive, f"the name of a function of {module}")
-        return options
-
-    return complete
-
-
-def _python_fits(spec: ModelSpec, options: Mapping[str, Any], field: str) -> None:
-    """A user's function reports estimands of the model (their true values are known)."""
-    known = spec.estimands()
-    unknown = [n for n in options["parameters"] or () if n not in known]
-    if unknown:
-        raise InputError(
-            f"{field}.parameters", unknown[0], "an estimand of the model: " + ", ".join(known)
-        )
-
-
-def _build_python(spec, lay, families, options, built) -> Any:
-    """A user's function of the replication's data table (closed form to the engine)."""
-    from simstudy import usercode
-    from simstudy.contract import ClosedFormEstimator
-    from simstudy.spec.dgm import dataset_table
-
-    dotted = options["function"]
-    fn = usercode.load("function", dotted, options["source"])
-    parameters = tuple(options["parameters"] or spec.estimands())
-    takes_level = usercode.takes_level(fn)
-
-    def fit(dataset, level):
-        table = dataset_table(dataset, spec)
-        out = (
-            usercode.call(dotted, fn, table, level)
-            if takes_level
-            else usercode.call(dotted, fn, table)
-        )
-        return usercode.estimates(dotted, out, parameters, level)
-
-    return ClosedFormEstimator("python", fit, parameters)
-
-
-def _build_numpyro(spec, lay, families, options, built) -> Any:
-    """A user's NumPyro model of the data table's columns, run by the project's ChEES or NUTS."""
-    import jax.numpy as jnp
-    import numpy as np
-
-    from simstudy import usercode
-    from simstudy.contract import SampledEstimator
-    from simstudy.spec.dgm import dataset_table
-
-    dotted = options["model"]
-    user_model = usercode.load("model", dotted, options["source"])
-    module = inspect.getmodule(user_model)
-    user_derive = getattr(module, options["derive"]) if options["derive"] else None
-    parameters = tuple(options["parameters"] or spec.estimands())
-
-    def model(**columns):
-        return usercode.call(dotted, user_model, **columns)
-
-    def data(dataset, priors):
-        table = dataset_table(dataset, spec)
-        return {c: jnp.asarray(table[c].to_numpy(np.float32)) for c in table.columns}
-
-    def derive(samples):
-        out = usercode.call(dotted, user_derive, samples) if user_derive else samples
-        missing = [p for p in parameters if p not in out]
-        if missing:
-            raise usercode.UserCodeError(
-                f"{dotted}: no draws of {missing} (name the sample sites so, or give derive:)"
-            )
-        return {p: out[p] for p in parameters}
-
-    return SampledEstimator("numpyro", model, data, derive, parameters)
-
-
 #: The kinds of estimator, by the name a config's ``kind:`` gives.
 KINDS: dict[str, Kind] = {
     "gibbs": Kind(
@@ -518,28 +396,28 @@ KINDS: dict[str, Kind] = {
     ),
     "sum_score_ols": Kind(_build_sum_score_ols, check=_check_analyses),
     "python": Kind(
-        _build_python,
+        user.build_python,
         {
-            "function": Option(None, _function_name),
-            "source": Option("", _source),
-            "parameters": Option(None, _estimand_names),
+            "function": Option(None, user.function_name),
+            "source": Option("", user.source),
+            "parameters": Option(None, user.estimand_names),
         },
-        check=_python_fits,
-        complete=_completes("function"),
+        check=user.python_fits,
+        complete=user.completes("function"),
     ),
     "numpyro": Kind(
-        _build_numpyro,
+        user.build_numpyro,
         {
-            "model": Option(None, _function_name),
-            "source": Option("", _source),
-            "derive": Option(None, _attribute_name),
-            "parameters": Option(None, _estimand_names),
+            "model": Option(None, user.function_name),
+            "source": Option("", user.source),
+            "derive": Option(None, user.attribute_name),
+            "parameters": Option(None, user.estimand_names),
         },
         sampler="nuts",
         posterior=True,
-        check=_python_fits,
+        check=user.python_fits,
         draws=_hmc_draws,
-        complete=_completes("model"),
+        complete=user.completes("model"),
     ),
 }
 
