@@ -29,7 +29,8 @@ def _fit(plan: Any, estimator: Any, rep: Any) -> dict[str, Any]:
     from simstudy.engine.replicate import estimator_key, fit_estimator
 
     key = estimator_key(rep.key, chain_name(estimator))
-    settings = (plan.sampler, plan.model.priors, plan.level, plan.point_estimate)
+    sampler = plan.sampler_of(chain_name(estimator))
+    settings = (sampler, plan.model.priors, plan.level, plan.point_estimate)
     return fit_estimator(estimator, rep.dataset, key, *settings)[0]
 
 

@@ -106,11 +106,15 @@ def replace_mappings(overrides: Sequence[str]) -> list[str]:
 
 
 def compose_raw(overrides: Sequence[str], estimators: Sequence[str] | None = None) -> dict:
-    """Compose to plain containers, picking the sampler the estimators need if none is chosen.
+    """Compose to plain containers, with a sampler for every estimator that needs one.
 
-    A model's MCMC estimators run on one kind of sampler (``nuts`` or ``chees``, or ``gibbs``);
-    when the user names no ``sampler=`` and the composed default does not fit, the needed one is
-    composed instead, so that ``simstudy run study=sbc model=cfa`` needs no ``sampler=gibbs``.
+    A model's MCMC estimators each run on one kind of sampler (``nuts`` or ``chees``, or
+    ``gibbs``); when the user names no ``sampler=`` and the composed default does not fit
+    them all, the one they need is composed instead, so that ``simstudy run study=sbc
+    model=cfa`` needs no ``sampler=gibbs``. Estimators of a study that need different kinds
+    (a Gibbs sweep beside a PyMC model) each get the settings of the kind they need under
+    ``samplers.<estimator>`` unless the study's ``sampler`` serves them or the config gives
+    them settings of their own.
     """
     from omegaconf import OmegaConf
 
@@ -118,20 +122,31 @@ def compose_raw(overrides: Sequence[str], estimators: Sequence[str] | None = Non
     from simstudy.models import model_infos
 
     raw = OmegaConf.to_container(compose(overrides), resolve=True)
-    if any(o.lstrip("+").startswith("sampler=") for o in overrides):
-        return raw
     info = declared_info(raw.get("model"), model_infos())
     if info is None:
         return raw
     study = raw.get("study") or {}
+    every = False  # an SBC study's default: the posteriors on the study's sampler (no more)
     if estimators is None:
         estimators = study.get("estimators")
         if estimators is None and study.get("type") == "sbc":
-            estimators = info.posteriors
-    needed = {info.samplers.get(e) for e in estimators or []} - {None}
+            estimators, every = info.posteriors, True
+    needs = {e: info.samplers.get(e) for e in estimators or [] if info.samplers.get(e)}
+    needed = set(needs.values())
     composed = raw.get("sampler", {}).get("name")
-    if len(needed) == 1 and composed not in INTERCHANGEABLE[next(iter(needed))]:
-        raw = OmegaConf.to_container(compose([*overrides, f"sampler={needed.pop()}"]), resolve=True)
+    chosen = any(o.lstrip("+").startswith("sampler=") for o in overrides)
+    more: list[str] = []
+    if len(needed) == 1 and not chosen and composed not in INTERCHANGEABLE[next(iter(needed))]:
+        more.append(f"sampler={next(iter(needed))}")
+    elif len(needed) > 1 and not every:
+        own = raw.get("samplers") or {}
+        more += [
+            f"+sampler@samplers.{e}={need}"
+            for e, need in needs.items()
+            if composed not in INTERCHANGEABLE[need] and e not in own
+        ]
+    if more:
+        raw = OmegaConf.to_container(compose([*overrides, *more]), resolve=True)
     return raw
 
 

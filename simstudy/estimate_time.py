@@ -188,8 +188,13 @@ def lanes(plan: Any, reps: int, batch_size: int) -> int:
     from simstudy.config import BATCHED_SAMPLERS
     from simstudy.design import padded_lanes
 
-    batched = plan.kind != "sbc" and plan.sampler.name in BATCHED_SAMPLERS
-    return reps + (padded_lanes(reps, batch_size, plan.sampler.vectorize) if batched else 0)
+    if plan.kind == "sbc":
+        return reps
+    widest = max(
+        (s.vectorize for s in map(plan.sampler_of, plan.estimators) if s.name in BATCHED_SAMPLERS),
+        default=1,
+    )
+    return reps + padded_lanes(reps, batch_size, widest)
 
 
 def pilot_condition(plan: Any, condition: Mapping[str, Any], reps: int) -> PilotTiming:

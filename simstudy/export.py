@@ -106,11 +106,10 @@ def replication_draws(plan: Any, rep: Any) -> dict[str, Any]:
     from simstudy.models import family_of
 
     available = family_of(plan.model).estimators_for(plan.model.structure)
-    sampler, priors = plan.sampler, plan.model.priors
-    width = plan.sampler.vectorize
-    if plan.kind == "sbc":  # every estimator on its own, unbatched (replicate._sbc_records)
+    priors = plan.model.priors
+    sbc = plan.kind == "sbc"
+    if sbc:  # every estimator on its own, unbatched (replicate._sbc_records)
         units: Sequence[tuple[str, str | None]] = [(n, None) for n in plan.estimators]
-        width = 1
     else:
         units = r.fitting_units(plan)
     out: dict[str, Any] = {}
@@ -120,6 +119,8 @@ def replication_draws(plan: Any, rep: Any) -> dict[str, Any]:
         if kind.draws is None:
             continue
         key = r.estimator_key(rep.key, chain_name(estimator))
+        sampler = r.sampler_for(plan, name)
+        width = 1 if sbc else sampler.vectorize
         data, draws = rep.dataset, None
         try:
             if partner:

@@ -98,7 +98,7 @@ def _save_replay(plan: Any, simulated: Any, fresh: pd.DataFrame, directory: Path
             "study": plan.name,
             **{k: base[k] for k in ("condition_id", "rep", "seed")},
             "estimator": name,
-            "sampler": plan.sampler.name,
+            "sampler": plan.sampler_of(name).name,
             "point_estimate": plan.point_estimate,
         }
         path = directory / f"{stem}-{name}.nc"
@@ -212,7 +212,8 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
         raise InputError("--condition", args.condition, "one of " + ", ".join(conditions))
     if not 0 <= args.rep < plan.reps:
         raise InputError("--rep", args.rep, f"an integer in [0, {plan.reps})")
-    most = plan.sampler.chains * plan.sampler.draws
+    sampler = plan.sampler_of(imputer.sampler)
+    most = sampler.chains * sampler.draws
     if not 2 <= args.imputations <= most:
         raise InputError(
             "--imputations",

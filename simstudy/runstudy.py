@@ -349,11 +349,15 @@ def run_study(
             f"{len(plan.estimators)} estimators; {len(tasks)} batches to run, "
             f"{skipped} finished earlier"
         )
-        width = plan.sampler.vectorize if plan.kind != "sbc" else 1
-        padding = padded_lanes(plan.reps, batch_size, width)
         samplers = family_of(plan.model).info.samplers
-        batched = plan.sampler.name in BATCHED_SAMPLERS
-        if padding and batched and any(e in samplers for e in plan.estimators):
+        batched = [
+            plan.sampler_of(e).vectorize
+            for e in plan.estimators
+            if e in samplers and plan.sampler_of(e).name in BATCHED_SAMPLERS
+        ]
+        width = max(batched, default=1) if plan.kind != "sbc" else 1
+        padding = padded_lanes(plan.reps, batch_size, width)
+        if padding:
             notify(
                 f"[simstudy] note: {padding} padded lanes per condition, sampled and discarded "
                 f"(study.reps = {plan.reps} in batches of {batch_size}, fitted "

@@ -118,22 +118,30 @@ def worker_bytes(
     for name, levels in plan.factors.items():
         numbers = [v for v in levels if isinstance(v, int | float) and not isinstance(v, bool)]
         setting[name] = max(numbers) if numbers else levels[0]
-    s = plan.sampler
-    sampled = any(e in info.samplers for e in plan.estimators)
-    lanes = s.vectorize if sampled and s.name in BATCHED_SAMPLERS and plan.kind != "sbc" else 1
-    return _footprint_bytes(
-        info,
-        plan.model,
-        setting,
-        plan.estimators,
-        dataclasses.replace(
+    groups: dict[SamplerSettings, list[str]] = {}
+    for e in plan.estimators:  # estimators on one sampler's settings are fitted one by one
+        groups.setdefault(plan.sampler_of(e), []).append(e)
+    footprints = []
+    for s, estimators in groups.items():
+        sampled = any(e in info.samplers for e in estimators)
+        batched = sampled and s.name in BATCHED_SAMPLERS and plan.kind != "sbc"
+        settings = dataclasses.replace(
             s,
             warmup=s.warmup if warmup is None else warmup,
             draws=s.draws if draws is None else draws,
-        ),
-        plan.executor.batch_size,
-        lanes,
-    )
+        )
+        footprints.append(
+            _footprint_bytes(
+                info,
+                plan.model,
+                dict(setting),
+                estimators,
+                settings,
+                plan.executor.batch_size,
+                s.vectorize if batched else 1,
+            )
+        )
+    return max(footprints, key=lambda f: f[0])
 
 
 def fit_bytes(plan: FitPlan, info: ModelInfo, sizes: Mapping[str, float]) -> tuple[float, str]:

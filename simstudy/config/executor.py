@@ -32,22 +32,23 @@ from simstudy.config.values import (
 from simstudy.errors import InputError
 
 
-def _sampler(raw: Any) -> SamplerSettings:
-    d = _section(raw, "sampler", [f.name for f in SamplerSettings.__dataclass_fields__.values()])
+def _sampler(raw: Any, where: str = "sampler") -> SamplerSettings:
+    """Sampler settings from a config section (``where``: ``sampler`` or ``samplers.<est>``)."""
+    d = _section(raw, where, [f.name for f in SamplerSettings.__dataclass_fields__.values()])
     name = d.get("name", "nuts")
     if name not in SAMPLERS:
-        raise InputError("sampler.name", name, "one of " + ", ".join(SAMPLERS))
+        raise InputError(f"{where}.name", name, "one of " + ", ".join(SAMPLERS))
     target = d.get("target_accept", 0.8)
     # ChEES tunes its trajectory length from the spread of its chains
-    chains = _int("sampler.chains", d.get("chains", 2), 2 if name == "chees" else 1)
+    chains = _int(f"{where}.chains", d.get("chains", 2), 2 if name == "chees" else 1)
     return SamplerSettings(
         name=name,
         chains=chains,
-        warmup=_int("sampler.warmup", d.get("warmup", 500), 1),
-        draws=_int("sampler.draws", d.get("draws", 500), 4),
-        target_accept=_unit("sampler.target_accept", target, closed=False),
-        max_tree_depth=_int("sampler.max_tree_depth", d.get("max_tree_depth", 10), 1),
-        vectorize=_int("sampler.vectorize", d.get("vectorize", 1), 1),
+        warmup=_int(f"{where}.warmup", d.get("warmup", 500), 1),
+        draws=_int(f"{where}.draws", d.get("draws", 500), 4),
+        target_accept=_unit(f"{where}.target_accept", target, closed=False),
+        max_tree_depth=_int(f"{where}.max_tree_depth", d.get("max_tree_depth", 10), 1),
+        vectorize=_int(f"{where}.vectorize", d.get("vectorize", 1), 1),
     )
 
 

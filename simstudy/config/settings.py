@@ -225,6 +225,7 @@ class StudyPlan:
     sampler: SamplerSettings
     executor: ExecutorSettings
     results_dir: Path = Path("results")
+    samplers: dict[str, SamplerSettings] = field(default_factory=dict)
     fresh: bool = False
     retry_stopped: bool = False
     factor_kinds: dict[str, str] = field(default_factory=dict)
@@ -232,6 +233,17 @@ class StudyPlan:
     kind: str = "simulation"
     point_estimate: str = "mean"
     target: PrecisionTarget | None = None
+
+    def sampler_of(self, estimator: str) -> SamplerSettings:
+        """The sampler settings estimator ``estimator`` runs with (``samplers``, else ``sampler``).
+
+        An estimator that analyses another's chains is asked for by the chains' name
+        (:func:`simstudy.engine.dispatch.chain_name`).
+        """
+        return self.samplers.get(estimator, self.sampler)
+
+    def _own_samplers(self) -> dict[str, dict[str, Any]]:
+        return {name: asdict(settings) for name, settings in self.samplers.items()}
 
     @property
     def reference(self) -> str:
@@ -260,6 +272,8 @@ class StudyPlan:
             "model": model,
             "sampler": asdict(self.sampler),
         }
+        if self.samplers:  # a study without per-estimator samplers keeps the hash it had
+            numbers["samplers"] = self._own_samplers()
         if self.kind != "simulation":
             numbers["type"] = self.kind
         if self.point_estimate != "mean":  # the default keeps the hash it had before
@@ -295,6 +309,7 @@ class StudyPlan:
             },
             "model": self.model.as_config(),
             "sampler": asdict(self.sampler),
+            **({"samplers": self._own_samplers()} if self.samplers else {}),
             "executor": asdict(self.executor),
             "aggregate": asdict(self.aggregate),
             "results_dir": str(self.results_dir),

@@ -27,16 +27,42 @@ from simstudy.errors import InputError
 from simstudy.spec import ModelInfo
 
 
-def _check_sampler(info: ModelInfo, estimators: Sequence[str], sampler: SamplerSettings) -> None:
+def _check_sampler(
+    info: ModelInfo, estimators: Sequence[str], sampler: SamplerSettings, where: str = "sampler"
+) -> None:
     for est in estimators:
         needed = info.samplers.get(est)
         if needed is not None and sampler.name not in INTERCHANGEABLE[needed]:
             allowed = " or ".join(f"'{name}'" for name in INTERCHANGEABLE[needed])
             raise InputError(
-                "sampler.name",
+                f"{where}.name",
                 sampler.name,
-                f"{allowed} for estimator {est} of model {info.name} (e.g. sampler={needed})",
+                f"{allowed} for estimator {est} of model {info.name} (e.g. sampler={needed}, "
+                f"or +sampler@samplers.{est}={needed} for it alone)",
             )
+
+
+def _samplers(
+    raw: Any, info: ModelInfo, estimators: Sequence[str], sampler: SamplerSettings
+) -> dict[str, SamplerSettings]:
+    """``samplers``: the estimators that run with settings other than the study's ``sampler``.
+
+    Each checked as ``sampler`` is; the study's other estimators must run on ``sampler``.
+    """
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, Mapping):
+        raise InputError("samplers", raw, "a mapping from estimator names to sampler settings")
+    own = {}
+    for est, section in raw.items():
+        if est not in estimators:
+            raise InputError(
+                f"samplers.{est}", section, "an estimator of the study: " + ", ".join(estimators)
+            )
+        own[str(est)] = _sampler(section, f"samplers.{est}")
+        _check_sampler(info, [est], own[str(est)], f"samplers.{est}")
+    _check_sampler(info, [e for e in estimators if e not in own], sampler)
+    return own
 
 
 def _aggregate(raw: Any, estimators: Sequence[str]) -> AggregateSettings:
@@ -222,6 +248,7 @@ def plan_from_dict(raw: Mapping[str, Any], models: Mapping[str, ModelInfo]) -> S
             "study",
             "model",
             "sampler",
+            "samplers",
             "executor",
             "aggregate",
             "results_dir",
@@ -281,15 +308,17 @@ def plan_from_dict(raw: Mapping[str, Any], models: Mapping[str, ModelInfo]) -> S
     if not isinstance(retry_stopped, bool):
         raise InputError("retry_stopped", retry_stopped, "true or false")
     sampler = _sampler(top.get("sampler", {}))
-    _check_sampler(info, estimators, sampler)
+    samplers = _samplers(top.get("samplers"), info, estimators, sampler)
     executor = _executor(top.get("executor", {}))
-    if sampler.vectorize > executor.batch_size:
-        raise InputError(
-            "sampler.vectorize",
-            sampler.vectorize,
-            f"at most executor.batch_size ({executor.batch_size}): a task's replications are "
-            "what can be fitted together",
-        )
+    own = [(f"samplers.{e}", s) for e, s in samplers.items()]
+    for where, settings in [("sampler", sampler), *own]:
+        if settings.vectorize > executor.batch_size:
+            raise InputError(
+                f"{where}.vectorize",
+                settings.vectorize,
+                f"at most executor.batch_size ({executor.batch_size}): a task's replications "
+                "are what can be fitted together",
+            )
     return StudyPlan(
         name=name,
         aims=aims.strip(),
@@ -305,6 +334,7 @@ def plan_from_dict(raw: Mapping[str, Any], models: Mapping[str, ModelInfo]) -> S
         min_reps_for_stop=_int("study.min_reps_for_stop", study.get("min_reps_for_stop", 10), 1),
         model=model,
         sampler=sampler,
+        samplers=samplers,
         executor=executor,
         results_dir=Path(results_dir),
         fresh=fresh,

@@ -482,11 +482,12 @@ def diagnose_replication(
         dataset = compiled_simulate(family, setting)(simulate_key(key))
         truth = family.truth(setting)
     estimator = family.estimators_for(plan.model.structure)[imputer.sampler]
+    sampler = plan.sampler_of(imputer.sampler)
     scores = imputer.scores(
         estimator,
         dataset,
         estimator_key(key, imputer.sampler),
-        plan.sampler,
+        sampler,
         plan.model.priors,
         imputations,
     )
@@ -502,9 +503,9 @@ def diagnose_replication(
         "imputations": imputations,
         "sampler": imputer.sampler,
         "sampler_settings": {
-            "chains": plan.sampler.chains,
-            "warmup": plan.sampler.warmup,
-            "draws": plan.sampler.draws,
+            "chains": sampler.chains,
+            "warmup": sampler.warmup,
+            "draws": sampler.draws,
         },
         "level": plan.level,
         "true_interaction": truth.get(product),

@@ -68,6 +68,12 @@ def compiled_units(plan: StudyPlan) -> list[str]:
     return [name for name, _ in fitting_units(plan) if kind_of(available[name]).compiled]
 
 
+def sampler_for(plan: StudyPlan, name: str) -> SamplerSettings:
+    """The sampler settings estimator ``name`` runs with: those of the chains it draws."""
+    available = family_of(plan.model).estimators_for(plan.model.structure)
+    return plan.sampler_of(chain_name(available[name]))
+
+
 def simulate_key(rep_key: jax.Array) -> jax.Array:
     """Key of the data simulation of a replication."""
     return jax.random.fold_in(rep_key, 0)
@@ -265,7 +271,7 @@ def _fit_rows(plan: StudyPlan, rep: _Rep, name: str) -> list[Record]:
             estimator,
             rep.dataset,
             key,
-            plan.sampler,
+            sampler_for(plan, name),
             plan.model.priors,
             plan.level,
             plan.point_estimate,
@@ -319,7 +325,12 @@ def _fit_shared(
     keys = [estimator_key(rep.key, name) for rep in reps]
     try:
         run = gibbs.prepare_imputation_batch(
-            imputer, [rep.dataset for rep in reps], plan.sampler, plan.model.priors, width, True
+            imputer,
+            [rep.dataset for rep in reps],
+            sampler_for(plan, name),
+            plan.model.priors,
+            width,
+            True,
         )
         start = time.perf_counter()
         fits = run(keys)
@@ -346,7 +357,8 @@ def _fit_together(plan: StudyPlan, reps: Sequence[_Rep], name: str) -> list[Reco
     """
     estimator = family_of(plan.model).estimators_for(plan.model.structure)[name]
     batch = kind_of(estimator).batch
-    if batch is None or plan.sampler.name not in BATCHED_SAMPLERS:
+    sampler = sampler_for(plan, name)
+    if batch is None or sampler.name not in BATCHED_SAMPLERS:
         return [row for rep in reps for row in _fit_rows(plan, rep, name)]
     keys = [estimator_key(rep.key, chain_name(estimator)) for rep in reps]
     try:
@@ -354,9 +366,9 @@ def _fit_together(plan: StudyPlan, reps: Sequence[_Rep], name: str) -> list[Reco
             estimator,
             [rep.dataset for rep in reps],
             keys,
-            plan.sampler,
+            sampler,
             plan.model.priors,
-            plan.sampler.vectorize,
+            sampler.vectorize,
             plan.level,
             plan.point_estimate,
         )
@@ -377,7 +389,8 @@ def _sbc_records(
     plan: StudyPlan,
 ) -> list[Record]:
     """Records of one SBC fit: the usual summary plus the rank of the prior draw."""
-    draws, seconds = posterior_draws(estimator, dataset, rng_key, plan.sampler, plan.model.priors)
+    sampler = plan.sampler_of(chain_name(estimator))
+    draws, seconds = posterior_draws(estimator, dataset, rng_key, sampler, plan.model.priors)
     summaries = summarise_draws(draws.draws, plan.level, plan.point_estimate)
     ranks, n_kept = sbc_ranks(draws.draws, truth)
     return [
@@ -401,28 +414,33 @@ def _sbc_records(
 def run_batch(plan: StudyPlan, condition: Mapping[str, Any], reps: Sequence[int]) -> list[Record]:
     """Run several replications of one condition (the unit of work of the executor).
 
-    With ``sampler.vectorize = w > 1`` the replications are fitted ``w`` at a time in one
-    compiled program per estimator (the last group padded to ``w``); rows come out replication
+    An estimator whose sampler has ``vectorize = w > 1`` fits the replications ``w`` at a
+    time in one compiled program (the last group padded to ``w``); rows come out replication
     by replication as without it.
     """
-    width = plan.sampler.vectorize
-    if width <= 1 or plan.kind == "sbc":
+    units = fitting_units(plan)
+    widths = {name: sampler_for(plan, name).vectorize for name, _ in units}
+    if plan.kind == "sbc" or max(widths.values(), default=1) <= 1:
         return [row for rep in reps for row in run_replication(plan, condition, rep)]
+    simulated = [_simulate(plan, condition, rep) for rep in reps]
+    fitted: dict[int, list[Record]] = {s.base["rep"]: [] for s in simulated if isinstance(s, _Rep)}
+    for name, partner in units:
+        width = widths[name]
+        for first in range(0, len(simulated), width):
+            ready = [s for s in simulated[first : first + width] if isinstance(s, _Rep)]
+            if not ready:
+                continue
+            if partner:
+                together = _fit_shared(plan, ready, name, partner, width if width > 1 else None)
+            elif width > 1:
+                together = _fit_together(plan, ready, name)
+            else:
+                together = [row for rep in ready for row in _fit_rows(plan, rep, name)]
+            for row in together:
+                fitted[row["rep"]].append(row)
     rows: list[Record] = []
-    for first in range(0, len(reps), width):
-        simulated = [_simulate(plan, condition, rep) for rep in reps[first : first + width]]
-        ready = [s for s in simulated if isinstance(s, _Rep)]
-        fitted: dict[int, list[Record]] = {rep.base["rep"]: [] for rep in ready}
-        if ready:
-            for name, partner in fitting_units(plan):
-                if partner:
-                    together = _fit_shared(plan, ready, name, partner, width)
-                else:
-                    together = _fit_together(plan, ready, name)
-                for row in together:
-                    fitted[row["rep"]].append(row)
-        for s in simulated:
-            rows += fitted[s.base["rep"]] if isinstance(s, _Rep) else s
+    for s in simulated:
+        rows += fitted[s.base["rep"]] if isinstance(s, _Rep) else s
     return rows
 
 
@@ -444,9 +462,9 @@ def compile_unit(plan: StudyPlan, condition: Mapping[str, Any], name: str) -> st
         partner = dict(fitting_units(plan)).get(name)
         available = family_of(plan.model).estimators_for(plan.model.structure)
         estimator, data = available[name], simulated.dataset
-        sampler, priors = plan.sampler, plan.model.priors
-        width = plan.sampler.vectorize
-        batched = width > 1 and plan.sampler.name in BATCHED_SAMPLERS
+        sampler, priors = sampler_for(plan, name), plan.model.priors
+        width = sampler.vectorize
+        batched = width > 1 and sampler.name in BATCHED_SAMPLERS
         if partner:
             imputer = available[partner]
             gibbs.prepare_imputation_batch(
