@@ -17,6 +17,9 @@ DOCS = Path(__file__).parents[1] / "docs" / "your_estimators.md"
 #: Two more estimators that a check must fail: one that ignores its data, one that is random.
 MORE = """
 
+import numpy as np
+
+
 def constant(data):
     return {"y~x": (0.5, 0.1)}
 
@@ -42,11 +45,12 @@ def tree(tmp_path: Path) -> Path:
     root = tmp_path / "mine"
     (root / "model").mkdir(parents=True)
     (root / "study").mkdir()
-    code, numpyro_code = _blocks("python")
-    model, study, line = _blocks("yaml")
+    code, numpyro_code, pymc_code = _blocks("python")
+    model, study, line, pymc_line = _blocks("yaml")
     (root / "my_estimators.py").write_text(code + MORE)
     (root / "my_models.py").write_text(numpyro_code)
-    estimators = model + MORE_ESTIMATORS.lstrip("\n") + line
+    (root / "my_pymc.py").write_text(pymc_code)
+    estimators = model + MORE_ESTIMATORS.lstrip("\n") + line + pymc_line
     (root / "model" / "regression_mine.yaml").write_text(estimators)
     (root / "study" / "mine.yaml").write_text(study)
     return root
@@ -180,3 +184,30 @@ def test_a_numpyro_model_of_ones_own_runs_batched_in_a_study(tree, tmp_path, cap
     wide = rows.pivot_table(index=["rep", "parameter"], columns="estimator", values="estimate")
     assert (wide.my_bayes - wide.bayes_cc).abs().max() < 0.02
     assert rows[rows.estimator == "my_bayes"].ess_bulk.min() > 100
+
+
+@pytest.mark.slow
+def test_statsmodels_pymc_and_built_in_estimators_in_one_study_from_a_notebook(tree, tmp_path):
+    """The issue's "done when": a user's tree, one summary and one report, through the API.
+
+    statsmodels' HC3 OLS (robust), the docs' PyMC regression (my_pymc, on ChEES through
+    PyMC's JAX log density, 4 replications per program) and the built-in ols_cc and
+    bayes_cc, on the default study's design, on a local Dask cluster.
+    """
+    import simstudy
+
+    results = tmp_path / "results"
+    overrides = ["study=mine", f"results_dir={results}", "study.reps=8", "sampler.vectorize=4"]
+    overrides += ["study.estimators=[ols_cc,robust,bayes_cc,my_pymc]"]
+    study = simstudy.Study.from_config(overrides, config_dir=tree)
+    assert study.plan.sampler_of("my_pymc").name == "chees"
+    study.run()
+    rows = study.replications()
+    assert (rows.status == "ok").all() and len(rows) == 8 * (3 + 3 + 4 + 4)
+    wide = rows.pivot_table(index=["rep", "parameter"], columns="estimator", values="estimate")
+    assert (wide.my_pymc - wide.bayes_cc).abs().max() < 0.02  # the same posterior
+    assert rows[rows.estimator == "my_pymc"].ess_bulk.min() > 100
+    summary = study.aggregate()
+    assert set(summary.estimator) == {"ols_cc", "robust", "bayes_cc", "my_pymc"}
+    report = study.report()
+    assert report.exists() and "my_pymc" in report.read_text()

@@ -87,7 +87,8 @@ def flatten_model(
         return lambda flat: -potential_energy(model, (), data, unravel(flat))
 
     def derive(data: Mapping[str, Any], positions: jax.Array) -> dict[str, jax.Array]:
-        constrain = lambda f: constrain_fn(model, (), data, unravel(f))  # noqa: E731
+        # deterministic sites too: a user's derived quantities, a PyMC model's variables
+        constrain = lambda f: constrain_fn(model, (), data, unravel(f), True)  # noqa: E731
         return estimator.derive(jax.vmap(jax.vmap(constrain))(positions))
 
     return flat0.shape[0], logdensity_of, derive

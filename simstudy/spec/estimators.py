@@ -12,6 +12,7 @@ A spec model config may name its estimators::
       sum_score_ols: {kind: sum_score_ols}
       robust: {kind: python, function: my_estimators.ols_hc3}   # your own function
       my_bayes: {kind: numpyro, model: my_models.regression, derive: derive}   # your own model
+      my_pymc: {kind: pymc, model: my_models.pymc_regression}   # your own PyMC model
 
 ``fs_imputation`` analyses M states of a gibbs estimator's chain (OLS of the structural
 equations on the latent scores and imputed values, Rubin's rules); ``sum_score_ols`` is OLS
@@ -22,7 +23,9 @@ replication's data table and the interval level; it returns estimates and standa
 estimand name (``parameters``: which of the model's estimands; default all). ``numpyro`` runs
 a NumPyro model of the user's own (the data table's columns as keyword arrays, NaN where
 missing) on the project's ChEES or NUTS, with ``derive`` (a function of the same module) from
-its sample sites to the estimands.
+its sample sites to the estimands. ``pymc`` runs a user's PyMC model (a function of the data
+table returning a ``pm.Model`` whose data arrays are ``pm.Data``) on the same samplers, through
+PyMC's log density on JAX (:mod:`simstudy.pymcmodel`).
 
 Each name is what studies list in ``study.estimators`` and what result tables show; each
 value is ``{kind: K, ...options}`` with K one of :data:`KINDS`. Without the key a spec model
@@ -416,6 +419,20 @@ KINDS: dict[str, Kind] = {
         sampler="nuts",
         posterior=True,
         check=user.python_fits,
+        draws=_hmc_draws,
+        complete=user.completes("model"),
+    ),
+    "pymc": Kind(
+        user.build_pymc,
+        {
+            "model": Option(None, user.function_name),
+            "source": Option("", user.source),
+            "derive": Option(None, user.attribute_name),
+            "parameters": Option(None, user.estimand_names),
+        },
+        sampler="nuts",
+        posterior=True,
+        check=user.pymc_installed,
         draws=_hmc_draws,
         complete=user.completes("model"),
     ),

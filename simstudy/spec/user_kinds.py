@@ -107,6 +107,24 @@ def build_python(spec, lay, families, options, built) -> Any:
     return ClosedFormEstimator("python", fit, parameters)
 
 
+def _derive(dotted: str, module: Any, name: str | None, parameters: tuple[str, ...]):
+    """``samples -> draws`` of the estimands: the user's ``derive`` (or the sites as named)."""
+    from simstudy import usercode
+
+    user_derive = getattr(module, name) if name else None
+
+    def derive(samples):
+        out = usercode.call(dotted, user_derive, samples) if user_derive else samples
+        missing = [p for p in parameters if p not in out]
+        if missing:
+            raise usercode.UserCodeError(
+                f"{dotted}: no draws of {missing} (name the variables so, or give derive:)"
+            )
+        return {p: out[p] for p in parameters}
+
+    return derive
+
+
 def build_numpyro(spec, lay, families, options, built) -> Any:
     """A user's NumPyro model of the data table's columns, run by the project's ChEES or NUTS."""
     import jax.numpy as jnp
@@ -118,8 +136,6 @@ def build_numpyro(spec, lay, families, options, built) -> Any:
 
     dotted = options["model"]
     user_model = usercode.load("model", dotted, options["source"])
-    module = inspect.getmodule(user_model)
-    user_derive = getattr(module, options["derive"]) if options["derive"] else None
     parameters = tuple(options["parameters"] or spec.estimands())
 
     def model(**columns):
@@ -129,13 +145,38 @@ def build_numpyro(spec, lay, families, options, built) -> Any:
         table = dataset_table(dataset, spec)
         return {c: jnp.asarray(table[c].to_numpy(np.float32)) for c in table.columns}
 
-    def derive(samples):
-        out = usercode.call(dotted, user_derive, samples) if user_derive else samples
-        missing = [p for p in parameters if p not in out]
-        if missing:
-            raise usercode.UserCodeError(
-                f"{dotted}: no draws of {missing} (name the sample sites so, or give derive:)"
-            )
-        return {p: out[p] for p in parameters}
-
+    derive = _derive(dotted, inspect.getmodule(user_model), options["derive"], parameters)
     return SampledEstimator("numpyro", model, data, derive, parameters)
+
+
+def build_pymc(spec, lay, families, options, built) -> Any:
+    """A user's PyMC model of the data table, its log density run by the project's samplers."""
+    import jax.numpy as jnp
+
+    from simstudy import usercode
+    from simstudy.contract import SampledEstimator
+    from simstudy.pymcmodel import PymcModel
+    from simstudy.spec.dgm import dataset_table
+
+    dotted = options["model"]
+    build = usercode.load("model", dotted, options["source"])
+    parameters = tuple(options["parameters"] or spec.estimands())
+    model = PymcModel(dotted, build)
+
+    def data(dataset, priors):
+        arrays = model.data(dataset_table(dataset, spec))
+        return {k: jnp.asarray(v) for k, v in arrays.items()}
+
+    derive = _derive(dotted, inspect.getmodule(build), options["derive"], parameters)
+    return SampledEstimator("pymc", model, data, derive, parameters)
+
+
+def pymc_installed(spec: ModelSpec, options: Mapping[str, Any], field: str) -> None:
+    """A ``pymc`` estimator needs PyMC (optional: ``pip install 'simstudy[pymc]'``)."""
+    from simstudy.pymcmodel import installed
+
+    python_fits(spec, options, field)
+    if not installed():
+        raise InputError(
+            f"{field}.kind", "pymc", "an installed kind (pip install 'simstudy[pymc]')"
+        )
