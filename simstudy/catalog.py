@@ -130,15 +130,35 @@ def model_rows(dirs: Sequence[Path]) -> list[dict[str, Any]]:
     return rows
 
 
-def _spec_configs(models: Mapping[str, Path]) -> Iterator[tuple[Path, Any, Any, str]]:
+def _merged(path: Path, raw: Any) -> Any:
+    """A variant model config (one with a defaults list) merged with what it extends."""
+    if not isinstance(raw, Mapping) or not raw.get("defaults"):
+        return raw
+    from omegaconf import OmegaConf
+
+    from simstudy.compose import compose
+
+    try:
+        return OmegaConf.to_container(compose([f"model={path.stem}"]), resolve=True)["model"]
+    except Exception:  # the models table says why it does not compose
+        return raw
+
+
+def _spec_configs(
+    models: Mapping[str, Path], variants: bool = False
+) -> Iterator[tuple[Path, Any, Any, str]]:
     """Each model config with a syntax: path, raw config, ModelInfo and why it is invalid.
 
     The ModelInfo is None (and the reason a sentence) when the config does not validate.
+    ``variants``: a config that extends another through its defaults list counts too, merged
+    (e.g. one that adds estimators of the user's own).
     """
     from simstudy.spec import info as spec_info
 
     for path in models.values():
         raw = read_config_file(path)
+        if variants:
+            raw = _merged(path, raw)
         if not spec_info.is_spec(raw) or not raw.get("syntax"):
             continue
         try:
@@ -178,7 +198,7 @@ def estimator_rows(dirs: Sequence[Path]) -> list[dict[str, Any]]:
         for name in fam.info.estimators:
             sampler = fam.info.samplers.get(name)
             rows.append(_estimator_row(model, name, fam.estimators[name], sampler))
-    for path, raw, info, _ in _spec_configs(group_files(dirs, "model")):
+    for path, raw, info, _ in _spec_configs(group_files(dirs, "model"), variants=True):
         if info is None:  # the models table says why
             continue
         structure = spec_info.normalise(raw)

@@ -179,6 +179,9 @@ class PymcModel:
     arrays is the NumPyro model (traced after :meth:`data` saw data of that shape).
     """
 
+    #: What the catalog and ``simstudy fit`` call it.
+    label = "PyMC model"
+
     def __init__(self, dotted: str, build: Callable[..., Any]) -> None:
         self.dotted = dotted
         self.build = build

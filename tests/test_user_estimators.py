@@ -211,3 +211,12 @@ def test_statsmodels_pymc_and_built_in_estimators_in_one_study_from_a_notebook(t
     assert set(summary.estimator) == {"ols_cc", "robust", "bayes_cc", "my_pymc"}
     report = study.report()
     assert report.exists() and "my_pymc" in report.read_text()
+
+
+def test_list_shows_the_estimators_a_variant_model_config_adds(tree, capsys):
+    """model/regression_mine.yaml extends regression_missing: its own estimators are listed."""
+    assert main(["--config-dir", str(tree), "list", "estimators"]) == 0
+    rows = [re.split(r"\s{2,}", line) for line in capsys.readouterr().out.splitlines()]
+    mine = {r[1]: r[2] for r in rows if r[0] == "model=regression_mine"}
+    assert mine["robust"] == "closed form" and mine["my_bayes"] == "NumPyro model"
+    assert mine["my_pymc"] == "PyMC model" and mine["ols_cc"] == "closed form"

@@ -163,7 +163,8 @@ def _sampled_compile(one, batch, est, dataset, sampler, priors, width) -> None:
 def _sampled(label: str, one: Callable[..., Any], batch: Callable[..., Any]) -> Kind:
     """The entry of a kind that draws from a posterior with programs ``one`` and ``batch``."""
     return Kind(
-        label=lambda est: label,
+        # a model that says what it is (a PyMC model translated to NumPyro) keeps its label
+        label=lambda est: getattr(getattr(est, "model", None), "label", label),
         bayesian=True,
         compiled=True,
         fit=partial(_sampled_fit, one, batch),
@@ -209,7 +210,7 @@ KINDS: dict[type, Kind] = {
         compile=_nothing_to_compile,
     ),
     GibbsEstimator: _sampled("Gibbs sampler", _gibbs_one, _gibbs_batch),
-    SampledEstimator: _sampled("NumPyro model", _numpyro_one, _numpyro_batch),
+    SampledEstimator: _sampled("NumPyro model", _numpyro_one, _numpyro_batch),  # or PyMC's
     ImputationEstimator: Kind(
         label=lambda est: f"imputation from {est.sampler.name}'s chains",
         bayesian=True,
