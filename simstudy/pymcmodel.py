@@ -106,11 +106,19 @@ def _fingerprint(outputs: list[Any]) -> str:
     return digest.hexdigest()
 
 
+def _single(value: Any) -> np.ndarray:
+    """A ``pm.Data`` value as simstudy's JAX takes it: floats as float32, integers as int32."""
+    value = np.asarray(value)
+    if value.dtype.kind == "f":
+        return value.astype(np.float32)
+    return value.astype(np.int32) if value.dtype.kind in "iub" else value
+
+
 def translate(model: Any, jaxify: bool = True) -> tuple[str, dict[str, np.ndarray], Graph | None]:
     """``model``'s fingerprint, data values and (with ``jaxify``) graph.
 
     The fingerprint hashes the numbers the graph holds; the data values are the
-    ``pm.Data`` arrays, as float32; the graph's :attr:`Graph.fn` takes the value variables
+    ``pm.Data`` arrays (in 32 bits); the graph's :attr:`Graph.fn` takes the value variables
     and those arrays.
     """
     import pytensor
@@ -131,7 +139,7 @@ def translate(model: Any, jaxify: bool = True) -> tuple[str, dict[str, np.ndarra
         # the other shared values (the lengths of dims) are fixed numbers of the graph
         fixed = [v for v in graph_inputs(outputs) if isinstance(v, SharedVariable)]
         outputs = clone_replace(outputs, {v: pt.constant(v.get_value()) for v in fixed})
-        data = {d.name: np.asarray(d.get_value(), np.float32) for d in data_vars}
+        data = {d.name: _single(d.get_value()) for d in data_vars}
         fingerprint = _fingerprint(outputs)
         if not jaxify:
             return fingerprint, data, None

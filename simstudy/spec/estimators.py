@@ -13,6 +13,7 @@ A spec model config may name its estimators::
       robust: {kind: python, function: my_estimators.ols_hc3}   # your own function
       my_bayes: {kind: numpyro, model: my_models.regression, derive: derive}   # your own model
       my_pymc: {kind: pymc, model: my_models.pymc_regression}   # your own PyMC model
+      ols_no_z: {kind: ols, syntax: "y ~ 1 + x"}   # a model of its own (misspecified)
 
 ``fs_imputation`` analyses M states of a gibbs estimator's chain (OLS of the structural
 equations on the latent scores and imputed values, Rubin's rules); ``sum_score_ols`` is OLS
@@ -26,6 +27,12 @@ missing) on the project's ChEES or NUTS, with ``derive`` (a function of the same
 its sample sites to the estimands. ``pymc`` runs a user's PyMC model (a function of the data
 table returning a ``pm.Model`` whose data arrays are ``pm.Data``) on the same samplers, through
 PyMC's log density on JAX (:mod:`simstudy.pymcmodel`).
+
+A ``gibbs``, ``hmc`` or ``ols`` estimator may fit a model other than the population's
+(``syntax:``, e.g. one that omits a predictor, an interaction or a random slope): the model
+the data come from stays the config's ``syntax``, and the estimator's estimands are those of
+its own model, each of which the population model must have (its true value;
+:func:`simstudy.spec.info.analysis_spec`).
 
 Each name is what studies list in ``study.estimators`` and what result tables show; each
 value is ``{kind: K, ...options}`` with K one of :data:`KINDS`. Without the key a spec model
@@ -438,11 +445,20 @@ KINDS: dict[str, Kind] = {
     ),
 }
 
+#: The kinds that may fit a model of their own (``syntax:``), other than the population's.
+OWN_SYNTAX = ("gibbs", "hmc", "ols")
 
-def normalise(raw: Any, spec: ModelSpec | None = None) -> dict[str, dict[str, Any]]:
+
+def normalise(
+    raw: Any,
+    spec: ModelSpec | None = None,
+    analysis: Callable[[str, str], ModelSpec] | None = None,
+) -> dict[str, dict[str, Any]]:
     """A config's ``estimators:`` mapping validated, each option given (defaults filled in).
 
-    ``spec``: the model, for the kinds' checks (None: options only).
+    ``spec``: the model, for the kinds' checks (None: options only). ``analysis``:
+    ``(syntax, field) -> spec``, the model an estimator with its own ``syntax`` fits
+    (:data:`OWN_SYNTAX` kinds; :func:`simstudy.spec.info.analysis_spec`).
 
     Raises
     ------
@@ -467,6 +483,17 @@ def normalise(raw: Any, spec: ModelSpec | None = None) -> dict[str, dict[str, An
         if kind_name not in KINDS:
             raise InputError(f"{where}.kind", kind_name, "one of " + ", ".join(KINDS))
         kind = KINDS[kind_name]
+        own = given.get("syntax")
+        given = {k: v for k, v in given.items() if k != "syntax"}
+        if own is not None:
+            if kind_name not in OWN_SYNTAX:
+                raise InputError(
+                    f"{where}.syntax",
+                    own,
+                    "no syntax of its own for this kind: use one of " + ", ".join(OWN_SYNTAX),
+                )
+            if not isinstance(own, str) or not own.strip():
+                raise InputError(f"{where}.syntax", own, "a model in the lavaan-style syntax")
         extra = sorted(set(given) - {"kind", *kind.options})
         if extra:
             allowed = ", ".join(kind.options) or "none"
@@ -478,13 +505,24 @@ def normalise(raw: Any, spec: ModelSpec | None = None) -> dict[str, dict[str, An
             for k, opt in kind.options.items()
         }
         options = kind.complete(options, where)
-        if spec is not None:
-            kind.check(spec, options, where)
-        out[name] = {"kind": kind_name, **options}
+        fitted = spec
+        if own is not None and spec is not None and analysis is not None:
+            fitted = analysis(own, f"{where}.syntax")
+        if fitted is not None:
+            kind.check(fitted, options, where)
+        # kept only when given, so that the estimators without one keep their hash
+        out[name] = {"kind": kind_name, **options, **({"syntax": own} if own else {})}
     for name, entry in out.items():
         # an imputation estimator analyses the chain of a gibbs estimator listed before it
         of = entry.get("of")
         before = list(out)[: list(out).index(name)]
+        if of is not None and out.get(of, {}).get("syntax"):
+            raise InputError(
+                f"model.estimators.{name}.of",
+                of,
+                "a gibbs estimator of the population model (the analyses are its equations; "
+                f"{of} fits a syntax of its own)",
+            )
         if of is not None and (of not in before or out[of]["kind"] != "gibbs"):
             gibbs = [n for n in before if out[n]["kind"] == "gibbs"]
             raise InputError(
@@ -530,22 +568,35 @@ def posteriors(mapping: Mapping[str, Mapping[str, Any]]) -> tuple[str, ...]:
 
 
 def options_of(entry: Mapping[str, Any]) -> dict[str, Any]:
-    """An estimator's options, its kind left out."""
-    return {k: v for k, v in entry.items() if k != "kind"}
+    """An estimator's options, its kind and its own syntax left out."""
+    return {k: v for k, v in entry.items() if k not in ("kind", "syntax")}
 
 
 def build(
-    spec: ModelSpec, lay: Any, families: Mapping[str, str], mapping: Mapping[str, Any]
+    spec: ModelSpec,
+    lay: Any,
+    families: Mapping[str, str],
+    mapping: Mapping[str, Any],
+    analysis: Callable[[str], ModelSpec] | None = None,
 ) -> dict[str, Any]:
     """The estimators of a mapping, each under its own name, returned in its order.
 
     An estimator that analyses another's chain (option ``of``) is built after the others, so
-    that it holds that estimator itself (a study fitting both runs one chain).
+    that it holds that estimator itself (a study fitting both runs one chain). One with its
+    own ``syntax`` is built for the model ``analysis(syntax)`` instead of ``spec``.
     """
+    from simstudy.spec import sweep
+
     built: dict[str, Any] = {}
     for name in sorted(mapping, key=lambda n: "of" in mapping[n]):
         entry = mapping[name]
         kind = KINDS[entry["kind"]]
-        est = kind.build(spec, lay, families, options_of(entry), dict(built))
+        fitted, fitted_lay = spec, lay
+        if entry.get("syntax"):
+            if analysis is None:
+                raise ValueError(f"estimator {name} has a syntax of its own: give analysis")
+            fitted = analysis(entry["syntax"])
+            fitted_lay = sweep.layout(fitted)
+        est = kind.build(fitted, fitted_lay, families, options_of(entry), dict(built))
         built[name] = dataclasses.replace(est, name=name)
     return {name: built[name] for name in mapping}

@@ -19,7 +19,7 @@ from simstudy.contract import Family
 from simstudy.errors import InputError
 from simstudy.spec import dgm, sweep
 from simstudy.spec import estimators as kinds
-from simstudy.spec.info import PRIOR_DEFAULTS, model_info, spec_of
+from simstudy.spec.info import PRIOR_DEFAULTS, analysis_spec, model_info, spec_of
 from simstudy.spec.ir import LATENT, RANDOM, ModelSpec, with_derived
 from simstudy.spec.standardized import reported
 from simstudy.userdata import Columns, model_data
@@ -29,12 +29,14 @@ def estimators(
     spec: ModelSpec,
     families: Mapping[str, str],
     mapping: Mapping[str, Any] | None = None,
+    structure: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The estimators a model config names (:mod:`simstudy.spec.estimators`), by name.
 
     ``mapping``: normalised ``estimators:`` (None: ``bayes`` and ``bayes_hmc``).
     """
-    return kinds.build(spec, sweep.layout(spec), families, mapping or kinds.DEFAULT)
+    own = None if structure is None else functools.partial(analysis_spec, structure)
+    return kinds.build(spec, sweep.layout(spec), families, mapping or kinds.DEFAULT, own)
 
 
 def truth(spec: ModelSpec, setting: Mapping[str, Any]) -> dict[str, float]:
@@ -216,7 +218,7 @@ def _codes(column: Any) -> tuple[np.ndarray, Any]:
 def _family(name: str, blob: str) -> Family:
     structure = json.loads(blob)
     spec = spec_of(structure)
-    built = estimators(spec, structure["prior_families"], kinds.mapping_of(structure))
+    built = estimators(spec, structure["prior_families"], kinds.mapping_of(structure), structure)
     info = model_info(name, structure, {}, fitting=True)  # config checks the values
     return Family(
         info=dataclasses.replace(info, params={}),

@@ -35,7 +35,7 @@ from simstudy.spec.declare import (
     check_inverse_gamma,
 )
 from simstudy.spec.grammar import parse
-from simstudy.spec.ir import ModelSpec, build
+from simstudy.spec.ir import LATENT, RANDOM, ModelSpec, build
 from simstudy.spec.nominal import check_declaration as check_nominal
 from simstudy.spec.ordered import LINKS, check_link
 from simstudy.spec.ordered import check_declaration as check_ordered
@@ -235,7 +235,9 @@ def normalise(raw_model: Mapping[str, Any]) -> dict[str, Any]:
         check_standardized(spec)
     if given.get("estimators") is not None:
         # kept only when given, so that models without it keep their hash
-        structure["estimators"] = kinds.normalise(given["estimators"], spec)
+        structure["estimators"] = kinds.normalise(
+            given["estimators"], spec, lambda syntax, field: analysis_spec(structure, syntax, field)
+        )
     if report != REPORTS[0]:
         _posterior_only(kinds.mapping_of(structure))
     return structure
@@ -285,6 +287,71 @@ def _spec(blob: str) -> ModelSpec:
         link=s.get("link", LINKS[0]),
         report=s.get("report", REPORTS[0]),
     )
+
+
+def analysis_spec(
+    structure: Mapping[str, Any], syntax: str, field: str = "model.estimators"
+) -> ModelSpec:
+    """The model an estimator with its own ``syntax`` fits to the population model's data.
+
+    The population's declarations (missingness, ordered and nominal variables, link, report)
+    apply to the variables the syntax names. Its variables must be the data's, and each of its
+    estimands one the population model has (so that it has a true value).
+
+    Raises
+    ------
+    InputError
+        Naming ``field`` (``model.estimators.<name>.syntax``).
+    """
+    import re
+
+    population = spec_of(structure)
+    words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", syntax))
+    design = structure["design"]
+    # what is missing where it names it; given what matters only to the simulator
+    missing = {
+        v: {**m, "given": [g for g in m["given"] if g in words]}
+        for v, m in design["missing"].items()
+        if v in words
+    }
+    given: dict[str, Any] = {
+        "syntax": syntax,
+        "design": {**design, "missing": missing},
+    }
+    for key in ("nominal", "ordered"):
+        kept = {v: k for v, k in (structure.get(key) or {}).items() if v in words}
+        if kept:
+            given[key] = kept
+    for key in ("link", "report"):
+        if key in structure:
+            given[key] = structure[key]
+    try:
+        spec = spec_of(given)
+    except InputError as exc:
+        raise InputError(field, syntax, f"a model in the syntax ({exc})") from None
+    data = {v.name for v in population.variables if v.kind not in (LATENT, RANDOM)}
+    data |= set(population.groups)
+    unknown = sorted(
+        {v.name for v in spec.variables if v.kind not in (LATENT, RANDOM)} - data
+        | set(spec.groups) - data
+    )
+    if unknown:
+        raise InputError(
+            field,
+            syntax,
+            f"a model of the data's variables ({', '.join(sorted(data))}); "
+            f"{', '.join(unknown)} are not",
+        )
+    truths = set(population.estimands())
+    without = [e for e in spec.estimands() if e not in truths]
+    if without:
+        raise InputError(
+            field,
+            syntax,
+            "a model whose estimands the population model has (their true values are "
+            f"known); {', '.join(without)} are not among them",
+        )
+    return spec
 
 
 def spec_of(structure: Mapping[str, Any]) -> ModelSpec:
