@@ -18,6 +18,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from simstudy.spec import distributions
 from simstudy.spec.ir import LATENT, ModelSpec, Nominal, Ordered, covariance_pair
 from simstudy.spec.population import population
 
@@ -102,10 +103,29 @@ def block_covariance(block, values: Mapping[str, float]) -> list[list[float]]:
     return cov
 
 
-def _mvn(key: jax.Array, cov: list[list[float]], n: int) -> jax.Array:
+#: Where a non-normal variable's key folds in (the normal draws of the others stay as they were).
+SHAPE_KEY = 3000
+
+
+def _shapes_of(members: Any, shapes: Mapping[str, Any]) -> list[Any]:
+    """Each member's distribution (None: normal) of ``model.design.distributions``."""
+    return [shapes.get(m) for m in members]
+
+
+def _mvn(key: jax.Array, cov: list[list[float]], n: int, shapes: Any = ()) -> jax.Array:
+    """``n`` draws with covariance ``cov``: standardized innovations times its Cholesky factor.
+
+    ``shapes``: per column a non-normal family of :mod:`.distributions` (None: normal), whose
+    innovation is drawn with its own key.
+    """
     k = len(cov)
     chol = jnp.linalg.cholesky(_cov(cov)) if k else jnp.zeros((0, 0))
-    return jax.random.normal(key, (n, k)) @ chol.T
+    z = jax.random.normal(key, (n, k))
+    for column, shape in enumerate(shapes):
+        if shape is not None:
+            own = jax.random.fold_in(key, SHAPE_KEY + column)
+            z = z.at[:, column].set(distributions.draw(own, shape, (n,)))
+    return z @ chol.T
 
 
 #: Keys of a setting that are design, not population values.
@@ -144,13 +164,14 @@ def simulate(
         cluster = jnp.zeros(rows, dtype=jnp.int32)
         real = jnp.ones(rows, dtype=bool)
     current: dict[str, jax.Array] = {}
+    shapes = setting.get("structure", {}).get("design", {}).get("distributions", {})
     re_keys = jax.random.split(k_re, max(1, len(spec.blocks)))
     for key, block in zip(re_keys, spec.blocks, strict=False):
         cov = block_covariance(block, values)
         if block.level is None:
-            draws = _mvn(key, cov, rows)
+            draws = _mvn(key, cov, rows, _shapes_of(block.members, shapes))
         else:
-            draws = _mvn(key, cov, j)[cluster]
+            draws = _mvn(key, cov, j, _shapes_of(block.members, shapes))[cluster]
         for i, m in enumerate(block.members):
             current[m] = draws[:, i]
     for index, nom in enumerate(spec.nominal):
@@ -167,7 +188,7 @@ def simulate(
                 else:
                     name = named.get(frozenset((va, vb)))
                     cov[a][b] = moments[name] if name else 0.0
-        draws = _mvn(k_exo, cov, rows)
+        draws = _mvn(k_exo, cov, rows, _shapes_of(exo, shapes))
         for a, v in enumerate(exo):
             current[v] = moments[f"{v}~1"] + draws[:, a]
     eq_noise = jax.random.normal(k_eq, (rows, max(1, len(spec.equations))))
@@ -186,6 +207,9 @@ def simulate(
             mean = mean + current[r.effect] * _product(drivers, r.factors, rows)
         sd = jnp.sqrt(values[eq.variance.name] if eq.variance.fixed is None else eq.variance.fixed)
         noise = eq_noise[:, i]
+        if eq.target in shapes:  # a non-normal residual, standardized (its own key)
+            key = jax.random.fold_in(k_eq, SHAPE_KEY + i)
+            noise = distributions.draw(key, shapes[eq.target], (rows,))
         if eq.target in ordered and ordered[eq.target].link == "logit":  # the same draw, logistic
             tail = jax.scipy.special.ndtr(-jnp.abs(noise))  # the accurate side in float32
             noise = -jnp.sign(noise) * jax.scipy.special.logit(tail)

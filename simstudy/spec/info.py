@@ -27,6 +27,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from simstudy.errors import InputError
+from simstudy.spec import distributions
 from simstudy.spec import estimators as kinds
 from simstudy.spec.declare import (
     MISSINGNESS_FACTORS,
@@ -182,9 +183,11 @@ def normalise(raw_model: Mapping[str, Any]) -> dict[str, Any]:
             "model.syntax", syntax, "a model in the lavaan-style syntax, e.g. 'y ~ 1 + x + (1 | g)'"
         )
     design = dict(given.get("design") or {})
-    bad = sorted(set(design) - {"size_spread", "missing"})
+    bad = sorted(set(design) - {"size_spread", "missing", "distributions"})
     if bad:
-        raise InputError(f"model.design.{bad[0]}", design[bad[0]], "size_spread or missing")
+        raise InputError(
+            f"model.design.{bad[0]}", design[bad[0]], "size_spread, missing or distributions"
+        )
     spread = FactorSpec("float", low=0.0, high=1.0, high_open=True).check(
         "model.design.size_spread", design.get("size_spread", 0.0)
     )
@@ -229,6 +232,9 @@ def normalise(raw_model: Mapping[str, Any]) -> dict[str, Any]:
     if report != REPORTS[0]:  # likewise
         structure["report"] = report
     spec = spec_of(structure)  # raises on a bad syntax or design
+    shapes = distributions.check(design.get("distributions"), tuple(v.name for v in spec.variables))
+    if shapes:  # kept only when given, so that models without it keep their hash
+        structure["design"]["distributions"] = shapes
     if families["covariance"] == "inverse_wishart":
         _check_inverse_wishart(spec)
     if report != REPORTS[0]:
