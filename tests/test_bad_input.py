@@ -395,7 +395,7 @@ FIT_CHECKS = [
         "no model=",
         _write_frame(lambda f: f),
         lambda data, d: ["fit", f"data={data}", "estimator=ols_cc", f"out={d / 'fit.parquet'}"],
-        ("model = None", "model=NAME", "regression_missing, spec"),
+        ("model = None", "model=NAME", "regression_missing, regression_skewed, spec"),
     ),
     (
         "out= in a missing directory",

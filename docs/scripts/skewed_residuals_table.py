@@ -28,7 +28,7 @@ ESTIMATORS = {
 def table(summary: pd.DataFrame) -> list[str]:
     """One row per N, estimator and estimand."""
     est = summary.pivot_table(
-        index=["N", "estimator", "parameter"], columns="measure", values="estimate"
+        index=["N", "estimator", "parameter"], columns="measure", values="value"
     )
     mcse = summary.pivot_table(
         index=["N", "estimator", "parameter"], columns="measure", values="mcse"
