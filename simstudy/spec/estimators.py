@@ -50,6 +50,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from simstudy.errors import InputError
+from simstudy.spec import builtin_kinds as builtin
 from simstudy.spec import user_kinds as user
 from simstudy.spec.ir import LATENT, RANDOM, Equation, ModelSpec
 
@@ -199,125 +200,6 @@ class Kind:
     complete: Callable[[dict[str, Any], str], dict[str, Any]] = lambda options, field: options
 
 
-def _priors_of(families: Mapping[str, str], priors: Mapping[str, Any]) -> Any:
-    from simstudy.spec import sweep
-    from simstudy.spec.info import PRIOR_DEFAULTS
-
-    return sweep.Priors.of(
-        {
-            **PRIOR_DEFAULTS,
-            **priors,
-            "resvar_prior": families["residual"],
-            "cov_prior": families["covariance"],
-        }
-    )
-
-
-def complete_model(spec: ModelSpec) -> ModelSpec:
-    """The model a complete-case fit needs: no missingness, no incomplete predictor's model.
-
-    On complete cases every variable is observed, so the nuisance equations of incomplete
-    predictors factor out of the posterior of the rest: dropping them leaves it as it is, with
-    nothing drawn per row.
-    """
-    nuisance = tuple(e.target for e in spec.equations if e.variance.nuisance)
-    return dataclasses.replace(
-        spec,
-        missing=(),
-        equations=tuple(e for e in spec.equations if not e.variance.nuisance),
-        exogenous=(*spec.exogenous, *nuisance),
-    )
-
-
-def _build_gibbs(spec, lay, families, options, built) -> Any:
-    """The compiled Gibbs sweep (on the complete cases, with ``complete_cases``)."""
-    from simstudy.contract import GibbsEstimator
-    from simstudy.spec import dgm, sweep
-
-    full = spec
-    if options.get("complete_cases"):
-        spec = complete_model(spec)
-        lay = sweep.layout(spec)
-
-    def prepare(data):
-        if options.get("complete_cases"):
-            data = dgm.complete_cases(data, full)
-        return sweep.prepare(data, lay)
-
-    def init(rng_key, data, priors):
-        return sweep.init(rng_key, data, lay, _priors_of(families, priors))
-
-    def step(rng_key, state, data, priors):
-        return sweep.sweep(rng_key, state, data, lay, _priors_of(families, priors))
-
-    def warmup_step(rng_key, state, data, priors):
-        return sweep.sweep(rng_key, state, data, lay, _priors_of(families, priors), adapt=True)
-
-    def collect(state, data):
-        return sweep.collect(state, lay, spec)
-
-    return GibbsEstimator(
-        "gibbs",
-        init,
-        step,
-        collect,
-        spec.estimands(),
-        prepare=prepare,
-        warmup_step=warmup_step if lay.ordered else None,
-    )
-
-
-def _build_hmc(spec, lay, families, options, built) -> Any:
-    """HMC on the NumPyro model (complete cases, incomplete predictors integrated out)."""
-    from simstudy.contract import SampledEstimator
-    from simstudy.spec import dgm, hmc, sweep
-    from simstudy.spec.info import PRIOR_DEFAULTS
-
-    full = spec
-    if options.get("complete_cases"):
-        spec = complete_model(spec)
-        lay = sweep.layout(spec)
-
-    def data(dataset, priors):
-        if options.get("complete_cases"):
-            dataset = dgm.complete_cases(dataset, full)
-        return hmc.model_data(dataset, {**PRIOR_DEFAULTS, **priors}, lay)
-
-    residual, covariance = families["residual"], families["covariance"]
-    return SampledEstimator(
-        "hmc",
-        hmc.make_model(lay, residual, covariance, marginal=bool(options.get("marginal"))),
-        data,
-        hmc.make_derive(lay, spec, residual, covariance),
-        spec.estimands(),
-    )
-
-
-def _build_ols(spec, lay, families, options, built) -> Any:
-    """Closed-form OLS per equation on the complete cases."""
-    from simstudy.contract import ClosedFormEstimator
-    from simstudy.spec import ols
-
-    return ClosedFormEstimator(
-        "ols", lambda dataset, level: ols.fit(spec, dataset, level), spec.estimands()
-    )
-
-
-def _gibbs_draws(spec: ModelSpec, rows: float, clusters: float) -> float:
-    """The estimands: the sweep's state is not stored."""
-    return float(len(spec.estimands()))
-
-
-def _hmc_draws(spec: ModelSpec, rows: float, clusters: float) -> float:
-    """Parameters, random effects, and per row the latent and missing values it samples.
-
-    An upper bound: a marginal model samples no per-row values.
-    """
-    latent = sum(v.kind == LATENT for v in spec.variables)
-    effects = sum(v.kind == RANDOM for v in spec.variables)
-    return len(spec.parameters()) + clusters * effects + rows * (latent + len(spec.missing))
-
-
 def _check_analyses(spec: ModelSpec, options: Mapping[str, Any], field: str) -> None:
     """OLS of the structural equations needs a single-level model that has some."""
     from simstudy.spec import analyses
@@ -339,72 +221,36 @@ def _estimator_name(name: str, value: Any) -> str:
     return value
 
 
-def _build_fs_imputation(spec, lay, families, options, built) -> Any:
-    """OLS on M states of another estimator's Gibbs chain, pooled by Rubin's rules."""
-    from simstudy.contract import GibbsEstimator, ImputationEstimator
-    from simstudy.spec import analyses
-
-    sampler = built.get(options["of"])
-    if not isinstance(sampler, GibbsEstimator):
-        raise ValueError(f"fs_imputation: {options['of']!r} is no gibbs estimator built before it")
-
-    def analyse(state, data):
-        vals, weights = analyses.state_values(spec, lay, state, data)
-        est, var, _ = analyses.analyse(spec, vals, weights)
-        return est, var
-
-    return ImputationEstimator(
-        "fs_imputation", sampler, options["imputations"], analyse, analyses.estimands(spec)
-    )
-
-
-def _build_sum_score_ols(spec, lay, families, options, built) -> Any:
-    """OLS on the means of each factor's observed indicators (closed form)."""
-    from simstudy.contract import ClosedFormEstimator
-    from simstudy.spec import analyses
-
-    def fit(dataset, level):
-        return analyses.sum_score_ols(spec, dataset, level)
-
-    return ClosedFormEstimator("sum_score_ols", fit, analyses.estimands(spec))
-
-
-def _imputation_draws(spec: ModelSpec, rows: float, clusters: float) -> float:
-    """The M recorded analyses' estimates and variances (the chain is another estimator's)."""
-    from simstudy.spec import analyses
-
-    return 2.0 * len(analyses.estimands(spec))
-
-
-#: The kinds of estimator, by the name a config's ``kind:`` gives.
 KINDS: dict[str, Kind] = {
     "gibbs": Kind(
-        _build_gibbs,
+        builtin.build_gibbs,
         {"complete_cases": flag(False)},
         sampler="gibbs",
         posterior=True,
-        draws=_gibbs_draws,
+        draws=builtin.gibbs_draws,
     ),
     "hmc": Kind(
-        _build_hmc,
+        builtin.build_hmc,
         {"complete_cases": flag(False), "marginal": flag(False)},
         sampler="nuts",
         posterior=True,
         check=_hmc_fits,
-        draws=_hmc_draws,
+        draws=builtin.hmc_draws,
     ),
-    "ols": Kind(_build_ols, {"complete_cases": flag(True, allowed=(True,))}, check=_ols_fits),
+    "ols": Kind(
+        builtin.build_ols, {"complete_cases": flag(True, allowed=(True,))}, check=_ols_fits
+    ),
     "fs_imputation": Kind(
-        _build_fs_imputation,
+        builtin.build_fs_imputation,
         options={
             "of": Option("bayes", _estimator_name),
             "imputations": Option(20, _imputations),
         },
         sampler="gibbs",
         check=_check_analyses,
-        draws=_imputation_draws,
+        draws=builtin.imputation_draws,
     ),
-    "sum_score_ols": Kind(_build_sum_score_ols, check=_check_analyses),
+    "sum_score_ols": Kind(builtin.build_sum_score_ols, check=_check_analyses),
     "python": Kind(
         user.build_python,
         {
@@ -426,7 +272,7 @@ KINDS: dict[str, Kind] = {
         sampler="nuts",
         posterior=True,
         check=user.python_fits,
-        draws=_hmc_draws,
+        draws=builtin.hmc_draws,
         complete=user.completes("model"),
     ),
     "pymc": Kind(
@@ -440,7 +286,7 @@ KINDS: dict[str, Kind] = {
         sampler="nuts",
         posterior=True,
         check=user.pymc_installed,
-        draws=_hmc_draws,
+        draws=builtin.hmc_draws,
         complete=user.completes("model"),
     ),
 }

@@ -11,8 +11,7 @@ from simstudy.cli import compose_raw, main
 from simstudy.config import SamplerSettings, plan_from_dict
 from simstudy.engine.gibbs import imputation_program, pool
 from simstudy.models import family_of, model_infos
-from simstudy.spec import analyses, dgm
-from simstudy.spec import estimators as kinds
+from simstudy.spec import analyses, builtin_kinds, dgm
 from simstudy.spec.info import spec_of
 
 
@@ -28,7 +27,7 @@ def test_the_spec_takes_the_flat_latent_variance_prior_to_the_sweep():
     assert plan.model.priors["latent_var_shape"] == -1.0
     assert plan.model.priors["latent_var_scale"] == 0.0
     families = plan.model.structure["prior_families"]
-    priors = kinds._priors_of(families, plan.model.priors)
+    priors = builtin_kinds.priors_of(families, plan.model.priors)
     assert priors.variance_ig(True) == (-1.0, 0.0)
     assert priors.variance_ig(False) == (2.0, 0.5)
 

@@ -12,7 +12,7 @@ from simstudy.config import SamplerSettings, plan_from_dict
 from simstudy.engine import gibbs
 from simstudy.errors import InputError
 from simstudy.models import family_of, model_infos
-from simstudy.spec import analyses, dgm, scaled, sweep
+from simstudy.spec import analyses, builtin_kinds, dgm, scaled, sweep
 from simstudy.spec import estimators as kinds
 from simstudy.spec.info import declared, spec_of
 from simstudy.spec.ir import from_syntax
@@ -222,7 +222,7 @@ def test_imputation_analyses_read_the_states_categories_where_d_is_missing():
     spec = spec_of(plan.model.structure)
     lay = sweep.layout(spec)
     data = _dataset(0.25)
-    priors = kinds._priors_of(plan.model.structure["prior_families"], plan.model.priors)
+    priors = builtin_kinds.priors_of(plan.model.structure["prior_families"], plan.model.priors)
     state = sweep.init(jax.random.key(0), sweep.prepare(data, lay), lay, priors)
     seen = np.asarray(data[dgm.observed_key("d")])
     imputed = np.where(seen, np.asarray(data["d"]), 3.0)
