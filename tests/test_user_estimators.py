@@ -203,7 +203,7 @@ def test_statsmodels_pymc_and_built_in_estimators_in_one_study_from_a_notebook(t
     assert study.plan.sampler_of("my_pymc").name == "chees"
     study.run()
     rows = study.replications()
-    assert (rows.status == "ok").all() and len(rows) == 8 * (3 + 3 + 4 + 4)
+    assert (rows.status == "ok").all() and len(rows) == 8 * (4 + 3 + 4 + 4)
     wide = rows.pivot_table(index=["rep", "parameter"], columns="estimator", values="estimate")
     assert (wide.my_pymc - wide.bayes_cc).abs().max() < 0.02  # the same posterior
     assert rows[rows.estimator == "my_pymc"].ess_bulk.min() > 100
