@@ -17,9 +17,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+import pages
 import pandas as pd
 
-from simstudy.aggregate.mcmc import fit_convergence
 from simstudy.store import read_manifest, read_replications
 
 ROOT = Path(__file__).parents[2]
@@ -31,7 +31,7 @@ ESTIMATORS = {
     "ml": "ML (user module)",
 }
 SAMPLED = ["bayes", "pymc_cfa", "pymc_cfa_centred"]
-RHAT_MAX, ESS_MIN = 1.01, 400
+RHAT_MAX, ESS_MIN = pages.RHAT_MAX, pages.ESS_MIN
 
 
 def kind(parameter: str) -> str:
@@ -46,21 +46,17 @@ def kind(parameter: str) -> str:
 
 def efficiency(rows: pd.DataFrame) -> list[str]:
     """Per sampled estimator: convergence, min ESS, seconds and min ESS per second per fit."""
-    ok = rows[rows["status"] == "ok"]
-    conv = fit_convergence(ok, ["estimator"], RHAT_MAX, ESS_MIN)
-    fits = ok.groupby(["estimator", "rep"]).agg(ess=("ess_bulk", "min"), s=("seconds", "first"))
-    fits["per_s"] = fits["ess"] / fits["s"]
-    med = fits.groupby("estimator").median()
-    gibbs = med.loc["bayes", "per_s"]
+    e = pages.efficiency(rows)
+    gibbs = e.loc["bayes", "per_s"]
     out = [
         "| estimator | fits | converged | median min ESS | median s per fit "
         "| median min ESS/s | vs Gibbs |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for est in SAMPLED:
-        c, m = conv.loc[est], med.loc[est]
+        m = e.loc[est]
         out.append(
-            f"| `{est}` ({ESTIMATORS[est]}) | {int(c['fits'])} | {c['converged']:.0%} "
+            f"| `{est}` ({ESTIMATORS[est]}) | {int(m['fits'])} | {m['converged']:.0%} "
             f"| {m['ess']:.0f} | {m['s']:.2f} | {m['per_s']:.1f} | {m['per_s'] / gibbs:.3f}× |"
         )
     return out
@@ -278,8 +274,7 @@ def main() -> None:
         *lavaan_check(),
         "",
     ]
-    page.write_text("\n".join(lines))
-    print(f"wrote {page}")
+    pages.write(page, lines)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ import math
 import sys
 from pathlib import Path
 
+import pages
 import pandas as pd
 
 ROOT = Path(__file__).parents[2]
@@ -123,8 +124,7 @@ def main() -> None:
         *table(summary),
         "",
     ]
-    page.write_text("\n".join(lines))
-    print(f"wrote {page}")
+    pages.write(page, lines)
 
 
 if __name__ == "__main__":
