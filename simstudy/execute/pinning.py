@@ -101,17 +101,25 @@ class IgnoreInterrupts(WorkerPlugin):
             pass
 
 
+#: Worker log messages of a connection that closed, logged at ERROR with a traceback.
+_LOST = (
+    "Worker stream died during communication",  # a peer went away while it fetched data
+    "Failed to communicate with scheduler during heartbeat",  # the cluster is closing
+)
+
+
 class _NotPeerLoss(logging.Filter):
-    """Drops the worker's report of a peer that went away while it fetched data from it.
+    """Drops the worker's report of a peer or scheduler whose connection closed.
 
     Dask logs that at ERROR with a traceback (``CommClosedError``), then handles it itself
-    (the data is fetched elsewhere or recomputed); a peer restarted after ``fit_timeout`` is
-    expected, and its traceback on the driver's terminal says nothing to act on.
+    (the data is fetched elsewhere or recomputed; a worker whose scheduler is gone closes): a
+    peer restarted after ``fit_timeout`` is expected, so is a worker restarted while the
+    cluster closes, and their tracebacks on the driver's terminal say nothing to act on.
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
-        lost = str(record.msg).startswith("Worker stream died during communication")
+        lost = str(record.msg).startswith(_LOST)
         return not (lost and isinstance(exc, OSError))
 
 
