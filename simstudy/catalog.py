@@ -134,12 +134,10 @@ def _merged(path: Path, raw: Any) -> Any:
     """A variant model config (one with a defaults list) merged with what it extends."""
     if not isinstance(raw, Mapping) or not raw.get("defaults"):
         return raw
-    from omegaconf import OmegaConf
-
-    from simstudy.compose import compose
+    from simstudy.compose import model_config
 
     try:
-        return OmegaConf.to_container(compose([f"model={path.stem}"]), resolve=True)["model"]
+        return model_config(path.stem)
     except Exception:  # the models table says why it does not compose
         return raw
 

@@ -105,6 +105,13 @@ def replace_mappings(overrides: Sequence[str]) -> list[str]:
     return out
 
 
+def model_config(stem: str) -> dict[str, Any]:
+    """The model config ``model/<stem>.yaml`` composed (its defaults list merged), as plain data."""
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(compose([f"model={stem}"]), resolve=True)["model"]
+
+
 def compose_raw(overrides: Sequence[str], estimators: Sequence[str] | None = None) -> dict:
     """Compose to plain containers, with a sampler for every estimator that needs one.
 

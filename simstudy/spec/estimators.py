@@ -221,6 +221,24 @@ def _estimator_name(name: str, value: Any) -> str:
     return value
 
 
+def _user_model(build: Callable[..., Any], check: Callable[..., None]) -> Kind:
+    """A kind whose estimator is a user's model run by the project's samplers (NumPyro, PyMC)."""
+    return Kind(
+        build,
+        {
+            "model": Option(None, user.function_name),
+            "source": Option("", user.source),
+            "derive": Option(None, user.attribute_name),
+            "parameters": Option(None, user.estimand_names),
+        },
+        sampler="nuts",
+        posterior=True,
+        check=check,
+        draws=builtin.hmc_draws,
+        complete=user.completes("model"),
+    )
+
+
 KINDS: dict[str, Kind] = {
     "gibbs": Kind(
         builtin.build_gibbs,
@@ -261,34 +279,8 @@ KINDS: dict[str, Kind] = {
         check=user.python_fits,
         complete=user.completes("function"),
     ),
-    "numpyro": Kind(
-        user.build_numpyro,
-        {
-            "model": Option(None, user.function_name),
-            "source": Option("", user.source),
-            "derive": Option(None, user.attribute_name),
-            "parameters": Option(None, user.estimand_names),
-        },
-        sampler="nuts",
-        posterior=True,
-        check=user.python_fits,
-        draws=builtin.hmc_draws,
-        complete=user.completes("model"),
-    ),
-    "pymc": Kind(
-        user.build_pymc,
-        {
-            "model": Option(None, user.function_name),
-            "source": Option("", user.source),
-            "derive": Option(None, user.attribute_name),
-            "parameters": Option(None, user.estimand_names),
-        },
-        sampler="nuts",
-        posterior=True,
-        check=user.pymc_installed,
-        draws=builtin.hmc_draws,
-        complete=user.completes("model"),
-    ),
+    "numpyro": _user_model(user.build_numpyro, user.python_fits),
+    "pymc": _user_model(user.build_pymc, user.pymc_installed),
 }
 
 #: The kinds that may fit a model of their own (``syntax:``), other than the population's.
